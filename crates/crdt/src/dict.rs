@@ -1,0 +1,318 @@
+//! The LWW-element dictionary: every key keeps the latest add (with its value) and the latest
+//! remove. A key is present when its latest add beats its latest remove; at equal stamp times the
+//! [`Bias`] decides. Two adds at equal times with different values go to the configured
+//! [`TieBreak`]: by peer id (correct) or `keep-local` (the reproduction of a real bug).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stamp::{incoming_wins, Stamp, TieBreak};
+use crate::traits::{Coin, DeltaCrdt, Intent, OpCrdt, StateCrdt};
+
+/// Which side wins when a key's latest add and latest remove carry the same stamp time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bias {
+    #[default]
+    Add,
+    Remove,
+}
+
+/// Defaults: add-bias, value ties by peer id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LwwDictConfig {
+    pub bias: Bias,
+    /// How equal-time adds with different values are broken.
+    pub tie_break: TieBreak,
+}
+
+/// The add and remove history of one key that matters: the latest of each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Entry {
+    pub add: Option<(Stamp, u64)>,
+    pub remove: Option<Stamp>,
+}
+
+impl Entry {
+    /// The value a lookup returns, if the key is present.
+    pub fn lookup(&self, bias: Bias) -> Option<u64> {
+        let (add_stamp, value) = self.add?;
+        let present = match self.remove {
+            None => true,
+            Some(remove) if add_stamp.time != remove.time => add_stamp.time > remove.time,
+            Some(_) => bias == Bias::Add,
+        };
+        present.then_some(value)
+    }
+}
+
+/// An add (or update) or a remove of one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum DictOp {
+    Add { key: u32, value: u64, stamp: Stamp },
+    Remove { key: u32, stamp: Stamp },
+}
+
+/// What a user sees: the present keys and their values.
+pub type DictView = BTreeMap<u32, u64>;
+
+/// The LWW-element dictionary. See the module docs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LwwDict {
+    config: LwwDictConfig,
+    entries: BTreeMap<u32, Entry>,
+    /// Local bookkeeping for deltas: the version at which each key last changed here.
+    changed_at: BTreeMap<u32, u64>,
+    version: u64,
+}
+
+impl PartialEq for LwwDict {
+    /// Replicated state only; change counters are local.
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config && self.entries == other.entries
+    }
+}
+
+impl LwwDict {
+    pub fn new(config: LwwDictConfig) -> Self {
+        LwwDict {
+            config,
+            ..Default::default()
+        }
+    }
+
+    pub fn config(&self) -> &LwwDictConfig {
+        &self.config
+    }
+
+    pub fn entry(&self, key: u32) -> Option<&Entry> {
+        self.entries.get(&key)
+    }
+
+    pub fn lookup(&self, key: u32) -> Option<u64> {
+        self.entries
+            .get(&key)
+            .and_then(|e| e.lookup(self.config.bias))
+    }
+
+    /// Offers an entry's history for one key; returns whether anything changed.
+    fn offer(&mut self, key: u32, incoming: &Entry, coin: &mut dyn Coin) -> bool {
+        let tie_break = self.config.tie_break;
+        let local = self.entries.entry(key).or_default();
+        let mut changed = false;
+        if let Some((stamp, value)) = incoming.add {
+            let wins = match local.add {
+                None => true,
+                Some((local_stamp, ref local_value)) => {
+                    incoming_wins((local_stamp, local_value), (stamp, &value), tie_break, coin)
+                }
+            };
+            if wins {
+                local.add = Some((stamp, value));
+                changed = true;
+            }
+        }
+        if let Some(stamp) = incoming.remove {
+            if local.remove.is_none_or(|local_remove| stamp > local_remove) {
+                local.remove = Some(stamp);
+                changed = true;
+            }
+        }
+        if changed {
+            self.version += 1;
+            self.changed_at.insert(key, self.version);
+        } else if *local == Entry::default() {
+            self.entries.remove(&key);
+        }
+        changed
+    }
+}
+
+impl StateCrdt for LwwDict {
+    type View = DictView;
+
+    fn merge(&mut self, other: &Self, coin: &mut dyn Coin) {
+        for (key, entry) in &other.entries {
+            self.offer(*key, entry, coin);
+        }
+    }
+
+    fn view(&self) -> DictView {
+        self.entries
+            .iter()
+            .filter_map(|(key, entry)| entry.lookup(self.config.bias).map(|value| (*key, value)))
+            .collect()
+    }
+
+    fn time_max(&self) -> u64 {
+        self.entries
+            .values()
+            .flat_map(|e| {
+                e.add
+                    .map(|(s, _)| s.time)
+                    .into_iter()
+                    .chain(e.remove.map(|s| s.time))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn key_time(&self, key: u32) -> Option<u64> {
+        let entry = self.entries.get(&key)?;
+        entry
+            .add
+            .map(|(s, _)| s.time)
+            .max(entry.remove.map(|s| s.time))
+    }
+
+    fn size_bytes(&self) -> usize {
+        // Key (4), then add stamp and value (20) and remove stamp (12) where present.
+        self.entries
+            .values()
+            .map(|e| 4 + 2 + e.add.map_or(0, |_| 20) + e.remove.map_or(0, |_| 12))
+            .sum()
+    }
+}
+
+impl OpCrdt for LwwDict {
+    type Op = DictOp;
+
+    fn prepare(&self, intent: &Intent, stamp: Stamp) -> DictOp {
+        match *intent {
+            Intent::Put { key, value } => DictOp::Add { key, value, stamp },
+            Intent::Remove { key } => DictOp::Remove { key, stamp },
+        }
+    }
+
+    fn apply(&mut self, op: &DictOp, coin: &mut dyn Coin) {
+        match *op {
+            DictOp::Add { key, value, stamp } => self.offer(
+                key,
+                &Entry {
+                    add: Some((stamp, value)),
+                    remove: None,
+                },
+                coin,
+            ),
+            DictOp::Remove { key, stamp } => self.offer(
+                key,
+                &Entry {
+                    add: None,
+                    remove: Some(stamp),
+                },
+                coin,
+            ),
+        };
+    }
+
+    fn op_size_bytes(op: &DictOp) -> usize {
+        match op {
+            DictOp::Add { .. } => 1 + 4 + 8 + 12,
+            DictOp::Remove { .. } => 1 + 4 + 12,
+        }
+    }
+}
+
+impl DeltaCrdt for LwwDict {
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn delta_since(&self, version: u64) -> Self {
+        let entries = self
+            .changed_at
+            .iter()
+            .filter(|(_, changed)| **changed > version)
+            .map(|(key, _)| (*key, self.entries[key]))
+            .collect();
+        LwwDict {
+            config: self.config,
+            entries,
+            changed_at: BTreeMap::new(),
+            version: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traits::FixedCoin;
+
+    fn add(key: u32, value: u64, time: u64, replica: u32) -> DictOp {
+        DictOp::Add {
+            key,
+            value,
+            stamp: Stamp::new(time, replica),
+        }
+    }
+
+    fn remove(key: u32, time: u64, replica: u32) -> DictOp {
+        DictOp::Remove {
+            key,
+            stamp: Stamp::new(time, replica),
+        }
+    }
+
+    #[test]
+    fn a_remove_wins_only_if_later() {
+        let coin = &mut FixedCoin(false);
+        let mut dict = LwwDict::new(LwwDictConfig::default());
+        dict.apply(&add(1, 10, 5, 0), coin);
+        dict.apply(&remove(1, 4, 1), coin);
+        assert_eq!(dict.lookup(1), Some(10));
+        dict.apply(&remove(1, 6, 1), coin);
+        assert_eq!(dict.lookup(1), None);
+        dict.apply(&add(1, 11, 7, 0), coin);
+        assert_eq!(dict.lookup(1), Some(11));
+    }
+
+    #[test]
+    fn bias_decides_equal_times() {
+        let coin = &mut FixedCoin(false);
+        for (bias, expected) in [(Bias::Add, Some(10)), (Bias::Remove, None)] {
+            let mut dict = LwwDict::new(LwwDictConfig {
+                bias,
+                ..Default::default()
+            });
+            dict.apply(&add(1, 10, 5, 0), coin);
+            dict.apply(&remove(1, 5, 1), coin);
+            assert_eq!(dict.lookup(1), expected, "{bias:?}");
+        }
+    }
+
+    #[test]
+    fn equal_time_adds_diverge_only_with_keep_local() {
+        let coin = &mut FixedCoin(false);
+        for (tie_break, converges) in [(TieBreak::PeerId, true), (TieBreak::KeepLocal, false)] {
+            let config = LwwDictConfig {
+                tie_break,
+                ..Default::default()
+            };
+            let mut a = LwwDict::new(config);
+            let mut b = LwwDict::new(config);
+            a.apply(&add(1, 10, 5, 0), coin);
+            b.apply(&add(1, 20, 5, 1), coin);
+            let a_before = a.clone();
+            a.merge(&b, coin);
+            b.merge(&a_before, coin);
+            assert_eq!(a.view() == b.view(), converges, "{tie_break:?}");
+        }
+    }
+
+    #[test]
+    fn delta_since_carries_the_changed_keys() {
+        let coin = &mut FixedCoin(false);
+        let mut a = LwwDict::new(LwwDictConfig::default());
+        a.apply(&add(1, 10, 1, 0), coin);
+        let seen = a.version();
+        a.apply(&add(2, 20, 2, 0), coin);
+        assert_eq!(a.delta_since(seen).view(), DictView::from([(2, 20)]));
+        let mut b = LwwDict::new(LwwDictConfig::default());
+        b.merge(&a.delta_since(0), coin);
+        assert_eq!(b, a);
+    }
+}

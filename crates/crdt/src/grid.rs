@@ -1,0 +1,274 @@
+//! The last-writer-wins grid: `rows x cols` cells, each holding a value and the stamp of the write
+//! that put it there. Merge keeps, per cell, the write with the greater stamp; equal stamp times go
+//! to the configured [`TieBreak`].
+//!
+//! This is the shared pixel board of the collaborative-editing tutorials: every edit sets one cell,
+//! and the state is small enough to broadcast whole.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stamp::{incoming_wins, Stamp, TieBreak};
+use crate::traits::{Coin, DeltaCrdt, Intent, OpCrdt, StateCrdt};
+
+/// How a grid is shaped and how it breaks ties. Defaults: 3 x 3, ties by peer id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LwwGridConfig {
+    pub rows: u32,
+    pub cols: u32,
+    pub tie_break: TieBreak,
+}
+
+impl Default for LwwGridConfig {
+    fn default() -> Self {
+        LwwGridConfig {
+            rows: 3,
+            cols: 3,
+            tie_break: TieBreak::PeerId,
+        }
+    }
+}
+
+/// One written cell. `value: None` is a cleared cell (a remove), which still carries its stamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cell {
+    pub value: Option<u64>,
+    pub stamp: Stamp,
+}
+
+/// Sets one cell: the op of the grid, and the unit of its deltas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GridOp {
+    /// Row-major cell index.
+    pub cell: u32,
+    /// The new value; `None` clears the cell.
+    pub value: Option<u64>,
+    pub stamp: Stamp,
+}
+
+/// What a user sees: the value in every cell, row-major.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GridView {
+    pub rows: u32,
+    pub cols: u32,
+    pub cells: Vec<Option<u64>>,
+}
+
+/// The LWW grid. See the module docs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LwwGrid {
+    config: LwwGridConfig,
+    cells: Vec<Option<Cell>>,
+    /// Local bookkeeping for deltas: the version at which each cell last changed here.
+    changed_at: Vec<u64>,
+    version: u64,
+}
+
+impl PartialEq for LwwGrid {
+    /// Replicated state only: shape, policy and cells. Change counters are local and differ between
+    /// replicas that hold the same data.
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config && self.cells == other.cells
+    }
+}
+
+impl LwwGrid {
+    /// An empty grid.
+    ///
+    /// # Panics
+    /// If the grid has no cells; scenario validation refuses such a shape before it gets here.
+    pub fn new(config: LwwGridConfig) -> Self {
+        let len = config.rows as usize * config.cols as usize;
+        assert!(len > 0, "a grid needs at least one cell");
+        LwwGrid {
+            config,
+            cells: vec![None; len],
+            changed_at: vec![0; len],
+            version: 0,
+        }
+    }
+
+    pub fn config(&self) -> &LwwGridConfig {
+        &self.config
+    }
+
+    /// The cell a key writes to: keys wrap around the grid.
+    pub fn cell_of(&self, key: u32) -> u32 {
+        key % self.cells.len() as u32
+    }
+
+    pub fn cell(&self, index: u32) -> Option<&Cell> {
+        self.cells.get(index as usize).and_then(Option::as_ref)
+    }
+
+    /// Offers one write to one cell; returns whether it replaced what was there.
+    fn offer(&mut self, index: usize, incoming: Cell, coin: &mut dyn Coin) -> bool {
+        let wins = match &self.cells[index] {
+            None => true,
+            Some(local) => incoming_wins(
+                (local.stamp, &local.value),
+                (incoming.stamp, &incoming.value),
+                self.config.tie_break,
+                coin,
+            ),
+        };
+        if wins {
+            self.cells[index] = Some(incoming);
+            self.version += 1;
+            self.changed_at[index] = self.version;
+        }
+        wins
+    }
+}
+
+impl StateCrdt for LwwGrid {
+    type View = GridView;
+
+    fn merge(&mut self, other: &Self, coin: &mut dyn Coin) {
+        assert_eq!(
+            self.cells.len(),
+            other.cells.len(),
+            "merging grids of different shapes"
+        );
+        for (index, incoming) in other.cells.iter().enumerate() {
+            if let Some(incoming) = incoming {
+                self.offer(index, *incoming, coin);
+            }
+        }
+    }
+
+    fn view(&self) -> GridView {
+        GridView {
+            rows: self.config.rows,
+            cols: self.config.cols,
+            cells: self
+                .cells
+                .iter()
+                .map(|cell| cell.and_then(|c| c.value))
+                .collect(),
+        }
+    }
+
+    fn time_max(&self) -> u64 {
+        self.cells
+            .iter()
+            .flatten()
+            .map(|c| c.stamp.time)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn key_time(&self, key: u32) -> Option<u64> {
+        self.cell(self.cell_of(key)).map(|c| c.stamp.time)
+    }
+
+    fn size_bytes(&self) -> usize {
+        // A presence byte per cell, then value (8), stamp time (8) and replica (4) when written.
+        self.cells
+            .iter()
+            .map(|c| if c.is_some() { 21 } else { 1 })
+            .sum()
+    }
+}
+
+impl OpCrdt for LwwGrid {
+    type Op = GridOp;
+
+    fn prepare(&self, intent: &Intent, stamp: Stamp) -> GridOp {
+        let cell = self.cell_of(intent.key());
+        let value = match *intent {
+            Intent::Put { value, .. } => Some(value),
+            Intent::Remove { .. } => None,
+        };
+        GridOp { cell, value, stamp }
+    }
+
+    fn apply(&mut self, op: &GridOp, coin: &mut dyn Coin) {
+        assert!(
+            (op.cell as usize) < self.cells.len(),
+            "op for cell {} outside the grid",
+            op.cell
+        );
+        self.offer(
+            op.cell as usize,
+            Cell {
+                value: op.value,
+                stamp: op.stamp,
+            },
+            coin,
+        );
+    }
+
+    fn op_size_bytes(_op: &GridOp) -> usize {
+        4 + 9 + 12
+    }
+}
+
+impl DeltaCrdt for LwwGrid {
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn delta_since(&self, version: u64) -> Self {
+        let mut delta = LwwGrid::new(self.config);
+        for (index, cell) in self.cells.iter().enumerate() {
+            if self.changed_at[index] > version {
+                delta.cells[index] = *cell;
+            }
+        }
+        delta
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traits::FixedCoin;
+
+    fn put(grid: &LwwGrid, key: u32, value: u64, time: u64, replica: u32) -> GridOp {
+        grid.prepare(&Intent::Put { key, value }, Stamp::new(time, replica))
+    }
+
+    #[test]
+    fn greater_stamp_wins_per_cell() {
+        let mut a = LwwGrid::new(LwwGridConfig::default());
+        let mut b = a.clone();
+        let coin = &mut FixedCoin(false);
+        a.apply(&put(&a, 0, 1, 1, 0), coin);
+        b.apply(&put(&b, 0, 2, 2, 1), coin);
+        b.apply(&put(&b, 4, 7, 1, 1), coin);
+        a.merge(&b, coin);
+        assert_eq!(a.view().cells[0], Some(2));
+        assert_eq!(a.view().cells[4], Some(7));
+    }
+
+    #[test]
+    fn keys_wrap_and_removes_clear() {
+        let mut grid = LwwGrid::new(LwwGridConfig {
+            rows: 2,
+            cols: 2,
+            ..Default::default()
+        });
+        let coin = &mut FixedCoin(false);
+        grid.apply(&put(&grid, 5, 9, 1, 0), coin);
+        assert_eq!(grid.view().cells, vec![None, Some(9), None, None]);
+        let clear = grid.prepare(&Intent::Remove { key: 1 }, Stamp::new(2, 0));
+        grid.apply(&clear, coin);
+        assert_eq!(grid.view().cells, vec![None; 4]);
+        assert_eq!(grid.key_time(1), Some(2));
+    }
+
+    #[test]
+    fn delta_since_holds_exactly_the_changed_cells() {
+        let mut a = LwwGrid::new(LwwGridConfig::default());
+        let coin = &mut FixedCoin(false);
+        a.apply(&put(&a, 0, 1, 1, 0), coin);
+        let seen = a.version();
+        a.apply(&put(&a, 3, 2, 2, 0), coin);
+        let delta = a.delta_since(seen);
+        assert_eq!(delta.view().cells.iter().flatten().count(), 1);
+        let mut b = LwwGrid::new(LwwGridConfig::default());
+        b.merge(&a.delta_since(0), coin);
+        assert_eq!(b, a);
+    }
+}

@@ -1,0 +1,113 @@
+//! The seams a CRDT implements to run through the simulator and the checker.
+//!
+//! Three traits, one per replication style, sharing a base:
+//! - [`StateCrdt`]: state-based. Replicas ship whole states and [`StateCrdt::merge`] them.
+//! - [`OpCrdt`]: op-based. An [`Intent`] is *prepared* into an op where it originates (stamped
+//!   there), then the op's effect is *applied* on every replica, the origin included.
+//! - [`DeltaCrdt`]: delta-state. A replica hands a peer only what changed since a position in its own
+//!   change history; merging that delta has the same effect as merging the whole state.
+//!
+//! Workloads speak in [`Intent`]s (put a value under a key, remove a key) so that one workload drives
+//! every type: a grid maps keys to cells, a dictionary to its keys, a user's counter or set to
+//! whatever a put and a remove mean for it.
+
+use std::fmt::Debug;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::stamp::Stamp;
+
+/// A source of fair coin flips, passed in by the caller wherever a policy needs a random choice.
+/// The crate itself never draws randomness.
+pub trait Coin {
+    fn flip(&mut self) -> bool;
+}
+
+/// A coin that always lands the same way: for deterministic policies, tests and scripted replays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedCoin(pub bool);
+
+impl Coin for FixedCoin {
+    fn flip(&mut self) -> bool {
+        self.0
+    }
+}
+
+/// What a user asked for, before any replica stamped it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Intent {
+    /// Write `value` under `key` (a grid cell index, a dictionary key, an element, ...).
+    Put { key: u32, value: u64 },
+    /// Remove `key`. Types without removal treat it as a no-op.
+    Remove { key: u32 },
+}
+
+impl Intent {
+    pub fn key(&self) -> u32 {
+        match *self {
+            Intent::Put { key, .. } | Intent::Remove { key } => key,
+        }
+    }
+}
+
+/// A state-based CRDT.
+///
+/// `PartialEq` must compare the *replicated* state (values and stamps) and ignore local bookkeeping;
+/// the CRDT laws (commutative, associative, idempotent merge) are stated with it.
+pub trait StateCrdt: Clone + Debug + PartialEq {
+    /// What a user of the data type observes. Convergence is judged on views.
+    type View: Clone + Debug + PartialEq + Serialize;
+
+    /// Merges `other` into `self`. Policies that break ties at random draw from `coin`.
+    fn merge(&mut self, other: &Self, coin: &mut dyn Coin);
+
+    /// The observable state.
+    fn view(&self) -> Self::View;
+
+    /// The greatest stamp time this state holds, so that a Lamport clock can advance past it when the
+    /// state is received. Types without stamps keep the default, zero.
+    fn time_max(&self) -> u64 {
+        0
+    }
+
+    /// The stamp time currently held under `key`, for clocks that count per key ("old stamp + 1").
+    fn key_time(&self, _key: u32) -> Option<u64> {
+        None
+    }
+
+    /// An estimate of the encoded size in bytes, used to count the bytes a protocol sends. The
+    /// default measures nothing.
+    fn size_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// An op-based CRDT: ops are built first, then applied, which makes them easy to send, log, replay
+/// and shrink.
+pub trait OpCrdt: StateCrdt {
+    type Op: Clone + Debug + PartialEq + Serialize + DeserializeOwned;
+
+    /// Turns an intent into an op at its origin, carrying the stamp the origin's clock issued.
+    fn prepare(&self, intent: &Intent, stamp: Stamp) -> Self::Op;
+
+    /// Applies an op's effect. Called on every replica, the origin included.
+    fn apply(&mut self, op: &Self::Op, coin: &mut dyn Coin);
+
+    /// An estimate of an op's encoded size in bytes.
+    fn op_size_bytes(_op: &Self::Op) -> usize {
+        0
+    }
+}
+
+/// A delta-state CRDT.
+pub trait DeltaCrdt: StateCrdt {
+    /// This replica's position in its own change history: it grows by one for every entry that a
+    /// local op, an applied op or a merge changes.
+    fn version(&self) -> u64;
+
+    /// The part of this state that changed after `version`, as a state of its own. A peer that held
+    /// everything this replica held at `version` and merges the delta holds what this replica holds.
+    fn delta_since(&self, version: u64) -> Self;
+}
