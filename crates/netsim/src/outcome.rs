@@ -1,0 +1,310 @@
+//! What a run produces and what an observer sees while it runs: the trace events, the replicas
+//! with their delivered-update sets, the update records, message counts and coverage counters.
+//! These types are the contract between the simulator and the checker that judges it.
+
+use converge_crdt::{Intent, OpCrdt, ReplicaId, Stamp, UpdateId};
+use serde::Serialize;
+
+use crate::scenario::FaultSpec;
+
+/// A node of the network: replicas are `0..replicas`; the relay server, when there is one, is
+/// number `replicas`.
+pub type NodeId = u32;
+
+/// Why a message was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropCause {
+    /// The link's drop probability (or a scripted drop).
+    Network,
+    /// A partition separates sender and receiver.
+    Partition,
+    /// The receiver (or the relay server) is down, has not joined, or has left.
+    Down,
+}
+
+/// One thing that happened. Every variant is part of the trace hash.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum EventKind {
+    /// A replica issued an update (a local write).
+    Write {
+        replica: ReplicaId,
+        update: UpdateId,
+        key: u32,
+    },
+    Send {
+        from: NodeId,
+        to: NodeId,
+        message: u64,
+        bytes: u64,
+    },
+    /// A message arrived and was processed; `changed` tells whether the receiver's state changed.
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        message: u64,
+        changed: bool,
+    },
+    Drop {
+        from: NodeId,
+        to: NodeId,
+        message: u64,
+        cause: DropCause,
+    },
+    /// The network made a second copy of a message.
+    Duplicate {
+        from: NodeId,
+        to: NodeId,
+        message: u64,
+    },
+    /// Fault number `fault` (an index into [`Outcome::faults`]) started or ended.
+    FaultStart {
+        fault: u32,
+    },
+    FaultEnd {
+        fault: u32,
+    },
+    Crash {
+        replica: ReplicaId,
+    },
+    Restart {
+        replica: ReplicaId,
+    },
+    Join {
+        replica: ReplicaId,
+    },
+    Leave {
+        replica: ReplicaId,
+    },
+    /// A protocol timer fired (anti-entropy round, retransmission, delta poll).
+    Timer {
+        node: NodeId,
+    },
+    /// The settle period began: no more writes or faults.
+    SettleStart,
+}
+
+/// An event with its place in the run.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct TraceEvent {
+    /// Position in the run, from 0.
+    pub index: u64,
+    pub at_us: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// A replica's life cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Not started yet (a late joiner).
+    Waiting,
+    Up,
+    Crashed,
+    /// Left for good; no longer judged.
+    Left,
+}
+
+/// The set of updates a replica has delivered, as a bitset over update indices (the order in which
+/// updates were issued in the run), with an incrementally maintained fingerprint so that equal
+/// sets can be found without comparing bitsets. Two sets with equal fingerprints and lengths are
+/// compared bit by bit before anything is concluded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct UpdateSet {
+    words: Vec<u64>,
+    len: u32,
+    fingerprint: u64,
+}
+
+impl UpdateSet {
+    /// Adds update `index`; returns whether it was new.
+    pub fn insert(&mut self, index: u32) -> bool {
+        let word = index as usize / 64;
+        if self.words.len() <= word {
+            self.words.resize(word + 1, 0);
+        }
+        let bit = 1u64 << (index % 64);
+        if self.words[word] & bit != 0 {
+            return false;
+        }
+        self.words[word] |= bit;
+        self.len += 1;
+        self.fingerprint ^= mix64(u64::from(index));
+        true
+    }
+
+    /// Adds every update of `other`.
+    pub fn union_with(&mut self, other: &UpdateSet) {
+        if self.words.len() < other.words.len() {
+            self.words.resize(other.words.len(), 0);
+        }
+        for (word_index, (mine, theirs)) in self.words.iter_mut().zip(&other.words).enumerate() {
+            let mut new = *theirs & !*mine;
+            *mine |= new;
+            while new != 0 {
+                let bit = new.trailing_zeros();
+                new &= new - 1;
+                self.len += 1;
+                self.fingerprint ^= mix64(word_index as u64 * 64 + u64::from(bit));
+            }
+        }
+    }
+
+    pub fn contains(&self, index: u32) -> bool {
+        self.words
+            .get(index as usize / 64)
+            .is_some_and(|w| w & (1u64 << (index % 64)) != 0)
+    }
+
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// An order-independent hash of the members: equal sets have equal fingerprints.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Whether both hold the same updates. Cheap when they differ in length or fingerprint.
+    pub fn same_as(&self, other: &UpdateSet) -> bool {
+        if self.len != other.len || self.fingerprint != other.fingerprint {
+            return false;
+        }
+        let longest = self.words.len().max(other.words.len());
+        (0..longest).all(|i| self.words.get(i).unwrap_or(&0) == other.words.get(i).unwrap_or(&0))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.words.len() as u32 * 64).filter(|i| self.contains(*i))
+    }
+}
+
+/// A fixed, version-stable 64-bit mixer (splitmix64's finalizer).
+pub fn mix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// One replica as the observer and the outcome see it.
+#[derive(Clone, Debug)]
+pub struct Replica<C> {
+    pub id: ReplicaId,
+    pub status: Status,
+    pub crdt: C,
+    pub delivered: UpdateSet,
+}
+
+/// One issued update, recorded where it originated.
+#[derive(Clone, Debug, Serialize)]
+#[serde(bound = "")]
+pub struct UpdateRecord<C: OpCrdt> {
+    /// Position in issue order: the bit of this update in every [`UpdateSet`].
+    pub index: u32,
+    pub id: UpdateId,
+    pub at_us: u64,
+    pub intent: Intent,
+    pub stamp: Stamp,
+    pub op: C::Op,
+    /// When the origin issued this update, the greatest stamp time it had already seen on the same
+    /// key, if that time was not below the new stamp's: the new write is causally later than a
+    /// write it cannot beat (the intent oracle reports these).
+    pub stale_against_time: Option<u64>,
+    /// Whether, when issued, another replica's update to the same key was not yet delivered at the
+    /// origin (a concurrent write to one key: what conflict coverage counts).
+    pub concurrent: bool,
+}
+
+/// What an observer sees after each event.
+pub struct World<'a, C: OpCrdt> {
+    pub now_us: u64,
+    pub replicas: &'a [Replica<C>],
+    pub updates: &'a [UpdateRecord<C>],
+    /// Replicas whose state or delivered set this event may have changed.
+    pub touched: &'a [ReplicaId],
+    /// Whether the settle period has begun.
+    pub settling: bool,
+}
+
+/// Watches a run event by event; the checker's oracles are observers. An observer cannot change
+/// the run.
+pub trait Observer<C: OpCrdt> {
+    fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>);
+}
+
+/// An observer that watches nothing.
+pub struct NoObserver;
+
+impl<C: OpCrdt> Observer<C> for NoObserver {
+    fn on_event(&mut self, _event: &TraceEvent, _world: &World<'_, C>) {}
+}
+
+/// Message counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct MessageStats {
+    pub sent: u64,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub bytes_sent: u64,
+}
+
+/// What the run exercised (non-vacuity). A clean verdict on a run that exercised no conflict is not
+/// evidence, and reports say so.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Coverage {
+    /// Writes issued while another replica's write to the same key was not yet delivered locally.
+    pub concurrent_writes_same_key: u64,
+    /// Writes issued while a partition was in force, counted when both sides of it wrote.
+    pub writes_both_sides_of_partition: u64,
+    /// Deliveries of a duplicate copy.
+    pub duplicate_deliveries: u64,
+    /// Deliveries that overtook a message sent earlier on the same link.
+    pub reordered_deliveries: u64,
+    /// Replicas that joined late.
+    pub late_joins: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    /// Retransmissions sent by reliable protocols.
+    pub retransmissions: u64,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum End {
+    /// The run reached the end of its settle period (or ran out of events earlier).
+    Completed,
+    /// A named bound from [`crate::scenario::Bounds`] was reached.
+    BoundReached { bound: String },
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug)]
+pub struct Outcome<C: OpCrdt> {
+    pub seed: u64,
+    /// The hash of the canonical encoding of every trace event: same scenario and seed, same hash.
+    pub trace_hash: u64,
+    pub events: u64,
+    pub end: End,
+    pub end_us: u64,
+    pub settle_start_us: u64,
+    pub replicas: Vec<Replica<C>>,
+    /// The relay server's state, where the topology has one.
+    pub server: Option<C>,
+    pub updates: Vec<UpdateRecord<C>>,
+    pub messages: MessageStats,
+    pub coverage: Coverage,
+    /// The first `bounds.trace_events_kept_max` events.
+    pub trace: Vec<TraceEvent>,
+    pub trace_truncated: bool,
+    /// The faults in force: the scenario's and, in swarm mode, those drawn from the seed.
+    pub faults: Vec<FaultSpec>,
+}

@@ -1,0 +1,487 @@
+//! The scenario: everything a run needs besides its seed, as plain data.
+//!
+//! These types are what scenario files (TOML or JSON) deserialize into; every field has a documented
+//! default, unknown keys are refused, and [`Scenario::validate`] refuses what deserializes but cannot
+//! run (a partition naming replica 7 of 3, a probability above one). docs/scenarios.md documents the
+//! keys for users.
+
+use converge_crdt::{ClockKind, LwwDictConfig, LwwGridConfig, ReplicaId};
+use serde::{Deserialize, Serialize};
+
+use crate::time::SimDuration;
+
+/// One scenario. The defaults describe a small healthy run: 3 replicas of a 3x3 grid, state
+/// broadcast over a full mesh, 10 s of writes at 2 per second per replica, 5 s of settling.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// A short name, used in reports and file names.
+    pub name: String,
+    /// What the scenario shows, in a sentence or two.
+    pub description: String,
+    /// Number of replicas (clients). A relay server, when the topology has one, is extra.
+    pub replicas: u32,
+    pub crdt: CrdtSpec,
+    /// The clock every replica stamps its writes with. Default: Lamport.
+    pub clock: ClockKind,
+    pub protocol: ProtocolSpec,
+    /// How long the workload and the faults run.
+    pub duration: SimDuration,
+    /// A quiet period after `duration` with no new writes or faults, before convergence is judged.
+    /// Protocols keep running (anti-entropy, retransmissions) during it.
+    pub settle: SimDuration,
+    pub network: NetworkSpec,
+    pub workload: WorkloadSpec,
+    /// Faults scheduled in time, in any order.
+    pub faults: Vec<FaultSpec>,
+    /// Swarm mode: draw extra faults from the seed.
+    pub swarm: Option<SwarmSpec>,
+    /// Scripted mode: explicit message fates and coin flips instead of randomness.
+    pub script: Option<Script>,
+    pub bounds: Bounds,
+    /// What the run is expected to show. Without it, convergence is expected.
+    pub expect: Expect,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            name: "unnamed".to_string(),
+            description: String::new(),
+            replicas: 3,
+            crdt: CrdtSpec::default(),
+            clock: ClockKind::Lamport,
+            protocol: ProtocolSpec::default(),
+            duration: SimDuration::from_secs(10),
+            settle: SimDuration::from_secs(5),
+            network: NetworkSpec::default(),
+            workload: WorkloadSpec::default(),
+            faults: Vec::new(),
+            swarm: None,
+            script: None,
+            bounds: Bounds::default(),
+            expect: Expect::default(),
+        }
+    }
+}
+
+/// Which CRDT every replica runs. In files: `[crdt] kind = "lww-grid"` plus the type's options.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CrdtSpec {
+    LwwGrid(LwwGridConfig),
+    LwwDict(LwwDictConfig),
+}
+
+impl Default for CrdtSpec {
+    fn default() -> Self {
+        CrdtSpec::LwwGrid(LwwGridConfig::default())
+    }
+}
+
+/// How replicas exchange updates.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolKind {
+    /// The whole state to every peer on each local change.
+    #[default]
+    StateBroadcast,
+    /// The whole state to `fanout` random peers every `interval`, and nothing else.
+    AntiEntropy,
+    /// Each op once to every peer, fire-and-forget.
+    OpBroadcast,
+    /// Ops with acks, retransmission with exponential backoff, and a causal delivery buffer.
+    ReliableCausal,
+    /// Every `interval`, each replica asks its peers for the changes since its last known position
+    /// in their logs; a joiner first gets a snapshot (unless `snapshot_on_join = false`).
+    DeltaSync,
+}
+
+/// Who talks to whom.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// Every replica sends to every other replica.
+    #[default]
+    Mesh,
+    /// Star: replicas talk only to a relay server (an extra node), which forwards every message to
+    /// every other connected client, as the WebSocket tutorial's server does.
+    Relay,
+    /// Each message goes to `fanout` peers drawn from the seed.
+    Gossip,
+}
+
+/// How a delta-sync replica names what it already has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeltaPosition {
+    /// A position in the sender's change log; the log is pruned below the slowest peer's position.
+    #[default]
+    LogPosition,
+    /// A version vector: the highest contiguous update sequence number seen from each origin.
+    VersionVector,
+}
+
+/// The replication protocol and topology. Defaults: state broadcast over a full mesh.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProtocolSpec {
+    pub kind: ProtocolKind,
+    pub topology: Topology,
+    /// Peers per gossip message or per anti-entropy round. Default 2.
+    pub fanout: u32,
+    /// Period of anti-entropy rounds and of delta-sync polls. Default 1 s.
+    pub interval: SimDuration,
+    /// Also run periodic full-state anti-entropy every this often on top of `kind` (state broadcast
+    /// or op broadcast). Default: off.
+    pub anti_entropy: Option<SimDuration>,
+    /// A joining or restarting replica gets a snapshot of the state (from the relay server, or from a
+    /// peer). Default true. `false` reproduces the late joiner that sees nothing.
+    pub snapshot_on_join: bool,
+    /// Reliable causal: first retransmission timeout, doubled on each retry. Default 200 ms.
+    pub retransmit_timeout: SimDuration,
+    /// Reliable causal: retransmissions of one message before giving up. Default 10.
+    pub retransmit_max: u32,
+    /// Delta sync: how positions are named. Default log position.
+    pub delta_position: DeltaPosition,
+}
+
+impl Default for ProtocolSpec {
+    fn default() -> Self {
+        ProtocolSpec {
+            kind: ProtocolKind::StateBroadcast,
+            topology: Topology::Mesh,
+            fanout: 2,
+            interval: SimDuration::from_secs(1),
+            anti_entropy: None,
+            snapshot_on_join: true,
+            retransmit_timeout: SimDuration::from_ms(200),
+            retransmit_max: 10,
+            delta_position: DeltaPosition::LogPosition,
+        }
+    }
+}
+
+/// One-way latency of a message. Drawn per message from the network stream, then clamped to
+/// `[min, max]` of the link. Different draws for messages on one link reorder them (jitter).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Latency {
+    Constant {
+        value: SimDuration,
+    },
+    Uniform {
+        min: SimDuration,
+        max: SimDuration,
+    },
+    Exponential {
+        mean: SimDuration,
+    },
+    Normal {
+        mean: SimDuration,
+        stddev: SimDuration,
+    },
+    /// Heavy-tailed: `scale / u^(1/shape)` for uniform `u`.
+    Pareto {
+        scale: SimDuration,
+        shape: f64,
+    },
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency::Uniform {
+            min: SimDuration::from_ms(10),
+            max: SimDuration::from_ms(50),
+        }
+    }
+}
+
+/// The network every link starts with, and overrides for some links.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetworkSpec {
+    pub latency: Latency,
+    /// Lower clamp on any drawn latency. Default 1 ms.
+    pub latency_min: SimDuration,
+    /// Upper clamp on any drawn latency. Default 10 s.
+    pub latency_max: SimDuration,
+    /// Probability that a message is lost. Default 0.
+    pub drop: f64,
+    /// Probability that a message is delivered twice (the copy with its own latency). Default 0.
+    pub duplicate: f64,
+    /// Per-link overrides, applied in order; later ones win.
+    pub links: Vec<LinkSpec>,
+}
+
+impl Default for NetworkSpec {
+    fn default() -> Self {
+        NetworkSpec {
+            latency: Latency::default(),
+            latency_min: SimDuration::from_ms(1),
+            latency_max: SimDuration::from_secs(10),
+            drop: 0.0,
+            duplicate: 0.0,
+            links: Vec::new(),
+        }
+    }
+}
+
+/// An override for the links from `from` to `to` (either omitted: any node). The relay server is
+/// node number `replicas`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LinkSpec {
+    pub from: Option<ReplicaId>,
+    pub to: Option<ReplicaId>,
+    pub latency: Option<Latency>,
+    pub drop: Option<f64>,
+    pub duplicate: Option<f64>,
+}
+
+/// The writes replicas make. Generated writes follow a Poisson process per writer; `ops` lists
+/// explicit writes at given times (both may be used together; set `rate = 0` for explicit only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WorkloadSpec {
+    /// Writes per second per writing replica. Default 2.
+    pub rate: f64,
+    /// Keys (grid cells, dictionary keys) written, drawn uniformly from `0..keys`. Small = many
+    /// conflicts. Default 9.
+    pub keys: u32,
+    /// Values drawn uniformly from `1..=values`. Default 1000.
+    pub values: u64,
+    /// Share of generated writes that are removes. Default 0.
+    pub remove_ratio: f64,
+    /// Replicas that write; default all.
+    pub writers: Option<Vec<ReplicaId>>,
+    /// Generated writes stop at this time; default `duration`.
+    pub stop: Option<SimDuration>,
+    /// Explicit writes.
+    pub ops: Vec<TimedOp>,
+}
+
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        WorkloadSpec {
+            rate: 2.0,
+            keys: 9,
+            values: 1_000,
+            remove_ratio: 0.0,
+            writers: None,
+            stop: None,
+            ops: Vec::new(),
+        }
+    }
+}
+
+/// One explicit write: `value` absent means remove.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TimedOp {
+    pub at: SimDuration,
+    pub replica: ReplicaId,
+    pub key: u32,
+    #[serde(default)]
+    pub value: Option<u64>,
+}
+
+/// Which way a partition cuts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// No message crosses between groups.
+    #[default]
+    Both,
+    /// Messages from the first group to the others are lost; the other way still works.
+    OneWay,
+}
+
+/// Whether a crashed replica keeps its state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// State survives the crash (written to disk).
+    #[default]
+    Durable,
+    /// State is lost; the replica restarts empty and catches up through the protocol.
+    Volatile,
+}
+
+/// A fault scheduled in time. In files: `[[faults]] kind = "partition" ...`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum FaultSpec {
+    /// Split the nodes into groups; nodes not listed form one more group. Heals at `heal` (never,
+    /// if absent).
+    Partition {
+        at: SimDuration,
+        heal: Option<SimDuration>,
+        groups: Vec<Vec<ReplicaId>>,
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// Cut one replica off from everyone.
+    Isolate {
+        at: SimDuration,
+        heal: Option<SimDuration>,
+        replica: ReplicaId,
+    },
+    /// Two groups that cannot reach each other except through `bridge`, which reaches both.
+    Bridge {
+        at: SimDuration,
+        heal: Option<SimDuration>,
+        groups: Vec<Vec<ReplicaId>>,
+        bridge: ReplicaId,
+    },
+    /// The replica stops; it restarts at `restart` (never, if absent).
+    Crash {
+        at: SimDuration,
+        replica: ReplicaId,
+        restart: Option<SimDuration>,
+        #[serde(default)]
+        state: Durability,
+    },
+    /// The replica starts at `at` instead of at time zero.
+    Join { at: SimDuration, replica: ReplicaId },
+    /// The replica leaves for good at `at`; it is no longer judged.
+    Leave { at: SimDuration, replica: ReplicaId },
+    /// The replica's physical clock is off by `offset_us` and runs `drift_ppm` fast (or slow).
+    ClockSkew {
+        replica: ReplicaId,
+        #[serde(default)]
+        offset_us: i64,
+        #[serde(default)]
+        drift_ppm: i64,
+    },
+    /// The relay server is down from `at` until `until`: messages to and from it are lost.
+    ServerOutage { at: SimDuration, until: SimDuration },
+}
+
+/// Swarm mode: the seed draws `faults` extra faults (partitions, crashes with restart, isolations,
+/// late joins, server outages) and the network's drop and duplicate probabilities up to the bounds
+/// given, so one sweep explores many fault mixes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SwarmSpec {
+    /// Extra faults drawn per seed. Default 3.
+    pub faults: u32,
+    /// Upper bound of the drawn drop probability. Default 0.2.
+    pub drop_max: f64,
+    /// Upper bound of the drawn duplicate probability. Default 0.2.
+    pub duplicate_max: f64,
+}
+
+impl Default for SwarmSpec {
+    fn default() -> Self {
+        SwarmSpec {
+            faults: 3,
+            drop_max: 0.2,
+            duplicate_max: 0.2,
+        }
+    }
+}
+
+/// Scripted mode: the network makes no random choice. Messages are numbered in the order they are
+/// sent (0, 1, 2, ...); each listed message gets its fate, every other one is delivered after
+/// `latency`. Random tie-breaks take their flips from `coins` in order (then `false`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Script {
+    /// Latency of messages without a listed fate. Default 10 ms.
+    pub latency: SimDuration,
+    pub fates: Vec<ScriptedFate>,
+    pub coins: Vec<bool>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            latency: SimDuration::from_ms(10),
+            fates: Vec::new(),
+            coins: Vec::new(),
+        }
+    }
+}
+
+/// The fate of message number `message`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ScriptedFate {
+    pub message: u64,
+    pub fate: Fate,
+}
+
+/// What the network does with one message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Fate {
+    Deliver {
+        after: SimDuration,
+    },
+    Drop,
+    /// Delivered twice, after `after` and after `again`.
+    Duplicate {
+        after: SimDuration,
+        again: SimDuration,
+    },
+}
+
+/// Named limits. Reaching one ends the run with a reported "bound reached" outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Bounds {
+    /// Events processed. Default 20 million.
+    pub events_max: u64,
+    /// Messages in flight at once. Default 1 million.
+    pub in_flight_max: u64,
+    /// Updates issued in the whole run. Default 1 million.
+    pub updates_max: u64,
+    /// Trace events kept in memory for reports (the hash covers all of them). Default 100,000.
+    pub trace_events_kept_max: u64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            events_max: 20_000_000,
+            in_flight_max: 1_000_000,
+            updates_max: 1_000_000,
+            trace_events_kept_max: 100_000,
+        }
+    }
+}
+
+/// The verdicts a scenario can expect, from best to worst.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Every live replica holds the same state and every update, and no oracle complains.
+    #[default]
+    Converges,
+    /// Replicas converge, but the intent oracle found causally later writes that lost.
+    IntentViolated,
+    /// After settling, live replicas still differ (some lack updates); strong convergence held.
+    NotConverged,
+    /// Strong convergence violated: replicas that delivered the same updates hold different states.
+    Diverges,
+    /// A named bound was reached before the run ended; nothing is concluded.
+    BoundReached,
+}
+
+/// What the run is expected to show.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Expect {
+    pub verdict: Verdict,
+    /// Upper bound on when replicas converged (virtual time), if the run converges.
+    pub converged_by: Option<SimDuration>,
+    /// Lower bound on conflicting writes exercised (non-vacuity).
+    pub conflicts_min: Option<u64>,
+}
