@@ -69,8 +69,8 @@ impl Clock {
     /// currently held under the written key, used by [`ClockKind::PerKeyCounter`].
     pub fn tick(&mut self, now_us: u64, key_time: Option<u64>) -> u64 {
         let time = match self.kind {
-            ClockKind::Lamport | ClockKind::LamportLocalOnly => self.last + 1,
-            ClockKind::PerKeyCounter => key_time.unwrap_or(0) + 1,
+            ClockKind::Lamport | ClockKind::LamportLocalOnly => self.last.saturating_add(1),
+            ClockKind::PerKeyCounter => key_time.unwrap_or(0).saturating_add(1),
             // A wall clock's own readings never go backwards on one replica: two writes in the same
             // microsecond still get distinct, increasing stamps.
             ClockKind::WallClock | ClockKind::Hybrid => {
