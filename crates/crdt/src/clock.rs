@@ -74,7 +74,7 @@ impl Clock {
             // A wall clock's own readings never go backwards on one replica: two writes in the same
             // microsecond still get distinct, increasing stamps.
             ClockKind::WallClock | ClockKind::Hybrid => {
-                self.skew.read_us(now_us).max(self.last + 1)
+                self.skew.read_us(now_us).max(self.last.saturating_add(1))
             }
         };
         self.last = self.last.max(time);
