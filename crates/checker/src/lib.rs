@@ -1,1 +1,23 @@
-//! placeholder
+//! Judging convergence: oracles, exhaustive model checking, and shrinking.
+//!
+//! This crate decides what a run means. It never drives the network itself: it runs scenarios
+//! through [`converge_netsim::run`] with its oracles attached as observers, and it explores small
+//! configurations exhaustively with its own stateright model.
+//!
+//! - [`oracles`]: strong convergence after every event, the distinct-states timeline, eventual
+//!   convergence and intent at the end.
+//! - [`judge`]: runs a scenario with every oracle on and turns what they saw into a [`RunReport`]
+//!   with a verdict, the evidence, and non-vacuity counts.
+//! - [`shrink`]: delta debugging from a failing run to a minimal, scripted scenario.
+//! - [`model`]: exhaustive model checking of 2-4 replicas with stateright.
+//!
+//! The decision that matters most: oracles are observers that see the simulator's ghost state
+//! (which updates each replica has delivered) but cannot change a run, so a run judged by any set of
+//! oracles is the same run, with the same trace hash, as a run judged by none.
+
+pub mod judge;
+pub mod oracles;
+pub mod shrink;
+pub use judge::{judge, judge_builtin, Judged, RunReport, SCHEMA_VERSION};
+pub use oracles::{Oracle, Violation};
+pub use shrink::{shrink, shrink_builtin, Shrunk};

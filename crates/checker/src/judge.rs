@@ -1,0 +1,291 @@
+//! Runs a scenario with every oracle watching and turns what they saw into a [`RunReport`]: the
+//! verdict, the evidence, and the counts that say what the run exercised.
+
+use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId};
+use converge_netsim::{
+    Coverage, CrdtSpec, End, FaultSpec, MessageStats, Outcome, Scenario, ScenarioError, Status,
+    TraceEvent, Verdict,
+};
+use serde::Serialize;
+
+use crate::oracles::{
+    eventual_convergence, intent, snapshot, ConvergenceTimeline, Observers, ReplicaSnapshot,
+    StrongConvergence, Violation,
+};
+
+/// Bumped whenever a field of [`RunReport`] changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Points of the distinct-states chart kept per run.
+pub const TIMELINE_POINTS_MAX: usize = 2_000;
+
+/// Trace events copied into a report for its diagrams and exports.
+pub const REPORT_TRACE_EVENTS_MAX: usize = 2_000;
+
+/// One replica at the end of the run.
+#[derive(Clone, Debug, Serialize)]
+pub struct FinalReplica {
+    pub status: Status,
+    #[serde(flatten)]
+    pub snapshot: ReplicaSnapshot,
+}
+
+/// What the run exercised, so that a clean verdict can be weighed.
+#[derive(Clone, Debug, Serialize)]
+pub struct NonVacuity {
+    #[serde(flatten)]
+    pub coverage: Coverage,
+    /// Late joiners (and restarted replicas) that ended holding every required update.
+    pub late_joins_caught_up: u64,
+    /// True when the run exercised no conflict at all: a clean verdict on it is not evidence.
+    pub vacuous: bool,
+}
+
+/// The judged result of one run: everything reports and `--json` show.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub schema_version: u32,
+    pub scenario: String,
+    pub description: String,
+    pub seed: u64,
+    pub verdict: Verdict,
+    pub expected: Verdict,
+    pub met_expectation: bool,
+    /// Why the expectation was or was not met, in sentences.
+    pub expectation_notes: Vec<String>,
+    /// The trace hash as 16 hex digits.
+    pub trace_hash: String,
+    pub events: u64,
+    pub end: End,
+    pub end_ms: f64,
+    /// When the live replicas last came to agree and stayed so; `None` if they never did.
+    pub converged_at_ms: Option<f64>,
+    pub updates: u64,
+    pub messages: MessageStats,
+    pub coverage: NonVacuity,
+    pub violations: Vec<Violation>,
+    /// Violations of strong convergence seen in all (only the first few are kept).
+    pub strong_violations_total: u64,
+    pub replicas: Vec<FinalReplica>,
+    /// `(virtual ms, distinct states among live replicas)` at every change.
+    pub timeline: Vec<(f64, u32)>,
+    pub trace: Vec<TraceEvent>,
+    pub trace_truncated: bool,
+    /// The faults in force (scenario and swarm).
+    pub faults: Vec<FaultSpec>,
+    /// One command that reproduces this run.
+    pub reproduce: String,
+    /// The scenario exactly as run, so that `converge replay` and `converge shrink` can rerun it.
+    pub scenario_spec: Scenario,
+}
+
+/// A run's outcome next to its report, for callers that want the replicas themselves.
+pub struct Judged<C: OpCrdt> {
+    pub outcome: Outcome<C>,
+    pub report: RunReport,
+}
+
+/// Runs `scenario` with `seed`, every oracle on, and judges it. `make` builds each replica's empty
+/// CRDT.
+pub fn judge<C: OpCrdt>(
+    scenario: &Scenario,
+    seed: u64,
+    make: &dyn Fn(ReplicaId) -> C,
+) -> Result<Judged<C>, ScenarioError> {
+    let mut strong = StrongConvergence::new();
+    let mut timeline = ConvergenceTimeline::new(TIMELINE_POINTS_MAX);
+    let outcome = {
+        let mut observers = Observers(vec![&mut strong, &mut timeline]);
+        converge_netsim::run(scenario, seed, make, &mut observers)?
+    };
+    let mut violations = strong.violations.clone();
+    violations.extend(eventual_convergence(&outcome));
+    let intent_violations = intent(&outcome, make);
+    let verdict = if matches!(outcome.end, End::BoundReached { .. }) {
+        Verdict::BoundReached
+    } else if strong.count > 0 {
+        Verdict::Diverges
+    } else if violations
+        .iter()
+        .any(|v| v.oracle == crate::oracles::Oracle::EventualConvergence)
+    {
+        Verdict::NotConverged
+    } else if !intent_violations.is_empty() {
+        Verdict::IntentViolated
+    } else {
+        Verdict::Converges
+    };
+    violations.extend(intent_violations);
+    let converged_at_ms = match verdict {
+        Verdict::Converges | Verdict::IntentViolated => {
+            timeline.agreed_since_us.map(|us| us as f64 / 1e3)
+        }
+        _ => None,
+    };
+    let coverage = non_vacuity(&outcome);
+    let (met_expectation, expectation_notes) =
+        meets_expectation(scenario, verdict, converged_at_ms, &coverage);
+    let report = RunReport {
+        schema_version: SCHEMA_VERSION,
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        seed,
+        verdict,
+        expected: scenario.expect.verdict,
+        met_expectation,
+        expectation_notes,
+        trace_hash: format!("{:016x}", outcome.trace_hash),
+        events: outcome.events,
+        end: outcome.end.clone(),
+        end_ms: outcome.end_us as f64 / 1e3,
+        converged_at_ms,
+        updates: outcome.updates.len() as u64,
+        messages: outcome.messages,
+        coverage,
+        violations,
+        strong_violations_total: strong.count,
+        replicas: outcome
+            .replicas
+            .iter()
+            .map(|r| FinalReplica {
+                status: r.status,
+                snapshot: snapshot(r),
+            })
+            .collect(),
+        timeline: timeline
+            .points
+            .iter()
+            .map(|(us, n)| (*us as f64 / 1e3, *n))
+            .collect(),
+        trace: outcome
+            .trace
+            .iter()
+            .take(REPORT_TRACE_EVENTS_MAX)
+            .cloned()
+            .collect(),
+        trace_truncated: outcome.trace_truncated || outcome.trace.len() > REPORT_TRACE_EVENTS_MAX,
+        faults: outcome.faults.clone(),
+        reproduce: format!("converge run <scenario file> --seed {seed}"),
+        scenario_spec: scenario.clone(),
+    };
+    Ok(Judged { outcome, report })
+}
+
+/// Runs a scenario whose CRDT is one of ours, as named in its `[crdt]` table.
+pub fn judge_builtin(scenario: &Scenario, seed: u64) -> Result<RunReport, ScenarioError> {
+    Ok(match scenario.crdt {
+        CrdtSpec::LwwGrid(config) => judge(scenario, seed, &|_| LwwGrid::new(config))?.report,
+        CrdtSpec::LwwDict(config) => judge(scenario, seed, &|_| LwwDict::new(config))?.report,
+    })
+}
+
+fn non_vacuity<C: OpCrdt>(outcome: &Outcome<C>) -> NonVacuity {
+    let late: Vec<ReplicaId> = outcome
+        .faults
+        .iter()
+        .filter_map(|f| match f {
+            FaultSpec::Join { replica, .. } => Some(*replica),
+            FaultSpec::Crash {
+                replica,
+                restart: Some(_),
+                ..
+            } => Some(*replica),
+            _ => None,
+        })
+        .collect();
+    let everything = outcome.updates.len() as u32;
+    let late_joins_caught_up = outcome
+        .replicas
+        .iter()
+        .filter(|r| {
+            late.contains(&r.id) && r.status == Status::Up && r.delivered.len() == everything
+        })
+        .count() as u64;
+    let coverage = outcome.coverage;
+    NonVacuity {
+        coverage,
+        late_joins_caught_up,
+        vacuous: coverage.concurrent_writes_same_key == 0 && outcome.replicas.len() > 1,
+    }
+}
+
+fn meets_expectation(
+    scenario: &Scenario,
+    verdict: Verdict,
+    converged_at_ms: Option<f64>,
+    coverage: &NonVacuity,
+) -> (bool, Vec<String>) {
+    let expect = &scenario.expect;
+    let mut notes = Vec::new();
+    let mut met = verdict == expect.verdict;
+    notes.push(if met {
+        format!("verdict {verdict:?} as expected")
+    } else {
+        format!("expected verdict {:?}, got {verdict:?}", expect.verdict)
+    });
+    if let (Some(bound), Some(at_ms)) = (expect.converged_by, converged_at_ms) {
+        if at_ms > bound.as_ms_f64() {
+            met = false;
+            notes.push(format!(
+                "converged at {at_ms:.1} ms, later than the expected {bound}"
+            ));
+        }
+    }
+    if let Some(min) = expect.conflicts_min {
+        let seen = coverage.coverage.concurrent_writes_same_key;
+        if seen < min {
+            met = false;
+            notes.push(format!(
+                "exercised {seen} concurrent writes to one key, fewer than the expected {min}"
+            ));
+        }
+    }
+    (met, notes)
+}
+
+/// A compact label of what a scenario runs, for the convergence matrix: `(crdt, protocol, faults)`.
+pub fn matrix_labels(scenario: &Scenario) -> (String, String, String) {
+    let crdt = match &scenario.crdt {
+        CrdtSpec::LwwGrid(c) => format!("lww-grid {}", kebab(&c.tie_break)),
+        CrdtSpec::LwwDict(c) => {
+            format!("lww-dict {} bias, {}", kebab(&c.bias), kebab(&c.tie_break))
+        }
+    };
+    let protocol = &scenario.protocol;
+    let mut protocol_label = format!("{} / {}", kebab(&protocol.kind), kebab(&protocol.topology));
+    if protocol.anti_entropy.is_some() {
+        protocol_label.push_str(" + anti-entropy");
+    }
+    let mut faults: Vec<String> = Vec::new();
+    if scenario.network.drop > 0.0 {
+        faults.push("drop".into());
+    }
+    if scenario.network.duplicate > 0.0 {
+        faults.push("duplicate".into());
+    }
+    for fault in &scenario.faults {
+        let name = serde_json::to_value(fault)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        if !faults.contains(&name) {
+            faults.push(name);
+        }
+    }
+    if scenario.swarm.is_some() {
+        faults.push("swarm".into());
+    }
+    let faults = if faults.is_empty() {
+        "none".to_string()
+    } else {
+        faults.join(", ")
+    };
+    (crdt, protocol_label, faults)
+}
+
+fn kebab<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}

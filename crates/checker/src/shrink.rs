@@ -1,0 +1,452 @@
+//! Shrinking: from a failing run to the smallest scenario that fails the same way.
+//!
+//! A failing seeded run is first *materialized*: its generated writes become an explicit list and
+//! its swarm-drawn faults become ordinary faults, so that nothing about it depends on the workload or
+//! fault streams any more. Delta debugging (ddmin) then removes writes, then faults, then replicas,
+//! keeping each removal only if the run still ends with the same verdict. Last, the minimal run is
+//! turned into a *scripted* scenario (every message's fate written down, no randomness) when that
+//! replays to the same verdict, so that it reproduces independently of the random generator.
+
+use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId};
+use converge_netsim::{
+    CrdtSpec, DropCause, EventKind, Fate, FaultSpec, Scenario, ScenarioError, Script, ScriptedFate,
+    SimDuration, TimedOp, Verdict,
+};
+use serde::Serialize;
+
+use crate::judge::{judge, RunReport};
+
+/// Runs the shrinker may spend on one failure, all passes together.
+pub const SHRINK_RUNS_MAX: u32 = 400;
+
+/// How big a run is, in the units shrinking removes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RunSize {
+    pub replicas: u32,
+    pub writes: u64,
+    pub faults: u64,
+    pub messages: u64,
+    pub events: u64,
+}
+
+/// What shrinking found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Shrunk {
+    /// The verdict every kept step preserved.
+    pub verdict: Verdict,
+    pub original: RunSize,
+    pub minimal: RunSize,
+    /// The minimal scenario: scripted when the scripted form replays to the same verdict.
+    pub scenario: Scenario,
+    pub scripted: bool,
+    /// The seed to run `scenario` with (irrelevant when scripted, kept for the command line).
+    pub seed: u64,
+    /// Runs spent.
+    pub runs: u32,
+    /// The report of the minimal run.
+    pub report: RunReport,
+}
+
+/// Shrinks a run of one of our CRDTs, as named in the scenario's `[crdt]` table.
+pub fn shrink_builtin(scenario: &Scenario, seed: u64) -> Result<Option<Shrunk>, ScenarioError> {
+    match scenario.crdt {
+        CrdtSpec::LwwGrid(config) => shrink(scenario, seed, &|_| LwwGrid::new(config)),
+        CrdtSpec::LwwDict(config) => shrink(scenario, seed, &|_| LwwDict::new(config)),
+    }
+}
+
+struct Shrinker<'a, C: OpCrdt> {
+    make: &'a dyn Fn(ReplicaId) -> C,
+    seed: u64,
+    verdict: Verdict,
+    runs: u32,
+}
+
+impl<C: OpCrdt> Shrinker<'_, C> {
+    /// Whether `candidate` still fails the same way. Invalid candidates (a removal that leaves a
+    /// fault naming a missing replica) simply do not count as failing.
+    fn fails(&mut self, candidate: &Scenario) -> bool {
+        if self.runs >= SHRINK_RUNS_MAX {
+            return false;
+        }
+        self.runs += 1;
+        judge(candidate, self.seed, self.make).is_ok_and(|j| j.report.verdict == self.verdict)
+    }
+}
+
+/// Shrinks a failing run of `scenario` with `seed`. Returns `None` when the run converges (there is
+/// nothing to shrink).
+pub fn shrink<C: OpCrdt>(
+    scenario: &Scenario,
+    seed: u64,
+    make: &dyn Fn(ReplicaId) -> C,
+) -> Result<Option<Shrunk>, ScenarioError> {
+    let original = judge(scenario, seed, make)?;
+    let verdict = original.report.verdict;
+    if matches!(verdict, Verdict::Converges | Verdict::BoundReached) {
+        return Ok(None);
+    }
+    let mut shrinker = Shrinker {
+        make,
+        seed,
+        verdict,
+        runs: 1,
+    };
+    let original_size = size_of(scenario, &original.report);
+
+    // Materialize the generated writes and drawn faults, if that keeps the failure.
+    let mut current = scenario.clone();
+    let materialized = materialize(
+        scenario,
+        &original.outcome.updates,
+        &original.outcome.faults,
+    );
+    if shrinker.fails(&materialized) {
+        current = materialized;
+        let ops = current.workload.ops.clone();
+        current.workload.ops = ddmin(ops, |ops| {
+            let mut candidate = current.clone();
+            candidate.workload.ops = ops.to_vec();
+            shrinker.fails(&candidate)
+        });
+    }
+    let faults = current.faults.clone();
+    current.faults = ddmin(faults, |faults| {
+        let mut candidate = current.clone();
+        candidate.faults = faults.to_vec();
+        shrinker.fails(&candidate)
+    });
+    // Fewer replicas: drop any one (renumbering the others) while the failure stays.
+    let mut replica = current.replicas;
+    while replica > 0 && current.replicas > 1 {
+        replica -= 1;
+        if replica >= current.replicas {
+            continue;
+        }
+        let candidate = without_replica(&current, replica);
+        if shrinker.fails(&candidate) {
+            current = candidate;
+        }
+    }
+    // Less time: end the workload right after the last write or fault.
+    if let Some(last_us) = last_scheduled_us(&current) {
+        let mut candidate = current.clone();
+        candidate.duration = SimDuration::from_us(last_us + 1_000);
+        if candidate.duration < current.duration && shrinker.fails(&candidate) {
+            current = candidate;
+        }
+    }
+
+    // Write every message's fate down, and keep the scripted form if it replays the failure.
+    let mut scripted = false;
+    let minimal_run = judge(&current, seed, make)?;
+    if current.workload.rate == 0.0 && current.swarm.is_none() {
+        for coins in coin_patterns(&minimal_run.outcome.trace) {
+            let candidate = scripted_from(&current, &minimal_run.outcome.trace, coins);
+            if shrinker.fails(&candidate) {
+                current = candidate;
+                scripted = true;
+                break;
+            }
+        }
+    }
+    if scripted {
+        // Let dropped messages through where the failure does not need the drop.
+        let fates = current
+            .script
+            .as_ref()
+            .map(|s| s.fates.clone())
+            .unwrap_or_default();
+        let (drops, others): (Vec<ScriptedFate>, Vec<ScriptedFate>) =
+            fates.into_iter().partition(|f| f.fate == Fate::Drop);
+        let kept_drops = ddmin(drops, |drops| {
+            let mut candidate = current.clone();
+            if let Some(script) = candidate.script.as_mut() {
+                script.fates = others.iter().chain(drops).cloned().collect();
+                script.fates.sort_by_key(|f| f.message);
+            }
+            shrinker.fails(&candidate)
+        });
+        if let Some(script) = current.script.as_mut() {
+            script.fates = others.into_iter().chain(kept_drops).collect();
+            script.fates.sort_by_key(|f| f.message);
+        }
+    }
+    let mut last = judge(&current, seed, make)?;
+    debug_assert_eq!(
+        last.report.verdict, verdict,
+        "the shrunk scenario must fail the same way"
+    );
+    current.name = format!("{}-minimal", scenario.name);
+    current.description = format!(
+        "Shrunk from {} seed {seed}: the smallest run found that still ends with verdict {verdict:?}.",
+        scenario.name
+    );
+    current.expect.verdict = verdict;
+    last.report.scenario = current.name.clone();
+    last.report.scenario_spec = current.clone();
+    Ok(Some(Shrunk {
+        verdict,
+        original: original_size,
+        minimal: size_of(&current, &last.report),
+        scenario: current,
+        scripted,
+        seed,
+        runs: shrinker.runs,
+        report: last.report,
+    }))
+}
+
+fn size_of(scenario: &Scenario, report: &RunReport) -> RunSize {
+    RunSize {
+        replicas: scenario.replicas,
+        writes: report.updates,
+        faults: report.faults.len() as u64,
+        messages: report.messages.sent,
+        events: report.events,
+    }
+}
+
+/// The scenario with its generated writes listed explicitly and its swarm faults written out.
+fn materialize<C: OpCrdt>(
+    scenario: &Scenario,
+    updates: &[converge_netsim::UpdateRecord<C>],
+    faults: &[FaultSpec],
+) -> Scenario {
+    let mut explicit = scenario.clone();
+    explicit.workload.rate = 0.0;
+    explicit.workload.ops = updates
+        .iter()
+        .map(|u| TimedOp {
+            at: SimDuration::from_us(u.at_us),
+            replica: u.id.origin,
+            key: u.intent.key(),
+            value: match u.intent {
+                converge_crdt::Intent::Put { value, .. } => Some(value),
+                converge_crdt::Intent::Remove { .. } => None,
+            },
+        })
+        .collect();
+    explicit.faults = faults.to_vec();
+    explicit.swarm = None;
+    explicit
+}
+
+fn fault_replicas(fault: &FaultSpec) -> Vec<ReplicaId> {
+    match fault {
+        FaultSpec::Partition { groups, .. } => groups.iter().flatten().copied().collect(),
+        FaultSpec::Bridge { groups, bridge, .. } => {
+            groups.iter().flatten().copied().chain([*bridge]).collect()
+        }
+        FaultSpec::Isolate { replica, .. }
+        | FaultSpec::Crash { replica, .. }
+        | FaultSpec::Join { replica, .. }
+        | FaultSpec::Leave { replica, .. }
+        | FaultSpec::ClockSkew { replica, .. } => vec![*replica],
+        FaultSpec::ServerOutage { .. } => Vec::new(),
+    }
+}
+
+/// The scenario without replica `gone`: its writes, the faults naming it and its links go, and the
+/// replicas above it are renumbered down by one.
+fn without_replica(scenario: &Scenario, gone: ReplicaId) -> Scenario {
+    let renumber = |r: ReplicaId| if r > gone { r - 1 } else { r };
+    let mut fewer = scenario.clone();
+    fewer.replicas -= 1;
+    fewer.workload.ops.retain(|op| op.replica != gone);
+    for op in &mut fewer.workload.ops {
+        op.replica = renumber(op.replica);
+    }
+    fewer.faults.retain(|f| !fault_replicas(f).contains(&gone));
+    for fault in &mut fewer.faults {
+        renumber_fault(fault, &renumber);
+    }
+    if let Some(writers) = fewer.workload.writers.as_mut() {
+        writers.retain(|w| *w != gone);
+        writers.iter_mut().for_each(|w| *w = renumber(*w));
+    }
+    fewer
+        .network
+        .links
+        .retain(|l| l.from != Some(gone) && l.to != Some(gone));
+    for link in &mut fewer.network.links {
+        link.from = link.from.map(renumber);
+        link.to = link.to.map(renumber);
+    }
+    fewer
+}
+
+fn renumber_fault(fault: &mut FaultSpec, renumber: &dyn Fn(ReplicaId) -> ReplicaId) {
+    match fault {
+        FaultSpec::Partition { groups, .. } => {
+            groups.iter_mut().flatten().for_each(|r| *r = renumber(*r))
+        }
+        FaultSpec::Bridge { groups, bridge, .. } => {
+            groups.iter_mut().flatten().for_each(|r| *r = renumber(*r));
+            *bridge = renumber(*bridge);
+        }
+        FaultSpec::Isolate { replica, .. }
+        | FaultSpec::Crash { replica, .. }
+        | FaultSpec::Join { replica, .. }
+        | FaultSpec::Leave { replica, .. }
+        | FaultSpec::ClockSkew { replica, .. } => *replica = renumber(*replica),
+        FaultSpec::ServerOutage { .. } => {}
+    }
+}
+
+fn last_scheduled_us(scenario: &Scenario) -> Option<u64> {
+    if scenario.workload.rate != 0.0 {
+        return None;
+    }
+    let ops = scenario.workload.ops.iter().map(|op| op.at.us);
+    let faults = scenario.faults.iter().map(|f| match f {
+        FaultSpec::Partition { at, heal, .. }
+        | FaultSpec::Isolate { at, heal, .. }
+        | FaultSpec::Bridge { at, heal, .. } => heal.unwrap_or(*at).us,
+        FaultSpec::Crash { at, restart, .. } => restart.unwrap_or(*at).us,
+        FaultSpec::Join { at, .. } | FaultSpec::Leave { at, .. } => at.us,
+        FaultSpec::ServerOutage { until, .. } => until.us,
+        FaultSpec::ClockSkew { .. } => 0,
+    });
+    ops.chain(faults).max()
+}
+
+/// Coin sequences to try when scripting a run: random tie-breaks were drawn from the seed and are
+/// not in the trace, so the scripted form tries a few fixed patterns, long enough for every
+/// delivery of the run.
+fn coin_patterns(trace: &[converge_netsim::TraceEvent]) -> Vec<Vec<bool>> {
+    let deliveries = trace
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Deliver { .. }))
+        .count();
+    vec![
+        Vec::new(),
+        vec![true; deliveries],
+        (0..deliveries).map(|i| i % 2 == 0).collect(),
+        (0..deliveries).map(|i| i % 2 == 1).collect(),
+    ]
+}
+
+/// The scripted form of a run: each sent message gets the fate it had in `trace`.
+fn scripted_from(
+    scenario: &Scenario,
+    trace: &[converge_netsim::TraceEvent],
+    coins: Vec<bool>,
+) -> Scenario {
+    use std::collections::BTreeMap;
+    let mut sent_at: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut delivered_after: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    let mut dropped: Vec<u64> = Vec::new();
+    for event in trace {
+        match event.kind {
+            EventKind::Send { message, .. } => {
+                sent_at.insert(message, event.at_us);
+            }
+            EventKind::Deliver { message, .. } => {
+                let sent = sent_at.get(&message).copied().unwrap_or(event.at_us);
+                delivered_after
+                    .entry(message)
+                    .or_default()
+                    .push(event.at_us - sent);
+            }
+            EventKind::Drop {
+                message,
+                cause: DropCause::Network,
+                ..
+            } => dropped.push(message),
+            _ => {}
+        }
+    }
+    let mut fates: Vec<ScriptedFate> = Vec::new();
+    for &message in sent_at.keys() {
+        let fate = match delivered_after.get(&message).map(Vec::as_slice) {
+            Some([after]) => Fate::Deliver {
+                after: SimDuration::from_us(*after),
+            },
+            Some([after, again, ..]) => Fate::Duplicate {
+                after: SimDuration::from_us(*after),
+                again: SimDuration::from_us(*again),
+            },
+            _ if dropped.contains(&message) => Fate::Drop,
+            // Lost to a partition or a down node: the fault itself loses it again on replay.
+            _ => continue,
+        };
+        fates.push(ScriptedFate { message, fate });
+    }
+    let mut scripted = scenario.clone();
+    scripted.script = Some(Script {
+        fates,
+        coins,
+        ..Script::default()
+    });
+    scripted
+}
+
+/// Delta debugging (Zeller's ddmin): a 1-minimal subsequence of `items` for which `fails` holds,
+/// assuming it holds for `items` itself.
+pub fn ddmin<T: Clone>(items: Vec<T>, mut fails: impl FnMut(&[T]) -> bool) -> Vec<T> {
+    let mut current = items;
+    let mut granularity = 2usize;
+    while current.len() >= 2 {
+        let chunk = current.len().div_ceil(granularity);
+        let chunks: Vec<Vec<T>> = current.chunks(chunk).map(<[T]>::to_vec).collect();
+        let mut reduced = false;
+        // Try each chunk alone, then each complement.
+        for piece in &chunks {
+            if fails(piece) {
+                current = piece.clone();
+                granularity = 2;
+                reduced = true;
+                break;
+            }
+        }
+        if !reduced {
+            for skip in 0..chunks.len() {
+                let complement: Vec<T> = chunks
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != skip)
+                    .flat_map(|(_, c)| c.clone())
+                    .collect();
+                if fails(&complement) {
+                    current = complement;
+                    granularity = (granularity - 1).max(2);
+                    reduced = true;
+                    break;
+                }
+            }
+        }
+        if !reduced {
+            if granularity >= current.len() {
+                break;
+            }
+            granularity = (granularity * 2).min(current.len());
+        }
+    }
+    if current.len() == 1 && fails(&[]) {
+        current.clear();
+    }
+    current
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddmin_finds_the_pair_that_fails() {
+        let items: Vec<u32> = (0..40).collect();
+        let minimal = ddmin(items, |s| s.contains(&7) && s.contains(&31));
+        assert_eq!(minimal, vec![7, 31]);
+    }
+
+    #[test]
+    fn ddmin_can_remove_everything() {
+        assert_eq!(ddmin(vec![1, 2, 3], |_| true), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn ddmin_keeps_a_single_needed_item() {
+        assert_eq!(ddmin(vec![1, 2, 3, 4, 5], |s| s.contains(&4)), vec![4]);
+    }
+}

@@ -1,0 +1,71 @@
+//! Shrinking round trips: a failing seeded run shrinks to a smaller scenario that fails the same
+//! way, and its scripted form replays to the same violation without the random generator.
+
+use converge_checker::{judge_builtin, shrink_builtin};
+use converge_crdt::{ClockKind, LwwGridConfig, TieBreak};
+use converge_netsim::{CrdtSpec, Scenario, SimDuration, Verdict};
+
+fn keep_local_grid() -> Scenario {
+    let mut scenario = Scenario {
+        name: "keep-local-grid".into(),
+        replicas: 4,
+        ..Scenario::default()
+    };
+    scenario.crdt = CrdtSpec::LwwGrid(LwwGridConfig {
+        tie_break: TieBreak::KeepLocal,
+        ..Default::default()
+    });
+    scenario.clock = ClockKind::PerKeyCounter;
+    scenario.duration = SimDuration::from_secs(5);
+    scenario.settle = SimDuration::from_secs(5);
+    scenario.workload.rate = 4.0;
+    scenario.workload.keys = 3;
+    scenario.network.drop = 0.05;
+    scenario
+}
+
+#[test]
+fn a_failing_run_shrinks_to_a_scripted_scenario_that_replays_the_violation() {
+    let scenario = keep_local_grid();
+    let seed = (0..30)
+        .find(|seed| judge_builtin(&scenario, *seed).unwrap().verdict == Verdict::Diverges)
+        .expect("keep-local diverges on some seed");
+    let shrunk = shrink_builtin(&scenario, seed)
+        .unwrap()
+        .expect("a failing run shrinks");
+    assert_eq!(shrunk.verdict, Verdict::Diverges);
+    assert!(
+        shrunk.minimal.writes < shrunk.original.writes,
+        "{:?} -> {:?}",
+        shrunk.original,
+        shrunk.minimal
+    );
+    assert!(
+        shrunk.minimal.writes >= 2,
+        "a tie needs two writes: {:?}",
+        shrunk.minimal
+    );
+    assert!(shrunk.minimal.replicas <= 3, "{:?}", shrunk.minimal);
+    assert!(
+        shrunk.scripted,
+        "the minimal run should replay in scripted form"
+    );
+
+    // The scripted scenario replays to the same violation with any seed: nothing is random.
+    for replay_seed in [seed, seed + 1, 12_345] {
+        let replay = judge_builtin(&shrunk.scenario, replay_seed).unwrap();
+        assert_eq!(replay.verdict, Verdict::Diverges);
+        assert_eq!(
+            replay.trace_hash, shrunk.report.trace_hash,
+            "a scripted run ignores the seed"
+        );
+    }
+}
+
+#[test]
+fn a_converging_run_has_nothing_to_shrink() {
+    let mut scenario = keep_local_grid();
+    scenario.crdt = CrdtSpec::LwwGrid(LwwGridConfig::default());
+    scenario.network.drop = 0.0;
+    assert!(shrink_builtin(&scenario, 0).unwrap().is_none());
+}

@@ -1,0 +1,361 @@
+//! The zoo: known-buggy configurations, each caught by a named test, and the correct configurations
+//! next to them passing many seeds with no false alarm.
+//!
+//! Seeds: each buggy configuration must be caught within a small seed range; each correct one must
+//! pass every seed of a range. `CONVERGE_SEEDS=A..B` widens the correct configurations' range
+//! (release builds run 10,000 seeds from `.ci/run`).
+
+use std::collections::BTreeMap;
+
+use converge_checker::{judge, judge_builtin};
+use converge_crdt::{
+    Bias, ClockKind, Coin, Intent, LwwDictConfig, LwwGridConfig, OpCrdt, ReplicaId, Stamp,
+    StateCrdt, TieBreak,
+};
+use converge_netsim::{
+    CrdtSpec, Durability, FaultSpec, Latency, ProtocolKind, Scenario, SimDuration, Topology,
+    Verdict,
+};
+use serde::{Deserialize, Serialize};
+
+fn secs(s: u64) -> SimDuration {
+    SimDuration::from_secs(s)
+}
+
+fn grid(tie_break: TieBreak) -> CrdtSpec {
+    CrdtSpec::LwwGrid(LwwGridConfig {
+        tie_break,
+        ..Default::default()
+    })
+}
+
+/// A small busy scenario: few keys so that writes conflict.
+fn busy(name: &str) -> Scenario {
+    let mut scenario = Scenario {
+        name: name.to_string(),
+        replicas: 3,
+        ..Scenario::default()
+    };
+    scenario.duration = secs(5);
+    scenario.settle = secs(5);
+    scenario.workload.rate = 4.0;
+    scenario.workload.keys = 3;
+    scenario
+}
+
+/// The first seed in `seeds` whose verdict is `verdict`.
+fn first_seed_with(
+    scenario: &Scenario,
+    seeds: std::ops::Range<u64>,
+    verdict: Verdict,
+) -> Option<u64> {
+    seeds.into_iter().find(|seed| {
+        judge_builtin(scenario, *seed)
+            .expect("valid scenario")
+            .verdict
+            == verdict
+    })
+}
+
+fn seed_range(default: std::ops::Range<u64>) -> std::ops::Range<u64> {
+    match std::env::var("CONVERGE_SEEDS") {
+        Ok(text) => {
+            let (a, b) = text.split_once("..").expect("CONVERGE_SEEDS is A..B");
+            a.parse().expect("A is a number")..b.parse().expect("B is a number")
+        }
+        Err(_) => default,
+    }
+}
+
+fn assert_caught(scenario: &Scenario, verdict: Verdict) {
+    let seed = first_seed_with(scenario, 0..30, verdict);
+    assert!(
+        seed.is_some(),
+        "{} was not caught as {verdict:?} in seeds 0..30",
+        scenario.name
+    );
+}
+
+fn assert_passes_every_seed(scenario: &Scenario, seeds: std::ops::Range<u64>) {
+    for seed in seeds {
+        let report = judge_builtin(scenario, seed).expect("valid scenario");
+        assert_eq!(
+            report.verdict,
+            Verdict::Converges,
+            "false alarm on {} seed {seed}: {:?}",
+            scenario.name,
+            report.violations.first().map(|v| &v.detail)
+        );
+    }
+}
+
+#[test]
+fn random_tie_break_diverges() {
+    let mut scenario = busy("random-tie-break");
+    scenario.crdt = grid(TieBreak::Random);
+    scenario.clock = ClockKind::PerKeyCounter;
+    scenario.protocol.topology = Topology::Relay;
+    assert_caught(&scenario, Verdict::Diverges);
+}
+
+#[test]
+fn keep_local_grid_diverges() {
+    let mut scenario = busy("keep-local-grid");
+    scenario.crdt = grid(TieBreak::KeepLocal);
+    scenario.clock = ClockKind::PerKeyCounter;
+    assert_caught(&scenario, Verdict::Diverges);
+}
+
+#[test]
+fn keep_local_dict_diverges() {
+    let mut scenario = busy("keep-local-dict");
+    scenario.crdt = CrdtSpec::LwwDict(LwwDictConfig {
+        bias: Bias::Add,
+        tie_break: TieBreak::KeepLocal,
+    });
+    scenario.clock = ClockKind::PerKeyCounter;
+    assert_caught(&scenario, Verdict::Diverges);
+}
+
+#[test]
+fn op_broadcast_loses_an_update_to_one_drop() {
+    let mut scenario = busy("op-broadcast-drop");
+    scenario.protocol.kind = ProtocolKind::OpBroadcast;
+    scenario.network.drop = 0.05;
+    assert_caught(&scenario, Verdict::NotConverged);
+}
+
+#[test]
+fn op_broadcast_never_catches_up_a_late_joiner() {
+    let mut scenario = busy("op-broadcast-late-join");
+    scenario.protocol.kind = ProtocolKind::OpBroadcast;
+    scenario.protocol.snapshot_on_join = false;
+    scenario.faults.push(FaultSpec::Join {
+        at: secs(2),
+        replica: 2,
+    });
+    assert_caught(&scenario, Verdict::NotConverged);
+}
+
+#[test]
+fn op_broadcast_never_catches_up_a_restarted_replica() {
+    let mut scenario = busy("op-broadcast-restart");
+    scenario.protocol.kind = ProtocolKind::OpBroadcast;
+    scenario.protocol.snapshot_on_join = false;
+    scenario.faults.push(FaultSpec::Crash {
+        at: secs(1),
+        replica: 1,
+        restart: Some(secs(3)),
+        state: Durability::Volatile,
+    });
+    assert_caught(&scenario, Verdict::NotConverged);
+}
+
+#[test]
+fn relay_without_snapshot_on_join_leaves_the_joiner_behind() {
+    let mut scenario = busy("relay-no-snapshot");
+    scenario.protocol.topology = Topology::Relay;
+    scenario.protocol.snapshot_on_join = false;
+    scenario.workload.keys = 9;
+    scenario.workload.writers = Some(vec![0, 1]);
+    scenario.workload.stop = Some(secs(2));
+    scenario.faults.push(FaultSpec::Join {
+        at: secs(3),
+        replica: 2,
+    });
+    assert_caught(&scenario, Verdict::NotConverged);
+    scenario.protocol.snapshot_on_join = true;
+    assert_passes_every_seed(&scenario, 0..5);
+}
+
+#[test]
+fn wall_clock_skew_loses_causally_later_writes() {
+    let mut scenario = busy("wall-clock-skew");
+    scenario.clock = ClockKind::WallClock;
+    scenario.faults.push(FaultSpec::ClockSkew {
+        replica: 1,
+        offset_us: -2_000_000,
+        drift_ppm: 0,
+    });
+    assert_caught(&scenario, Verdict::IntentViolated);
+    scenario.clock = ClockKind::Hybrid;
+    assert_passes_every_seed(&scenario, 0..5);
+}
+
+#[test]
+fn lamport_without_max_on_receive_loses_causally_later_writes() {
+    let mut scenario = busy("lamport-local-only");
+    scenario.clock = ClockKind::LamportLocalOnly;
+    scenario.workload.rate = 1.0;
+    scenario.workload.writers = None;
+    assert_caught(&scenario, Verdict::IntentViolated);
+}
+
+#[test]
+fn a_far_future_stamp_wedges_a_key() {
+    let mut scenario = busy("far-future-stamp");
+    scenario.clock = ClockKind::WallClock;
+    // One replica's clock is a year ahead: its writes win every later write for a year.
+    scenario.faults.push(FaultSpec::ClockSkew {
+        replica: 0,
+        offset_us: 365 * 24 * 3_600 * 1_000_000,
+        drift_ppm: 0,
+    });
+    assert_caught(&scenario, Verdict::IntentViolated);
+}
+
+/// A counter whose merge adds the other side's count instead of taking the maximum per replica:
+/// merge is not idempotent, so a duplicated or repeated state counts twice.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct SummingCounter {
+    counts: BTreeMap<ReplicaId, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Increment {
+    replica: ReplicaId,
+    by: u64,
+}
+
+impl StateCrdt for SummingCounter {
+    type View = u64;
+
+    fn merge(&mut self, other: &Self, _coin: &mut dyn Coin) {
+        for (replica, count) in &other.counts {
+            *self.counts.entry(*replica).or_default() += count;
+        }
+    }
+
+    fn view(&self) -> u64 {
+        self.counts.values().sum()
+    }
+}
+
+impl OpCrdt for SummingCounter {
+    type Op = Increment;
+
+    fn prepare(&self, _intent: &Intent, stamp: Stamp) -> Increment {
+        Increment {
+            replica: stamp.replica,
+            by: 1,
+        }
+    }
+
+    fn apply(&mut self, op: &Increment, _coin: &mut dyn Coin) {
+        *self.counts.entry(op.replica).or_default() += op.by;
+    }
+}
+
+#[test]
+fn a_non_idempotent_merge_diverges() {
+    let mut scenario = busy("non-idempotent-merge");
+    scenario.network.duplicate = 0.1;
+    let caught = (0..30).any(|seed| {
+        judge(&scenario, seed, &|_| SummingCounter::default())
+            .expect("valid")
+            .report
+            .verdict
+            == Verdict::Diverges
+    });
+    assert!(
+        caught,
+        "the summing counter's double counting was not caught"
+    );
+}
+
+/// An op-based set without stamps: a remove deletes the element if present. Delivered before its
+/// add (no causal delivery), the remove is lost and the add wins on that replica only.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct NaiveSet {
+    elements: std::collections::BTreeSet<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum SetOp {
+    Add(u32),
+    Remove(u32),
+}
+
+impl StateCrdt for NaiveSet {
+    type View = Vec<u32>;
+
+    fn merge(&mut self, other: &Self, _coin: &mut dyn Coin) {
+        self.elements.extend(other.elements.iter().copied());
+    }
+
+    fn view(&self) -> Vec<u32> {
+        self.elements.iter().copied().collect()
+    }
+}
+
+impl OpCrdt for NaiveSet {
+    type Op = SetOp;
+
+    fn prepare(&self, intent: &Intent, _stamp: Stamp) -> SetOp {
+        match *intent {
+            Intent::Put { key, .. } => SetOp::Add(key),
+            Intent::Remove { key } => SetOp::Remove(key),
+        }
+    }
+
+    fn apply(&mut self, op: &SetOp, _coin: &mut dyn Coin) {
+        match op {
+            SetOp::Add(key) => {
+                self.elements.insert(*key);
+            }
+            SetOp::Remove(key) => {
+                self.elements.remove(key);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_op_based_remove_before_its_add_without_causal_delivery_diverges() {
+    let mut scenario = busy("remove-before-add");
+    scenario.protocol.kind = ProtocolKind::OpBroadcast;
+    scenario.workload.remove_ratio = 0.5;
+    scenario.workload.keys = 2;
+    scenario.network.latency = Latency::Exponential {
+        mean: SimDuration::from_ms(300),
+    };
+    let caught = (0..30).any(|seed| {
+        judge(&scenario, seed, &|_| NaiveSet::default())
+            .expect("valid")
+            .report
+            .verdict
+            == Verdict::Diverges
+    });
+    assert!(caught, "a remove delivered before its add was not caught");
+}
+
+#[test]
+fn correct_configurations_raise_no_false_alarm() {
+    let seeds = seed_range(0..40);
+    let mut peer_id = busy("peer-id-grid-lossy-anti-entropy");
+    peer_id.clock = ClockKind::PerKeyCounter;
+    peer_id.protocol.topology = Topology::Relay;
+    peer_id.protocol.anti_entropy = Some(secs(1));
+    peer_id.network.drop = 0.1;
+    peer_id.network.duplicate = 0.1;
+    assert_passes_every_seed(&peer_id, seeds.clone());
+
+    let mut dict = busy("lww-dict-remove-bias-reliable-causal");
+    dict.crdt = CrdtSpec::LwwDict(LwwDictConfig {
+        bias: Bias::Remove,
+        tie_break: TieBreak::PeerId,
+    });
+    dict.protocol.kind = ProtocolKind::ReliableCausal;
+    dict.workload.remove_ratio = 0.3;
+    dict.network.drop = 0.1;
+    assert_passes_every_seed(&dict, seeds.clone());
+
+    let mut delta = busy("delta-sync");
+    delta.protocol.kind = ProtocolKind::DeltaSync;
+    delta.network.drop = 0.1;
+    delta.faults.push(FaultSpec::Join {
+        at: secs(2),
+        replica: 2,
+    });
+    assert_passes_every_seed(&delta, seeds);
+}
