@@ -1,0 +1,269 @@
+//! `converge sweep` and `converge merge`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use converge::checker::{judge_builtin, shrink_builtin};
+use converge::netsim::Verdict;
+use converge::report::{file_safe, verdict_phrase};
+use converge::sweep::{
+    merge as merge_results, run_seeds, seeds_of, RunSummary, ShrunkSeed, SweepResult, SWEEP_KIND,
+};
+use serde_json::Value;
+
+use super::args::{shell_quote, MergeArgs, Output, SweepConfig};
+use super::files::{write_atomic, write_index, write_run_files};
+use super::progress::Progress;
+use super::run::print_failure;
+use super::Status;
+
+/// Failing seeds listed with their reproduce command in the text output.
+const FAILING_SEEDS_SHOWN_MAX: usize = 10;
+
+pub fn sweep(config: &SweepConfig) -> Result<Status> {
+    let input = &config.input;
+    let seeds = seeds_of(config.seeds, config.shard);
+    if seeds.is_empty() {
+        bail!(
+            "--seeds {}..{} holds no seed of this shard",
+            config.seeds.start,
+            config.seeds.end
+        );
+    }
+    let shard_label = config
+        .shard
+        .map_or(String::new(), |s| format!(" shard {}/{}", s.index, s.count));
+    eprintln!(
+        "sweep {} seeds {}..{}{shard_label}: {} runs on {} workers",
+        input.path_shown,
+        config.seeds.start,
+        config.seeds.end,
+        seeds.len(),
+        config.jobs.min(seeds.len())
+    );
+    let mut progress = Progress::new(&input.scenario.name);
+    let summaries: Vec<RunSummary> = run_seeds(
+        &input.scenario,
+        &seeds,
+        config.jobs,
+        &|seed| input.reproduce(seed),
+        &|report| RunSummary::of(&report),
+        &mut |done, total| progress.update(done, total),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: invalid scenario: {e}", input.path_shown))?;
+    progress.finish();
+    let elapsed_s = progress.elapsed().as_secs_f64();
+
+    // The first failing seeds get full reports, and a shrunk counterexample where there is one. They
+    // are rerun here: runs are deterministic, and keeping every report of a large sweep would cost
+    // far more memory than rerunning a few.
+    let mut result = SweepResult::new(
+        &input.path_shown,
+        &input.scenario,
+        config.seeds,
+        config.shard,
+        summaries,
+    );
+    for failing in result
+        .runs
+        .iter()
+        .filter(|r| !r.met_expectation)
+        .take(config.shrink_max)
+    {
+        let seed = failing.seed;
+        let mut report =
+            judge_builtin(&input.scenario, seed).map_err(|e| anyhow::anyhow!("{e}"))?;
+        report.reproduce = input.reproduce(seed);
+        let shrunk = if matches!(report.verdict, Verdict::Converges | Verdict::BoundReached) {
+            None
+        } else {
+            shrink_builtin(&input.scenario, seed)
+                .map_err(|e| anyhow::anyhow!("shrinking seed {seed}: {e}"))?
+        };
+        let files = write_run_files(&config.output.dir, &report, shrunk.as_ref())?;
+        if let (Some(shrunk), Some(path)) = (&shrunk, &files.minimal_scenario) {
+            let shown = path.display().to_string();
+            result.shrunk.push(ShrunkSeed {
+                seed,
+                verdict: shrunk.verdict,
+                original: serde_json::to_value(shrunk.original)?,
+                minimal: serde_json::to_value(shrunk.minimal)?,
+                scripted: shrunk.scripted,
+                reproduce: format!("converge run {} --seed {seed}", shell_quote(&shown)),
+                scenario_file: Some(shown),
+            });
+        }
+    }
+
+    let mut name = format!(
+        "{}-sweep-{}-{}",
+        file_safe(&input.scenario.name),
+        config.seeds.start,
+        config.seeds.end
+    );
+    if let Some(shard) = config.shard {
+        name.push_str(&format!("-shard{}of{}", shard.index, shard.count));
+    }
+    let path = config.output.dir.join(format!("{name}.json"));
+    write_atomic(&path, serde_json::to_string_pretty(&result)?.as_bytes())?;
+    let index = write_index(&config.output.dir)?;
+    print_result(&result, &config.output, Some(elapsed_s), &path, &index)?;
+    // A shard covers part of the range by design; only its own seeds decide its status.
+    Ok(if result.counts.failed_expectation == 0 {
+        Status::AllMet
+    } else {
+        Status::SomeFailed
+    })
+}
+
+/// A merge passes when it covers every shard and every seed met the expectation.
+fn status_of(result: &SweepResult) -> Status {
+    if result.counts.failed_expectation == 0 && result.complete {
+        Status::AllMet
+    } else {
+        Status::SomeFailed
+    }
+}
+
+/// Prints a sweep result: the document itself with `--json` (no timing in it, so that it is the
+/// same for any `--jobs`), a summary otherwise.
+fn print_result(
+    result: &SweepResult,
+    output: &Output,
+    elapsed_s: Option<f64>,
+    path: &Path,
+    index: &Path,
+) -> Result<()> {
+    let failing: Vec<&RunSummary> = result.runs.iter().filter(|r| !r.met_expectation).collect();
+    if output.json {
+        say!("{}", serde_json::to_string_pretty(result)?);
+        for run in failing.iter().take(FAILING_SEEDS_SHOWN_MAX) {
+            print_failure(run, true);
+        }
+        if let Some(elapsed_s) = elapsed_s {
+            eprintln!("{}", rate_line(result.counts.runs, elapsed_s));
+        }
+        return Ok(());
+    }
+    let counts = &result.counts;
+    let verdicts: Vec<String> = counts
+        .verdicts
+        .iter()
+        .map(|(v, n)| format!("{v} {n}"))
+        .collect();
+    say!(
+        "{}: {} runs (seeds {}..{}, shards {:?} of {}), expected {}: met {}, failed {}; verdicts: {}{}",
+        result.scenario,
+        counts.runs,
+        result.seeds.start,
+        result.seeds.end,
+        result.shards,
+        result.shard_count,
+        verdict_phrase(result.scenario_spec.expect.verdict),
+        counts.met_expectation,
+        counts.failed_expectation,
+        verdicts.join(", "),
+        if counts.vacuous > 0 { format!("; {} vacuous runs", counts.vacuous) } else { String::new() }
+    );
+    if let Some(elapsed_s) = elapsed_s {
+        say!("{}", rate_line(counts.runs, elapsed_s));
+    }
+    if result.merged && !result.complete {
+        say!(
+            "incomplete: shards {:?} of {} are missing",
+            result.missing_shards(),
+            result.shard_count
+        );
+    }
+    for run in failing.iter().take(FAILING_SEEDS_SHOWN_MAX) {
+        print_failure(run, false);
+    }
+    if failing.len() > FAILING_SEEDS_SHOWN_MAX {
+        say!(
+            "... and {} more failing seeds (see {})",
+            failing.len() - FAILING_SEEDS_SHOWN_MAX,
+            path.display()
+        );
+    }
+    for shrunk in &result.shrunk {
+        say!(
+            "seed {} shrunk to {} ({}): reproduce with {}",
+            shrunk.seed,
+            shrunk.scenario_file.as_deref().unwrap_or("?"),
+            shrunk.minimal,
+            shrunk.reproduce
+        );
+    }
+    say!("result: {}\nindex: {}", path.display(), index.display());
+    Ok(())
+}
+
+fn rate_line(runs: u64, elapsed_s: f64) -> String {
+    format!(
+        "{runs} seeds in {elapsed_s:.2} s: {:.1} seeds/s",
+        if elapsed_s > 0.0 {
+            runs as f64 / elapsed_s
+        } else {
+            0.0
+        }
+    )
+}
+
+/// Sweep result files named by `inputs`: each directory's `*.json` files (sorted), or files
+/// given directly. Files that are not sweep results, and earlier merges, are skipped.
+fn sweep_files(inputs: &[PathBuf]) -> Result<Vec<(String, SweepResult)>> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .with_context(|| format!("{}: cannot list", input.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json"))
+                .collect();
+            found.sort();
+            paths.extend(found);
+        } else if input.is_file() {
+            paths.push(input.clone());
+        } else {
+            bail!("{}: no such file or directory", input.display());
+        }
+    }
+    let mut results = Vec::new();
+    for path in paths {
+        let shown = path.display().to_string();
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("{shown}: cannot read"))?;
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        if value.get("kind").and_then(Value::as_str) != Some(SWEEP_KIND) {
+            continue;
+        }
+        let result: SweepResult = serde_json::from_value(value)
+            .map_err(|e| anyhow::anyhow!("{shown}: not a sweep result this version reads: {e}"))?;
+        if !result.merged {
+            results.push((shown, result));
+        }
+    }
+    if results.is_empty() {
+        bail!("no shard results (sweep result JSON files) found in the given paths");
+    }
+    Ok(results)
+}
+
+pub fn merge(args: &MergeArgs) -> Result<Status> {
+    let output = Output::from(&args.output);
+    let parts = sweep_files(&args.inputs)?;
+    let merged = merge_results(parts).map_err(anyhow::Error::msg)?;
+    let name = format!(
+        "{}-sweep-{}-{}-merged.json",
+        file_safe(&merged.scenario),
+        merged.seeds.start,
+        merged.seeds.end
+    );
+    let path = output.dir.join(name);
+    write_atomic(&path, serde_json::to_string_pretty(&merged)?.as_bytes())?;
+    let index = write_index(&output.dir)?;
+    print_result(&merged, &output, None, &path, &index)?;
+    Ok(status_of(&merged))
+}

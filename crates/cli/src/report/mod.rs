@@ -1,0 +1,138 @@
+//! Reports: a judged run rendered for people and for other tools. Every function here is pure (a
+//! report in, text out); the binary decides where the text goes.
+//!
+//! - [`html`]: the self-contained page of one run: verdict in words, expectation, reproduce
+//!   command, metrics and coverage, the distinct-states chart, the space-time diagram, the
+//!   differing states side by side, the violations.
+//! - [`exports`]: the trace as Chrome trace event JSON (Perfetto, chrome://tracing) and as a
+//!   ShiViz log with vector clocks.
+//! - [`index`]: `index.html`, linking every run, with the convergence matrix.
+
+pub mod exports;
+pub mod html;
+pub mod index;
+
+use converge_checker::RunReport;
+use converge_netsim::{Topology, Verdict};
+
+/// The file stem every file of one run shares: `<scenario>-seed<N>`.
+pub fn run_file_stem(scenario: &str, seed: u64) -> String {
+    format!("{}-seed{seed}", file_safe(scenario))
+}
+
+/// A name made safe for a file name: letters, digits, `-`, `_` and `.` kept, the rest `-`.
+pub fn file_safe(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if safe.is_empty() || safe.starts_with('.') {
+        format!("run{safe}")
+    } else {
+        safe
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The verdict as a short phrase: "converges", "diverges", ...
+pub fn verdict_phrase(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Converges => "converges",
+        Verdict::IntentViolated => "intent violated",
+        Verdict::NotConverged => "not converged",
+        Verdict::Diverges => "diverges",
+        Verdict::BoundReached => "bound reached",
+    }
+}
+
+/// The verdict of a run in one or two sentences, naming the evidence.
+pub fn verdict_in_words(report: &RunReport) -> String {
+    let first_of = |oracle: converge_checker::Oracle| {
+        report
+            .violations
+            .iter()
+            .find(|v| v.oracle == oracle)
+            .map(|v| v.detail.clone())
+            .unwrap_or_default()
+    };
+    let live = report
+        .replicas
+        .iter()
+        .filter(|r| r.status == converge_netsim::Status::Up)
+        .count();
+    match report.verdict {
+        Verdict::Converges => match report.converged_at_ms {
+            Some(at_ms) => format!(
+                "Converged: all {live} live replicas hold the same state and all {} updates, since {at_ms:.1} ms.",
+                report.updates
+            ),
+            None => format!("Converged: all {live} live replicas hold the same state and all {} updates.", report.updates),
+        },
+        Verdict::IntentViolated => format!(
+            "Converged, but the intent oracle found lost writes: {}.",
+            first_of(converge_checker::Oracle::Intent).trim_end_matches('.')
+        ),
+        Verdict::NotConverged => format!(
+            "Not converged: {}.",
+            first_of(converge_checker::Oracle::EventualConvergence).trim_end_matches('.')
+        ),
+        Verdict::Diverges => format!(
+            "Diverged: {} ({} strong-convergence violations in all).",
+            first_of(converge_checker::Oracle::StrongConvergence).trim_end_matches('.'),
+            report.strong_violations_total
+        ),
+        Verdict::BoundReached => match &report.end {
+            converge_netsim::End::BoundReached { bound } => {
+                format!("Bound reached: the run hit {bound} before it ended; nothing is concluded.")
+            }
+            converge_netsim::End::Completed => "Bound reached; nothing is concluded.".to_string(),
+        },
+    }
+}
+
+/// The name of node `node` in diagrams and exports: `r0`, `r1`, ..., and `server` for the relay.
+pub fn node_name(report: &RunReport, node: u32) -> String {
+    let replicas = report.scenario_spec.replicas;
+    if node >= replicas
+        && report.scenario_spec.protocol.topology == Topology::Relay
+        && node == replicas
+    {
+        "server".to_string()
+    } else {
+        format!("r{node}")
+    }
+}
+
+/// How many nodes the run's trace may name: the replicas, plus the relay server.
+pub fn node_count(report: &RunReport) -> u32 {
+    let spec = &report.scenario_spec;
+    let from_spec = spec.replicas + u32::from(spec.protocol.topology == Topology::Relay);
+    let from_trace = report
+        .trace
+        .iter()
+        .filter_map(|event| exports::nodes_of(&event.kind).into_iter().max())
+        .max()
+        .map_or(0, |n| n + 1);
+    from_spec.max(from_trace)
+}

@@ -1,0 +1,615 @@
+//! Scenario files: TOML (or JSON, by the `.json` extension) into a validated [`Scenario`].
+//!
+//! A bad file gets exactly one error, and that error names the file, the line and column, the key
+//! (as a dotted path such as `faults[1].replica`), what was found and what was expected, with the
+//! offending line quoted. Neither parser reports the key path of a deserialization error, so it is
+//! recovered from the error's position in the text: the table headers above it and the `key =`
+//! (or `"key":`) in front of it.
+
+use std::fmt;
+use std::path::Path;
+
+use converge_netsim::Scenario;
+
+/// The two formats a scenario file may be written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Toml,
+    Json,
+}
+
+impl Format {
+    /// JSON for `.json` files, TOML for everything else.
+    pub fn of(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("json") => Format::Json,
+            _ => Format::Toml,
+        }
+    }
+}
+
+/// Where in a file something went wrong. Lines and columns count from 1; columns in characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+    /// The line's text, for quoting.
+    pub text: String,
+}
+
+/// Why a scenario file was refused.
+#[derive(Debug)]
+pub enum ScenarioFileError {
+    /// The file could not be read.
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The text is not a scenario: bad syntax, an unknown key, a wrong type, a bad duration.
+    Parse {
+        path: String,
+        location: Option<Location>,
+        /// The dotted key path the error is about, when it could be found.
+        key: Option<String>,
+        message: String,
+    },
+    /// The scenario deserialized but cannot run (a fault naming replica 7 of 3, a probability
+    /// above one). The message names the key path.
+    Invalid {
+        path: String,
+        location: Option<Location>,
+        message: String,
+    },
+}
+
+impl ScenarioFileError {
+    pub fn path(&self) -> &str {
+        match self {
+            ScenarioFileError::Read { path, .. }
+            | ScenarioFileError::Parse { path, .. }
+            | ScenarioFileError::Invalid { path, .. } => path,
+        }
+    }
+}
+
+impl fmt::Display for ScenarioFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScenarioFileError::Read { path, source } => {
+                write!(f, "{path}: cannot read the file: {source}")
+            }
+            ScenarioFileError::Parse {
+                path,
+                location,
+                key,
+                message,
+            } => {
+                write!(f, "{path}")?;
+                if let Some(location) = location {
+                    write!(f, ":{}:{}", location.line, location.column)?;
+                }
+                match key {
+                    Some(key) => write!(f, ": key `{key}`: {message}")?,
+                    None => write!(f, ": {message}")?,
+                }
+                if let Some(location) = location {
+                    write_quote(f, location)?;
+                }
+                Ok(())
+            }
+            ScenarioFileError::Invalid {
+                path,
+                location,
+                message,
+            } => {
+                write!(f, "{path}")?;
+                if let Some(location) = location {
+                    write!(f, ":{}:{}", location.line, location.column)?;
+                }
+                write!(f, ": invalid scenario: {message}")?;
+                if let Some(location) = location {
+                    write_quote(f, location)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn write_quote(f: &mut fmt::Formatter<'_>, location: &Location) -> fmt::Result {
+    let gutter = location.line.to_string().len();
+    write!(
+        f,
+        "\n{:gutter$} |\n{} | {}\n{:gutter$} | {:>column$}",
+        "",
+        location.line,
+        location.text,
+        "",
+        "^",
+        column = location.column
+    )
+}
+
+impl std::error::Error for ScenarioFileError {}
+
+/// Reads, parses and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioFileError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioFileError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    parse_and_validate(&text, Format::of(path), &shown)
+}
+
+/// Parses and validates scenario text; `path` is only used in messages.
+pub fn parse_and_validate(
+    text: &str,
+    format: Format,
+    path: &str,
+) -> Result<Scenario, ScenarioFileError> {
+    let scenario = parse(text, format, path)?;
+    scenario.validate().map_err(|error| {
+        let message = error.to_string();
+        // The validation error names a key path; point at it in the file when it can be found.
+        let location = find_key_path(text, format, &message);
+        ScenarioFileError::Invalid {
+            path: path.to_string(),
+            location,
+            message,
+        }
+    })?;
+    Ok(scenario)
+}
+
+/// Parses scenario text without validating it.
+pub fn parse(text: &str, format: Format, path: &str) -> Result<Scenario, ScenarioFileError> {
+    match format {
+        Format::Toml => toml::from_str::<Scenario>(text).map_err(|error| {
+            let offset = error
+                .span()
+                .map(|span| refine_toml_offset(text, span.start, error.message()));
+            ScenarioFileError::Parse {
+                path: path.to_string(),
+                location: offset.map(|o| location_of(text, o)),
+                key: offset.and_then(|o| toml_key_path_at(text, o)),
+                message: error.message().trim().to_string(),
+            }
+        }),
+        Format::Json => serde_json::from_str::<Scenario>(text).map_err(|error| {
+            let (line, column) = (error.line(), error.column());
+            let location = (line > 0).then(|| {
+                let line_text = text.lines().nth(line - 1).unwrap_or_default();
+                Location {
+                    line,
+                    column: column.max(1),
+                    text: line_text.to_string(),
+                }
+            });
+            let offset = (line > 0).then(|| offset_of(text, line, column));
+            // serde_json appends " at line L column C"; the location already says so.
+            let message = error.to_string();
+            let message = message
+                .rsplit_once(" at line ")
+                .map_or(message.as_str(), |(m, _)| m)
+                .to_string();
+            ScenarioFileError::Parse {
+                path: path.to_string(),
+                location,
+                key: offset.and_then(|o| json_key_path_at(text, o)),
+                message,
+            }
+        }),
+    }
+}
+
+/// Errors inside tagged tables (a `[[faults]]` entry, an inline `latency = { ... }`) come with the
+/// span of the whole table, because serde buffers such tables before it knows their variant. This
+/// narrows the offset to the key or value the message names (`unknown field `x``, `found "1q"`),
+/// when it appears once in that table.
+fn refine_toml_offset(text: &str, offset: usize, message: &str) -> usize {
+    let Some(rest) = text.get(offset..) else {
+        return offset;
+    };
+    let region = if rest.starts_with('[') {
+        // A table header: the table runs to the next header.
+        let body_start = rest.find('\n').map_or(rest.len(), |i| i + 1);
+        let body = &rest[body_start..];
+        let mut end = body.len();
+        let mut position = 0;
+        for line in body.split_inclusive('\n') {
+            if line.trim_start().starts_with('[') {
+                end = position;
+                break;
+            }
+            position += line.len();
+        }
+        (offset + body_start, offset + body_start + end)
+    } else if rest.starts_with('{') {
+        let end = rest.find('}').map_or(rest.len(), |i| i + 1);
+        (offset, offset + end)
+    } else {
+        return offset;
+    };
+    let haystack = &text[region.0..region.1];
+    let quoted = |after: &str, open: char, close: char| -> Option<String> {
+        let start = message.find(after)? + after.len();
+        let tail = message[start..].strip_prefix(open)?;
+        Some(tail[..tail.find(close)?].to_string())
+    };
+    let needles: Vec<(String, bool)> = [
+        quoted("unknown field ", '`', '`').map(|k| (k, true)),
+        quoted("found ", '"', '"').map(|v| (format!("\"{v}\""), false)),
+        quoted("invalid type: string ", '"', '"').map(|v| (format!("\"{v}\""), false)),
+        quoted("unknown variant ", '`', '`').map(|v| (format!("\"{v}\""), false)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for (needle, is_key) in needles {
+        let hits: Vec<usize> = haystack
+            .match_indices(needle.as_str())
+            .map(|(i, _)| i)
+            .filter(|&i| !is_key || haystack[i + needle.len()..].trim_start().starts_with('='))
+            .collect();
+        if let [only] = hits[..] {
+            return region.0 + only;
+        }
+    }
+    offset
+}
+
+/// The line and column (1-based, in characters) of a byte offset.
+pub fn location_of(text: &str, offset: usize) -> Location {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
+    let line = text[..line_start].matches('\n').count() + 1;
+    let column = text[line_start..offset].chars().count() + 1;
+    Location {
+        line,
+        column,
+        text: text[line_start..line_end]
+            .trim_end_matches('\r')
+            .to_string(),
+    }
+}
+
+/// The byte offset of a 1-based line and column (serde_json's columns count bytes).
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum();
+    (line_start + column.saturating_sub(1)).min(text.len())
+}
+
+/// The dotted key path at a byte offset of a TOML document: the table header in force (with the
+/// index of an array-of-tables entry, `faults[1]`), any inline tables open around the offset, and
+/// the key in front of it (or under it).
+pub fn toml_key_path_at(text: &str, offset: usize) -> Option<String> {
+    let mut table: Vec<String> = Vec::new();
+    let mut array_counts: Vec<(String, usize)> = Vec::new();
+    let mut statement: Option<(usize, usize)> = None;
+    let mut position = 0;
+    for line in text.split_inclusive('\n') {
+        let line_end = position + line.len();
+        let trimmed = line.trim();
+        if let Some(name) = trimmed
+            .strip_prefix("[[")
+            .and_then(|r| r.split("]]").next())
+        {
+            let name = name.trim().to_string();
+            let index = match array_counts.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, count)) => {
+                    *count += 1;
+                    *count - 1
+                }
+                None => {
+                    array_counts.push((name.clone(), 1));
+                    0
+                }
+            };
+            table = vec![format!("{name}[{index}]")];
+            statement = None;
+            if offset < line_end {
+                return Some(table.join("."));
+            }
+        } else if trimmed.starts_with('[') && !trimmed.starts_with("[[") {
+            let name = trimmed
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .trim();
+            table = vec![name.to_string()];
+            statement = None;
+            if offset < line_end {
+                return Some(table.join("."));
+            }
+        } else {
+            // A statement starts on a line with `key =`; continuation lines of a multi-line array
+            // belong to the statement above.
+            if starts_with_key(trimmed) {
+                statement = Some((position, line_end));
+            } else if let Some((start, _)) = statement {
+                statement = Some((start, line_end));
+            }
+            if offset < line_end {
+                let (start, _) = statement?;
+                let inner = inline_key_path(
+                    &text[start..offset.max(start)],
+                    &text[offset.min(text.len())..],
+                );
+                let mut path = table.clone();
+                path.extend(inner);
+                return (!path.is_empty()).then(|| path.join("."));
+            }
+        }
+        position = line_end;
+    }
+    (!table.is_empty()).then(|| table.join("."))
+}
+
+fn starts_with_key(trimmed: &str) -> bool {
+    let key_end = trimmed.find('=');
+    key_end.is_some_and(|end| {
+        let key = trimmed[..end].trim();
+        !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\'' | ' '))
+    })
+}
+
+/// Keys open at the end of `before` (a statement's text up to the error), innermost last; if the
+/// error sits on a key itself (`after` starts with `key =` or is an unknown key), that key ends the
+/// path.
+fn inline_key_path(before: &str, after: &str) -> Vec<String> {
+    // Each frame: the key that opened it (None for arrays), and the pending key inside it.
+    struct Frame {
+        opened_by: Option<String>,
+        pending: Option<String>,
+    }
+    let mut frames = vec![Frame {
+        opened_by: None,
+        pending: None,
+    }];
+    let mut word = String::new();
+    let mut chars = before.chars().peekable();
+    let mut last_word = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                let mut quoted = String::new();
+                while let Some(q) = chars.next() {
+                    if q == '\\' && c == '"' {
+                        chars.next();
+                        continue;
+                    }
+                    if q == c {
+                        break;
+                    }
+                    quoted.push(q);
+                }
+                last_word = quoted;
+            }
+            '#' => {
+                for skipped in chars.by_ref() {
+                    if skipped == '\n' {
+                        break;
+                    }
+                }
+            }
+            '=' => {
+                let key = if word.is_empty() {
+                    last_word.clone()
+                } else {
+                    word.clone()
+                };
+                if let Some(frame) = frames.last_mut() {
+                    frame.pending = Some(key);
+                }
+                word.clear();
+            }
+            '{' | '[' => {
+                let opened_by = frames.last_mut().and_then(|f| f.pending.take());
+                frames.push(Frame {
+                    opened_by,
+                    pending: None,
+                });
+                word.clear();
+            }
+            '}' | ']' => {
+                if frames.len() > 1 {
+                    frames.pop();
+                }
+                word.clear();
+            }
+            ',' => {
+                if let Some(frame) = frames.last_mut() {
+                    // In an inline table a comma ends the key's value; in an array it does not.
+                    if frame.opened_by.is_some() && frame.pending.is_some() {
+                        frame.pending = None;
+                    }
+                }
+                word.clear();
+            }
+            c if c.is_alphanumeric() || c == '_' || c == '-' || c == '.' => {
+                if word.is_empty() {
+                    last_word.clear();
+                }
+                word.push(c);
+                last_word = word.clone();
+            }
+            _ => {
+                if !word.is_empty() {
+                    last_word = std::mem::take(&mut word);
+                }
+            }
+        }
+    }
+    let mut path: Vec<String> = Vec::new();
+    for frame in &frames {
+        if let Some(key) = &frame.opened_by {
+            path.push(key.clone());
+        }
+    }
+    let innermost_pending = frames.last().and_then(|f| f.pending.clone());
+    match innermost_pending {
+        Some(key) => path.push(key),
+        None => {
+            // The error is on a key: an unknown field names itself.
+            let key: String = after
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                .collect();
+            if !key.is_empty() {
+                path.push(key);
+            }
+        }
+    }
+    path
+}
+
+/// The key path at a byte offset of a JSON document, as `faults[1].replica`.
+pub fn json_key_path_at(text: &str, offset: usize) -> Option<String> {
+    enum Frame {
+        Object {
+            key: Option<String>,
+            expecting_key: bool,
+        },
+        Array {
+            index: usize,
+        },
+    }
+    let mut frames: Vec<Frame> = Vec::new();
+    let bytes = text.as_bytes();
+    let end = offset.min(bytes.len());
+    let mut i = 0;
+    while i < end {
+        match bytes[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if let Some(Frame::Object { key, expecting_key }) = frames.last_mut() {
+                    if *expecting_key {
+                        *key = Some(
+                            text.get(start..i.min(text.len()))
+                                .unwrap_or_default()
+                                .to_string(),
+                        );
+                        *expecting_key = false;
+                    }
+                }
+            }
+            b'{' => frames.push(Frame::Object {
+                key: None,
+                expecting_key: true,
+            }),
+            b'[' => frames.push(Frame::Array { index: 0 }),
+            b'}' | b']' => {
+                frames.pop();
+            }
+            b',' => match frames.last_mut() {
+                Some(Frame::Object { key, expecting_key }) => {
+                    *key = None;
+                    *expecting_key = true;
+                }
+                Some(Frame::Array { index }) => *index += 1,
+                None => {}
+            },
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut path = String::new();
+    for frame in &frames {
+        match frame {
+            Frame::Object { key: Some(key), .. } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Frame::Object { key: None, .. } => {}
+            Frame::Array { index } => path.push_str(&format!("[{index}]")),
+        }
+    }
+    (!path.is_empty()).then_some(path)
+}
+
+/// Finds where a key path named in a validation message (`faults[1].replica`, `network.drop`) is
+/// written in the file, so that the error can point at it.
+fn find_key_path(text: &str, format: Format, message: &str) -> Option<Location> {
+    let candidate = message
+        .split(|c: char| c.is_whitespace() || matches!(c, '`' | '\'' | ':' | ','))
+        .find(|word| {
+            let root = word.split(['.', '[']).next().unwrap_or_default();
+            !root.is_empty()
+                && root.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                && (word.contains('.') || word.contains('['))
+        })?
+        .trim_end_matches('.');
+    // Walk every key occurrence and compare its path.
+    let mut position = 0;
+    let last = candidate.rsplit(['.', ']']).next().unwrap_or(candidate);
+    while let Some(found) = text[position..].find(last) {
+        let offset = position + found;
+        let path = match format {
+            Format::Toml => toml_key_path_at(text, offset),
+            Format::Json => json_key_path_at(text, offset + last.len() + 1)
+                .or_else(|| json_key_path_at(text, offset)),
+        };
+        if path.as_deref() == Some(candidate) {
+            return Some(location_of(text, offset));
+        }
+        position = offset + last.len().max(1);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_paths_name_tables_arrays_and_inline_tables() {
+        let text = "name = \"x\"\n[network]\ndrop = \"lots\"\nlatency = { kind = \"uniform\", min = \"1q\" }\n\
+                    [[faults]]\nkind = \"join\"\n[[faults]]\nreplica = 9\n";
+        let at = |needle: &str| toml_key_path_at(text, text.find(needle).unwrap());
+        assert_eq!(at("\"x\"").as_deref(), Some("name"));
+        assert_eq!(at("\"lots\"").as_deref(), Some("network.drop"));
+        assert_eq!(at("\"1q\"").as_deref(), Some("network.latency.min"));
+        assert_eq!(at("\"uniform\"").as_deref(), Some("network.latency.kind"));
+        assert_eq!(at("9").as_deref(), Some("faults[1].replica"));
+        assert_eq!(at("replica").as_deref(), Some("faults[1].replica"));
+    }
+
+    #[test]
+    fn json_paths_name_objects_and_arrays() {
+        let text = r#"{"network": {"drop": "lots"}, "faults": [{"kind": "join"}, {"replica": 9}]}"#;
+        let at = |needle: &str| json_key_path_at(text, text.find(needle).unwrap());
+        assert_eq!(at("\"lots\"").as_deref(), Some("network.drop"));
+        assert_eq!(at("9").as_deref(), Some("faults[1].replica"));
+    }
+
+    #[test]
+    fn locations_count_lines_and_characters_from_one() {
+        let location = location_of("a = 1\nbé = 2\n", 10);
+        assert_eq!((location.line, location.column), (2, 4));
+        assert_eq!(location.text, "bé = 2");
+    }
+}

@@ -1,0 +1,516 @@
+//! End-to-end tests of the `converge` binary: the scenario suite, exit statuses, errors on bad
+//! files, `--json`, sweeps (any `--jobs` gives the same result; shards merge to the full sweep),
+//! replay, and the report files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
+}
+
+/// A fresh scratch directory per test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("converge-cli-test-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn converge(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_converge"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the converge binary runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", text(output)))
+}
+
+/// A small, fast scenario: three replicas, three seconds of writes on a lossy network.
+const SMALL: &str = r#"
+name = "small"
+replicas = 3
+duration = "3s"
+settle = "3s"
+
+[crdt]
+kind = "lww-grid"
+
+[protocol]
+kind = "state-broadcast"
+anti-entropy = "500ms"
+
+[network]
+drop = 0.1
+duplicate = 0.1
+
+[workload]
+rate = 3.0
+keys = 3
+"#;
+
+fn write(dir: &Path, name: &str, contents: &str) -> String {
+    std::fs::write(dir.join(name), contents).unwrap();
+    name.to_string()
+}
+
+#[test]
+fn every_scenario_meets_its_expectation() {
+    let dir = scratch("suite");
+    let scenarios = scenarios_dir();
+    let output = converge(
+        &dir,
+        &[
+            "suite",
+            scenarios.to_str().unwrap(),
+            "--no-shrink",
+            "--json",
+            "--out",
+            "out",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let document = json_of(&output);
+    let runs = document["runs"].as_array().unwrap();
+    let files = std::fs::read_dir(&scenarios).unwrap().count();
+    assert_eq!(runs.len(), files, "one run per scenario file");
+    for run in runs {
+        assert_eq!(run["met_expectation"], true, "{run}");
+    }
+    assert!(dir.join("out/index.html").is_file());
+}
+
+#[test]
+fn json_output_has_every_field_of_every_run() {
+    let dir = scratch("json");
+    let file = write(&dir, "small.toml", SMALL);
+    let output = converge(
+        &dir,
+        &["run", &file, "--seed", "3", "--json", "--out", "out"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let document = json_of(&output);
+    let run = &document["runs"][0];
+    for field in [
+        "scenario",
+        "seed",
+        "verdict",
+        "trace_hash",
+        "converged_at_ms",
+        "messages",
+        "violations",
+        "reproduce",
+    ] {
+        assert!(run.get(field).is_some(), "missing {field}: {run}");
+    }
+    for counter in ["sent", "delivered", "dropped", "duplicated"] {
+        assert!(
+            run["messages"][counter].is_u64(),
+            "messages.{counter}: {run}"
+        );
+    }
+    assert_eq!(run["seed"], 3);
+    assert_eq!(run["scenario"], "small");
+    assert_eq!(run["reproduce"], "converge run small.toml --seed 3");
+    assert_eq!(run["trace_hash"].as_str().unwrap().len(), 16);
+}
+
+#[test]
+fn a_missed_expectation_exits_1_and_prints_the_reproduce_command() {
+    let dir = scratch("missed");
+    let file = write(
+        &dir,
+        "wrong.toml",
+        &format!("{SMALL}\n[expect]\nverdict = \"diverges\"\n"),
+    );
+    let output = converge(
+        &dir,
+        &["run", &file, "--seed", "5", "--no-shrink", "--out", "out"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("seed 5"), "{stdout}");
+    assert!(
+        stdout.contains("reproduce: converge run wrong.toml --seed 5"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = scratch("usage");
+    for args in [
+        &["run"][..],
+        &["frobnicate"],
+        &["sweep", "x.toml"],
+        &["run", "x.toml", "--seed", "minus one"],
+    ] {
+        let output = converge(&dir, args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
+    }
+    let file = write(&dir, "small.toml", SMALL);
+    for bad in [
+        &["sweep", &file, "--seeds", "9..3"][..],
+        &["sweep", &file, "--seeds", "0..4", "--shard", "4/3"],
+    ] {
+        let output = converge(&dir, bad);
+        assert_eq!(output.status.code(), Some(2), "{bad:?}: {}", text(&output));
+    }
+}
+
+/// Runs a bad file and returns its error message, after checking the exit status.
+fn error_of(dir: &Path, name: &str, contents: &str) -> String {
+    let file = write(dir, name, contents);
+    let output = converge(dir, &["run", &file, "--out", "out"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(stderr.contains(name), "the error names the file: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_files_get_one_clear_error() {
+    let dir = scratch("bad");
+    let syntax = error_of(
+        &dir,
+        "syntax.toml",
+        "name = \"x\"\nreplicas = 3\n[network\ndrop = 0.1\n",
+    );
+    assert!(syntax.contains("syntax.toml:3:"), "{syntax}");
+
+    let unterminated = error_of(&dir, "string.toml", "name = \"x\nreplicas = 3\n");
+    assert!(
+        unterminated.contains("string.toml:1:10: key `name`"),
+        "{unterminated}"
+    );
+
+    let unknown = error_of(
+        &dir,
+        "unknown.toml",
+        "name = \"x\"\n[network]\ndrop = 0.1\ndrops = 3\n",
+    );
+    assert!(
+        unknown.contains("unknown.toml:4:1: key `network.drops`"),
+        "{unknown}"
+    );
+    assert!(
+        unknown.contains("unknown field `drops`, expected one of"),
+        "{unknown}"
+    );
+
+    let nested = error_of(
+        &dir,
+        "nested.toml",
+        "[crdt]\nkind = \"lww-grid\"\ntie_break = \"random\"\n",
+    );
+    assert!(
+        nested.contains("nested.toml:3:1: key `crdt.tie_break`"),
+        "{nested}"
+    );
+    assert!(
+        nested.contains("tie-break"),
+        "the message lists the right spelling: {nested}"
+    );
+
+    let wrong_type = error_of(&dir, "type.toml", "name = \"x\"\nreplicas = \"three\"\n");
+    assert!(
+        wrong_type.contains(
+            "type.toml:2:12: key `replicas`: invalid type: string \"three\", expected u32"
+        ),
+        "{wrong_type}"
+    );
+
+    let duration = error_of(
+        &dir,
+        "duration.toml",
+        "[[faults]]\nkind = \"crash\"\nreplica = 1\nat = \"1x\"\n",
+    );
+    assert!(
+        duration.contains("duration.toml:4:6: key `faults[0].at`"),
+        "{duration}"
+    );
+    assert!(
+        duration.contains("expected a duration with a unit"),
+        "{duration}"
+    );
+
+    let inline = error_of(
+        &dir,
+        "inline.toml",
+        "[network]\nlatency = { kind = \"uniform\", min = \"1q\", max = \"2ms\" }\n",
+    );
+    assert!(
+        inline.contains("inline.toml:2:37: key `network.latency.min`"),
+        "{inline}"
+    );
+
+    let out_of_range = error_of(
+        &dir,
+        "range.toml",
+        "replicas = 3\n[[faults]]\nkind = \"join\"\nat = \"1s\"\nreplica = 7\n",
+    );
+    assert!(out_of_range.contains("range.toml"), "{out_of_range}");
+    assert!(out_of_range.contains("invalid scenario"), "{out_of_range}");
+    assert!(
+        out_of_range.contains("faults"),
+        "the message names the key path: {out_of_range}"
+    );
+
+    let json = error_of(
+        &dir,
+        "bad.json",
+        "{\"name\": \"x\",\n \"network\": {\"drop\": \"lots\"}}",
+    );
+    assert!(json.contains("bad.json:2:"), "{json}");
+    assert!(json.contains("key `network.drop`"), "{json}");
+
+    let missing = converge(&dir, &["run", "no-such-file.toml"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-file.toml"));
+
+    let binary = error_of(&dir, "binary.toml", "\u{0}\u{1}\u{2}garbage = [[[\n");
+    assert!(binary.contains("binary.toml:1:"), "{binary}");
+}
+
+#[test]
+fn json_scenarios_are_accepted() {
+    let dir = scratch("json-scenario");
+    let file = write(
+        &dir,
+        "small.json",
+        r#"{"name": "small-json", "replicas": 3, "duration": "2s", "settle": "3s",
+            "protocol": {"kind": "state-broadcast", "anti-entropy": "500ms"}}"#,
+    );
+    let output = converge(&dir, &["run", &file, "--json", "--out", "out"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(json_of(&output)["runs"][0]["scenario"], "small-json");
+}
+
+#[test]
+fn sweeps_give_the_same_result_for_any_jobs() {
+    let dir = scratch("jobs");
+    let file = write(&dir, "small.toml", SMALL);
+    let one = converge(
+        &dir,
+        &[
+            "sweep", &file, "--seeds", "0..8", "--jobs", "1", "--json", "--out", "out",
+        ],
+    );
+    let two = converge(
+        &dir,
+        &[
+            "sweep", &file, "--seeds", "0..8", "--jobs", "2", "--json", "--out", "out",
+        ],
+    );
+    assert_eq!(one.status.code(), Some(0), "{}", text(&one));
+    assert_eq!(two.status.code(), Some(0), "{}", text(&two));
+    assert_eq!(json_of(&one), json_of(&two));
+    let document = json_of(&one);
+    let seeds: Vec<u64> = document["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, (0..8).collect::<Vec<_>>());
+    assert_eq!(document["counts"]["runs"], 8);
+}
+
+#[test]
+fn shards_merge_to_the_full_sweep() {
+    let dir = scratch("shards");
+    let file = write(&dir, "small.toml", SMALL);
+    let full = converge(
+        &dir,
+        &[
+            "sweep", &file, "--seeds", "0..9", "--jobs", "2", "--json", "--out", "full",
+        ],
+    );
+    assert_eq!(full.status.code(), Some(0), "{}", text(&full));
+    for shard in ["1/3", "2/3", "3/3"] {
+        let output = converge(
+            &dir,
+            &[
+                "sweep", &file, "--seeds", "0..9", "--shard", shard, "--json", "--out", "shards",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        let part = json_of(&output);
+        let k: u64 = shard[..1].parse().unwrap();
+        for run in part["runs"].as_array().unwrap() {
+            assert_eq!(
+                run["seed"].as_u64().unwrap() % 3,
+                k - 1,
+                "shard {shard} owns seed % 3 == {}",
+                k - 1
+            );
+        }
+    }
+    let merged = converge(&dir, &["merge", "shards", "--json", "--out", "merged"]);
+    assert_eq!(merged.status.code(), Some(0), "{}", text(&merged));
+    let (full, merged) = (json_of(&full), json_of(&merged));
+    assert_eq!(merged["counts"], full["counts"]);
+    assert_eq!(merged["runs"], full["runs"]);
+    assert_eq!(merged["complete"], true);
+
+    // A shard given twice is refused.
+    std::fs::create_dir_all(dir.join("twice")).unwrap();
+    let shard_file = std::fs::read_dir(dir.join("shards"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().contains("shard1of3"))
+        .unwrap();
+    std::fs::copy(&shard_file, dir.join("twice/a.json")).unwrap();
+    std::fs::copy(&shard_file, dir.join("twice/b.json")).unwrap();
+    let overlap = converge(&dir, &["merge", "twice", "--out", "merged"]);
+    assert_eq!(overlap.status.code(), Some(2), "{}", text(&overlap));
+    assert!(
+        String::from_utf8_lossy(&overlap.stderr).contains("appears twice"),
+        "{}",
+        text(&overlap)
+    );
+}
+
+#[test]
+fn a_report_replays_to_the_same_trace_hash() {
+    let dir = scratch("replay");
+    let file = write(&dir, "small.toml", SMALL);
+    let run = converge(&dir, &["run", &file, "--seed", "11", "--out", "out"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let replay = converge(&dir, &["replay", "out/small-seed11.json"]);
+    assert_eq!(replay.status.code(), Some(0), "{}", text(&replay));
+    assert!(
+        String::from_utf8_lossy(&replay.stdout).starts_with("reproduced"),
+        "{}",
+        text(&replay)
+    );
+
+    // A tampered hash does not reproduce.
+    let report = std::fs::read_to_string(dir.join("out/small-seed11.json")).unwrap();
+    let mut value: Value = serde_json::from_str(&report).unwrap();
+    value["trace_hash"] = Value::from("0000000000000000");
+    std::fs::write(dir.join("tampered.json"), value.to_string()).unwrap();
+    let replay = converge(&dir, &["replay", "tampered.json"]);
+    assert_eq!(replay.status.code(), Some(1), "{}", text(&replay));
+}
+
+#[test]
+fn the_report_page_holds_its_sections() {
+    let dir = scratch("html");
+    let file = write(&dir, "small.toml", SMALL);
+    let output = converge(&dir, &["run", &file, "--seed", "2", "--out", "out"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let html = std::fs::read_to_string(dir.join("out/small-seed2.html")).unwrap();
+    for id in [
+        "verdict",
+        "reproduce",
+        "metrics",
+        "coverage",
+        "timeline",
+        "spacetime",
+        "states",
+        "violations",
+        "exports",
+    ] {
+        assert!(
+            html.contains(&format!("id=\"{id}\"")),
+            "section {id} missing"
+        );
+    }
+    assert!(html.contains("<svg id=\"timeline-chart\""));
+    assert!(html.contains("<svg id=\"spacetime-diagram\""));
+    assert!(html.contains("converge run small.toml --seed 2"));
+    assert!(html.contains("Expectation met"));
+    assert!(
+        html.contains("<table class=\"grid\">"),
+        "a grid state is drawn as a table"
+    );
+    assert!(!html.contains("<script"), "no scripts");
+    assert!(!html.contains("<link"), "no external stylesheets or fonts");
+    assert!(
+        !html
+            .replace("http://www.w3.org/2000/svg", "")
+            .contains("http"),
+        "nothing fetched"
+    );
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/small-seed2.json")).unwrap())
+            .unwrap();
+    assert!(report["schema_version"].is_u64());
+    assert_eq!(report["reproduce"], "converge run small.toml --seed 2");
+
+    let trace: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out/small-seed2.trace.json")).unwrap(),
+    )
+    .unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    for phase in ["X", "s", "f", "M"] {
+        assert!(events.iter().any(|e| e["ph"] == phase), "a {phase} event");
+    }
+    let shiviz = std::fs::read_to_string(dir.join("out/small-seed2.shiviz.log")).unwrap();
+    let mut lines = shiviz.lines();
+    assert_eq!(
+        lines.next(),
+        Some(r"(?<event>.*)\n(?<host>\S*) (?<clock>{.*})")
+    );
+    assert_eq!(lines.next(), Some(""));
+    let clock_line = lines.nth(1).unwrap();
+    let (host, clock) = clock_line.split_once(' ').unwrap();
+    let clock: Value = serde_json::from_str(clock).unwrap();
+    assert!(clock[host].as_u64().unwrap() >= 1, "{clock_line}");
+
+    let index = std::fs::read_to_string(dir.join("out/index.html")).unwrap();
+    assert!(index.contains("id=\"matrix\""));
+    assert!(index.contains("small-seed2.html"));
+}
+
+#[test]
+fn a_diverging_run_is_shrunk_and_drawn() {
+    let dir = scratch("shrunk");
+    let scenario = scenarios_dir().join("07-dict-keep-local.toml");
+    let output = converge(&dir, &["run", scenario.to_str().unwrap(), "--out", "out"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let html = std::fs::read_to_string(dir.join("out/dict-keep-local-seed0.html")).unwrap();
+    assert!(html.contains("Diverged: replicas"), "the verdict in words");
+    assert!(html.contains("id=\"shrunk\""), "the minimal counterexample");
+    assert!(
+        html.contains("class=\"diff\""),
+        "differing keys highlighted"
+    );
+    assert!(dir.join("out/dict-keep-local-seed0-minimal.toml").is_file());
+    // The minimal scenario is itself a valid scenario file that fails the same way.
+    let minimal = converge(
+        &dir,
+        &[
+            "run",
+            "out/dict-keep-local-seed0-minimal.toml",
+            "--no-shrink",
+            "--json",
+            "--out",
+            "out2",
+        ],
+    );
+    assert_eq!(
+        json_of(&minimal)["runs"][0]["verdict"],
+        "diverges",
+        "{}",
+        text(&minimal)
+    );
+}
