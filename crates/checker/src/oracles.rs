@@ -14,7 +14,9 @@
 use std::collections::BTreeMap;
 
 use converge_crdt::{FixedCoin, OpCrdt, ReplicaId};
-use converge_netsim::{Observer, Outcome, Replica, Status, TraceEvent, UpdateRecord, World};
+use converge_netsim::{
+    Durability, FaultSpec, Observer, Outcome, Replica, Status, TraceEvent, UpdateRecord, World,
+};
 use serde::Serialize;
 
 /// Which oracle a violation breaks.
@@ -210,15 +212,34 @@ impl<C: OpCrdt> Observer<C> for Observers<'_, C> {
     }
 }
 
-/// The updates a replica should hold at the end: every update whose origin stayed correct (is up
-/// at the end), and every update anyone live has delivered.
+/// The updates a replica should hold at the end: every update whose origin stayed correct (is up at
+/// the end and did not lose it in a volatile crash before passing it on), and every update anyone
+/// live has delivered.
 fn required_updates<C: OpCrdt>(outcome: &Outcome<C>) -> Vec<u32> {
     let correct: Vec<bool> = outcome.replicas.iter().map(|r| is_live(r.status)).collect();
+    let volatile_crashes: Vec<(ReplicaId, u64)> = outcome
+        .faults
+        .iter()
+        .filter_map(|f| match f {
+            FaultSpec::Crash {
+                at,
+                replica,
+                state: Durability::Volatile,
+                ..
+            } => Some((*replica, at.us)),
+            _ => None,
+        })
+        .collect();
+    let lost_in_crash = |u: &UpdateRecord<C>| {
+        volatile_crashes
+            .iter()
+            .any(|(replica, at_us)| *replica == u.id.origin && *at_us >= u.at_us)
+    };
     outcome
         .updates
         .iter()
         .filter(|u| {
-            correct.get(u.id.origin as usize).copied().unwrap_or(false)
+            (correct.get(u.id.origin as usize).copied().unwrap_or(false) && !lost_in_crash(u))
                 || outcome
                     .replicas
                     .iter()
