@@ -12,7 +12,11 @@
 //!   [`validation`], which refuses what cannot run before anything starts.
 //! - [`time`]: virtual durations with units.
 //! - `streams`: named random streams derived from the root seed.
-//! - `engine`: the event queue, the nodes, the protocols and faults; [`run`] is its entry point.
+//! - `sim`: the event queue, the nodes and the run loop; [`run`] is its entry point. Its
+//!   submodules extend the same `Sim` value: `sim::network` (per-link parameters, latency
+//!   samplers, drops, duplicates, scripted fates), `sim::faults` (cuts, crashes, joins, leaves,
+//!   outages, swarm draws), `sim::protocol` (what each replication protocol sends and does on
+//!   delivery) and `sim::trace` (events, the observer, the trace hash).
 //! - [`outcome`]: what a run produces and what an [`Observer`] sees after every event.
 //!
 //! The decision that matters most: **a run is a pure function of (scenario, seed)**. Actions wait in
@@ -25,15 +29,15 @@
 //! delivered, which writes were stale or concurrent) and shows it to observers, and the checker's
 //! oracles decide what it means.
 
-mod engine;
 pub mod outcome;
 pub mod scenario;
+mod sim;
 mod streams;
 pub mod time;
 pub mod validation;
 
-pub use engine::run;
 pub use outcome::*;
 pub use scenario::*;
+pub use sim::run;
 pub use time::{DurationError, SimDuration};
 pub use validation::ScenarioError;

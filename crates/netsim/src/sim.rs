@@ -1,0 +1,693 @@
+//! The simulator proper: the event queue, the nodes and the run loop. Its submodules add the rest
+//! of the simulator's behaviour to the same [`Sim`] value: [`network`] (links, latency samplers,
+//! drops and duplicates), [`faults`] (partitions, crashes, joins, swarm draws), [`protocol`] (what
+//! each replication protocol sends and does on delivery) and [`trace`] (events, the observer and the
+//! trace hash).
+//!
+//! One [`Sim`] value holds a whole run. Actions wait in a binary heap ordered by `(virtual time,
+//! sequence number)`, so two actions at the same microsecond run in the order they were scheduled,
+//! on every machine. Each handled action emits zero or more trace events; each event is hashed into
+//! the trace hash and shown to the observer together with the replicas it touched.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::rc::Rc;
+
+use converge_crdt::clock::Skew;
+use converge_crdt::{Clock, Coin, Intent, OpCrdt, ReplicaId, Stamp, UpdateId};
+
+use crate::outcome::{
+    Coverage, End, EventKind, MessageStats, NodeId, Observer, Outcome, Replica, Status, TraceEvent,
+    UpdateRecord, UpdateSet,
+};
+use crate::scenario::{DeltaPosition, Fate, FaultSpec, ProtocolKind, Scenario, Topology};
+use crate::streams::Stream;
+use crate::time::SimDuration;
+use crate::validation::ScenarioError;
+
+mod faults;
+mod network;
+mod protocol;
+mod trace;
+
+use faults::{draw_fault, Cut};
+use protocol::{Payload, Protocol};
+use trace::FNV_OFFSET;
+
+/// Header bytes counted for every message on top of its payload.
+pub(super) const HEADER_BYTES: u64 = 16;
+/// The retransmission backoff doubles at most this many times.
+pub(super) const BACKOFF_DOUBLINGS_MAX: u32 = 16;
+
+/// Runs one scenario with one seed. `make` builds each node's empty CRDT (the relay server's too,
+/// with id = `replicas`); the observer sees every event after it is applied.
+pub fn run<C: OpCrdt>(
+    scenario: &Scenario,
+    seed: u64,
+    make: &dyn Fn(ReplicaId) -> C,
+    observer: &mut dyn Observer<C>,
+) -> Result<Outcome<C>, ScenarioError> {
+    scenario.validate()?;
+    let mut sim = Sim::new(scenario, seed, make, observer);
+    sim.schedule_start();
+    sim.run_loop();
+    Ok(sim.into_outcome())
+}
+
+enum Action<C> {
+    GenerateWrite {
+        replica: ReplicaId,
+    },
+    ExplicitWrite {
+        op: usize,
+    },
+    Deliver {
+        message: u64,
+        from: NodeId,
+        to: NodeId,
+        payload: Rc<Payload<C>>,
+        copy: bool,
+    },
+    FaultStart {
+        fault: u32,
+    },
+    FaultEnd {
+        fault: u32,
+    },
+    AntiEntropy {
+        node: NodeId,
+    },
+    Poll {
+        node: NodeId,
+    },
+    Retransmit {
+        node: NodeId,
+        to: NodeId,
+        update: u32,
+        attempt: u32,
+    },
+    SettleStart,
+}
+
+struct Queued<C> {
+    at_us: u64,
+    seq: u64,
+    action: Action<C>,
+}
+
+impl<C> PartialEq for Queued<C> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_us, self.seq) == (other.at_us, other.seq)
+    }
+}
+impl<C> Eq for Queued<C> {}
+impl<C> PartialOrd for Queued<C> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<C> Ord for Queued<C> {
+    /// Reversed, so that the max-heap pops the earliest action first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at_us, other.seq).cmp(&(self.at_us, self.seq))
+    }
+}
+
+/// Where tie-break coins come from: the seeded stream, or the script's list.
+#[allow(clippy::large_enum_variant)] // One value per run: boxing the stream would buy nothing.
+enum Coins {
+    Stream(Stream),
+    Script { flips: Vec<bool>, next: usize },
+}
+
+impl Coin for Coins {
+    fn flip(&mut self) -> bool {
+        match self {
+            Coins::Stream(stream) => stream.next_u64() & 1 == 1,
+            Coins::Script { flips, next } => {
+                let flip = flips.get(*next).copied().unwrap_or(false);
+                *next += 1;
+                flip
+            }
+        }
+    }
+}
+
+struct Sim<'a, C: OpCrdt> {
+    scenario: &'a Scenario,
+    make: &'a dyn Fn(ReplicaId) -> C,
+    observer: &'a mut dyn Observer<C>,
+    seed: u64,
+    replicas: u32,
+    server: Option<NodeId>,
+    nodes: Vec<Replica<C>>,
+    clocks: Vec<Clock>,
+    protocols: Vec<Protocol>,
+    queue: BinaryHeap<Queued<C>>,
+    next_seq: u64,
+    now_us: u64,
+    end_us: u64,
+    settling: bool,
+    network: Stream,
+    workload: Stream,
+    protocol_stream: Stream,
+    coins: Coins,
+    fates: Option<BTreeMap<u64, Fate>>,
+    scripted_latency: SimDuration,
+    drop: f64,
+    duplicate: f64,
+    faults: Vec<FaultSpec>,
+    cuts: Vec<(u32, Cut)>,
+    /// Per active cut: which sides wrote, and how many writes it saw.
+    cut_writes: BTreeMap<u32, (u64, u64)>,
+    updates: Vec<UpdateRecord<C>>,
+    by_origin: Vec<Vec<u32>>,
+    deps: Vec<Rc<[u32]>>,
+    /// Per key, the latest update index of each origin.
+    latest_by_key: BTreeMap<u32, BTreeMap<ReplicaId, u32>>,
+    next_message: u64,
+    in_flight: u64,
+    last_on_link: BTreeMap<(NodeId, NodeId), u64>,
+    messages: MessageStats,
+    coverage: Coverage,
+    events: u64,
+    trace_hash: u64,
+    trace: Vec<TraceEvent>,
+    trace_truncated: bool,
+    bound: Option<&'static str>,
+}
+
+impl<'a, C: OpCrdt> Sim<'a, C> {
+    fn new(
+        scenario: &'a Scenario,
+        seed: u64,
+        make: &'a dyn Fn(ReplicaId) -> C,
+        observer: &'a mut dyn Observer<C>,
+    ) -> Self {
+        // A scripted run takes nothing from the seed: every stream is rooted at zero.
+        let root = if scenario.script.is_some() { 0 } else { seed };
+        let replicas = scenario.replicas;
+        let server = (scenario.protocol.topology == Topology::Relay).then_some(replicas);
+        let node_count = replicas + u32::from(server.is_some());
+        let mut skews = vec![Skew::default(); node_count as usize];
+        for fault in &scenario.faults {
+            if let FaultSpec::ClockSkew {
+                replica,
+                offset_us,
+                drift_ppm,
+            } = *fault
+            {
+                skews[replica as usize] = Skew {
+                    offset_us,
+                    drift_ppm,
+                };
+            }
+        }
+        let late: BTreeSet<ReplicaId> = scenario
+            .faults
+            .iter()
+            .filter_map(|f| {
+                if let FaultSpec::Join { replica, .. } = f {
+                    Some(*replica)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let nodes = (0..node_count)
+            .map(|id| Replica {
+                id,
+                status: if late.contains(&id) {
+                    Status::Waiting
+                } else {
+                    Status::Up
+                },
+                crdt: make(id),
+                delivered: UpdateSet::default(),
+            })
+            .collect();
+        let coins = match &scenario.script {
+            Some(script) => Coins::Script {
+                flips: script.coins.clone(),
+                next: 0,
+            },
+            None => Coins::Stream(Stream::new(root, "tie-breaks")),
+        };
+        let mut sim = Sim {
+            scenario,
+            make,
+            observer,
+            seed,
+            replicas,
+            server,
+            nodes,
+            clocks: skews
+                .iter()
+                .map(|skew| Clock::new(scenario.clock, *skew))
+                .collect(),
+            protocols: (0..node_count)
+                .map(|_| Protocol {
+                    vector: vec![0; replicas as usize],
+                    ..Protocol::default()
+                })
+                .collect(),
+            queue: BinaryHeap::new(),
+            next_seq: 0,
+            now_us: 0,
+            end_us: scenario.duration.us.saturating_add(scenario.settle.us),
+            settling: false,
+            network: Stream::new(root, "network"),
+            workload: Stream::new(root, "workload"),
+            protocol_stream: Stream::new(root, "protocol"),
+            coins,
+            fates: scenario.script.as_ref().map(|s| {
+                s.fates
+                    .iter()
+                    .map(|f| (f.message, f.fate.clone()))
+                    .collect()
+            }),
+            scripted_latency: scenario
+                .script
+                .as_ref()
+                .map(|s| s.latency)
+                .unwrap_or_default(),
+            drop: scenario.network.drop,
+            duplicate: scenario.network.duplicate,
+            faults: scenario.faults.clone(),
+            cuts: Vec::new(),
+            cut_writes: BTreeMap::new(),
+            updates: Vec::new(),
+            by_origin: vec![Vec::new(); replicas as usize],
+            deps: Vec::new(),
+            latest_by_key: BTreeMap::new(),
+            next_message: 0,
+            in_flight: 0,
+            last_on_link: BTreeMap::new(),
+            messages: MessageStats::default(),
+            coverage: Coverage::default(),
+            events: 0,
+            trace_hash: FNV_OFFSET,
+            trace: Vec::new(),
+            trace_truncated: false,
+            bound: None,
+        };
+        if let Some(swarm) = &scenario.swarm {
+            if scenario.script.is_none() {
+                let mut faults_stream = Stream::new(root, "faults");
+                sim.drop = faults_stream.unit() * swarm.drop_max;
+                sim.duplicate = faults_stream.unit() * swarm.duplicate_max;
+                for _ in 0..swarm.faults {
+                    let fault = draw_fault(&mut faults_stream, scenario);
+                    sim.faults.push(fault);
+                }
+            }
+        }
+        sim
+    }
+
+    fn schedule(&mut self, at_us: u64, action: Action<C>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queue.push(Queued { at_us, seq, action });
+    }
+
+    fn schedule_start(&mut self) {
+        let scenario = self.scenario;
+        let scripted = scenario.script.is_some();
+        let stop_us = scenario
+            .workload
+            .stop
+            .unwrap_or(scenario.duration)
+            .us
+            .min(scenario.duration.us);
+        if !scripted && scenario.workload.rate > 0.0 {
+            let writers: Vec<ReplicaId> = scenario
+                .workload
+                .writers
+                .clone()
+                .unwrap_or_else(|| (0..self.replicas).collect());
+            for replica in writers {
+                let gap = self.write_gap_us();
+                if gap < stop_us {
+                    self.schedule(gap, Action::GenerateWrite { replica });
+                }
+            }
+        }
+        for (op, timed) in scenario.workload.ops.iter().enumerate() {
+            if timed.at <= scenario.duration {
+                self.schedule(timed.at.us, Action::ExplicitWrite { op });
+            }
+        }
+        for (index, fault) in self.faults.clone().iter().enumerate() {
+            let index = index as u32;
+            let (start, end) = match fault {
+                FaultSpec::Partition { at, heal, .. }
+                | FaultSpec::Isolate { at, heal, .. }
+                | FaultSpec::Bridge { at, heal, .. } => (Some(*at), *heal),
+                FaultSpec::Crash { at, restart, .. } => (Some(*at), *restart),
+                FaultSpec::Join { at, .. } | FaultSpec::Leave { at, .. } => (Some(*at), None),
+                FaultSpec::ServerOutage { at, until } => (Some(*at), Some(*until)),
+                FaultSpec::ClockSkew { .. } => (None, None),
+            };
+            if let Some(start) = start.filter(|s| *s <= scenario.duration) {
+                self.schedule(start.us, Action::FaultStart { fault: index });
+                if let Some(end) = end.filter(|e| *e >= start) {
+                    self.schedule(end.us, Action::FaultEnd { fault: index });
+                }
+            }
+        }
+        let protocol = scenario.protocol;
+        let anti_entropy = match protocol.kind {
+            ProtocolKind::AntiEntropy => Some(protocol.anti_entropy.unwrap_or(protocol.interval)),
+            ProtocolKind::StateBroadcast | ProtocolKind::OpBroadcast => protocol.anti_entropy,
+            _ => None,
+        };
+        let node_count = self.nodes.len() as u32;
+        if let Some(interval) = anti_entropy {
+            for node in 0..node_count {
+                let offset = self.protocol_stream.below(interval.us.max(1));
+                self.schedule(offset, Action::AntiEntropy { node });
+            }
+        }
+        if protocol.kind == ProtocolKind::DeltaSync {
+            for node in 0..node_count {
+                let offset = self.protocol_stream.below(protocol.interval.us.max(1));
+                self.schedule(offset, Action::Poll { node });
+            }
+        }
+        self.schedule(scenario.duration.us, Action::SettleStart);
+    }
+
+    fn write_gap_us(&mut self) -> u64 {
+        let mean_us = 1e6 / self.scenario.workload.rate;
+        (self.workload.exponential(mean_us).round() as u64).max(1)
+    }
+
+    fn run_loop(&mut self) {
+        let bounds = &self.scenario.bounds;
+        while let Some(Queued { at_us, action, .. }) = self.queue.pop() {
+            if at_us > self.end_us {
+                break;
+            }
+            if self.events >= bounds.events_max {
+                self.bound = Some("events_max");
+                break;
+            }
+            self.now_us = at_us;
+            if let Action::Deliver { .. } = action {
+                self.in_flight -= 1;
+            }
+            self.handle(action);
+            if self.bound.is_some() {
+                break;
+            }
+        }
+        if self.bound.is_none() {
+            self.now_us = self.end_us;
+        }
+    }
+
+    // ----- actions -----
+
+    fn handle(&mut self, action: Action<C>) {
+        match action {
+            Action::GenerateWrite { replica } => {
+                let workload = &self.scenario.workload;
+                let key = self.workload.below(u64::from(workload.keys)) as u32;
+                let intent = if self.workload.chance(workload.remove_ratio) {
+                    Intent::Remove { key }
+                } else {
+                    Intent::Put {
+                        key,
+                        value: 1 + self.workload.below(workload.values),
+                    }
+                };
+                let stop_us = workload
+                    .stop
+                    .unwrap_or(self.scenario.duration)
+                    .us
+                    .min(self.scenario.duration.us);
+                let next = self.now_us.saturating_add(self.write_gap_us());
+                if next < stop_us {
+                    self.schedule(next, Action::GenerateWrite { replica });
+                }
+                self.write(replica, intent);
+            }
+            Action::ExplicitWrite { op } => {
+                let timed = &self.scenario.workload.ops[op];
+                let intent = match timed.value {
+                    Some(value) => Intent::Put {
+                        key: timed.key,
+                        value,
+                    },
+                    None => Intent::Remove { key: timed.key },
+                };
+                self.write(timed.replica, intent);
+            }
+            Action::Deliver {
+                message,
+                from,
+                to,
+                payload,
+                copy,
+            } => self.deliver(message, from, to, &payload, copy),
+            Action::FaultStart { fault } => self.fault_start(fault),
+            Action::FaultEnd { fault } => self.fault_end(fault),
+            Action::AntiEntropy { node } => {
+                let interval = self
+                    .scenario
+                    .protocol
+                    .anti_entropy
+                    .unwrap_or(self.scenario.protocol.interval);
+                self.schedule(self.now_us + interval.us, Action::AntiEntropy { node });
+                if self.nodes[node as usize].status == Status::Up {
+                    self.emit(EventKind::Timer { node }, &[]);
+                    let targets = self.random_peers(node);
+                    if !targets.is_empty() {
+                        let (payload, bytes) = self.state_payload(node);
+                        for to in targets {
+                            self.send(node, to, payload.clone(), bytes);
+                        }
+                    }
+                }
+            }
+            Action::Poll { node } => {
+                self.schedule(
+                    self.now_us + self.scenario.protocol.interval.us,
+                    Action::Poll { node },
+                );
+                if self.nodes[node as usize].status == Status::Up {
+                    self.emit(EventKind::Timer { node }, &[]);
+                    let vector = (self.scenario.protocol.delta_position
+                        == DeltaPosition::VersionVector)
+                        .then(|| Rc::from(self.protocols[node as usize].vector.as_slice()));
+                    for to in self.poll_peers(node) {
+                        let position = self.protocols[node as usize]
+                            .positions_in_peer
+                            .get(&to)
+                            .copied()
+                            .unwrap_or(0);
+                        let payload = Rc::new(Payload::DeltaRequest {
+                            position,
+                            vector: vector.clone(),
+                        });
+                        let bytes = HEADER_BYTES
+                            + 8
+                            + vector
+                                .as_ref()
+                                .map_or(0, |v: &Rc<[u32]>| 4 * v.len() as u64);
+                        self.send(node, to, payload, bytes);
+                    }
+                }
+            }
+            Action::Retransmit {
+                node,
+                to,
+                update,
+                attempt,
+            } => self.retransmit(node, to, update, attempt),
+            Action::SettleStart => {
+                self.settling = true;
+                self.close_cut_counts();
+                self.emit(EventKind::SettleStart, &[]);
+            }
+        }
+    }
+
+    fn write(&mut self, replica: ReplicaId, intent: Intent) {
+        if self.nodes[replica as usize].status != Status::Up {
+            return;
+        }
+        if self.updates.len() as u64 >= self.scenario.bounds.updates_max {
+            self.bound = Some("updates_max");
+            return;
+        }
+        let key = intent.key();
+        let node = &self.nodes[replica as usize];
+        let key_time = node.crdt.key_time(key);
+        let time = self.clocks[replica as usize].tick(self.now_us, key_time);
+        let stamp = Stamp { time, replica };
+        let op = node.crdt.prepare(&intent, stamp);
+        let stale_against_time = key_time.filter(|seen| *seen >= time);
+        let latest = self.latest_by_key.entry(key).or_default();
+        let concurrent = latest
+            .iter()
+            .any(|(origin, index)| *origin != replica && !node.delivered.contains(*index));
+        let index = self.updates.len() as u32;
+        latest.insert(replica, index);
+        let seq = self.by_origin[replica as usize].len() as u32 + 1;
+        self.by_origin[replica as usize].push(index);
+        if self.scenario.protocol.kind == ProtocolKind::ReliableCausal {
+            self.deps
+                .push(Rc::from(self.protocols[replica as usize].vector.as_slice()));
+        }
+        self.coverage.concurrent_writes_same_key += u64::from(concurrent);
+        for (fault, cut) in &self.cuts {
+            let side = cut.side_of(replica).min(63);
+            let entry = self.cut_writes.entry(*fault).or_default();
+            entry.0 |= 1 << side;
+            entry.1 += 1;
+        }
+        self.updates.push(UpdateRecord {
+            index,
+            id: UpdateId {
+                origin: replica,
+                seq,
+            },
+            at_us: self.now_us,
+            intent,
+            stamp,
+            op,
+            stale_against_time,
+            concurrent,
+        });
+        self.apply_update(replica, index);
+        self.emit(
+            EventKind::Write {
+                replica,
+                update: UpdateId {
+                    origin: replica,
+                    seq,
+                },
+                key,
+            },
+            &[replica],
+        );
+        match self.scenario.protocol.kind {
+            ProtocolKind::StateBroadcast => {
+                let targets = self.push_targets(replica, None);
+                if !targets.is_empty() {
+                    let (payload, bytes) = self.state_payload(replica);
+                    for to in targets {
+                        self.send(replica, to, payload.clone(), bytes);
+                    }
+                }
+            }
+            ProtocolKind::OpBroadcast => {
+                let bytes =
+                    HEADER_BYTES + C::op_size_bytes(&self.updates[index as usize].op) as u64;
+                let payload = Rc::new(Payload::Ops(Rc::from([index].as_slice())));
+                for to in self.push_targets(replica, None) {
+                    self.send(replica, to, payload.clone(), bytes);
+                }
+            }
+            ProtocolKind::ReliableCausal => {
+                for to in self.push_targets(replica, None) {
+                    self.send_reliable(replica, to, index);
+                }
+            }
+            ProtocolKind::AntiEntropy | ProtocolKind::DeltaSync => {}
+        }
+    }
+
+    /// Applies one update at a node if it is new there; returns whether it was.
+    fn apply_update(&mut self, node: NodeId, index: u32) -> bool {
+        let replica = &mut self.nodes[node as usize];
+        if replica.delivered.contains(index) {
+            return false;
+        }
+        let update = &self.updates[index as usize];
+        replica.crdt.apply(&update.op, &mut self.coins);
+        replica.delivered.insert(index);
+        self.clocks[node as usize].observe(update.stamp.time);
+        let origin = update.id.origin;
+        let protocol = &mut self.protocols[node as usize];
+        protocol.log.push(index);
+        advance_vector(
+            &mut protocol.vector,
+            &self.by_origin,
+            &replica.delivered,
+            origin,
+        );
+        true
+    }
+
+    /// Merges a received state; returns whether the node learned updates it did not have.
+    fn merge_state(&mut self, node: NodeId, state: &C, delivered: &UpdateSet) -> bool {
+        let replica = &mut self.nodes[node as usize];
+        replica.crdt.merge(state, &mut self.coins);
+        self.clocks[node as usize].observe(state.time_max());
+        let before = replica.delivered.len();
+        replica.delivered.union_with(delivered);
+        let learned = replica.delivered.len() > before;
+        if learned {
+            let protocol = &mut self.protocols[node as usize];
+            for origin in 0..self.replicas {
+                advance_vector(
+                    &mut protocol.vector,
+                    &self.by_origin,
+                    &replica.delivered,
+                    origin,
+                );
+            }
+        }
+        learned
+    }
+
+    fn into_outcome(mut self) -> Outcome<C> {
+        self.close_cut_counts();
+        let end = match self.bound {
+            Some(bound) => End::BoundReached {
+                bound: bound.to_string(),
+            },
+            None => End::Completed,
+        };
+        let server = self.server.map(|s| self.nodes[s as usize].crdt.clone());
+        self.nodes.truncate(self.replicas as usize);
+        Outcome {
+            seed: self.seed,
+            trace_hash: self.trace_hash,
+            events: self.events,
+            end,
+            end_us: self.now_us,
+            settle_start_us: self.scenario.duration.us,
+            replicas: self.nodes,
+            server,
+            updates: self.updates,
+            messages: self.messages,
+            coverage: self.coverage,
+            trace: self.trace,
+            trace_truncated: self.trace_truncated,
+            faults: self.faults,
+        }
+    }
+}
+
+/// Moves `origin`'s entry of a contiguous-delivery vector past every update now delivered.
+fn advance_vector(
+    vector: &mut [u32],
+    by_origin: &[Vec<u32>],
+    delivered: &UpdateSet,
+    origin: ReplicaId,
+) {
+    let Some(count) = vector.get_mut(origin as usize) else {
+        return;
+    };
+    let issued = &by_origin[origin as usize];
+    while let Some(index) = issued.get(*count as usize) {
+        if !delivered.contains(*index) {
+            break;
+        }
+        *count += 1;
+    }
+}

@@ -1,0 +1,139 @@
+//! The network: per-link parameters (defaults, then overrides, later ones winning), latency
+//! samplers built from uniform draws (inverse CDF for exponential and Pareto, Box-Muller for
+//! normal), drops, duplicates, partitions and scripted fates. Reordering is not a separate knob: it
+//! comes from jitter, when a later message draws a shorter latency.
+
+use std::rc::Rc;
+
+use converge_crdt::OpCrdt;
+
+use super::{Action, Payload, Sim};
+use crate::outcome::{DropCause, EventKind, NodeId};
+use crate::scenario::{Fate, Latency};
+use crate::time::SimDuration;
+
+impl<C: OpCrdt> Sim<'_, C> {
+    pub(super) fn link(&self, from: NodeId, to: NodeId) -> (Latency, f64, f64) {
+        let network = &self.scenario.network;
+        let mut link = (network.latency, self.drop, self.duplicate);
+        for spec in &network.links {
+            if spec.from.is_none_or(|f| f == from) && spec.to.is_none_or(|t| t == to) {
+                if let Some(latency) = spec.latency {
+                    link.0 = latency;
+                }
+                if let Some(drop) = spec.drop {
+                    link.1 = drop;
+                }
+                if let Some(duplicate) = spec.duplicate {
+                    link.2 = duplicate;
+                }
+            }
+        }
+        link
+    }
+
+    pub(super) fn latency_us(&mut self, latency: Latency) -> u64 {
+        let network = &self.scenario.network;
+        let drawn = match latency {
+            Latency::Constant { value } => value.us as f64,
+            Latency::Uniform { min, max } => {
+                min.us as f64 + self.network.unit() * (max.us - min.us) as f64
+            }
+            Latency::Exponential { mean } => self.network.exponential(mean.us as f64),
+            Latency::Normal { mean, stddev } => {
+                mean.us as f64 + self.network.normal() * stddev.us as f64
+            }
+            Latency::Pareto { scale, shape } => {
+                scale.us as f64 / (1.0 - self.network.unit()).powf(1.0 / shape)
+            }
+        };
+        let clamped = drawn.clamp(network.latency_min.us as f64, network.latency_max.us as f64);
+        clamped.round() as u64
+    }
+
+    pub(super) fn send(&mut self, from: NodeId, to: NodeId, payload: Rc<Payload<C>>, bytes: u64) {
+        let message = self.next_message;
+        self.next_message += 1;
+        self.messages.sent += 1;
+        self.messages.bytes_sent += bytes;
+        self.emit(
+            EventKind::Send {
+                from,
+                to,
+                message,
+                bytes,
+            },
+            &[],
+        );
+        if self.cuts.iter().any(|(_, cut)| cut.blocks(from, to)) {
+            self.messages.dropped += 1;
+            self.emit(
+                EventKind::Drop {
+                    from,
+                    to,
+                    message,
+                    cause: DropCause::Partition,
+                },
+                &[],
+            );
+            return;
+        }
+        let fate = match &self.fates {
+            Some(fates) => fates.get(&message).cloned().unwrap_or(Fate::Deliver {
+                after: self.scripted_latency,
+            }),
+            None => {
+                let (latency, drop, duplicate) = self.link(from, to);
+                if self.network.chance(drop) {
+                    Fate::Drop
+                } else {
+                    let after = SimDuration::from_us(self.latency_us(latency));
+                    if self.network.chance(duplicate) {
+                        Fate::Duplicate {
+                            after,
+                            again: SimDuration::from_us(self.latency_us(latency)),
+                        }
+                    } else {
+                        Fate::Deliver { after }
+                    }
+                }
+            }
+        };
+        let deliveries: &[(SimDuration, bool)] = &match fate {
+            Fate::Drop => {
+                self.messages.dropped += 1;
+                self.emit(
+                    EventKind::Drop {
+                        from,
+                        to,
+                        message,
+                        cause: DropCause::Network,
+                    },
+                    &[],
+                );
+                return;
+            }
+            Fate::Deliver { after } => vec![(after, false)],
+            Fate::Duplicate { after, again } => {
+                self.messages.duplicated += 1;
+                self.emit(EventKind::Duplicate { from, to, message }, &[]);
+                vec![(after, false), (again, true)]
+            }
+        };
+        for (after, copy) in deliveries {
+            if self.in_flight >= self.scenario.bounds.in_flight_max {
+                self.bound = Some("in_flight_max");
+                return;
+            }
+            self.in_flight += 1;
+            let action = Action::Deliver {
+                message,
+                from,
+                to,
+                payload: payload.clone(),
+                copy: *copy,
+            };
+            self.schedule(self.now_us.saturating_add(after.us), action);
+        }
+    }
+}
