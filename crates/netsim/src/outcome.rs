@@ -307,4 +307,9 @@ pub struct Outcome<C: OpCrdt> {
     pub trace_truncated: bool,
     /// The faults in force: the scenario's and, in swarm mode, those drawn from the seed.
     pub faults: Vec<FaultSpec>,
+    /// The default links' drop probability in force: the scenario's, or in swarm mode the one drawn
+    /// from the seed (a scenario that replays this run without swarm needs it).
+    pub network_drop: f64,
+    /// The default links' duplicate probability in force, like `network_drop`.
+    pub network_duplicate: f64,
 }

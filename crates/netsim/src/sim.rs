@@ -203,15 +203,25 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                 };
             }
         }
-        let late: BTreeSet<ReplicaId> = scenario
-            .faults
+        // Swarm faults are drawn before anything else so that a drawn late join starts its replica
+        // waiting, exactly as a listed one does. They come from their own stream: drawing them
+        // never shifts the network's delays or the workload.
+        let mut faults = scenario.faults.clone();
+        let mut drop = scenario.network.drop;
+        let mut duplicate = scenario.network.duplicate;
+        if let (Some(swarm), None) = (&scenario.swarm, &scenario.script) {
+            let mut faults_stream = Stream::new(root, "faults");
+            drop = faults_stream.unit() * swarm.drop_max;
+            duplicate = faults_stream.unit() * swarm.duplicate_max;
+            for _ in 0..swarm.faults {
+                faults.push(draw_fault(&mut faults_stream, scenario));
+            }
+        }
+        let late: BTreeSet<ReplicaId> = faults
             .iter()
-            .filter_map(|f| {
-                if let FaultSpec::Join { replica, .. } = f {
-                    Some(*replica)
-                } else {
-                    None
-                }
+            .filter_map(|f| match f {
+                FaultSpec::Join { replica, .. } => Some(*replica),
+                _ => None,
             })
             .collect();
         let nodes = (0..node_count)
@@ -233,7 +243,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             },
             None => Coins::Stream(Stream::new(root, "tie-breaks")),
         };
-        let mut sim = Sim {
+        Sim {
             scenario,
             make,
             observer,
@@ -246,10 +256,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                 .map(|skew| Clock::new(scenario.clock, *skew))
                 .collect(),
             protocols: (0..node_count)
-                .map(|_| Protocol {
-                    vector: vec![0; replicas as usize],
-                    ..Protocol::default()
-                })
+                .map(|_| fresh_protocol(scenario))
                 .collect(),
             queue: BinaryHeap::new(),
             next_seq: 0,
@@ -271,9 +278,9 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                 .as_ref()
                 .map(|s| s.latency)
                 .unwrap_or_default(),
-            drop: scenario.network.drop,
-            duplicate: scenario.network.duplicate,
-            faults: scenario.faults.clone(),
+            drop,
+            duplicate,
+            faults,
             cuts: Vec::new(),
             cut_writes: BTreeMap::new(),
             updates: Vec::new(),
@@ -290,19 +297,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             trace: Vec::new(),
             trace_truncated: false,
             bound: None,
-        };
-        if let Some(swarm) = &scenario.swarm {
-            if scenario.script.is_none() {
-                let mut faults_stream = Stream::new(root, "faults");
-                sim.drop = faults_stream.unit() * swarm.drop_max;
-                sim.duplicate = faults_stream.unit() * swarm.duplicate_max;
-                for _ in 0..swarm.faults {
-                    let fault = draw_fault(&mut faults_stream, scenario);
-                    sim.faults.push(fault);
-                }
-            }
         }
-        sim
     }
 
     fn schedule(&mut self, at_us: u64, action: Action<C>) {
@@ -481,6 +476,11 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                     let vector = (self.scenario.protocol.delta_position
                         == DeltaPosition::VersionVector)
                         .then(|| Rc::from(self.protocols[node as usize].vector.as_slice()));
+                    // A joiner asks every peer it polls this round for a snapshot; if those
+                    // requests are lost it still catches up from position zero (or a pruned log's
+                    // snapshot fallback) on later rounds.
+                    let snapshot =
+                        std::mem::take(&mut self.protocols[node as usize].wants_snapshot);
                     for to in self.poll_peers(node) {
                         let position = self.protocols[node as usize]
                             .positions_in_peer
@@ -490,6 +490,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                         let payload = Rc::new(Payload::DeltaRequest {
                             position,
                             vector: vector.clone(),
+                            snapshot,
                         });
                         let bytes = HEADER_BYTES
                             + 8
@@ -612,7 +613,9 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
         self.clocks[node as usize].observe(update.stamp.time);
         let origin = update.id.origin;
         let protocol = &mut self.protocols[node as usize];
-        protocol.log.push(index);
+        if self.scenario.protocol.kind == ProtocolKind::DeltaSync {
+            protocol.log.push(index);
+        }
         advance_vector(
             &mut protocol.vector,
             &self.by_origin,
@@ -630,8 +633,8 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
         let before = replica.delivered.len();
         replica.delivered.union_with(delivered);
         let learned = replica.delivered.len() > before;
-        if learned {
-            let protocol = &mut self.protocols[node as usize];
+        let protocol = &mut self.protocols[node as usize];
+        if learned && !protocol.vector.is_empty() {
             for origin in 0..self.replicas {
                 advance_vector(
                     &mut protocol.vector,
@@ -669,7 +672,27 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             trace: self.trace,
             trace_truncated: self.trace_truncated,
             faults: self.faults,
+            network_drop: self.drop,
+            network_duplicate: self.duplicate,
         }
+    }
+}
+
+/// A node's protocol bookkeeping before it has seen anything. The delivery vector (one entry per
+/// origin) is kept only by the protocols that read it, so that runs with many replicas do not pay
+/// replicas squared counters for nothing.
+fn fresh_protocol(scenario: &Scenario) -> Protocol {
+    let protocol = scenario.protocol;
+    let needs_vector = protocol.kind == ProtocolKind::ReliableCausal
+        || (protocol.kind == ProtocolKind::DeltaSync
+            && protocol.delta_position == DeltaPosition::VersionVector);
+    Protocol {
+        vector: if needs_vector {
+            vec![0; scenario.replicas as usize]
+        } else {
+            Vec::new()
+        },
+        ..Protocol::default()
     }
 }
 

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use converge_crdt::{Clock, OpCrdt, ReplicaId};
 
-use super::{Payload, Protocol, Sim, HEADER_BYTES};
+use super::{fresh_protocol, Payload, Sim, HEADER_BYTES};
 use crate::outcome::{EventKind, NodeId, Status, UpdateSet};
 use crate::scenario::{Direction, Durability, FaultSpec, ProtocolKind, Scenario, Topology};
 use crate::streams::Stream;
@@ -123,10 +123,7 @@ impl<C: OpCrdt> Sim<'_, C> {
                     node.delivered = UpdateSet::default();
                     let skew = self.clocks[replica as usize].skew;
                     self.clocks[replica as usize] = Clock::new(self.scenario.clock, skew);
-                    self.protocols[replica as usize] = Protocol {
-                        vector: vec![0; self.replicas as usize],
-                        ..Protocol::default()
-                    };
+                    self.protocols[replica as usize] = fresh_protocol(self.scenario);
                 }
                 self.nodes[replica as usize].status = Status::Up;
                 self.coverage.restarts += 1;
@@ -147,7 +144,9 @@ impl<C: OpCrdt> Sim<'_, C> {
     pub(super) fn catch_up(&mut self, replica: ReplicaId) {
         let protocol = self.scenario.protocol;
         if protocol.kind == ProtocolKind::DeltaSync {
-            if !protocol.snapshot_on_join {
+            if protocol.snapshot_on_join {
+                self.protocols[replica as usize].wants_snapshot = true;
+            } else {
                 // Without a snapshot the joiner starts from its peers' current positions: it sees
                 // only what changes from now on.
                 for peer in self.push_targets(replica, None) {
@@ -235,11 +234,7 @@ pub(super) fn draw_fault(stream: &mut Stream, scenario: &Scenario) -> FaultSpec 
                 Durability::Durable
             },
         },
-        3 => FaultSpec::Isolate {
-            at,
-            heal: Some(end),
-            replica,
-        },
+        3 => FaultSpec::Join { at, replica },
         _ => FaultSpec::ServerOutage { at, until: end },
     }
 }

@@ -10,7 +10,7 @@ use converge_crdt::OpCrdt;
 
 use super::{Action, Sim, BACKOFF_DOUBLINGS_MAX, HEADER_BYTES};
 use crate::outcome::{DropCause, EventKind, NodeId, Status, UpdateSet};
-use crate::scenario::{DeltaPosition, Topology};
+use crate::scenario::{DeltaPosition, ProtocolKind, Topology};
 
 /// What travels in a message. States and op lists are shared between copies (duplicates, relay
 /// fan-out) instead of cloned.
@@ -30,6 +30,8 @@ pub(super) enum Payload<C> {
     DeltaRequest {
         position: u64,
         vector: Option<Rc<[u32]>>,
+        /// A joiner's first request: answer with a snapshot of the whole state.
+        snapshot: bool,
     },
     DeltaReply {
         ops: Rc<[u32]>,
@@ -54,6 +56,18 @@ pub(super) struct Protocol {
     pub(super) buffer: BTreeSet<u32>,
     /// Reliable causal: `(peer, update)` sent and not yet acknowledged.
     pub(super) outstanding: BTreeSet<(NodeId, u32)>,
+    /// Delta sync: this node joined or restarted and its next poll asks for a snapshot.
+    pub(super) wants_snapshot: bool,
+}
+
+/// What a delta-sync request asks for.
+pub(super) struct DeltaRequest<'a> {
+    /// The requester's position in the answering node's log (log-position mode).
+    pub(super) position: u64,
+    /// The requester's contiguous delivery vector (version-vector mode).
+    pub(super) vector: Option<&'a [u32]>,
+    /// Whether the requester wants a snapshot of the whole state (it just joined).
+    pub(super) snapshot: bool,
 }
 
 impl<C: OpCrdt> Sim<'_, C> {
@@ -207,6 +221,11 @@ impl<C: OpCrdt> Sim<'_, C> {
         let changed = match &**payload {
             Payload::State { state, delivered } => {
                 let learned = self.merge_state(to, state, delivered);
+                if learned && self.scenario.protocol.kind == ProtocolKind::ReliableCausal {
+                    // A snapshot can fill the causal gap that buffered updates wait on; their acks
+                    // went out on arrival, so nothing else would wake them.
+                    reliable_forwards = self.deliver_causal(to);
+                }
                 if is_server {
                     let bytes = HEADER_BYTES + state.size_bytes() as u64;
                     for target in self.push_targets(to, Some(from)) {
@@ -263,8 +282,17 @@ impl<C: OpCrdt> Sim<'_, C> {
                 followups.push((from, state, bytes));
                 false
             }
-            Payload::DeltaRequest { position, vector } => {
-                let reply = self.delta_reply(to, from, *position, vector.as_deref());
+            Payload::DeltaRequest {
+                position,
+                vector,
+                snapshot,
+            } => {
+                let request = DeltaRequest {
+                    position: *position,
+                    vector: vector.as_deref(),
+                    snapshot: *snapshot,
+                };
+                let reply = self.delta_reply(to, from, request);
                 followups.push(reply);
                 false
             }
@@ -347,12 +375,23 @@ impl<C: OpCrdt> Sim<'_, C> {
         &mut self,
         node: NodeId,
         peer: NodeId,
-        position: u64,
-        vector: Option<&[u32]>,
+        request: DeltaRequest<'_>,
     ) -> (NodeId, Rc<Payload<C>>, u64) {
+        let DeltaRequest {
+            position,
+            vector,
+            snapshot,
+        } = request;
         let protocol = &mut self.protocols[node as usize];
         let log_end = protocol.log_base + protocol.log.len() as u64;
         let (ops, snapshot, next_position): (Vec<u32>, bool, u64) = match vector {
+            // A snapshot holds everything the log could: the requester continues from the end.
+            _ if snapshot => {
+                if vector.is_none() {
+                    protocol.peer_positions.insert(peer, log_end);
+                }
+                (Vec::new(), true, log_end)
+            }
             Some(vector) => {
                 let lacking = protocol
                     .log
