@@ -23,7 +23,8 @@
 //! a heap ordered by (virtual time, sequence number); every random choice comes from a ChaCha stream
 //! named for its purpose (`network`, `workload`, `faults`, `tie-breaks`, `protocol`), so adding a
 //! fault does not shift the delays; only ordered collections are iterated; there is no wall clock
-//! and no I/O. The trace hash, an FNV-1a hash over a canonical encoding of every event, is the proof.
+//! and no I/O. The trace hash, a multiply-xorshift chain over a canonical word-by-word encoding
+//! of every event, is the proof.
 //!
 //! The simulator never judges: it keeps ghost bookkeeping (which updates each replica has
 //! delivered, which writes were stale or concurrent) and shows it to observers, and the checker's

@@ -103,7 +103,9 @@ fn the_reference_trace_hash_is_pinned() {
     );
 }
 
-const GOLDEN_HASH: &str = "e6b44efb19987ac2";
+// Changed on purpose from e6b44efb19987ac2 when the trace hash moved from byte-wise FNV-1a to a
+// word-wise multiply-xorshift chain (same events, cheaper hash).
+const GOLDEN_HASH: &str = "71efae47b83c6ed3";
 
 #[test]
 fn adding_a_fault_does_not_change_the_delays() {

@@ -3,6 +3,7 @@
 //! normal), drops, duplicates, partitions and scripted fates. Reordering is not a separate knob: it
 //! comes from jitter, when a later message draws a shorter latency.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use converge_crdt::OpCrdt;
@@ -134,6 +135,45 @@ impl<C: OpCrdt> Sim<'_, C> {
                 copy: *copy,
             };
             self.schedule(self.now_us.saturating_add(after.us), action);
+        }
+    }
+}
+
+/// Networks up to this many nodes keep per-link counters in a dense table (at most 16,384
+/// entries); larger ones in an ordered map, so that memory grows with the links used, not with
+/// the square of the nodes.
+const DENSE_LINK_NODES_MAX: u32 = 128;
+
+/// The greatest message number delivered so far on each link, to count reordered deliveries.
+pub(super) enum LinkTable {
+    Dense { nodes: u32, last: Vec<u64> },
+    Sparse(BTreeMap<(NodeId, NodeId), u64>),
+}
+
+impl LinkTable {
+    pub(super) fn new(nodes: u32) -> Self {
+        if nodes <= DENSE_LINK_NODES_MAX {
+            LinkTable::Dense {
+                nodes,
+                last: vec![0; nodes as usize * nodes as usize],
+            }
+        } else {
+            LinkTable::Sparse(BTreeMap::new())
+        }
+    }
+
+    /// Records a delivery of `message` on `from -> to`; returns whether a message sent later on
+    /// the same link was delivered before it (the delivery overtook nothing otherwise).
+    pub(super) fn deliver_is_reordered(&mut self, from: NodeId, to: NodeId, message: u64) -> bool {
+        let last = match self {
+            LinkTable::Dense { nodes, last } => &mut last[(from * *nodes + to) as usize],
+            LinkTable::Sparse(map) => map.entry((from, to)).or_insert(0),
+        };
+        if message < *last {
+            true
+        } else {
+            *last = message;
+            false
         }
     }
 }

@@ -16,8 +16,8 @@ use crate::scenario::{DeltaPosition, ProtocolKind, Topology};
 /// fan-out) instead of cloned.
 pub(super) enum Payload<C> {
     State {
-        state: Rc<C>,
-        delivered: Rc<UpdateSet>,
+        state: C,
+        delivered: UpdateSet,
     },
     Ops(Rc<[u32]>),
     Reliable {
@@ -36,7 +36,7 @@ pub(super) enum Payload<C> {
     DeltaReply {
         ops: Rc<[u32]>,
         next_position: u64,
-        snapshot: Option<(Rc<C>, Rc<UpdateSet>)>,
+        snapshot: Option<(C, UpdateSet)>,
     },
 }
 
@@ -75,8 +75,8 @@ impl<C: OpCrdt> Sim<'_, C> {
         let replica = &self.nodes[node as usize];
         let bytes = HEADER_BYTES + replica.crdt.size_bytes() as u64;
         let payload = Payload::State {
-            state: Rc::new(replica.crdt.clone()),
-            delivered: Rc::new(replica.delivered.clone()),
+            state: replica.crdt.clone(),
+            delivered: replica.delivered.clone(),
         };
         (Rc::new(payload), bytes)
     }
@@ -209,11 +209,8 @@ impl<C: OpCrdt> Sim<'_, C> {
         if copy {
             self.coverage.duplicate_deliveries += 1;
         }
-        let last = self.last_on_link.entry((from, to)).or_insert(0);
-        if message < *last {
+        if self.last_on_link.deliver_is_reordered(from, to, message) {
             self.coverage.reordered_deliveries += 1;
-        } else {
-            *last = message;
         }
         let mut followups: Vec<(NodeId, Rc<Payload<C>>, u64)> = Vec::new();
         let mut reliable_forwards: Vec<u32> = Vec::new();
@@ -440,10 +437,7 @@ impl<C: OpCrdt> Sim<'_, C> {
         let snapshot = snapshot.then(|| {
             let replica = &self.nodes[node as usize];
             bytes += replica.crdt.size_bytes() as u64;
-            (
-                Rc::new(replica.crdt.clone()),
-                Rc::new(replica.delivered.clone()),
-            )
+            (replica.crdt.clone(), replica.delivered.clone())
         });
         let payload = Payload::DeltaReply {
             ops: Rc::from(ops.as_slice()),

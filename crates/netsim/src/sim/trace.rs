@@ -37,18 +37,19 @@ impl<C: OpCrdt> Sim<'_, C> {
     }
 }
 
-pub(super) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-pub(super) const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// The trace hash before any event: an arbitrary fixed constant (FNV-1a's offset basis).
+pub(super) const HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+/// An odd multiplier with well-spread bits (splitmix64's second constant).
+const HASH_MULTIPLIER: u64 = 0x94d0_49bb_1331_11eb;
 
-pub(super) fn hash_word(hash: &mut u64, word: u64) {
-    for byte in word.to_le_bytes() {
-        *hash ^= u64::from(byte);
-        *hash = hash.wrapping_mul(FNV_PRIME);
-    }
+/// Folds one 64-bit word into the hash: a multiply-xorshift round. It works on whole words rather
+/// than bytes (byte-wise FNV-1a cost a fifth of the simulator's time), and every bit of the word
+/// reaches every later bit through the multiply and the low half through the shift.
+fn hash_word(hash: &mut u64, word: u64) {
+    let mixed = (*hash ^ word).wrapping_mul(HASH_MULTIPLIER);
+    *hash = mixed ^ (mixed >> 32);
 }
 
-/// Hashes an event's canonical encoding: its index, time, a variant tag and each field, as
-/// little-endian words. Changing this changes every pinned trace hash.
 pub(super) fn hash_event(hash: &mut u64, event: &TraceEvent) {
     hash_word(hash, event.index);
     hash_word(hash, event.at_us);
