@@ -217,3 +217,90 @@ fn scripted_runs_ignore_the_seed() {
     assert_eq!(a.trace_hash, b.trace_hash);
     assert_eq!(a.messages.dropped, 1);
 }
+
+#[test]
+fn absurd_sizes_are_refused_with_their_limits() {
+    let scenario = Scenario {
+        replicas: 1_000_000,
+        ..small()
+    };
+    let error = scenario.validate().expect_err("refused");
+    assert_eq!(error.path, "replicas");
+    assert!(error.message.contains("10000"), "{}", error.message);
+    let mut scenario = small();
+    scenario.workload.rate = f64::INFINITY;
+    assert_eq!(
+        scenario.validate().expect_err("refused").path,
+        "workload.rate"
+    );
+}
+
+#[test]
+fn the_update_and_in_flight_bounds_end_the_run_by_name() {
+    let mut scenario = small();
+    scenario.bounds.updates_max = 5;
+    let result = outcome(&scenario, 0);
+    assert_eq!(
+        result.end,
+        End::BoundReached {
+            bound: "updates_max".into()
+        }
+    );
+    assert_eq!(result.updates.len(), 5);
+    let mut scenario = small();
+    scenario.bounds.in_flight_max = 3;
+    assert_eq!(
+        outcome(&scenario, 0).end,
+        End::BoundReached {
+            bound: "in_flight_max".into()
+        }
+    );
+}
+
+#[test]
+fn a_script_replays_exactly_with_its_fates_and_coins() {
+    use converge_crdt::TieBreak;
+    use converge_netsim::{Fate, Script, ScriptedFate, TimedOp};
+    let mut scenario = small();
+    scenario.protocol.topology = Topology::Relay;
+    scenario.workload.rate = 0.0;
+    scenario.workload.ops = (0..3)
+        .map(|replica| TimedOp {
+            at: secs(1),
+            replica,
+            key: 0,
+            value: Some(u64::from(replica) + 1),
+        })
+        .collect();
+    scenario.script = Some(Script {
+        fates: vec![
+            ScriptedFate {
+                message: 1,
+                fate: Fate::Duplicate {
+                    after: SimDuration::from_ms(5),
+                    again: SimDuration::from_ms(50),
+                },
+            },
+            ScriptedFate {
+                message: 2,
+                fate: Fate::Drop,
+            },
+        ],
+        coins: vec![true, false, true],
+        ..Script::default()
+    });
+    let random = |_: ReplicaId| {
+        LwwGrid::new(LwwGridConfig {
+            tie_break: TieBreak::Random,
+            ..LwwGridConfig::default()
+        })
+    };
+    let a = run(&scenario, 1, &random, &mut NoObserver).unwrap();
+    let b = run(&scenario, 2, &random, &mut NoObserver).unwrap();
+    assert_eq!(a.trace, b.trace);
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!((a.messages.duplicated, a.messages.dropped), (1, 1));
+    let views: Vec<_> = a.replicas.iter().map(|r| r.crdt.view()).collect();
+    let views_again: Vec<_> = b.replicas.iter().map(|r| r.crdt.view()).collect();
+    assert_eq!(views, views_again);
+}
