@@ -87,6 +87,11 @@ enum Action<C> {
         update: u32,
         attempt: u32,
     },
+    /// A joiner that asked for a snapshot asks again unless a state has arrived.
+    SnapshotRetry {
+        node: NodeId,
+        attempt: u32,
+    },
     SettleStart,
 }
 
@@ -522,6 +527,14 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                 update,
                 attempt,
             } => self.retransmit(node, to, update, attempt),
+            Action::SnapshotRetry { node, attempt } => {
+                let waiting = self.protocols[node as usize].awaiting_snapshot;
+                let up = self.nodes[node as usize].status == Status::Up;
+                if waiting && up && attempt <= self.scenario.protocol.retransmit_max {
+                    self.emit(EventKind::Timer { node }, &[]);
+                    self.request_snapshot(node, attempt);
+                }
+            }
             Action::SettleStart => {
                 self.settling = true;
                 self.close_cut_counts();
@@ -642,6 +655,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
 
     /// Merges a received state; returns whether the node learned updates it did not have.
     fn merge_state(&mut self, node: NodeId, state: &C, delivered: &UpdateSet) -> bool {
+        self.protocols[node as usize].awaiting_snapshot = false;
         let replica = &mut self.nodes[node as usize];
         replica.crdt.merge(state, &mut self.coins);
         let clock = &mut self.clocks[node as usize];

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use converge_crdt::{Clock, OpCrdt, ReplicaId};
 
-use super::{fresh_protocol, Payload, Sim, HEADER_BYTES};
+use super::{fresh_protocol, Action, Payload, Sim, BACKOFF_DOUBLINGS_MAX, HEADER_BYTES};
 use crate::outcome::{EventKind, NodeId, Status, UpdateSet};
 use crate::scenario::{Direction, Durability, FaultSpec, ProtocolKind, Scenario, Topology};
 use crate::streams::Stream;
@@ -162,24 +162,32 @@ impl<C: OpCrdt> Sim<'_, C> {
         if !protocol.snapshot_on_join {
             return;
         }
-        match self.server {
-            Some(server) if self.nodes[server as usize].status == Status::Up => {
-                let (payload, bytes) = self.state_payload(server);
-                self.send(server, replica, payload, bytes);
-            }
-            Some(_) => {}
-            None => {
-                let peers = self.random_peers(replica);
-                if let Some(peer) = peers.first() {
-                    self.send(
-                        replica,
-                        *peer,
-                        Rc::new(Payload::SnapshotRequest),
-                        HEADER_BYTES,
-                    );
-                }
-            }
+        self.protocols[replica as usize].awaiting_snapshot = true;
+        self.request_snapshot(replica, 0);
+    }
+
+    /// Asks the relay server (or a random peer) for its state, and asks again with backoff until a
+    /// state arrives: one lost snapshot must not leave a joiner behind for good.
+    pub(super) fn request_snapshot(&mut self, replica: ReplicaId, attempt: u32) {
+        let peer = match self.server {
+            Some(server) => Some(server),
+            None => self.random_peers(replica).first().copied(),
+        };
+        if let Some(peer) = peer {
+            self.send(
+                replica,
+                peer,
+                Rc::new(Payload::SnapshotRequest),
+                HEADER_BYTES,
+            );
         }
+        let timeout_us = self.scenario.protocol.retransmit_timeout.us;
+        let backoff_us = timeout_us.saturating_mul(1 << attempt.min(BACKOFF_DOUBLINGS_MAX));
+        let next = Action::SnapshotRetry {
+            node: replica,
+            attempt: attempt + 1,
+        };
+        self.schedule(self.now_us.saturating_add(backoff_us), next);
     }
 
     pub(super) fn close_cut_count(&mut self, fault: u32) {

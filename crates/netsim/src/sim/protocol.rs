@@ -58,6 +58,8 @@ pub(super) struct Protocol {
     pub(super) outstanding: BTreeSet<(NodeId, u32)>,
     /// Delta sync: this node joined or restarted and its next poll asks for a snapshot.
     pub(super) wants_snapshot: bool,
+    /// A joiner that asked for a snapshot and has not received a state since.
+    pub(super) awaiting_snapshot: bool,
 }
 
 /// What a delta-sync request asks for.
