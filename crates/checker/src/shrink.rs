@@ -96,11 +96,14 @@ pub fn shrink<C: OpCrdt>(
 
     // Materialize the generated writes and drawn faults, if that keeps the failure.
     let mut current = scenario.clone();
-    let materialized = materialize(
+    let mut materialized = materialize(
         scenario,
         &original.outcome.updates,
         &original.outcome.faults,
     );
+    // Swarm mode also drew the network's loss and duplication: keep the rates that were in force.
+    materialized.network.drop = original.outcome.network_drop;
+    materialized.network.duplicate = original.outcome.network_duplicate;
     if shrinker.fails(&materialized) {
         current = materialized;
         let ops = current.workload.ops.clone();
