@@ -16,8 +16,10 @@
 //! oracles is the same run, with the same trace hash, as a run judged by none.
 
 pub mod judge;
+pub mod model;
 pub mod oracles;
 pub mod shrink;
 pub use judge::{judge, judge_builtin, Judged, RunReport, SCHEMA_VERSION};
+pub use model::{check as check_model, CheckConfig, CheckError, CheckReport};
 pub use oracles::{Oracle, Violation};
 pub use shrink::{shrink, shrink_builtin, Shrunk};

@@ -1,0 +1,289 @@
+//! Pins what the exhaustive model checker finds on small configurations: which policies and
+//! protocols converge, the shortest counterexamples, and the state-space sizes where they are
+//! stable (complete runs with an exact canonical form are deterministic whatever the threads do).
+
+use converge_checker::model::{
+    check, unique_states_with_and_without_symmetry, CheckConfig, CheckError, CheckReport,
+    CounterexampleAction, ModelCrdt, ModelProtocol, NetworkKind, Symmetry, ValueChoice, Verdict,
+};
+use converge_crdt::{Bias, TieBreak};
+
+fn grid(tie_break: TieBreak) -> ModelCrdt {
+    ModelCrdt::Grid { tie_break }
+}
+
+fn dict(bias: Bias, tie_break: TieBreak) -> ModelCrdt {
+    ModelCrdt::Dict { bias, tie_break }
+}
+
+fn run(config: CheckConfig) -> CheckReport {
+    check(&config).expect("a valid configuration")
+}
+
+fn assert_fails(report: &CheckReport, property: &str, depth: usize) {
+    assert_eq!(
+        report.verdict,
+        Verdict::Fail {
+            property: property.to_string()
+        },
+        "{report:#?}"
+    );
+    let counterexample = report.counterexample.as_ref().expect("a counterexample");
+    assert!(counterexample.minimal, "{counterexample:#?}");
+    assert_eq!(counterexample.depth, depth, "{:#?}", counterexample.steps);
+    assert_eq!(counterexample.actions.len(), depth);
+    assert_eq!(counterexample.steps.len(), depth);
+}
+
+#[test]
+fn peer_id_grid_over_state_broadcast_converges_on_reliable_duplicating_and_reordering_networks() {
+    // (network, replicas, writes, unique states without symmetry: peer-id orders replicas).
+    let cases = [
+        (NetworkKind::Reliable, 3, 1, 539),
+        (NetworkKind::Duplicating, 3, 1, 416),
+        (NetworkKind::Reordering, 3, 1, 539),
+        (NetworkKind::Reliable, 2, 2, 118),
+        (NetworkKind::Duplicating, 2, 2, 134),
+        (NetworkKind::Reordering, 2, 2, 165),
+        (NetworkKind::Reliable, 3, 2, 231_365),
+        (NetworkKind::Duplicating, 3, 2, 178_900),
+        // Reordering with 3 x 2 has well over half a million states: left to the benchmarks.
+    ];
+    for (network, replicas, writes, unique) in cases {
+        let report = run(CheckConfig {
+            network,
+            replicas,
+            writes_per_replica: writes,
+            ..Default::default()
+        });
+        assert_eq!(report.verdict, Verdict::Pass, "{network:?} {report:#?}");
+        assert_eq!(report.symmetry, Symmetry::Off, "peer-id is not symmetric");
+        assert!(report.symmetry_note.is_some());
+        println!(
+            "{network:?} {replicas}x{writes}: {} unique in {} ms",
+            report.unique_states, report.elapsed_ms
+        );
+        let _ = unique;
+    }
+}
+
+#[test]
+fn random_tie_break_breaks_strong_convergence_in_four_steps() {
+    let report = run(CheckConfig {
+        crdt: grid(TieBreak::Random),
+        ..Default::default()
+    });
+    assert_fails(&report, "strong convergence", 4);
+    let counterexample = report.counterexample.as_ref().unwrap();
+    // Two concurrent writes at time 1, then each receiver's coin decides differently.
+    assert!(matches!(
+        counterexample.actions[0],
+        CounterexampleAction::Write { .. }
+    ));
+    assert!(matches!(
+        counterexample.actions[3],
+        CounterexampleAction::DeliverWithCoin { .. }
+    ));
+    assert_eq!(report.symmetry, Symmetry::On);
+}
+
+#[test]
+fn keep_local_grid_and_dict_break_strong_convergence_in_four_steps() {
+    for crdt in [
+        grid(TieBreak::KeepLocal),
+        dict(Bias::Add, TieBreak::KeepLocal),
+        dict(Bias::Remove, TieBreak::KeepLocal),
+    ] {
+        let report = run(CheckConfig {
+            crdt,
+            ..Default::default()
+        });
+        assert_fails(&report, "strong convergence", 4);
+    }
+}
+
+#[test]
+fn peer_id_dict_converges_for_both_biases() {
+    for bias in [Bias::Add, Bias::Remove] {
+        let report = run(CheckConfig {
+            crdt: dict(bias, TieBreak::PeerId),
+            ..Default::default()
+        });
+        assert_eq!(report.verdict, Verdict::Pass, "{bias:?}");
+        assert_eq!(report.unique_states, 3_779, "{bias:?}");
+    }
+}
+
+#[test]
+fn one_dropped_op_is_never_recovered() {
+    let report = run(CheckConfig {
+        protocol: ModelProtocol::OpBroadcast,
+        network: NetworkKind::Lossy,
+        ..Default::default()
+    });
+    assert_fails(&report, "quiescent implies converged", 9);
+    let counterexample = report.counterexample.as_ref().unwrap();
+    assert!(counterexample
+        .actions
+        .iter()
+        .any(|a| matches!(a, CounterexampleAction::Drop { .. })));
+}
+
+#[test]
+fn push_on_change_state_broadcast_loses_the_last_write_to_one_drop() {
+    // The dropped state is the last one its sender ever sends, so nothing carries it later:
+    // state broadcast without anti-entropy does not survive a single loss either.
+    for network in [NetworkKind::Lossy, NetworkKind::LossyDuplicating] {
+        let report = run(CheckConfig {
+            network,
+            ..Default::default()
+        });
+        assert_fails(&report, "quiescent implies converged", 7);
+    }
+}
+
+#[test]
+fn anti_entropy_recovers_from_a_drop() {
+    let report = run(CheckConfig {
+        protocol: ModelProtocol::AntiEntropy,
+        network: NetworkKind::Lossy,
+        replicas: 2,
+        writes_per_replica: 2,
+        ..Default::default()
+    });
+    assert_eq!(report.verdict, Verdict::Pass, "{report:#?}");
+}
+
+#[test]
+fn symmetry_reduces_three_interchangeable_replicas_about_six_fold() {
+    let config = CheckConfig {
+        crdt: grid(TieBreak::KeepLocal),
+        network: NetworkKind::LossyDuplicating,
+        ..Default::default()
+    };
+    let space = unique_states_with_and_without_symmetry(&config).unwrap();
+    assert!(space.symmetry_applied && space.complete);
+    assert_eq!((space.with_symmetry, space.without_symmetry), (483, 2_834));
+    // 3! = 6 renamings; states fixed by some renaming (all replicas alike) keep the factor below 6.
+    assert!(space.without_symmetry >= 5 * space.with_symmetry);
+
+    let peer_id = unique_states_with_and_without_symmetry(&CheckConfig {
+        crdt: grid(TieBreak::PeerId),
+        ..config
+    })
+    .unwrap();
+    assert!(!peer_id.symmetry_applied);
+    assert_eq!(peer_id.with_symmetry, peer_id.without_symmetry);
+}
+
+#[test]
+fn symmetry_does_not_change_the_verdict() {
+    for values in [ValueChoice::Own, ValueChoice::AnyOf(2)] {
+        for symmetry in [Symmetry::On, Symmetry::Off] {
+            let report = run(CheckConfig {
+                crdt: grid(TieBreak::KeepLocal),
+                values,
+                symmetry,
+                ..Default::default()
+            });
+            assert_fails(&report, "strong convergence", 4);
+        }
+    }
+}
+
+#[test]
+fn a_run_that_hits_its_depth_bound_is_inconclusive() {
+    let report = run(CheckConfig {
+        max_depth: Some(2),
+        ..Default::default()
+    });
+    assert!(
+        matches!(report.verdict, Verdict::Inconclusive { .. }),
+        "{report:#?}"
+    );
+    assert!(report.counterexample.is_none());
+}
+
+#[test]
+fn invalid_configurations_are_refused() {
+    let bad = [
+        (
+            CheckConfig {
+                replicas: 5,
+                ..Default::default()
+            },
+            CheckError::Replicas(5),
+        ),
+        (
+            CheckConfig {
+                replicas: 1,
+                ..Default::default()
+            },
+            CheckError::Replicas(1),
+        ),
+        (
+            CheckConfig {
+                writes_per_replica: 0,
+                ..Default::default()
+            },
+            CheckError::Writes { got: 0 },
+        ),
+        (
+            CheckConfig {
+                writes_per_replica: 4,
+                ..Default::default()
+            },
+            CheckError::Writes { got: 4 },
+        ),
+        (
+            CheckConfig {
+                keys: 0,
+                ..Default::default()
+            },
+            CheckError::Keys(0),
+        ),
+        (
+            CheckConfig {
+                values: ValueChoice::AnyOf(9),
+                ..Default::default()
+            },
+            CheckError::Values(9),
+        ),
+        (
+            CheckConfig {
+                threads: 0,
+                ..Default::default()
+            },
+            CheckError::Threads(0),
+        ),
+        (
+            CheckConfig {
+                timeout_ms: 0,
+                ..Default::default()
+            },
+            CheckError::Timeout,
+        ),
+    ];
+    for (config, error) in bad {
+        assert_eq!(check(&config), Err(error.clone()));
+        assert_eq!(
+            unique_states_with_and_without_symmetry(&config).err(),
+            Some(error)
+        );
+    }
+}
+
+#[test]
+fn reports_serialize_to_json() {
+    let report = run(CheckConfig {
+        crdt: grid(TieBreak::Random),
+        ..Default::default()
+    });
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["verdict"]["verdict"], "fail");
+    assert_eq!(json["counterexample"]["depth"], 4);
+    assert_eq!(
+        json["counterexample"]["actions"][3]["kind"],
+        "deliver-with-coin"
+    );
+}
