@@ -514,3 +514,56 @@ fn a_diverging_run_is_shrunk_and_drawn() {
         text(&minimal)
     );
 }
+
+#[test]
+fn check_finds_the_random_tie_break_and_passes_peer_id() {
+    let dir = scratch("check");
+    let random = converge(
+        &dir,
+        &[
+            "check",
+            "--crdt",
+            "lww-grid",
+            "--tie-break",
+            "random",
+            "--replicas",
+            "3",
+            "--writes",
+            "1",
+            "--network",
+            "reliable",
+            "--json",
+        ],
+    );
+    assert_eq!(random.status.code(), Some(1), "{}", text(&random));
+    let report = json_of(&random);
+    assert_eq!(report["verdict"]["verdict"], "fail");
+    assert!(report["unique_states"].as_u64().unwrap() > 0);
+    assert!(report["states_per_sec"].as_f64().is_some());
+    assert_eq!(
+        report["counterexample"]["depth"], 4,
+        "the shortest path: two writes, two deliveries"
+    );
+
+    let peer_id = converge(
+        &dir,
+        &[
+            "check",
+            "--crdt",
+            "lww-grid",
+            "--replicas",
+            "3",
+            "--writes",
+            "1",
+            "--network",
+            "duplicating",
+        ],
+    );
+    assert_eq!(peer_id.status.code(), Some(0), "{}", text(&peer_id));
+
+    let unsupported = converge(
+        &dir,
+        &["check", "--crdt", "lww-dict", "--protocol", "delta-sync"],
+    );
+    assert_eq!(unsupported.status.code(), Some(2), "{}", text(&unsupported));
+}

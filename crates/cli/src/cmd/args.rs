@@ -157,8 +157,8 @@ pub struct CheckArgs {
     /// Replicas (2 to 4).
     #[arg(long, default_value_t = 2)]
     pub replicas: u32,
-    /// Writes in all, spread over the replicas.
-    #[arg(long, default_value_t = 2)]
+    /// Writes per replica (1 to 3).
+    #[arg(long, default_value_t = 1)]
     pub writes: u32,
     #[arg(long, value_enum, default_value = "reliable")]
     pub network: NetworkArg,
