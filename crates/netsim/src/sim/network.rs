@@ -67,16 +67,7 @@ impl<C: OpCrdt> Sim<'_, C> {
             &[],
         );
         if self.cuts.iter().any(|(_, cut)| cut.blocks(from, to)) {
-            self.messages.dropped += 1;
-            self.emit(
-                EventKind::Drop {
-                    from,
-                    to,
-                    message,
-                    cause: DropCause::Partition,
-                },
-                &[],
-            );
+            self.drop_message(from, to, message, DropCause::Partition);
             return;
         }
         let fate = match &self.fates {
@@ -102,16 +93,7 @@ impl<C: OpCrdt> Sim<'_, C> {
         };
         let deliveries: &[(SimDuration, bool)] = &match fate {
             Fate::Drop => {
-                self.messages.dropped += 1;
-                self.emit(
-                    EventKind::Drop {
-                        from,
-                        to,
-                        message,
-                        cause: DropCause::Network,
-                    },
-                    &[],
-                );
+                self.drop_message(from, to, message, DropCause::Network);
                 return;
             }
             Fate::Deliver { after } => vec![(after, false)],
@@ -175,5 +157,27 @@ impl LinkTable {
             *last = message;
             false
         }
+    }
+}
+
+impl<C: OpCrdt> Sim<'_, C> {
+    /// Counts a lost message and records why it was lost.
+    pub(super) fn drop_message(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        message: u64,
+        cause: DropCause,
+    ) {
+        self.messages.dropped += 1;
+        self.emit(
+            EventKind::Drop {
+                from,
+                to,
+                message,
+                cause,
+            },
+            &[],
+        );
     }
 }

@@ -195,16 +195,7 @@ impl<C: OpCrdt> Sim<'_, C> {
         copy: bool,
     ) {
         if self.nodes[to as usize].status != Status::Up {
-            self.messages.dropped += 1;
-            self.emit(
-                EventKind::Drop {
-                    from,
-                    to,
-                    message,
-                    cause: DropCause::Down,
-                },
-                &[],
-            );
+            self.drop_message(from, to, message, DropCause::Down);
             return;
         }
         self.messages.delivered += 1;
