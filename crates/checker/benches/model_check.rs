@@ -24,7 +24,8 @@ fn config(tie_break: TieBreak) -> CheckConfig {
 }
 
 fn print_numbers() {
-    for tie_break in [TieBreak::PeerId, TieBreak::KeepLocal, TieBreak::Random] {
+    // Peer-id is left out: symmetry is unsound for it, so both counts would be the same.
+    for tie_break in [TieBreak::KeepLocal, TieBreak::Random] {
         match unique_states_with_and_without_symmetry(&config(tie_break)) {
             Ok(space) => println!(
                 "{tie_break:?}: unique states {} with symmetry, {} without (x{:.2}), applied {}, complete {}",
