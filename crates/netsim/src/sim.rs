@@ -37,8 +37,10 @@ use trace::HASH_SEED;
 
 /// Header bytes counted for every message on top of its payload.
 pub(super) const HEADER_BYTES: u64 = 16;
-/// The retransmission backoff doubles at most this many times.
-pub(super) const BACKOFF_DOUBLINGS_MAX: u32 = 16;
+/// The retransmission backoff doubles at most this many times (to 8 timeouts, 1.6 s by default):
+/// an uncapped backoff after a few losses in a row waited past the settle period, and a replica
+/// that would have caught up was judged not converged (zoo sweep, seed 2859).
+pub(super) const BACKOFF_DOUBLINGS_MAX: u32 = 3;
 
 /// Runs one scenario with one seed. `make` builds each node's empty CRDT (the relay server's too,
 /// with id = `replicas`); the observer sees every event after it is applied.
