@@ -1,6 +1,8 @@
 //! Runs a scenario with every oracle watching and turns what they saw into a [`RunReport`]: the
 //! verdict, the evidence, and the counts that say what the run exercised.
 
+use std::sync::atomic::AtomicBool;
+
 use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId};
 use converge_netsim::{
     Coverage, CrdtSpec, End, FaultSpec, MessageStats, Outcome, Scenario, ScenarioError, Status,
@@ -10,7 +12,7 @@ use serde::Serialize;
 
 use crate::oracles::{
     eventual_convergence, intent, snapshot, ConvergenceTimeline, Observers, ReplicaSnapshot,
-    StrongConvergence, Violation,
+    StopFlag, StrongConvergence, Violation,
 };
 
 /// Bumped whenever a field of [`RunReport`] changes meaning or disappears.
@@ -92,16 +94,29 @@ pub fn judge<C: OpCrdt>(
     seed: u64,
     make: &dyn Fn(ReplicaId) -> C,
 ) -> Result<Judged<C>, ScenarioError> {
+    judge_until(scenario, seed, make, None)
+}
+
+/// [`judge`], stopping early once `stop` is raised (Ctrl-C): the run then ends with
+/// [`End::Interrupted`] and the verdict concludes nothing ([`Verdict::BoundReached`]).
+pub fn judge_until<C: OpCrdt>(
+    scenario: &Scenario,
+    seed: u64,
+    make: &dyn Fn(ReplicaId) -> C,
+    stop: Option<&AtomicBool>,
+) -> Result<Judged<C>, ScenarioError> {
     let mut strong = StrongConvergence::new();
     let mut timeline = ConvergenceTimeline::new(TIMELINE_POINTS_MAX);
+    let never = AtomicBool::new(false);
+    let mut stop_flag = StopFlag(stop.unwrap_or(&never));
     let outcome = {
-        let mut observers = Observers(vec![&mut strong, &mut timeline]);
+        let mut observers = Observers(vec![&mut strong, &mut timeline, &mut stop_flag]);
         converge_netsim::run(scenario, seed, make, &mut observers)?
     };
     let mut violations = strong.violations.clone();
     violations.extend(eventual_convergence(&outcome));
     let intent_violations = intent(&outcome, make);
-    let verdict = if matches!(outcome.end, End::BoundReached { .. }) {
+    let verdict = if matches!(outcome.end, End::BoundReached { .. } | End::Interrupted) {
         Verdict::BoundReached
     } else if strong.count > 0 {
         Verdict::Diverges
@@ -173,9 +188,22 @@ pub fn judge<C: OpCrdt>(
 
 /// Runs a scenario whose CRDT is one of ours, as named in its `[crdt]` table.
 pub fn judge_builtin(scenario: &Scenario, seed: u64) -> Result<RunReport, ScenarioError> {
+    judge_builtin_until(scenario, seed, None)
+}
+
+/// [`judge_builtin`], stopping early once `stop` is raised, like [`judge_until`].
+pub fn judge_builtin_until(
+    scenario: &Scenario,
+    seed: u64,
+    stop: Option<&AtomicBool>,
+) -> Result<RunReport, ScenarioError> {
     Ok(match scenario.crdt {
-        CrdtSpec::LwwGrid(config) => judge(scenario, seed, &|_| LwwGrid::new(config))?.report,
-        CrdtSpec::LwwDict(config) => judge(scenario, seed, &|_| LwwDict::new(config))?.report,
+        CrdtSpec::LwwGrid(config) => {
+            judge_until(scenario, seed, &|_| LwwGrid::new(config), stop)?.report
+        }
+        CrdtSpec::LwwDict(config) => {
+            judge_until(scenario, seed, &|_| LwwDict::new(config), stop)?.report
+        }
     })
 }
 

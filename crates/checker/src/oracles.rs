@@ -12,6 +12,7 @@
 //! Oracles only read what the simulator shows them; none of them can change a run.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use converge_crdt::{FixedCoin, OpCrdt, ReplicaId};
 use converge_netsim::{
@@ -209,6 +210,22 @@ impl<C: OpCrdt> Observer<C> for Observers<'_, C> {
         for observer in &mut self.0 {
             observer.on_event(event, world);
         }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.0.iter().any(|observer| observer.interrupted())
+    }
+}
+
+/// Watches nothing, and asks the run to stop once `flag` is raised: how a Ctrl-C handler (which
+/// only sets a flag) reaches a run in progress.
+pub struct StopFlag<'a>(pub &'a AtomicBool);
+
+impl<C: OpCrdt> Observer<C> for StopFlag<'_> {
+    fn on_event(&mut self, _event: &TraceEvent, _world: &World<'_, C>) {}
+
+    fn interrupted(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

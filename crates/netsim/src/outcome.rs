@@ -234,10 +234,22 @@ pub struct World<'a, C: OpCrdt> {
 }
 
 /// Watches a run event by event; the checker's oracles are observers. An observer cannot change
-/// the run.
+/// the run, except to ask it to stop early.
 pub trait Observer<C: OpCrdt> {
     fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>);
+
+    /// Whether the person running the simulation asked it to stop (Ctrl-C). The run loop asks
+    /// every [`INTERRUPT_CHECK_EVENTS`] actions rather than after every event, because the loop
+    /// is the hot path; a run that stops this way ends with [`End::Interrupted`].
+    fn interrupted(&self) -> bool {
+        false
+    }
 }
+
+/// How many queued actions the run loop handles between two calls of [`Observer::interrupted`].
+/// A power of two, so that the check is a mask; at millions of events per second it still
+/// notices an interruption within about a millisecond.
+pub const INTERRUPT_CHECK_EVENTS: u64 = 1_024;
 
 /// An observer that watches nothing.
 pub struct NoObserver;
@@ -284,6 +296,9 @@ pub enum End {
     Completed,
     /// A named bound from [`crate::scenario::Bounds`] was reached.
     BoundReached { bound: String },
+    /// The observer asked the run to stop ([`Observer::interrupted`]) before it ended; the
+    /// outcome covers the events up to that point.
+    Interrupted,
 }
 
 /// Everything a run produced.

@@ -18,7 +18,7 @@ use converge_crdt::{Clock, ClockKind, Coin, Intent, OpCrdt, ReplicaId, Stamp, Up
 
 use crate::outcome::{
     Coverage, End, EventKind, MessageStats, NodeId, Observer, Outcome, Replica, Status, TraceEvent,
-    UpdateRecord, UpdateSet,
+    UpdateRecord, UpdateSet, INTERRUPT_CHECK_EVENTS,
 };
 use crate::scenario::{DeltaPosition, Fate, FaultSpec, ProtocolKind, Scenario, Topology};
 use crate::streams::Stream;
@@ -41,6 +41,9 @@ pub(super) const HEADER_BYTES: u64 = 16;
 /// an uncapped backoff after a few losses in a row waited past the settle period, and a replica
 /// that would have caught up was judged not converged (zoo sweep, seed 2859).
 pub(super) const BACKOFF_DOUBLINGS_MAX: u32 = 3;
+/// The stop reason recorded when the observer asked the run to stop; it ends as
+/// [`End::Interrupted`] rather than as a bound.
+const INTERRUPTED: &str = "interrupted";
 
 /// Runs one scenario with one seed. `make` builds each node's empty CRDT (the relay server's too,
 /// with id = `replicas`); the observer sees every event after it is applied.
@@ -400,7 +403,14 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
 
     fn run_loop(&mut self) {
         let bounds = &self.scenario.bounds;
+        let mut actions: u64 = 0;
         while let Some(queued) = self.queue.pop() {
+            // Asking the observer costs a virtual call, so it is asked once per batch of actions.
+            actions += 1;
+            if actions % INTERRUPT_CHECK_EVENTS == 0 && self.observer.interrupted() {
+                self.bound = Some(INTERRUPTED);
+                break;
+            }
             let at_us = queued.at_us();
             let action = queued.action;
             if at_us > self.end_us {
@@ -685,6 +695,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
     fn into_outcome(mut self) -> Outcome<C> {
         self.close_cut_counts();
         let end = match self.bound {
+            Some(INTERRUPTED) => End::Interrupted,
             Some(bound) => End::BoundReached {
                 bound: bound.to_string(),
             },

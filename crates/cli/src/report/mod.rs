@@ -106,6 +106,10 @@ pub fn verdict_in_words(report: &RunReport) -> String {
             converge_netsim::End::BoundReached { bound } => {
                 format!("Bound reached: the run hit {bound} before it ended; nothing is concluded.")
             }
+            converge_netsim::End::Interrupted => format!(
+                "Interrupted by the user at virtual time {:.1} ms, before the run ended; nothing is concluded.",
+                report.end_ms
+            ),
             converge_netsim::End::Completed => "Bound reached; nothing is concluded.".to_string(),
         },
     }
