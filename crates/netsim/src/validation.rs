@@ -1,17 +1,51 @@
 //! Scenario validation: everything that deserializes but cannot run is refused here, with the key
 //! path and what was expected, before the simulator starts.
+//!
+//! Besides shape errors (a fault naming replica 7 of 3), validation enforces the named caps below,
+//! so that a hostile or mistyped scenario (a billion replicas, a rate of a billion writes per
+//! second, a grid of a trillion cells, a table of a million link overrides) is refused with the key
+//! and the cap rather than exhausting memory or running for days. What a valid scenario may still
+//! grow (events, messages in flight, updates, kept trace) is bounded while it runs by
+//! [`crate::scenario::Bounds`], and reaching one of those ends the run with "bound reached".
+//! docs/robustness.md lists every cap and what it protects.
 
-use crate::scenario::{CrdtSpec, FaultSpec, Latency, ProtocolKind, Scenario, Topology};
+use crate::scenario::{CrdtSpec, Fate, FaultSpec, Latency, ProtocolKind, Scenario, Topology};
 use crate::time::SimDuration;
 
 /// Replicas a scenario may ask for.
 pub const REPLICAS_MAX: u32 = 10_000;
-/// Cells of a grid.
-pub const GRID_CELLS_MAX: u64 = 1_000_000;
-/// Virtual time a run may cover (duration plus settle): ten years.
+/// Cells of a grid. Every oracle looks at whole replica states after events, so the cost of each
+/// event grows with the grid; 65,536 cells is a 256 x 256 sheet.
+pub const GRID_CELLS_MAX: u64 = 65_536;
+/// Grid cells held by all nodes together (each node holds a whole grid): about 50 bytes each, so
+/// half a gigabyte of replica state at most.
+pub const NODE_CELLS_MAX: u64 = 10_000_000;
+/// Virtual time a run may cover (duration plus settle): ten years. Every other duration in a
+/// scenario (latencies, intervals, timeouts, fault times) is held to the same cap, so that adding
+/// one to the current virtual time can never overflow.
 pub const VIRTUAL_TIME_MAX: SimDuration = SimDuration::from_secs(10 * 365 * 24 * 3_600);
 /// Writes per second per replica.
 pub const RATE_MAX: f64 = 1_000_000.0;
+/// Replicas times the updates the workload plans to issue (explicit writes plus the expected
+/// generated ones, at most `bounds.updates-max`): what delivered-update sets, delivery vectors and
+/// causal dependencies grow with.
+pub const REPLICA_UPDATES_MAX: u64 = 1_000_000_000;
+/// Explicit writes (`workload.ops`), whatever `bounds.updates-max` says.
+pub const OPS_MAX: usize = 1_000_000;
+/// Per-link overrides (`network.links`). Every message looks through the whole table, so its
+/// length multiplies the cost of every send.
+pub const LINKS_MAX: usize = 4_096;
+/// Scheduled faults (`faults`). Every send checks the partitions in force.
+pub const FAULTS_MAX: usize = 1_000;
+/// Group members listed by all partition and bridge faults together (each fault may list every
+/// node at most once).
+pub const FAULT_GROUP_MEMBERS_MAX: usize = 100_000;
+/// Faults swarm mode draws per seed (`swarm.faults`).
+pub const SWARM_FAULTS_MAX: u32 = 1_000;
+/// Scripted message fates (`script.fates`) and scripted coin flips (`script.coins`), each.
+pub const SCRIPT_ENTRIES_MAX: usize = 1_000_000;
+/// Characters of the scenario's `name`, which every report file name starts with.
+pub const NAME_CHARS_MAX: usize = 100;
 
 /// A scenario that cannot run: the key at fault and what was expected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +74,20 @@ fn probability(path: &str, p: f64) -> Result<(), ScenarioError> {
     }
 }
 
+/// The error for a list or count above its cap, naming the cap.
+fn too_many(
+    path: &str,
+    what: &str,
+    found: impl std::fmt::Display,
+    cap: u64,
+    cap_name: &str,
+) -> ScenarioError {
+    error(
+        path,
+        format!("found {found} {what}; the cap is {cap} ({cap_name})"),
+    )
+}
+
 fn latency(path: &str, latency: &Latency) -> Result<(), ScenarioError> {
     match *latency {
         Latency::Uniform { min, max } if min > max => Err(error(
@@ -54,19 +102,44 @@ fn latency(path: &str, latency: &Latency) -> Result<(), ScenarioError> {
     }
 }
 
+/// Every duration of a latency distribution, with its key.
+fn latency_durations(path: &str, latency: &Latency) -> Vec<(String, SimDuration)> {
+    match *latency {
+        Latency::Constant { value } => vec![(format!("{path}.value"), value)],
+        Latency::Uniform { min, max } => {
+            vec![(format!("{path}.min"), min), (format!("{path}.max"), max)]
+        }
+        Latency::Exponential { mean } => vec![(format!("{path}.mean"), mean)],
+        Latency::Normal { mean, stddev } => vec![
+            (format!("{path}.mean"), mean),
+            (format!("{path}.stddev"), stddev),
+        ],
+        Latency::Pareto { scale, .. } => vec![(format!("{path}.scale"), scale)],
+    }
+}
+
 impl Scenario {
     /// Refuses what cannot run. `run` calls this first.
     pub fn validate(&self) -> Result<(), ScenarioError> {
+        if self.name.chars().count() > NAME_CHARS_MAX {
+            return Err(too_many(
+                "name",
+                "characters",
+                self.name.chars().count(),
+                NAME_CHARS_MAX as u64,
+                "NAME_CHARS_MAX",
+            ));
+        }
         if self.replicas == 0 {
             return Err(error("replicas", "expected at least one replica, found 0"));
         }
         if self.replicas > REPLICAS_MAX {
-            return Err(error(
+            return Err(too_many(
                 "replicas",
-                format!(
-                    "expected at most {REPLICAS_MAX} replicas, found {}",
-                    self.replicas
-                ),
+                "replicas",
+                self.replicas,
+                u64::from(REPLICAS_MAX),
+                "REPLICAS_MAX",
             ));
         }
         let nodes = self.replicas + u32::from(self.protocol.topology == Topology::Relay);
@@ -88,15 +161,42 @@ impl Scenario {
             if cells == 0 || cells > GRID_CELLS_MAX {
                 return Err(error(
                     "crdt",
-                    format!("expected a grid of 1 to {GRID_CELLS_MAX} cells, found {cells}"),
+                    format!(
+                        "expected a grid of 1 to {GRID_CELLS_MAX} cells (GRID_CELLS_MAX), found {} x {} = {cells}",
+                        grid.rows, grid.cols
+                    ),
+                ));
+            }
+            let node_cells = cells * u64::from(nodes);
+            if node_cells > NODE_CELLS_MAX {
+                return Err(error(
+                    "crdt",
+                    format!(
+                        "{nodes} nodes each holding a grid of {cells} cells make {node_cells} cells; \
+                         the cap is {NODE_CELLS_MAX} (NODE_CELLS_MAX)"
+                    ),
                 ));
             }
         }
         if self.duration.us.saturating_add(self.settle.us) > VIRTUAL_TIME_MAX.us {
             return Err(error(
                 "duration",
-                format!("expected duration + settle of at most {VIRTUAL_TIME_MAX}"),
+                format!(
+                    "expected duration + settle of at most {VIRTUAL_TIME_MAX} (VIRTUAL_TIME_MAX), \
+                     found {} + {}",
+                    self.duration, self.settle
+                ),
             ));
+        }
+        for (path, duration) in self.durations() {
+            if duration > VIRTUAL_TIME_MAX {
+                return Err(error(
+                    path,
+                    format!(
+                        "expected a duration of at most {VIRTUAL_TIME_MAX} (VIRTUAL_TIME_MAX), found {duration}"
+                    ),
+                ));
+            }
         }
         let protocol = &self.protocol;
         if protocol.fanout == 0 {
@@ -131,6 +231,15 @@ impl Scenario {
                 "expected latency-min <= latency-max",
             ));
         }
+        if network.links.len() > LINKS_MAX {
+            return Err(too_many(
+                "network.links",
+                "link overrides",
+                network.links.len(),
+                LINKS_MAX as u64,
+                "LINKS_MAX",
+            ));
+        }
         for (i, link) in network.links.iter().enumerate() {
             for (key, node) in [("from", link.from), ("to", link.to)] {
                 if let Some(node) = node.filter(|n| *n >= nodes) {
@@ -155,7 +264,7 @@ impl Scenario {
             return Err(error(
                 "workload.rate",
                 format!(
-                    "expected 0 to {RATE_MAX} writes per second, found {}",
+                    "expected 0 to {RATE_MAX} writes per second (RATE_MAX), found {}",
                     workload.rate
                 ),
             ));
@@ -167,8 +276,29 @@ impl Scenario {
             return Err(error("workload.values", "expected at least one value"));
         }
         probability("workload.remove-ratio", workload.remove_ratio)?;
+        if let Some(writers) = &workload.writers {
+            if writers.len() > self.replicas as usize {
+                return Err(error(
+                    "workload.writers",
+                    format!(
+                        "expected at most one entry per replica ({}), found {}",
+                        self.replicas,
+                        writers.len()
+                    ),
+                ));
+            }
+        }
         for (i, writer) in workload.writers.iter().flatten().enumerate() {
             replica(format!("workload.writers[{i}]"), *writer)?;
+        }
+        if workload.ops.len() > OPS_MAX {
+            return Err(too_many(
+                "workload.ops",
+                "explicit writes",
+                workload.ops.len(),
+                OPS_MAX as u64,
+                "OPS_MAX",
+            ));
         }
         for (i, op) in workload.ops.iter().enumerate() {
             replica(format!("workload.ops[{i}].replica"), op.replica)?;
@@ -177,17 +307,59 @@ impl Scenario {
             return Err(error(
                 "workload.ops",
                 format!(
-                    "expected at most {} explicit writes",
+                    "expected at most {} explicit writes (bounds.updates-max)",
                     self.bounds.updates_max
                 ),
             ));
         }
+        let planned = self.planned_updates();
+        let replica_updates = u64::from(self.replicas).saturating_mul(planned);
+        if replica_updates > REPLICA_UPDATES_MAX {
+            return Err(error(
+                "replicas",
+                format!(
+                    "{} replicas times about {planned} planned updates (workload.rate x writers x \
+                     workload.stop, plus workload.ops, at most bounds.updates-max) is \
+                     {replica_updates}; the cap is {REPLICA_UPDATES_MAX} (REPLICA_UPDATES_MAX)",
+                    self.replicas
+                ),
+            ));
+        }
+        if self.faults.len() > FAULTS_MAX {
+            return Err(too_many(
+                "faults",
+                "faults",
+                self.faults.len(),
+                FAULTS_MAX as u64,
+                "FAULTS_MAX",
+            ));
+        }
+        let mut group_members_total = 0usize;
         for (i, fault) in self.faults.iter().enumerate() {
             let path = |key: &str| format!("faults[{i}].{key}");
             match fault {
                 FaultSpec::Partition { groups, .. } | FaultSpec::Bridge { groups, .. } => {
                     if groups.is_empty() {
                         return Err(error(path("groups"), "expected at least one group"));
+                    }
+                    let members: usize = groups.iter().map(Vec::len).sum();
+                    if members > nodes as usize {
+                        return Err(error(
+                            path("groups"),
+                            format!(
+                                "expected each of the {nodes} nodes at most once, found {members} members"
+                            ),
+                        ));
+                    }
+                    group_members_total += members;
+                    if group_members_total > FAULT_GROUP_MEMBERS_MAX {
+                        return Err(too_many(
+                            &path("groups"),
+                            "group members in the faults so far",
+                            group_members_total,
+                            FAULT_GROUP_MEMBERS_MAX as u64,
+                            "FAULT_GROUP_MEMBERS_MAX",
+                        ));
                     }
                     for (g, group) in groups.iter().enumerate() {
                         for (m, member) in group.iter().enumerate() {
@@ -237,10 +409,398 @@ impl Scenario {
         if let Some(swarm) = &self.swarm {
             probability("swarm.drop-max", swarm.drop_max)?;
             probability("swarm.duplicate-max", swarm.duplicate_max)?;
-            if swarm.faults > 1_000 {
-                return Err(error("swarm.faults", "expected at most 1000 drawn faults"));
+            if swarm.faults > SWARM_FAULTS_MAX {
+                return Err(too_many(
+                    "swarm.faults",
+                    "drawn faults",
+                    swarm.faults,
+                    u64::from(SWARM_FAULTS_MAX),
+                    "SWARM_FAULTS_MAX",
+                ));
+            }
+        }
+        if let Some(script) = &self.script {
+            if script.fates.len() > SCRIPT_ENTRIES_MAX {
+                return Err(too_many(
+                    "script.fates",
+                    "scripted fates",
+                    script.fates.len(),
+                    SCRIPT_ENTRIES_MAX as u64,
+                    "SCRIPT_ENTRIES_MAX",
+                ));
+            }
+            if script.coins.len() > SCRIPT_ENTRIES_MAX {
+                return Err(too_many(
+                    "script.coins",
+                    "scripted coin flips",
+                    script.coins.len(),
+                    SCRIPT_ENTRIES_MAX as u64,
+                    "SCRIPT_ENTRIES_MAX",
+                ));
             }
         }
         Ok(())
+    }
+
+    /// The updates the workload plans to issue: the explicit writes, plus the expected number of
+    /// generated ones (rate x writers x time they write), at most `bounds.updates-max`. An
+    /// estimate for the caps, not a promise: generated writes are a Poisson process.
+    pub fn planned_updates(&self) -> u64 {
+        let workload = &self.workload;
+        let generated = if self.script.is_some() {
+            0.0
+        } else {
+            let writers = workload
+                .writers
+                .as_ref()
+                .map_or(self.replicas as usize, Vec::len) as f64;
+            let stop = workload.stop.unwrap_or(self.duration).min(self.duration);
+            workload.rate * writers * stop.us as f64 / 1e6
+        };
+        // A float beyond the range of u64 saturates when cast, which is what is wanted here.
+        (generated.ceil() as u64)
+            .saturating_add(workload.ops.len() as u64)
+            .min(self.bounds.updates_max)
+    }
+
+    /// Every duration the scenario holds, with its key path, for the cap on durations.
+    fn durations(&self) -> Vec<(String, SimDuration)> {
+        let mut all = vec![
+            ("duration".to_string(), self.duration),
+            ("settle".to_string(), self.settle),
+            ("protocol.interval".to_string(), self.protocol.interval),
+            (
+                "protocol.retransmit-timeout".to_string(),
+                self.protocol.retransmit_timeout,
+            ),
+            ("network.latency-min".to_string(), self.network.latency_min),
+            ("network.latency-max".to_string(), self.network.latency_max),
+        ];
+        if let Some(interval) = self.protocol.anti_entropy {
+            all.push(("protocol.anti-entropy".to_string(), interval));
+        }
+        all.extend(latency_durations("network.latency", &self.network.latency));
+        for (i, link) in self.network.links.iter().enumerate() {
+            if let Some(l) = &link.latency {
+                all.extend(latency_durations(&format!("network.links[{i}].latency"), l));
+            }
+        }
+        if let Some(stop) = self.workload.stop {
+            all.push(("workload.stop".to_string(), stop));
+        }
+        // Explicit writes and scripted fates can number a million: their key paths are only
+        // written out for the first one above the cap.
+        if let Some((i, op)) =
+            (self.workload.ops.iter().enumerate()).find(|(_, op)| op.at > VIRTUAL_TIME_MAX)
+        {
+            all.push((format!("workload.ops[{i}].at"), op.at));
+        }
+        for (i, fault) in self.faults.iter().enumerate() {
+            let path = |key: &str| format!("faults[{i}].{key}");
+            match fault {
+                FaultSpec::Partition { at, heal, .. }
+                | FaultSpec::Isolate { at, heal, .. }
+                | FaultSpec::Bridge { at, heal, .. } => {
+                    all.push((path("at"), *at));
+                    all.extend(heal.map(|h| (path("heal"), h)));
+                }
+                FaultSpec::Crash { at, restart, .. } => {
+                    all.push((path("at"), *at));
+                    all.extend(restart.map(|r| (path("restart"), r)));
+                }
+                FaultSpec::Join { at, .. } | FaultSpec::Leave { at, .. } => {
+                    all.push((path("at"), *at));
+                }
+                FaultSpec::ServerOutage { at, until } => {
+                    all.push((path("at"), *at));
+                    all.push((path("until"), *until));
+                }
+                FaultSpec::ClockSkew { .. } => {}
+            }
+        }
+        if let Some(script) = &self.script {
+            all.push(("script.latency".to_string(), script.latency));
+            let too_long = |d: &SimDuration| *d > VIRTUAL_TIME_MAX;
+            let first_too_long = script
+                .fates
+                .iter()
+                .enumerate()
+                .find_map(|(i, fate)| match &fate.fate {
+                    Fate::Deliver { after } if too_long(after) => {
+                        Some((format!("script.fates[{i}].fate.after"), *after))
+                    }
+                    Fate::Duplicate { after, .. } if too_long(after) => {
+                        Some((format!("script.fates[{i}].fate.after"), *after))
+                    }
+                    Fate::Duplicate { again, .. } if too_long(again) => {
+                        Some((format!("script.fates[{i}].fate.again"), *again))
+                    }
+                    _ => None,
+                });
+            all.extend(first_too_long);
+        }
+        if let Some(by) = self.expect.converged_by {
+            all.push(("expect.converged-by".to_string(), by));
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{LinkSpec, Script, ScriptedFate, SwarmSpec, TimedOp};
+    use converge_crdt::LwwGridConfig;
+
+    /// Validates a changed default scenario and returns the error, which must name `key` and,
+    /// when given, the cap.
+    fn refused(change: impl FnOnce(&mut Scenario), key: &str, cap: Option<&str>) -> String {
+        let mut scenario = Scenario::default();
+        change(&mut scenario);
+        let error = scenario
+            .validate()
+            .expect_err("an absurd scenario is refused");
+        assert_eq!(error.path, key, "{error}");
+        if let Some(cap) = cap {
+            assert!(error.message.contains(cap), "names the cap {cap}: {error}");
+        }
+        error.to_string()
+    }
+
+    #[test]
+    fn the_default_scenario_is_valid() {
+        Scenario::default().validate().unwrap();
+    }
+
+    #[test]
+    fn absurd_replica_counts_are_refused() {
+        refused(
+            |s| s.replicas = 4_000_000_000,
+            "replicas",
+            Some("REPLICAS_MAX"),
+        );
+        refused(|s| s.replicas = 0, "replicas", None);
+        // Ten thousand replicas are allowed, but not with a million writes between them.
+        refused(
+            |s| {
+                s.replicas = 10_000;
+                s.workload.rate = 1_000.0;
+            },
+            "replicas",
+            Some("REPLICA_UPDATES_MAX"),
+        );
+    }
+
+    #[test]
+    fn huge_grids_are_refused() {
+        let grid = |rows, cols| {
+            CrdtSpec::LwwGrid(LwwGridConfig {
+                rows,
+                cols,
+                ..LwwGridConfig::default()
+            })
+        };
+        refused(
+            |s| s.crdt = grid(100_000, 100_000),
+            "crdt",
+            Some("GRID_CELLS_MAX"),
+        );
+        refused(
+            |s| s.crdt = grid(u32::MAX, u32::MAX),
+            "crdt",
+            Some("GRID_CELLS_MAX"),
+        );
+        refused(
+            |s| {
+                s.replicas = 1_000;
+                s.crdt = grid(256, 256);
+            },
+            "crdt",
+            Some("NODE_CELLS_MAX"),
+        );
+    }
+
+    #[test]
+    fn durations_of_years_are_refused_wherever_they_are() {
+        let years = |n: u64| SimDuration::from_secs(n * 365 * 24 * 3_600);
+        refused(
+            |s| s.duration = years(100),
+            "duration",
+            Some("VIRTUAL_TIME_MAX"),
+        );
+        refused(
+            |s| s.duration = SimDuration::from_us(u64::MAX),
+            "duration",
+            Some("VIRTUAL_TIME_MAX"),
+        );
+        refused(
+            |s| s.protocol.interval = years(11),
+            "protocol.interval",
+            None,
+        );
+        refused(
+            |s| s.protocol.retransmit_timeout = SimDuration::from_us(u64::MAX),
+            "protocol.retransmit-timeout",
+            Some("VIRTUAL_TIME_MAX"),
+        );
+        refused(
+            |s| {
+                s.network.latency_max = SimDuration::from_us(u64::MAX);
+            },
+            "network.latency-max",
+            None,
+        );
+        refused(
+            |s| s.network.latency = Latency::Constant { value: years(20) },
+            "network.latency.value",
+            None,
+        );
+        refused(
+            |s| {
+                s.faults.push(FaultSpec::Join {
+                    at: years(11),
+                    replica: 1,
+                })
+            },
+            "faults[0].at",
+            None,
+        );
+        refused(
+            |s| {
+                s.workload.ops = vec![
+                    TimedOp {
+                        at: SimDuration::from_secs(1),
+                        replica: 0,
+                        key: 0,
+                        value: Some(1),
+                    };
+                    3
+                ];
+                s.workload.ops[2].at = years(11);
+            },
+            "workload.ops[2].at",
+            None,
+        );
+        refused(
+            |s| {
+                s.script = Some(Script {
+                    fates: vec![ScriptedFate {
+                        message: 0,
+                        fate: Fate::Duplicate {
+                            after: SimDuration::from_ms(1),
+                            again: years(11),
+                        },
+                    }],
+                    ..Script::default()
+                })
+            },
+            "script.fates[0].fate.again",
+            None,
+        );
+    }
+
+    #[test]
+    fn absurd_rates_are_refused() {
+        refused(|s| s.workload.rate = 1e9, "workload.rate", Some("RATE_MAX"));
+        refused(|s| s.workload.rate = f64::NAN, "workload.rate", None);
+        refused(|s| s.workload.rate = f64::INFINITY, "workload.rate", None);
+        refused(|s| s.workload.rate = -1.0, "workload.rate", None);
+    }
+
+    #[test]
+    fn huge_lists_are_refused() {
+        let op = TimedOp {
+            at: SimDuration::from_secs(1),
+            replica: 0,
+            key: 0,
+            value: Some(1),
+        };
+        refused(
+            |s| {
+                s.bounds.updates_max = u64::MAX;
+                s.workload.ops = vec![op.clone(); OPS_MAX + 1];
+            },
+            "workload.ops",
+            Some("OPS_MAX"),
+        );
+        refused(
+            |s| {
+                s.bounds.updates_max = 10;
+                s.workload.ops = vec![op.clone(); 11];
+            },
+            "workload.ops",
+            Some("bounds.updates-max"),
+        );
+        refused(
+            |s| s.network.links = vec![LinkSpec::default(); LINKS_MAX + 1],
+            "network.links",
+            Some("LINKS_MAX"),
+        );
+        let join = FaultSpec::Join {
+            at: SimDuration::from_secs(1),
+            replica: 1,
+        };
+        refused(
+            |s| s.faults = vec![join; FAULTS_MAX + 1],
+            "faults",
+            Some("FAULTS_MAX"),
+        );
+        refused(
+            |s| s.workload.writers = Some(vec![0; 4]),
+            "workload.writers",
+            None,
+        );
+        refused(
+            |s| {
+                s.script = Some(Script {
+                    coins: vec![true; SCRIPT_ENTRIES_MAX + 1],
+                    ..Script::default()
+                })
+            },
+            "script.coins",
+            Some("SCRIPT_ENTRIES_MAX"),
+        );
+        refused(
+            |s| {
+                s.swarm = Some(SwarmSpec {
+                    faults: 1_000_000,
+                    ..SwarmSpec::default()
+                })
+            },
+            "swarm.faults",
+            Some("SWARM_FAULTS_MAX"),
+        );
+        refused(
+            |s| s.name = "x".repeat(NAME_CHARS_MAX + 1),
+            "name",
+            Some("NAME_CHARS_MAX"),
+        );
+    }
+
+    #[test]
+    fn partition_groups_list_each_node_at_most_once() {
+        refused(
+            |s| {
+                s.faults.push(FaultSpec::Partition {
+                    at: SimDuration::from_secs(1),
+                    heal: None,
+                    groups: vec![vec![0; 1_000_000]],
+                    direction: Default::default(),
+                })
+            },
+            "faults[0].groups",
+            None,
+        );
+    }
+
+    #[test]
+    fn a_raised_bound_is_the_users_choice_but_the_plan_is_still_capped() {
+        // Bounds are the caps a run lives within; raising them is allowed (benchmarks do), but
+        // the planned work is still held to the caps on its shape.
+        let mut scenario = Scenario::default();
+        scenario.bounds.events_max = u64::MAX;
+        scenario.bounds.updates_max = u64::MAX;
+        scenario.validate().unwrap();
+        assert_eq!(scenario.planned_updates(), 60);
     }
 }
