@@ -49,6 +49,7 @@
 //! shortest counterexample; breadth-first order meets every state first on a shortest path.
 
 mod machine;
+mod replay;
 mod state;
 
 use std::collections::BTreeSet;
@@ -63,6 +64,7 @@ pub use machine::ModelAction;
 use machine::{
     ConvergeModel, Mode, ModelSpec, CONFLICT_OCCURS, QUIESCENT_CONVERGED, STRONG_CONVERGENCE,
 };
+pub use replay::{config_name, ReplayError, ANTI_ENTROPY_INTERVAL_US, REPLAY_SETTLE_US, STEP_US};
 use state::{Message, ModelState, Payload, MAX_WRITES};
 
 /// The data type under check, with its policy.
@@ -322,6 +324,38 @@ pub struct StateSpace {
     pub symmetry_applied: bool,
     /// False if either run hit a bound, so the counts are lower bounds.
     pub complete: bool,
+    /// States evaluated (revisits included) by the run with symmetry reduction.
+    pub states_with_symmetry: u64,
+    /// States evaluated (revisits included) by the run without symmetry reduction.
+    pub states_without_symmetry: u64,
+    /// Wall time of the run with symmetry reduction.
+    pub elapsed_ms_with_symmetry: u64,
+    /// Wall time of the run without symmetry reduction.
+    pub elapsed_ms_without_symmetry: u64,
+}
+
+impl StateSpace {
+    /// Unique states without symmetry reduction over unique states with it.
+    pub fn reduction(&self) -> f64 {
+        self.without_symmetry as f64 / self.with_symmetry.max(1) as f64
+    }
+
+    /// States per second of the run without symmetry reduction: the raw throughput of the model.
+    pub fn states_per_sec_without_symmetry(&self) -> f64 {
+        per_sec(
+            self.states_without_symmetry,
+            self.elapsed_ms_without_symmetry,
+        )
+    }
+
+    /// States per second of the run with symmetry reduction.
+    pub fn states_per_sec_with_symmetry(&self) -> f64 {
+        per_sec(self.states_with_symmetry, self.elapsed_ms_with_symmetry)
+    }
+}
+
+fn per_sec(states: u64, elapsed_ms: u64) -> f64 {
+    states as f64 * 1e3 / (elapsed_ms as f64).max(1e-3)
 }
 
 const PEER_ID_NOTE: &str = "symmetry not applied: the peer-id tie-break lets the greater replica \
@@ -645,6 +679,10 @@ pub fn unique_states_with_and_without_symmetry(
         without_symmetry: without.unique_states,
         symmetry_applied: applied,
         complete: with.bound_hit.is_none() && without.bound_hit.is_none(),
+        states_with_symmetry: with.states,
+        states_without_symmetry: without.states,
+        elapsed_ms_with_symmetry: with.elapsed.as_millis() as u64,
+        elapsed_ms_without_symmetry: without.elapsed.as_millis() as u64,
     })
 }
 
@@ -736,79 +774,7 @@ fn describe(
     let pairs = path.clone().into_vec();
     for (before, action) in &pairs {
         let Some(action) = action else { continue };
-        let message_ends = |m: &Message| (u32::from(m.from), u32::from(m.to));
-        let (structured, line) = match action {
-            ModelAction::Write { replica, value } => {
-                let r = &before.replicas[usize::from(*replica)];
-                let key = u32::from(r.writes_done % model.spec.keys);
-                let stamp = Stamp::new(u64::from(r.clock) + 1, u32::from(*replica));
-                let update = update_id(replica * MAX_WRITES + r.writes_done);
-                let value = (*value != 0).then_some(u64::from(*value));
-                let what = match value {
-                    Some(v) => format!("puts key {key} = {v}"),
-                    None => format!("removes key {key}"),
-                };
-                (
-                    CounterexampleAction::Write {
-                        replica: u32::from(*replica),
-                        key,
-                        value,
-                        stamp,
-                        update,
-                    },
-                    format!(
-                        "r{replica} {what} at time {} (update {})",
-                        stamp.time,
-                        UpdateName(update)
-                    ),
-                )
-            }
-            ModelAction::Deliver(m) => {
-                let (from, to) = message_ends(m);
-                let message = summarize(&m.payload);
-                let line = format!("deliver r{from} -> r{to}: {message}");
-                (CounterexampleAction::Deliver { from, to, message }, line)
-            }
-            ModelAction::DeliverWithCoin {
-                message: m,
-                coins,
-                flips,
-            } => {
-                let (from, to) = message_ends(m);
-                let message = summarize(&m.payload);
-                let coins: Vec<bool> = (0..*flips).map(|i| coins & (1 << i) != 0).collect();
-                let sides: Vec<&str> = coins
-                    .iter()
-                    .map(|c| if *c { "incoming wins" } else { "local stays" })
-                    .collect();
-                let line = format!(
-                    "deliver r{from} -> r{to}: {message}, coin: {}",
-                    sides.join(", ")
-                );
-                (
-                    CounterexampleAction::DeliverWithCoin {
-                        from,
-                        to,
-                        message,
-                        coins,
-                    },
-                    line,
-                )
-            }
-            ModelAction::Drop(m) => {
-                let (from, to) = message_ends(m);
-                let message = summarize(&m.payload);
-                let line = format!("drop r{from} -> r{to}: {message}");
-                (CounterexampleAction::Drop { from, to, message }, line)
-            }
-            ModelAction::Sync { from, to } => (
-                CounterexampleAction::Sync {
-                    from: u32::from(*from),
-                    to: u32::from(*to),
-                },
-                format!("anti-entropy: r{from} sends its state to r{to}"),
-            ),
-        };
+        let (structured, line) = describe_action(model, before, action);
         actions.push(structured);
         steps.push(line);
     }
@@ -823,6 +789,87 @@ fn describe(
         steps,
         final_views,
         minimal,
+    }
+}
+
+/// One action of a path, taken from state `before`, as a structured step and a readable line.
+fn describe_action(
+    model: &ConvergeModel,
+    before: &ModelState,
+    action: &ModelAction,
+) -> (CounterexampleAction, String) {
+    let message_ends = |m: &Message| (u32::from(m.from), u32::from(m.to));
+    match action {
+        ModelAction::Write { replica, value } => {
+            let r = &before.replicas[usize::from(*replica)];
+            let key = u32::from(r.writes_done % model.spec.keys);
+            let stamp = Stamp::new(u64::from(r.clock) + 1, u32::from(*replica));
+            let update = update_id(replica * MAX_WRITES + r.writes_done);
+            let value = (*value != 0).then_some(u64::from(*value));
+            let what = match value {
+                Some(v) => format!("puts key {key} = {v}"),
+                None => format!("removes key {key}"),
+            };
+            (
+                CounterexampleAction::Write {
+                    replica: u32::from(*replica),
+                    key,
+                    value,
+                    stamp,
+                    update,
+                },
+                format!(
+                    "r{replica} {what} at time {} (update {})",
+                    stamp.time,
+                    UpdateName(update)
+                ),
+            )
+        }
+        ModelAction::Deliver(m) => {
+            let (from, to) = message_ends(m);
+            let message = summarize(&m.payload);
+            let line = format!("deliver r{from} -> r{to}: {message}");
+            (CounterexampleAction::Deliver { from, to, message }, line)
+        }
+        ModelAction::DeliverWithCoin {
+            message: m,
+            coins,
+            flips,
+        } => {
+            let (from, to) = message_ends(m);
+            let message = summarize(&m.payload);
+            let coins: Vec<bool> = (0..*flips).map(|i| coins & (1 << i) != 0).collect();
+            let sides: Vec<&str> = coins
+                .iter()
+                .map(|c| if *c { "incoming wins" } else { "local stays" })
+                .collect();
+            let line = format!(
+                "deliver r{from} -> r{to}: {message}, coin: {}",
+                sides.join(", ")
+            );
+            (
+                CounterexampleAction::DeliverWithCoin {
+                    from,
+                    to,
+                    message,
+                    coins,
+                },
+                line,
+            )
+        }
+        ModelAction::Drop(m) => {
+            let (from, to) = message_ends(m);
+            let message = summarize(&m.payload);
+            let line = format!("drop r{from} -> r{to}: {message}");
+            (CounterexampleAction::Drop { from, to, message }, line)
+        }
+        ModelAction::Sync { from, to } => (
+            CounterexampleAction::Sync {
+                from: u32::from(*from),
+                to: u32::from(*to),
+            },
+            format!("anti-entropy: r{from} sends its state to r{to}"),
+        ),
     }
 }
 

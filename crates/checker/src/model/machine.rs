@@ -434,7 +434,7 @@ impl ConvergeModel {
     /// duplicating networks, where messages never leave, while that same message is not already in
     /// flight). Without these rules the queues grow with every stale copy of every state, and the
     /// state space with them, for no behaviour a later exchange could not show.
-    fn sync_message(&self, state: &ModelState, from: u8, to: u8) -> Option<Message> {
+    pub(crate) fn sync_message(&self, state: &ModelState, from: u8, to: u8) -> Option<Message> {
         let sender = state.replicas.get(usize::from(from))?;
         let receiver = state.replicas.get(usize::from(to))?;
         if from == to || sender.slots == receiver.slots {
@@ -457,7 +457,22 @@ impl ConvergeModel {
     fn write(&self, state: &ModelState, replica: u8, value: u8) -> ModelState {
         let mut next = state.clone();
         let r = usize::from(replica);
-        let current = &state.replicas[r];
+        let (written, sent) = self.issue(&state.replicas[r], replica, value);
+        next.in_flight.extend(sent);
+        next.replicas[r] = written;
+        next.canonicalize();
+        next
+    }
+
+    /// Replica `replica` (holding `current`) issues its next write: the replica afterwards, and
+    /// the messages the write sends, in the order it sends them (by receiver, as netsim's mesh
+    /// does, so that a scripted replay numbers them alike).
+    pub(crate) fn issue(
+        &self,
+        current: &ReplicaState,
+        replica: u8,
+        value: u8,
+    ) -> (ReplicaState, Vec<Message>) {
         let key = current.writes_done % self.spec.keys;
         let mut clock = Clock {
             kind: ClockKind::Lamport,
@@ -486,6 +501,7 @@ impl ConvergeModel {
             writes_done: current.writes_done + 1,
             delivered: current.delivered | (1 << update),
         };
+        let mut sent = Vec::new();
         for to in (0..self.spec.replicas).filter(|to| *to != replica) {
             let payload = match self.spec.protocol {
                 ModelProtocol::StateBroadcast => state_payload(&written),
@@ -497,15 +513,13 @@ impl ConvergeModel {
                 },
                 ModelProtocol::AntiEntropy => continue,
             };
-            next.in_flight.push(Message {
+            sent.push(Message {
                 from: replica,
                 to,
                 payload,
             });
         }
-        next.replicas[r] = written;
-        next.canonicalize();
-        next
+        (written, sent)
     }
 
     fn deliver(&self, state: &ModelState, message: &Message, coins: u8) -> Option<ModelState> {

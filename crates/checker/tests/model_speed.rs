@@ -1,0 +1,49 @@
+//! Throughput and symmetry numbers of the model checker on the benchmark configuration (a grid, 3
+//! replicas, 2 writes each, state broadcast over a lossy, duplicating network with one drop).
+//!
+//! Ignored by default: these runs take seconds to minutes and only print numbers. Run them in
+//! release with `cargo test --release -p converge-checker --test model_speed -- --ignored
+//! --nocapture`.
+
+use converge_checker::model::{
+    unique_states_with_and_without_symmetry, CheckConfig, ModelCrdt, NetworkKind,
+};
+use converge_crdt::TieBreak;
+
+fn config(tie_break: TieBreak, threads: u32) -> CheckConfig {
+    CheckConfig {
+        crdt: ModelCrdt::Grid { tie_break },
+        writes_per_replica: 2,
+        network: NetworkKind::LossyDuplicating,
+        timeout_ms: 600_000,
+        threads,
+        ..Default::default()
+    }
+}
+
+#[test]
+#[ignore = "prints throughput numbers; takes a minute in release"]
+fn states_per_second_and_symmetry_factor() {
+    for tie_break in [TieBreak::KeepLocal, TieBreak::PeerId] {
+        for threads in [1, 2] {
+            let space = unique_states_with_and_without_symmetry(&config(tie_break, threads))
+                .expect("a valid configuration");
+            println!(
+                "{tie_break:?} threads {threads}: without symmetry {} unique, {} states in {} ms \
+                 = {:.0} states/s; with symmetry {} unique, {} states in {} ms = {:.0} states/s; \
+                 factor {:.2}, applied {}, complete {}",
+                space.without_symmetry,
+                space.states_without_symmetry,
+                space.elapsed_ms_without_symmetry,
+                space.states_per_sec_without_symmetry(),
+                space.with_symmetry,
+                space.states_with_symmetry,
+                space.elapsed_ms_with_symmetry,
+                space.states_per_sec_with_symmetry(),
+                space.reduction(),
+                space.symmetry_applied,
+                space.complete
+            );
+        }
+    }
+}
