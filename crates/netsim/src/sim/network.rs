@@ -10,7 +10,7 @@ use converge_crdt::OpCrdt;
 
 use super::{Action, Payload, Sim};
 use crate::outcome::{DropCause, EventKind, NodeId};
-use crate::scenario::{Fate, Latency};
+use crate::scenario::{Fate, Latency, SettleDrop};
 use crate::time::SimDuration;
 
 impl<C: OpCrdt> Sim<'_, C> {
@@ -76,7 +76,9 @@ impl<C: OpCrdt> Sim<'_, C> {
             }),
             None => {
                 let (latency, drop, duplicate) = self.link(from, to);
-                if self.network.chance(drop) {
+                let quiescent =
+                    self.settling && self.scenario.network.settle_drop == SettleDrop::None;
+                if !quiescent && self.network.chance(drop) {
                     Fate::Drop
                 } else {
                     let after = SimDuration::from_us(self.latency_us(latency));
