@@ -15,7 +15,8 @@
 //! does: [`scenario_file`] reads TOML and JSON files into validated scenarios with errors that
 //! point at a line, a column and a key; [`verify`] is the `cargo test` entry point; [`report`]
 //! renders judged runs as JSON, a self-contained HTML page and trace exports for Perfetto and
-//! ShiViz; [`sweep`] runs many seeds on worker threads and merges sharded results.
+//! ShiViz; [`sweep`] runs many seeds on worker threads and merges sharded results; [`run_id`]
+//! names each run, so that reports say which run they are.
 //!
 //! The decision that matters most here: rendering is pure (a report in, a string out) and only the
 //! binary writes files, so every page and export can be tested as text, and a sweep's output
@@ -26,6 +27,7 @@ pub use converge_crdt as crdt;
 pub use converge_netsim as netsim;
 
 pub mod report;
+pub mod run_id;
 pub mod scenario_file;
 pub mod sweep;
 pub mod verify;

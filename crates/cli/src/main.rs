@@ -1,7 +1,8 @@
 //! The `converge` binary: a thin layer over the library. See `converge --help`.
 //!
 //! Exit status: 0 when every run met its expectation, 1 when some did not, 2 on bad input or usage
-//! (clap's own usage errors exit 2 as well).
+//! (clap's own usage errors exit 2 as well), 130 when the user interrupted a run, a sweep or the
+//! suite with Ctrl-C (partial reports are written first).
 
 mod cmd;
 
@@ -14,6 +15,7 @@ fn main() -> ExitCode {
     match cmd::execute(cli) {
         Ok(cmd::Status::AllMet) => ExitCode::SUCCESS,
         Ok(cmd::Status::SomeFailed) => ExitCode::from(1),
+        Ok(cmd::Status::Interrupted) => ExitCode::from(cmd::interrupt::EXIT_STATUS_INTERRUPTED),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)

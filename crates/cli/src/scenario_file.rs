@@ -6,10 +6,40 @@
 //! recovered from the error's position in the text: the table headers above it and the `key =`
 //! (or `"key":`) in front of it.
 
+//!
+//! Hostile files get the same treatment: a file above [`SCENARIO_FILE_BYTES_MAX`] is refused before
+//! it is read, bytes that are not UTF-8 are refused at the first bad byte, nesting deeper than
+//! [`NESTING_DEPTH_MAX`] is refused before either parser sees it, and every message quotes at most a
+//! window of the offending line with control characters made visible, so that an error is a few
+//! short lines whatever the file holds.
+
 use std::fmt;
+use std::io::Read as _;
 use std::path::Path;
 
 use converge_netsim::Scenario;
+
+/// The largest scenario file read: 8 MiB. A hand-written scenario is a few kilobytes and a scripted
+/// one with thousands of message fates a few hundred; parsing 8 MiB of TOML takes about a second.
+pub const SCENARIO_FILE_BYTES_MAX: u64 = 8 * 1024 * 1024;
+
+/// Nesting of arrays, tables and inline tables accepted, counted before parsing. A scenario nests
+/// four levels at most (`[[network.links]]` holding `latency = { ... }`). Both parsers have limits
+/// of their own (toml 0.9 stops at 80 levels, serde_json at 128, neither overflows the stack at
+/// 100,000), but a feature flag elsewhere in a build can lift serde_json's, and this check gives
+/// the same clear message for both formats.
+pub const NESTING_DEPTH_MAX: usize = 64;
+
+/// Characters of a quoted line shown around the error's column; longer lines are cut to a window.
+const QUOTE_CHARS_MAX: usize = 100;
+
+/// Characters of a parser's message shown; the middle of a longer one (a huge string value echoed
+/// back) is left out.
+const MESSAGE_CHARS_MAX: usize = 300;
+
+/// Occurrences of a key searched for when pointing a validation error at the file: each costs a
+/// scan of the text, so the search stops early on huge files (the message still names the key).
+const KEY_SEARCH_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// The two formats a scenario file may be written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,8 +63,11 @@ impl Format {
 pub struct Location {
     pub line: usize,
     pub column: usize,
-    /// The line's text, for quoting.
+    /// The line's text, for quoting: all of it, or a window of it around the column when the line
+    /// is long.
     pub text: String,
+    /// The column within `text`, where the caret goes.
+    pub quoted_column: usize,
 }
 
 /// Why a scenario file was refused.
@@ -45,6 +78,10 @@ pub enum ScenarioFileError {
         path: String,
         source: std::io::Error,
     },
+    /// The file is larger than [`SCENARIO_FILE_BYTES_MAX`].
+    TooLarge { path: String },
+    /// The file holds bytes that are not UTF-8 text.
+    NotText { path: String, location: Location },
     /// The text is not a scenario: bad syntax, an unknown key, a wrong type, a bad duration.
     Parse {
         path: String,
@@ -66,6 +103,8 @@ impl ScenarioFileError {
     pub fn path(&self) -> &str {
         match self {
             ScenarioFileError::Read { path, .. }
+            | ScenarioFileError::TooLarge { path }
+            | ScenarioFileError::NotText { path, .. }
             | ScenarioFileError::Parse { path, .. }
             | ScenarioFileError::Invalid { path, .. } => path,
         }
@@ -78,6 +117,17 @@ impl fmt::Display for ScenarioFileError {
             ScenarioFileError::Read { path, source } => {
                 write!(f, "{path}: cannot read the file: {source}")
             }
+            ScenarioFileError::TooLarge { path } => write!(
+                f,
+                "{path}: the file is larger than {} MiB (SCENARIO_FILE_BYTES_MAX); a scenario file \
+                 is a few kilobytes",
+                SCENARIO_FILE_BYTES_MAX / (1024 * 1024)
+            ),
+            ScenarioFileError::NotText { path, location } => write!(
+                f,
+                "{path}:{}:{}: not UTF-8 text; a scenario file is TOML or JSON text",
+                location.line, location.column
+            ),
             ScenarioFileError::Parse {
                 path,
                 location,
@@ -126,7 +176,7 @@ fn write_quote(f: &mut fmt::Formatter<'_>, location: &Location) -> fmt::Result {
         location.text,
         "",
         "^",
-        column = location.column
+        column = location.quoted_column
     )
 }
 
@@ -135,11 +185,32 @@ impl std::error::Error for ScenarioFileError {}
 /// Reads, parses and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioFileError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioFileError::Read {
+    let read_error = |source| ScenarioFileError::Read {
         path: shown.clone(),
         source,
+    };
+    // Reading at most one byte past the cap refuses a huge file (or an endless one, such as a
+    // device or a pipe) without reading it all.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(read_error)?
+        .take(SCENARIO_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > SCENARIO_FILE_BYTES_MAX {
+        return Err(ScenarioFileError::TooLarge { path: shown });
+    }
+    let text = String::from_utf8(bytes).map_err(|error| {
+        let valid = error.utf8_error().valid_up_to();
+        let prefix = String::from_utf8_lossy(&error.as_bytes()[..valid]).into_owned();
+        ScenarioFileError::NotText {
+            path: shown.clone(),
+            location: location_of(&prefix, valid),
+        }
     })?;
-    parse_and_validate(&text, Format::of(path), &shown)
+    // Editors on some systems start a UTF-8 file with a byte order mark; neither parser wants it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    parse_and_validate(text, Format::of(path), &shown)
 }
 
 /// Parses and validates scenario text; `path` is only used in messages.
@@ -164,6 +235,22 @@ pub fn parse_and_validate(
 
 /// Parses scenario text without validating it.
 pub fn parse(text: &str, format: Format, path: &str) -> Result<Scenario, ScenarioFileError> {
+    if text.len() as u64 > SCENARIO_FILE_BYTES_MAX {
+        return Err(ScenarioFileError::TooLarge {
+            path: path.to_string(),
+        });
+    }
+    if let Some(offset) = too_deep_at(text, format) {
+        return Err(ScenarioFileError::Parse {
+            path: path.to_string(),
+            location: Some(location_of(text, offset)),
+            key: None,
+            message: format!(
+                "arrays and tables nested more than {NESTING_DEPTH_MAX} levels deep \
+                 (NESTING_DEPTH_MAX); a scenario nests four at most"
+            ),
+        });
+    }
     match format {
         Format::Toml => toml::from_str::<Scenario>(text).map_err(|error| {
             let offset = error
@@ -173,20 +260,13 @@ pub fn parse(text: &str, format: Format, path: &str) -> Result<Scenario, Scenari
                 path: path.to_string(),
                 location: offset.map(|o| location_of(text, o)),
                 key: offset.and_then(|o| toml_key_path_at(text, o)),
-                message: error.message().trim().to_string(),
+                message: clean_message(&parser_message(error.message().trim())),
             }
         }),
         Format::Json => serde_json::from_str::<Scenario>(text).map_err(|error| {
             let (line, column) = (error.line(), error.column());
-            let location = (line > 0).then(|| {
-                let line_text = text.lines().nth(line - 1).unwrap_or_default();
-                Location {
-                    line,
-                    column: column.max(1),
-                    text: line_text.to_string(),
-                }
-            });
             let offset = (line > 0).then(|| offset_of(text, line, column));
+            let location = offset.map(|o| location_of(text, o));
             // serde_json appends " at line L column C"; the location already says so.
             let message = error.to_string();
             let message = message
@@ -197,10 +277,103 @@ pub fn parse(text: &str, format: Format, path: &str) -> Result<Scenario, Scenari
                 path: path.to_string(),
                 location,
                 key: offset.and_then(|o| json_key_path_at(text, o)),
-                message,
+                message: clean_message(&parser_message(&message)),
             }
         }),
     }
+}
+
+/// Rephrases the parsers' own nesting-limit messages ("recursion limit", "recursion limit
+/// exceeded"), which say nothing about the file, in the words of [`NESTING_DEPTH_MAX`]'s check.
+fn parser_message(message: &str) -> String {
+    if message.starts_with("recursion limit") {
+        "arrays, tables or dotted keys nested deeper than the parser accepts; a scenario nests \
+         four levels at most"
+            .to_string()
+    } else {
+        message.to_string()
+    }
+}
+
+/// A parser's message made safe to print: control characters escaped (a hostile file can hold
+/// terminal escape sequences, which messages echo back) and the middle of an overlong message
+/// (a megabyte string value quoted in "invalid type: string ...") left out.
+fn clean_message(message: &str) -> String {
+    let visible: String = message
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_debug().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    let count = visible.chars().count();
+    if count <= MESSAGE_CHARS_MAX {
+        return visible;
+    }
+    let head: String = visible.chars().take(MESSAGE_CHARS_MAX / 2).collect();
+    let tail: String = visible
+        .chars()
+        .skip(count - MESSAGE_CHARS_MAX / 3)
+        .collect();
+    format!(
+        "{head}... ({} characters left out) ...{tail}",
+        count - MESSAGE_CHARS_MAX / 2 - MESSAGE_CHARS_MAX / 3
+    )
+}
+
+/// The byte offset at which arrays and tables (inline ones, and in JSON objects) first nest deeper
+/// than [`NESTING_DEPTH_MAX`], if they do. Brackets inside strings and comments do not count. A
+/// TOML table header (`[a]`, `[[a]]`) opens and closes on its line, so it counts as one or two
+/// levels for a moment and never accumulates.
+fn too_deep_at(text: &str, format: Format) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > NESTING_DEPTH_MAX {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'#' if format == Format::Toml => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            quote @ (b'"' | b'\'') if quote == b'"' || format == Format::Toml => {
+                let triple = format == Format::Toml && bytes[i..].starts_with(&[quote; 3]);
+                // Literal strings ('...') have no escapes; basic ones ("...") do.
+                let escapes = quote == b'"';
+                i += if triple { 3 } else { 1 };
+                while i < bytes.len() {
+                    if escapes && bytes[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if bytes[i] == quote && (!triple || bytes[i..].starts_with(&[quote; 3])) {
+                        i += if triple { 2 } else { 0 };
+                        break;
+                    }
+                    // A single-line string ends at the line's end even when unterminated, so
+                    // that a stray quote does not hide the rest of the file from the count.
+                    if !triple && bytes[i] == b'\n' && format == Format::Toml {
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Errors inside tagged tables (a `[[faults]]` entry, an inline `latency = { ... }`) come with the
@@ -271,13 +444,46 @@ pub fn location_of(text: &str, offset: usize) -> Location {
         .map_or(text.len(), |i| line_start + i);
     let line = text[..line_start].matches('\n').count() + 1;
     let column = text[line_start..offset].chars().count() + 1;
+    let (quoted, quoted_column) =
+        quote_window(text[line_start..line_end].trim_end_matches('\r'), column);
     Location {
         line,
         column,
-        text: text[line_start..line_end]
-            .trim_end_matches('\r')
-            .to_string(),
+        text: quoted,
+        quoted_column,
     }
+}
+
+/// At most [`QUOTE_CHARS_MAX`] characters of `line` around `column`, with `...` where it was cut
+/// and control characters shown as `?` (one character each, so that the caret stays under the
+/// column), and the column within the window.
+fn quote_window(line: &str, column: usize) -> (String, usize) {
+    let visible = |c: char| {
+        if c == '\t' {
+            ' '
+        } else if c.is_control() {
+            '?'
+        } else {
+            c
+        }
+    };
+    let count = line.chars().count();
+    if count <= QUOTE_CHARS_MAX {
+        return (line.chars().map(visible).collect(), column);
+    }
+    let start = column.saturating_sub(1 + QUOTE_CHARS_MAX / 2);
+    let end = (start + QUOTE_CHARS_MAX).min(count);
+    let mut quoted = String::new();
+    let mut shift = start;
+    if start > 0 {
+        quoted.push_str("...");
+        shift = shift.saturating_sub(3);
+    }
+    quoted.extend(line.chars().skip(start).take(end - start).map(visible));
+    if end < count {
+        quoted.push_str("...");
+    }
+    (quoted, column.saturating_sub(shift).max(1))
 }
 
 /// The byte offset of a 1-based line and column (serde_json's columns count bytes).
@@ -566,7 +772,15 @@ fn find_key_path(text: &str, format: Format, message: &str) -> Option<Location> 
     // Walk every key occurrence and compare its path.
     let mut position = 0;
     let last = candidate.rsplit(['.', ']']).next().unwrap_or(candidate);
+    // Each occurrence costs a scan of the text; on a huge file with the key on every line, the
+    // search gives up rather than take quadratic time.
+    let attempts_max = (KEY_SEARCH_BYTES_MAX / text.len().max(1)).max(1);
+    let mut attempts = 0;
     while let Some(found) = text[position..].find(last) {
+        attempts += 1;
+        if attempts > attempts_max {
+            return None;
+        }
         let offset = position + found;
         let path = match format {
             Format::Toml => toml_key_path_at(text, offset),

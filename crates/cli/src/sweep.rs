@@ -13,15 +13,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use converge_checker::{judge_builtin, RunReport, Violation};
-use converge_netsim::{Scenario, ScenarioError, Verdict};
+use converge_checker::judge::judge_builtin_until;
+use converge_checker::{RunReport, Violation};
+use converge_netsim::{End, Scenario, ScenarioError, Verdict};
 use serde::{Deserialize, Serialize};
+
+use crate::run_id::{run_id_of_merge, run_id_of_run, run_id_of_sweep};
 
 /// The `kind` field of a sweep result document, so that `converge merge` can recognise one.
 pub const SWEEP_KIND: &str = "converge-sweep";
 
 /// Bumped whenever a field of [`SweepResult`] changes meaning or disappears.
 pub const SWEEP_SCHEMA_VERSION: u32 = 1;
+
+/// Seeds one sweep (or one shard) may run: a million. Every seed's summary stays in memory and in
+/// the result file (about half a kilobyte each); a larger range is split with `--shard K/N`.
+pub const SWEEP_SEEDS_MAX: u64 = 1_000_000;
 
 /// Message counters of one run (a copy of the simulator's, readable back from JSON).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +45,9 @@ pub struct MessageCounts {
 pub struct RunSummary {
     pub scenario: String,
     pub seed: u64,
+    /// The run's id ([`crate::run_id`]): the same for this scenario and seed on every machine.
+    #[serde(default)]
+    pub run_id: String,
     pub verdict: Verdict,
     pub expected: Verdict,
     pub met_expectation: bool,
@@ -60,6 +70,7 @@ impl RunSummary {
         RunSummary {
             scenario: report.scenario.clone(),
             seed: report.seed,
+            run_id: run_id_of_run(&report.scenario_spec, report.seed),
             verdict: report.verdict,
             expected: report.expected,
             met_expectation: report.met_expectation,
@@ -180,6 +191,16 @@ pub struct ShrunkSeed {
 pub struct SweepResult {
     pub kind: String,
     pub schema_version: u32,
+    /// The sweep's id ([`crate::run_id`]): version, scenario content, seed range and shard.
+    #[serde(default)]
+    pub run_id: String,
+    /// Whether the sweep was interrupted (Ctrl-C) before it ran every seed or shrank every failing
+    /// seed it meant to: `runs` then holds the seeds that finished, and counts cover only them.
+    #[serde(default)]
+    pub partial: bool,
+    /// The seeds the sweep meant to run (this shard's, or the shards' merged).
+    #[serde(default)]
+    pub seeds_planned: u64,
     pub scenario: String,
     /// The scenario file as given on the command line.
     pub scenario_file: String,
@@ -215,6 +236,9 @@ impl SweepResult {
         SweepResult {
             kind: SWEEP_KIND.to_string(),
             schema_version: SWEEP_SCHEMA_VERSION,
+            run_id: run_id_of_sweep(scenario, seeds, shard),
+            partial: false,
+            seeds_planned: seed_count(seeds, shard),
             scenario: scenario.name.clone(),
             scenario_file: scenario_file.to_string(),
             scenario_spec: scenario.clone(),
@@ -231,6 +255,23 @@ impl SweepResult {
 }
 
 impl SweepResult {
+    /// What a partial result covers, in words: "interrupted by the user after N of M seeds".
+    pub fn partial_note(&self) -> Option<String> {
+        self.partial.then(|| {
+            if self.counts.runs < self.seeds_planned {
+                format!(
+                    "interrupted by the user after {} of {} seeds",
+                    self.counts.runs, self.seeds_planned
+                )
+            } else {
+                format!(
+                    "interrupted by the user after all {} seeds, while shrinking failing seeds",
+                    self.seeds_planned
+                )
+            }
+        })
+    }
+
     /// The shards of the split this result lacks.
     pub fn missing_shards(&self) -> Vec<u64> {
         (1..=self.shard_count)
@@ -239,12 +280,38 @@ impl SweepResult {
     }
 }
 
-/// The seeds of `range` that `shard` owns (all of them without a shard).
+/// The first seed of `range` that `shard` owns, if any: computed, not searched, so that a shard of
+/// a huge range costs nothing to find.
+fn first_seed(range: SeedRange, shard: Option<Shard>) -> Option<u64> {
+    let first = match shard {
+        None => range.start,
+        Some(shard) => {
+            // In 128 bits, so that a shard count near the top of u64 cannot overflow.
+            let count = u128::from(shard.count);
+            let wanted = u128::from(shard.index - 1);
+            let have = u128::from(range.start) % count;
+            let ahead = ((wanted + count - have) % count) as u64;
+            range.start.checked_add(ahead)?
+        }
+    };
+    (first < range.end).then_some(first)
+}
+
+/// How many seeds of `range` `shard` owns, without listing them.
+pub fn seed_count(range: SeedRange, shard: Option<Shard>) -> u64 {
+    let step = shard.map_or(1, |s| s.count);
+    first_seed(range, shard).map_or(0, |first| (range.end - 1 - first) / step + 1)
+}
+
+/// The seeds of `range` that `shard` owns (all of them without a shard). Callers check
+/// [`seed_count`] against [`SWEEP_SEEDS_MAX`] first: this allocates one word per seed.
 pub fn seeds_of(range: SeedRange, shard: Option<Shard>) -> Vec<u64> {
-    range
-        .as_range()
-        .filter(|seed| shard.is_none_or(|s| s.owns(*seed)))
-        .collect()
+    let step = shard.map_or(1, |s| s.count);
+    let Some(first) = first_seed(range, shard) else {
+        return Vec::new();
+    };
+    let count = (range.end - 1 - first) / step + 1;
+    (0..count).map(|i| first + i * step).collect()
 }
 
 /// How often the progress callback is called while a sweep runs.
@@ -264,6 +331,22 @@ pub fn run_seeds<T: Send>(
     keep: &(dyn Fn(RunReport) -> T + Sync),
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<T>, ScenarioError> {
+    let never = AtomicBool::new(false);
+    run_seeds_until(scenario, seeds, jobs, reproduce, keep, progress, &never)
+}
+
+/// [`run_seeds`], stopping once `interrupt` is raised (Ctrl-C): no further seed is started, runs
+/// in progress stop within about a thousand events and are left out, and what is returned is the
+/// seeds that finished, in seed order. The caller tells a partial result by the flag.
+pub fn run_seeds_until<T: Send>(
+    scenario: &Scenario,
+    seeds: &[u64],
+    jobs: usize,
+    reproduce: &(dyn Fn(u64) -> String + Sync),
+    keep: &(dyn Fn(RunReport) -> T + Sync),
+    progress: &mut dyn FnMut(usize, usize),
+    interrupt: &AtomicBool,
+) -> Result<Vec<T>, ScenarioError> {
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -274,12 +357,15 @@ pub fn run_seeds<T: Send>(
             .map(|_| {
                 scope.spawn(|| {
                     let mut mine = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
+                    while !stop.load(Ordering::Relaxed) && !interrupt.load(Ordering::Relaxed) {
                         let position = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&seed) = seeds.get(position) else {
                             break;
                         };
-                        match judge_builtin(scenario, seed) {
+                        match judge_builtin_until(scenario, seed, Some(interrupt)) {
+                            // A run cut short by the interruption concludes nothing: it is not
+                            // one of the seeds that finished.
+                            Ok(report) if report.end == End::Interrupted => break,
                             Ok(mut report) => {
                                 report.reproduce = reproduce(seed);
                                 mine.push((position, keep(report)));
@@ -298,7 +384,8 @@ pub fn run_seeds<T: Send>(
                 })
             })
             .collect();
-        // Poll finely so that a short sweep is not held up by the progress interval.
+        // Poll finely so that a short sweep (or an interrupted one) is not held up by the
+        // progress interval.
         let mut last_report = std::time::Instant::now();
         while !workers.iter().all(|w| w.is_finished()) {
             if last_report.elapsed() >= PROGRESS_INTERVAL {
@@ -360,6 +447,7 @@ pub fn merge(parts: Vec<(String, SweepResult)>) -> Result<SweepResult, MergeErro
     let (_, first) = parts.next().ok_or(MergeError::Empty)?;
     let spec = serde_json::to_value(&first.scenario_spec).unwrap_or_default();
     let mut merged = first;
+    let (mut parts_partial, mut parts_planned) = (false, 0);
     for (file, part) in parts {
         if serde_json::to_value(&part.scenario_spec).unwrap_or_default() != spec {
             return Err(MergeError::DifferentScenario {
@@ -386,11 +474,21 @@ pub fn merge(parts: Vec<(String, SweepResult)>) -> Result<SweepResult, MergeErro
                 file,
             });
         }
+        parts_partial |= part.partial;
+        parts_planned += part.seeds_planned;
         merged.shards.extend(part.shards);
         merged.runs.extend(part.runs);
         merged.shrunk.extend(part.shrunk);
     }
     merged.shards.sort_unstable();
+    merged.partial = merged.partial || parts_partial;
+    merged.seeds_planned += parts_planned;
+    merged.run_id = run_id_of_merge(
+        &merged.scenario_spec,
+        merged.seeds,
+        merged.shard_count,
+        &merged.shards,
+    );
     merged.runs.sort_by_key(|run| run.seed);
     merged.shrunk.sort_by_key(|shrunk| shrunk.seed);
     merged.complete = merged.shards.len() as u64 == merged.shard_count;
@@ -411,6 +509,42 @@ mod tests {
             .collect();
         all.sort_unstable();
         assert_eq!(all, seeds_of(range, None));
+    }
+
+    #[test]
+    fn seed_counts_and_lists_agree_without_scanning_the_range() {
+        for (start, end) in [(0, 0), (0, 1), (3, 40), (5, 6), (7, 7), (10, 3)] {
+            let range = SeedRange { start, end };
+            for shard in [
+                None,
+                Shard::parse("1/3"),
+                Shard::parse("3/3"),
+                Shard::parse("2/7"),
+            ] {
+                let slow: Vec<u64> = (start..end)
+                    .filter(|seed| shard.is_none_or(|s| s.owns(*seed)))
+                    .collect();
+                assert_eq!(seeds_of(range, shard), slow, "{range:?} {shard:?}");
+                assert_eq!(seed_count(range, shard), slow.len() as u64);
+            }
+        }
+        let huge = SeedRange {
+            start: 0,
+            end: u64::MAX,
+        };
+        assert_eq!(seed_count(huge, None), u64::MAX);
+        assert_eq!(
+            seed_count(huge, Shard::parse("1/1000000")),
+            u64::MAX / 1_000_000 + 1
+        );
+        let top = SeedRange {
+            start: u64::MAX - 2,
+            end: u64::MAX,
+        };
+        assert_eq!(
+            seeds_of(top, Shard::parse("1/2")).len() as u64,
+            seed_count(top, Shard::parse("1/2"))
+        );
     }
 
     #[test]

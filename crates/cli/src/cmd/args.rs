@@ -8,7 +8,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use converge::netsim::Scenario;
 use converge::scenario_file;
-use converge::sweep::{SeedRange, Shard};
+use converge::sweep::{seed_count, SeedRange, Shard, SWEEP_SEEDS_MAX};
+
+/// Worker threads a sweep may ask for: more threads than this buy nothing on any machine, and
+/// asking the system for a million fails.
+pub const JOBS_MAX: usize = 1_024;
 
 /// Deterministic simulation and verification of CRDT convergence.
 ///
@@ -342,15 +346,31 @@ impl SweepConfig {
         };
         let jobs = match args.jobs {
             Some(0) => bail!("--jobs 0: expected at least one worker"),
+            Some(jobs) if jobs > JOBS_MAX => {
+                bail!("--jobs {jobs}: expected at most {JOBS_MAX} workers (JOBS_MAX)")
+            }
             Some(jobs) => jobs,
             None => std::thread::available_parallelism().map_or(1, usize::from),
         };
+        let seeds = SeedRange {
+            start: range.start,
+            end: range.end,
+        };
+        let count = seed_count(seeds, shard);
+        if count > SWEEP_SEEDS_MAX {
+            bail!(
+                "--seeds {}: {count} seeds{}; the cap is {SWEEP_SEEDS_MAX} per sweep \
+                 (SWEEP_SEEDS_MAX): split the range with --shard K/N",
+                args.seeds,
+                shard.map_or(String::new(), |s| format!(
+                    " in shard {}/{}",
+                    s.index, s.count
+                ))
+            );
+        }
         Ok(SweepConfig {
             input: ScenarioInput::load(&args.file)?,
-            seeds: SeedRange {
-                start: range.start,
-                end: range.end,
-            },
+            seeds,
             jobs,
             shard,
             shrink_max: args.shrink,

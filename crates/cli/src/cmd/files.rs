@@ -1,15 +1,23 @@
 //! Writing reports: every file is written to a temporary file in the same directory and renamed
 //! into place, so that a reader (a browser, a CI artifact upload, a concurrent shard) never sees a
 //! half-written file.
+//!
+//! Every report carries its run id ([`converge::run_id`]). Before a report is written where another
+//! one lies, the old one's id is read from the head of the file: the same run is simply written
+//! again (rerunning is idempotent), but a different run's report, with every file that goes with
+//! it, is first moved to `<out>/previous/<its run id>/` and stderr says so. A partial report never
+//! replaces a whole one of the same run either.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use converge::checker::judge::matrix_labels;
 use converge::checker::{RunReport, Shrunk};
 use converge::netsim::{Scenario, Verdict};
 use converge::report::index::{IndexRun, IndexSweep};
-use converge::report::{exports, html, index, run_file_stem};
+use converge::report::{exports, file_safe, html, index, run_file_stem, ReportDocument};
+use converge::run_id::run_id_of_run;
 use converge::sweep::{SweepResult, SWEEP_KIND};
 use serde_json::Value;
 
@@ -32,6 +40,106 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The directory, under a reports directory, where reports of other runs are moved to before
+/// they would be written over.
+pub const PREVIOUS_DIR: &str = "previous";
+
+/// Bytes read from the head of an existing report to find its run id: the id is the first field of
+/// a run report and the third of a sweep result.
+const RUN_ID_HEAD_BYTES: u64 = 64 * 1024;
+
+/// Report files read back (by the index, `replay`, `shrink` and `merge`) are refused above this
+/// size: a run report is under a megabyte and a sweep of a million seeds about half a gigabyte.
+pub const REPORT_FILE_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+
+/// Reads a report file, refusing one larger than [`REPORT_FILE_BYTES_MAX`] before reading it.
+pub fn read_report_file(path: &Path) -> Result<String> {
+    let shown = path.display();
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("{shown}: cannot read"))?
+        .take(REPORT_FILE_BYTES_MAX + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("{shown}: cannot read as UTF-8 text"))?;
+    if text.len() as u64 > REPORT_FILE_BYTES_MAX {
+        bail!(
+            "{shown}: larger than {} MiB (REPORT_FILE_BYTES_MAX); not a report converge wrote",
+            REPORT_FILE_BYTES_MAX / (1024 * 1024)
+        );
+    }
+    Ok(text)
+}
+
+/// What the head of an existing report says about it: its run id (if it has one) and whether it is
+/// partial.
+fn existing_report(path: &Path) -> Option<(Option<String>, bool)> {
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(RUN_ID_HEAD_BYTES)
+        .read_to_end(&mut head)
+        .ok()?;
+    let head = String::from_utf8_lossy(&head);
+    let run_id = head.find("\"run_id\": \"").and_then(|start| {
+        let rest = &head[start + "\"run_id\": \"".len()..];
+        let id = &rest[..rest.find('"')?];
+        (!id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit())).then(|| id.to_string())
+    });
+    let partial = head.contains("\"partial\": true");
+    Some((run_id, partial))
+}
+
+/// Before the report at `report_path` (and the other files of its set) is written for run
+/// `run_id`: if an existing report there belongs to another run, or is a whole report that a
+/// partial one would replace, moves the existing files of the set to
+/// `<dir>/previous/<old run id>/` and says so on stderr.
+pub fn keep_previous_run(
+    dir: &Path,
+    report_path: &Path,
+    set: &[PathBuf],
+    run_id: &str,
+    partial: bool,
+) -> Result<()> {
+    let Some((old_id, old_partial)) = existing_report(report_path) else {
+        return Ok(());
+    };
+    if old_id.as_deref() == Some(run_id) && (!partial || old_partial) {
+        return Ok(());
+    }
+    let label = match &old_id {
+        Some(id) if id == run_id => format!("{id}-whole"),
+        Some(id) => id.clone(),
+        None => "without-run-id".to_string(),
+    };
+    let previous = dir.join(PREVIOUS_DIR);
+    let mut target = previous.join(file_safe(&label));
+    let mut attempt = 1;
+    while target.exists() {
+        attempt += 1;
+        target = previous.join(format!("{}-{attempt}", file_safe(&label)));
+    }
+    std::fs::create_dir_all(&target)
+        .with_context(|| format!("{}: cannot create the directory", target.display()))?;
+    for file in set.iter().filter(|f| f.exists()) {
+        let name = file.file_name().unwrap_or_default();
+        std::fs::rename(file, target.join(name))
+            .with_context(|| format!("{}: cannot move to {}", file.display(), target.display()))?;
+    }
+    let why = match &old_id {
+        Some(id) if id == run_id => {
+            "a whole report of this run, which a partial one would replace".to_string()
+        }
+        Some(id) => format!("the report of another run ({id})"),
+        None => "a report without a run id".to_string(),
+    };
+    eprintln!(
+        "note: {} held {why}; it is kept in {}",
+        report_path.display(),
+        target.display()
+    );
+    Ok(())
+}
+
 /// The files of one run.
 pub struct RunFiles {
     pub html: PathBuf,
@@ -39,17 +147,32 @@ pub struct RunFiles {
 }
 
 /// Writes a run's report JSON, HTML page, Chrome trace and ShiViz log, and, when it was shrunk,
-/// the minimal scenario (TOML) with the minimal run's own report.
+/// the minimal scenario (TOML) with the minimal run's own report. `partial_note` says why the
+/// report is partial, when it is (the run or its shrinking was interrupted).
 pub fn write_run_files(
     dir: &Path,
     report: &RunReport,
     shrunk: Option<&Shrunk>,
+    partial_note: Option<&str>,
 ) -> Result<RunFiles> {
     let stem = run_file_stem(&report.scenario, report.seed);
+    let run_id = run_id_of_run(&report.scenario_spec, report.seed);
     let json_path = dir.join(format!("{stem}.json"));
     let html_path = dir.join(format!("{stem}.html"));
     let trace_name = format!("{stem}.trace.json");
     let shiviz_name = format!("{stem}.shiviz.log");
+    let set: Vec<PathBuf> = [
+        format!("{stem}.json"),
+        format!("{stem}.html"),
+        trace_name.clone(),
+        shiviz_name.clone(),
+        format!("{stem}-minimal.toml"),
+        format!("{stem}-minimal.json"),
+    ]
+    .iter()
+    .map(|name| dir.join(name))
+    .collect();
+    keep_previous_run(dir, &json_path, &set, &run_id, partial_note.is_some())?;
     let mut links = vec![
         ("report JSON".to_string(), format!("{stem}.json")),
         ("Chrome trace (Perfetto)".to_string(), trace_name.clone()),
@@ -66,9 +189,15 @@ pub fn write_run_files(
             shell_quote(&scenario_path.display().to_string()),
             shrunk.seed
         );
+        let minimal_run_id = run_id_of_run(&minimal_report.scenario_spec, minimal_report.seed);
         write_atomic(
             &dir.join(format!("{minimal_stem}.json")),
-            serde_json::to_string_pretty(&minimal_report)?.as_bytes(),
+            serde_json::to_string_pretty(&ReportDocument::new(
+                &minimal_report,
+                &minimal_run_id,
+                None,
+            ))?
+            .as_bytes(),
         )?;
         links.push((
             "minimal scenario (TOML)".to_string(),
@@ -80,7 +209,11 @@ pub fn write_run_files(
         ));
         minimal_scenario = Some(scenario_path);
     }
-    write_atomic(&json_path, serde_json::to_string_pretty(report)?.as_bytes())?;
+    write_atomic(
+        &json_path,
+        serde_json::to_string_pretty(&ReportDocument::new(report, &run_id, partial_note))?
+            .as_bytes(),
+    )?;
     write_atomic(
         &dir.join(&trace_name),
         exports::chrome_trace(report).as_bytes(),
@@ -94,6 +227,8 @@ pub fn write_run_files(
         shrunk,
         links,
         index_href: Some("index.html".to_string()),
+        run_id: Some(run_id.clone()),
+        partial: partial_note.map(str::to_string),
     };
     write_atomic(&html_path, html::render(&page).as_bytes())?;
     Ok(RunFiles {
@@ -111,8 +246,24 @@ pub fn scenario_toml(scenario: &Scenario) -> Result<String> {
     ))
 }
 
+/// Writes a sweep (or merge) result as `<dir>/<name>.json`, keeping a different sweep's result
+/// that lies there, and returns the path.
+pub fn write_sweep_result(dir: &Path, name: &str, result: &SweepResult) -> Result<PathBuf> {
+    let path = dir.join(format!("{name}.json"));
+    keep_previous_run(
+        dir,
+        &path,
+        std::slice::from_ref(&path),
+        &result.run_id,
+        result.partial,
+    )?;
+    write_atomic(&path, serde_json::to_string_pretty(result)?.as_bytes())?;
+    Ok(path)
+}
+
 /// Rebuilds `index.html` from every run report and sweep result in `dir`, and returns its path.
-pub fn write_index(dir: &Path) -> Result<PathBuf> {
+/// `partial` says why the command writing it stopped early, if it did.
+pub fn write_index(dir: &Path, partial: Option<&str>) -> Result<PathBuf> {
     let mut runs: Vec<IndexRun> = Vec::new();
     let mut sweeps: Vec<IndexSweep> = Vec::new();
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -124,7 +275,7 @@ pub fn write_index(dir: &Path) -> Result<PathBuf> {
         .collect();
     names.sort();
     for name in names {
-        let Ok(text) = std::fs::read_to_string(dir.join(&name)) else {
+        let Ok(text) = read_report_file(&dir.join(&name)) else {
             continue;
         };
         let Ok(value) = serde_json::from_str::<Value>(&text) else {
@@ -148,6 +299,7 @@ pub fn write_index(dir: &Path) -> Result<PathBuf> {
                         .take(5)
                         .map(|r| r.seed)
                         .collect(),
+                    partial: sweep.partial_note(),
                 });
             }
             continue;
@@ -158,7 +310,7 @@ pub fn write_index(dir: &Path) -> Result<PathBuf> {
     }
     runs.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
     let path = dir.join("index.html");
-    write_atomic(&path, index::render(&runs, &sweeps).as_bytes())?;
+    write_atomic(&path, index::render(&runs, &sweeps, partial).as_bytes())?;
     Ok(path)
 }
 
@@ -186,5 +338,16 @@ fn index_run(name: &str, value: &Value) -> Option<IndexRun> {
             html_name
         },
         labels: matrix_labels(&spec),
+        partial: value
+            .get("partial")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            .then(|| {
+                value
+                    .get("partial_note")
+                    .and_then(Value::as_str)
+                    .unwrap_or("interrupted")
+                    .to_string()
+            }),
     })
 }

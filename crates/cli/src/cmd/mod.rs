@@ -1,5 +1,6 @@
 //! The commands of the `converge` binary. `args` turns the command line into validated
-//! configurations; each command module runs one; `files` writes reports atomically.
+//! configurations; each command module runs one; `files` writes reports atomically and keeps a
+//! different run's reports from being overwritten; `interrupt` turns Ctrl-C into partial reports.
 
 /// `println!` that ignores a closed stdout (`converge ... | head` must not panic).
 macro_rules! say {
@@ -12,6 +13,7 @@ macro_rules! say {
 pub mod args;
 pub mod check;
 pub mod files;
+pub mod interrupt;
 pub mod progress;
 pub mod run;
 pub mod sweep;
@@ -27,9 +29,19 @@ pub enum Status {
     AllMet,
     /// Some run did not.
     SomeFailed,
+    /// The user pressed Ctrl-C; partial reports were written (exit status 130).
+    Interrupted,
 }
 
 pub fn execute(cli: Cli) -> Result<Status> {
+    // The commands that run simulations turn Ctrl-C into partial reports; the others keep the
+    // default (Ctrl-C ends them at once).
+    if matches!(
+        cli.command,
+        None | Some(Command::Suite(_) | Command::Run(_) | Command::Sweep(_))
+    ) {
+        interrupt::install();
+    }
     match cli.command {
         None => {
             let suite = SuiteArgs {

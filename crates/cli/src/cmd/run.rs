@@ -3,15 +3,35 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use converge::checker::judge::judge_builtin_until;
 use converge::checker::{judge_builtin, shrink_builtin, RunReport, Shrunk};
 use converge::netsim::{Scenario, Verdict};
-use converge::report::verdict_phrase;
+use converge::report::{interrupted_note, verdict_phrase};
 use converge::sweep::RunSummary;
 use serde_json::{json, Value};
 
 use super::args::{shell_quote, Output, ReplayArgs, RunConfig, ScenarioInput, ShrinkArgs};
-use super::files::{write_index, write_run_files};
-use super::Status;
+use super::files::{read_report_file, write_index, write_run_files};
+use super::{interrupt, Status};
+
+/// The note of a report whose run finished but whose shrinking the user interrupted.
+pub const SHRINK_INTERRUPTED_NOTE: &str =
+    "interrupted by the user while shrinking; the minimal counterexample is missing";
+
+/// Shrinks a failing run on a thread of its own, so that Ctrl-C need not wait for it: `Ok(None)`
+/// when there was nothing to shrink, `Err(note)` when the user interrupted.
+pub fn shrink_unless_interrupted(
+    scenario: &Scenario,
+    seed: u64,
+) -> Result<std::result::Result<Option<Shrunk>, &'static str>> {
+    let scenario = scenario.clone();
+    match interrupt::unless_interrupted(move || shrink_builtin(&scenario, seed)) {
+        Some(shrunk) => Ok(Ok(
+            shrunk.map_err(|e| anyhow::anyhow!("shrinking failed: {e}"))?
+        )),
+        None => Ok(Err(SHRINK_INTERRUPTED_NOTE)),
+    }
+}
 
 /// Whether a run is worth shrinking: it failed some oracle (a converging run has nothing to
 /// shrink, and a run that hit a bound concluded nothing).
@@ -20,22 +40,55 @@ fn shrinkable(report: &RunReport) -> bool {
 }
 
 /// Runs every scenario with the configured seed, writes reports and the index, prints the results.
+/// Runs every scenario with the configured seed, writes reports and the index, prints the results.
+/// Ctrl-C stops it within a fraction of a second: the run in progress gets a partial report, the
+/// scenarios not started get none, and the status is [`Status::Interrupted`].
 pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
     let mut summaries: Vec<RunSummary> = Vec::new();
     let mut html_paths: Vec<String> = Vec::new();
+    let mut partial_notes: Vec<String> = Vec::new();
     for input in &config.inputs {
-        let mut report = judge_builtin(&input.scenario, config.seed)
+        if interrupt::requested() {
+            break;
+        }
+        let mut report = judge_builtin_until(&input.scenario, config.seed, Some(interrupt::flag()))
             .map_err(|e| anyhow::anyhow!("{}: invalid scenario: {e}", input.path_shown))?;
         report.reproduce = input.reproduce(config.seed);
+        let mut partial_note = interrupted_note(&report);
         let shrunk = if config.shrink && shrinkable(&report) {
-            shrink_builtin(&input.scenario, config.seed)
-                .map_err(|e| anyhow::anyhow!("{}: shrinking failed: {e}", input.path_shown))?
+            match shrink_unless_interrupted(&input.scenario, config.seed)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", input.path_shown))?
+            {
+                Ok(shrunk) => shrunk,
+                Err(note) => {
+                    partial_note = Some(note.to_string());
+                    None
+                }
+            }
         } else {
             None
         };
-        let files = write_run_files(&config.output.dir, &report, shrunk.as_ref())?;
+        let files = write_run_files(
+            &config.output.dir,
+            &report,
+            shrunk.as_ref(),
+            partial_note.as_deref(),
+        )?;
         html_paths.push(files.html.display().to_string());
         let summary = RunSummary::of(&report);
+        if let Some(note) = &partial_note {
+            eprintln!(
+                "{} seed {}: partial report ({note}): {}",
+                summary.scenario,
+                summary.seed,
+                files.html.display()
+            );
+            partial_notes.push(format!(
+                "{} seed {}: {note}",
+                summary.scenario, summary.seed
+            ));
+            break;
+        }
         if !config.output.json && !table {
             print_run_line(&summary, &files.html.display().to_string());
         }
@@ -44,12 +97,22 @@ pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
         }
         summaries.push(summary);
     }
-    let index = write_index(&config.output.dir)?;
+    let interrupted = interrupt::requested();
+    let suite_note = interrupted.then(|| {
+        format!(
+            "interrupted by the user after {} of {} scenarios",
+            summaries.len(),
+            config.inputs.len()
+        )
+    });
+    let index = write_index(&config.output.dir, suite_note.as_deref())?;
     let all_met = summaries.iter().all(|s| s.met_expectation);
     if config.output.json {
         let document = json!({
             "runs": summaries,
-            "all_met": all_met,
+            "all_met": all_met && !interrupted,
+            "partial": interrupted,
+            "partial_note": suite_note,
             "reports": html_paths,
             "index": index.display().to_string(),
         });
@@ -64,8 +127,13 @@ pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
             summaries.len(),
             index.display()
         );
+        if let Some(note) = &suite_note {
+            say!("Partial: {note}.");
+        }
     }
-    Ok(if all_met {
+    Ok(if interrupted {
+        Status::Interrupted
+    } else if all_met {
         Status::AllMet
     } else {
         Status::SomeFailed
@@ -182,8 +250,7 @@ fn rerun_of(input: &Path, seed: u64) -> Result<Rerun> {
     let shown = input.display().to_string();
     let is_json = input.extension().and_then(|e| e.to_str()) == Some("json");
     if is_json {
-        let text =
-            std::fs::read_to_string(input).with_context(|| format!("{shown}: cannot read"))?;
+        let text = read_report_file(input)?;
         let value: Value =
             serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{shown}: not JSON: {e}"))?;
         if let Some(spec) = value.get("scenario_spec") {
@@ -304,8 +371,8 @@ pub fn shrink(args: &ShrinkArgs) -> Result<Status> {
         }
         return Ok(Status::AllMet);
     };
-    let files = write_run_files(&output.dir, &report, Some(&shrunk))?;
-    write_index(&output.dir)?;
+    let files = write_run_files(&output.dir, &report, Some(&shrunk), None)?;
+    write_index(&output.dir, None)?;
     let minimal_path = files
         .minimal_scenario
         .as_ref()

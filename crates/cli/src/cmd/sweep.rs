@@ -3,19 +3,20 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use converge::checker::{judge_builtin, shrink_builtin};
-use converge::netsim::Verdict;
+use converge::checker::judge::judge_builtin_until;
+use converge::netsim::{End, Verdict};
 use converge::report::{file_safe, verdict_phrase};
 use converge::sweep::{
-    merge as merge_results, run_seeds, seeds_of, RunSummary, ShrunkSeed, SweepResult, SWEEP_KIND,
+    merge as merge_results, run_seeds_until, seeds_of, RunSummary, ShrunkSeed, SweepResult,
+    SWEEP_KIND,
 };
 use serde_json::Value;
 
 use super::args::{shell_quote, MergeArgs, Output, SweepConfig};
-use super::files::{write_atomic, write_index, write_run_files};
+use super::files::{read_report_file, write_index, write_run_files, write_sweep_result};
 use super::progress::Progress;
-use super::run::print_failure;
-use super::Status;
+use super::run::{print_failure, shrink_unless_interrupted};
+use super::{interrupt, Status};
 
 /// Failing seeds listed with their reproduce command in the text output.
 const FAILING_SEEDS_SHOWN_MAX: usize = 10;
@@ -42,13 +43,14 @@ pub fn sweep(config: &SweepConfig) -> Result<Status> {
         config.jobs.min(seeds.len())
     );
     let mut progress = Progress::new(&input.scenario.name);
-    let summaries: Vec<RunSummary> = run_seeds(
+    let summaries: Vec<RunSummary> = run_seeds_until(
         &input.scenario,
         &seeds,
         config.jobs,
         &|seed| input.reproduce(seed),
         &|report| RunSummary::of(&report),
         &mut |done, total| progress.update(done, total),
+        interrupt::flag(),
     )
     .map_err(|e| anyhow::anyhow!("{}: invalid scenario: {e}", input.path_shown))?;
     progress.finish();
@@ -64,23 +66,39 @@ pub fn sweep(config: &SweepConfig) -> Result<Status> {
         config.shard,
         summaries,
     );
-    for failing in result
+    result.partial = interrupt::requested();
+    let failing_seeds: Vec<u64> = result
         .runs
         .iter()
         .filter(|r| !r.met_expectation)
         .take(config.shrink_max)
-    {
-        let seed = failing.seed;
-        let mut report =
-            judge_builtin(&input.scenario, seed).map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map(|r| r.seed)
+        .collect();
+    for seed in failing_seeds {
+        if interrupt::requested() {
+            result.partial = true;
+            break;
+        }
+        let mut report = judge_builtin_until(&input.scenario, seed, Some(interrupt::flag()))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if report.end == End::Interrupted {
+            result.partial = true;
+            break;
+        }
         report.reproduce = input.reproduce(seed);
-        let shrunk = if matches!(report.verdict, Verdict::Converges | Verdict::BoundReached) {
-            None
-        } else {
-            shrink_builtin(&input.scenario, seed)
-                .map_err(|e| anyhow::anyhow!("shrinking seed {seed}: {e}"))?
-        };
-        let files = write_run_files(&config.output.dir, &report, shrunk.as_ref())?;
+        let (shrunk, partial_note) =
+            if matches!(report.verdict, Verdict::Converges | Verdict::BoundReached) {
+                (None, None)
+            } else {
+                match shrink_unless_interrupted(&input.scenario, seed)
+                    .with_context(|| format!("seed {seed}"))?
+                {
+                    Ok(shrunk) => (shrunk, None),
+                    Err(note) => (None, Some(note)),
+                }
+            };
+        result.partial |= partial_note.is_some();
+        let files = write_run_files(&config.output.dir, &report, shrunk.as_ref(), partial_note)?;
         if let (Some(shrunk), Some(path)) = (&shrunk, &files.minimal_scenario) {
             let shown = path.display().to_string();
             result.shrunk.push(ShrunkSeed {
@@ -104,21 +122,23 @@ pub fn sweep(config: &SweepConfig) -> Result<Status> {
     if let Some(shard) = config.shard {
         name.push_str(&format!("-shard{}of{}", shard.index, shard.count));
     }
-    let path = config.output.dir.join(format!("{name}.json"));
-    write_atomic(&path, serde_json::to_string_pretty(&result)?.as_bytes())?;
-    let index = write_index(&config.output.dir)?;
+    let path = write_sweep_result(&config.output.dir, &name, &result)?;
+    let index = write_index(&config.output.dir, None)?;
     print_result(&result, &config.output, Some(elapsed_s), &path, &index)?;
     // A shard covers part of the range by design; only its own seeds decide its status.
-    Ok(if result.counts.failed_expectation == 0 {
+    Ok(if result.partial {
+        Status::Interrupted
+    } else if result.counts.failed_expectation == 0 {
         Status::AllMet
     } else {
         Status::SomeFailed
     })
 }
 
-/// A merge passes when it covers every shard and every seed met the expectation.
+/// A merge passes when it covers every shard, every shard ran all its seeds, and every seed met
+/// the expectation.
 fn status_of(result: &SweepResult) -> Status {
-    if result.counts.failed_expectation == 0 && result.complete {
+    if result.counts.failed_expectation == 0 && result.complete && !result.partial {
         Status::AllMet
     } else {
         Status::SomeFailed
@@ -137,6 +157,9 @@ fn print_result(
     let failing: Vec<&RunSummary> = result.runs.iter().filter(|r| !r.met_expectation).collect();
     if output.json {
         say!("{}", serde_json::to_string_pretty(result)?);
+        if let Some(note) = result.partial_note() {
+            eprintln!("Partial: {note}.");
+        }
         for run in failing.iter().take(FAILING_SEEDS_SHOWN_MAX) {
             print_failure(run, true);
         }
@@ -167,6 +190,9 @@ fn print_result(
     );
     if let Some(elapsed_s) = elapsed_s {
         say!("{}", rate_line(counts.runs, elapsed_s));
+    }
+    if let Some(note) = result.partial_note() {
+        say!("Partial: {note}.");
     }
     if result.merged && !result.complete {
         say!(
@@ -231,8 +257,7 @@ fn sweep_files(inputs: &[PathBuf]) -> Result<Vec<(String, SweepResult)>> {
     let mut results = Vec::new();
     for path in paths {
         let shown = path.display().to_string();
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("{shown}: cannot read"))?;
+        let text = read_report_file(&path)?;
         let Ok(value) = serde_json::from_str::<Value>(&text) else {
             continue;
         };
@@ -256,14 +281,13 @@ pub fn merge(args: &MergeArgs) -> Result<Status> {
     let parts = sweep_files(&args.inputs)?;
     let merged = merge_results(parts).map_err(anyhow::Error::msg)?;
     let name = format!(
-        "{}-sweep-{}-{}-merged.json",
+        "{}-sweep-{}-{}-merged",
         file_safe(&merged.scenario),
         merged.seeds.start,
         merged.seeds.end
     );
-    let path = output.dir.join(name);
-    write_atomic(&path, serde_json::to_string_pretty(&merged)?.as_bytes())?;
-    let index = write_index(&output.dir)?;
+    let path = write_sweep_result(&output.dir, &name, &merged)?;
+    let index = write_index(&output.dir, None)?;
     print_result(&merged, &output, None, &path, &index)?;
     Ok(status_of(&merged))
 }

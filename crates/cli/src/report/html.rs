@@ -28,6 +28,10 @@ pub struct RunPage<'a> {
     pub links: Vec<(String, String)>,
     /// The index page, for the link back.
     pub index_href: Option<String>,
+    /// The run's id ([`crate::run_id`]), shown under the title.
+    pub run_id: Option<String>,
+    /// Why the report is partial (the run or its shrinking was interrupted), shown at the top.
+    pub partial: Option<String>,
 }
 
 const STYLE: &str = "
@@ -75,6 +79,21 @@ pub fn render(page: &RunPage<'_>) -> String {
         "<h1>{}</h1>",
         escape(&format!("{} — seed {}", report.scenario, report.seed))
     );
+    if let Some(run_id) = &page.run_id {
+        let _ = writeln!(
+            html,
+            "<p class=\"muted\" id=\"run-id\">run id <code>{}</code></p>",
+            escape(run_id)
+        );
+    }
+    if let Some(note) = &page.partial {
+        let _ = writeln!(
+            html,
+            "<p class=\"verdict warn\" id=\"partial\"><b>Partial:</b> {}. What follows covers only \
+             what ran before that.</p>",
+            escape(note)
+        );
+    }
     if !report.description.is_empty() {
         let _ = writeln!(html, "<p>{}</p>", escape(&report.description));
     }
@@ -834,6 +853,8 @@ mod tests {
             shrunk: None,
             links: Vec::new(),
             index_href: None,
+            run_id: None,
+            partial: None,
         });
         assert!(html.contains(
             "Diverged: replicas 0 and 1 delivered the same 2 updates but hold different states"

@@ -23,6 +23,8 @@ pub struct IndexRun {
     pub href: String,
     /// Matrix labels from `converge_checker::judge::matrix_labels`: crdt, protocol, faults.
     pub labels: (String, String, String),
+    /// Why the run's report is partial (interrupted), if it is.
+    pub partial: Option<String>,
 }
 
 /// One sweep result as the index lists it.
@@ -39,6 +41,8 @@ pub struct IndexSweep {
     pub labels: (String, String, String),
     /// Seeds that missed the expectation (the first few).
     pub failing_seeds: Vec<u64>,
+    /// Why the sweep is partial ("interrupted by the user after N of M seeds"), if it is.
+    pub partial: Option<String>,
 }
 
 #[derive(Default)]
@@ -55,15 +59,39 @@ h1{font-size:1.5em}h2{font-size:1.15em;border-bottom:1px solid #d0d7de;padding-b
 table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #d0d7de;padding:.3em .6em;text-align:left;vertical-align:top}
 th{background:#f6f8fa}.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:12.5px}
 .met{color:#1a7f37;font-weight:600}.unmet{color:#cf222e;font-weight:600}.muted{color:#57606a}
+.partial{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:0 1em;margin:.6em 0}
 .cell{margin:.15em 0;padding:.15em .4em;border-radius:3px}.all{background:#dafbe1}.some{background:#fff8c5}.none{background:#ffebe9}
 ";
 
-/// Renders the index of `runs` and `sweeps`.
-pub fn render(runs: &[IndexRun], sweeps: &[IndexSweep]) -> String {
+/// Renders the index of `runs` and `sweeps`. `partial` says why the command that wrote it stopped
+/// early ("interrupted by the user after 3 of 18 scenarios"), if it did.
+pub fn render(runs: &[IndexRun], sweeps: &[IndexSweep], partial: Option<&str>) -> String {
     let mut html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>converge reports</title>\
          <style>{STYLE}</style></head><body>\n<h1>converge reports</h1>\n"
     );
+    // Every partial report is named at the top, so that nobody mistakes it for a whole one.
+    let mut partial_lines: Vec<String> = partial.map(str::to_string).into_iter().collect();
+    for run in runs {
+        if let Some(note) = &run.partial {
+            partial_lines.push(format!("{} seed {}: {note}", run.scenario, run.seed));
+        }
+    }
+    for sweep in sweeps {
+        if let Some(note) = &sweep.partial {
+            partial_lines.push(format!(
+                "sweep of {} seeds {}: {note}",
+                sweep.scenario, sweep.seeds
+            ));
+        }
+    }
+    if !partial_lines.is_empty() {
+        html.push_str("<div id=\"partial\" class=\"partial\">");
+        for line in &partial_lines {
+            let _ = write!(html, "<p><b>Partial:</b> {}</p>", escape(line));
+        }
+        html.push_str("</div>\n");
+    }
     let met = runs.iter().filter(|r| r.met_expectation).count();
     let _ = writeln!(
         html,
@@ -89,7 +117,11 @@ pub fn render(runs: &[IndexRun], sweeps: &[IndexSweep]) -> String {
             escape(&run.scenario),
             run.seed,
             verdict_phrase(run.verdict),
-            if run.vacuous { " (vacuous)" } else { "" },
+            match (run.vacuous, run.partial.is_some()) {
+                (_, true) => " (partial)",
+                (true, false) => " (vacuous)",
+                (false, false) => "",
+            },
             verdict_phrase(run.expected),
             if run.met_expectation { "met" } else { "unmet" },
             if run.met_expectation { "yes" } else { "NO" },
@@ -111,7 +143,11 @@ pub fn render(runs: &[IndexRun], sweeps: &[IndexSweep]) -> String {
                 escape(&sweep.href),
                 escape(&sweep.scenario),
                 escape(&sweep.seeds),
-                if sweep.complete { "" } else { " (incomplete shards)" },
+                match (sweep.complete, sweep.partial.is_some()) {
+                    (_, true) => " (partial)",
+                    (false, false) => " (incomplete shards)",
+                    (true, false) => "",
+                },
                 sweep.runs,
                 sweep.converged,
                 sweep.met_expectation,

@@ -14,6 +14,45 @@ pub mod index;
 
 use converge_checker::RunReport;
 use converge_netsim::{Topology, Verdict};
+use serde::Serialize;
+
+/// Why a run's report is partial, in words, when the run itself was cut short (Ctrl-C): "interrupted
+/// by the user at virtual time T ms". A report can also be partial for a reason the report does not
+/// know (shrinking was interrupted); the caller passes that note on.
+pub fn interrupted_note(report: &RunReport) -> Option<String> {
+    (report.end == converge_netsim::End::Interrupted).then(|| {
+        format!(
+            "interrupted by the user at virtual time {:.1} ms of {:.1} ms",
+            report.end_ms,
+            (report.scenario_spec.duration.us + report.scenario_spec.settle.us) as f64 / 1e3
+        )
+    })
+}
+
+/// A run's report as the JSON document written to `<stem>.json`: `run_id`, `partial`, and, when
+/// partial, `partial_note` saying what is missing, then every field of the [`RunReport`]. The run
+/// id comes first so that a tool (or `converge` itself, before it writes over a report) can read
+/// it from the head of the file. docs/robustness.md describes the fields.
+#[derive(Serialize)]
+pub struct ReportDocument<'a> {
+    pub run_id: &'a str,
+    pub partial: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial_note: Option<&'a str>,
+    #[serde(flatten)]
+    pub report: &'a RunReport,
+}
+
+impl<'a> ReportDocument<'a> {
+    pub fn new(report: &'a RunReport, run_id: &'a str, partial_note: Option<&'a str>) -> Self {
+        ReportDocument {
+            run_id,
+            partial: partial_note.is_some(),
+            partial_note,
+            report,
+        }
+    }
+}
 
 /// The file stem every file of one run shares: `<scenario>-seed<N>`.
 pub fn run_file_stem(scenario: &str, seed: u64) -> String {
