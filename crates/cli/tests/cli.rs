@@ -567,3 +567,68 @@ fn check_finds_the_random_tie_break_and_passes_peer_id() {
     );
     assert_eq!(unsupported.status.code(), Some(2), "{}", text(&unsupported));
 }
+
+#[test]
+fn a_failing_check_writes_a_scripted_scenario_that_replays_the_violation() {
+    let dir = scratch("check-replay");
+    let check = converge(
+        &dir,
+        &[
+            "check",
+            "--crdt",
+            "lww-grid",
+            "--tie-break",
+            "keep-local",
+            "--replicas",
+            "3",
+            "--threads",
+            "1",
+            "--out",
+            "out",
+        ],
+    );
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    let scenario = "out/check-lww-grid-keep-local-state-broadcast-reliable-3x1.toml";
+    assert!(dir.join(scenario).is_file(), "{}", text(&check));
+    assert!(
+        stdout.contains(&format!("converge run {scenario}")),
+        "the replay command is printed:\n{}",
+        text(&check)
+    );
+
+    let replay = converge(&dir, &["run", scenario, "--no-shrink", "--json"]);
+    assert_eq!(replay.status.code(), Some(1), "{}", text(&replay));
+    let runs = json_of(&replay);
+    let run = &runs["runs"][0];
+    assert_eq!(run["verdict"], "diverges", "{}", text(&replay));
+    assert!(
+        !run["violations"].as_array().unwrap().is_empty(),
+        "{}",
+        text(&replay)
+    );
+
+    let json = converge(
+        &dir,
+        &[
+            "check",
+            "--crdt",
+            "lww-grid",
+            "--tie-break",
+            "keep-local",
+            "--out",
+            "out",
+            "--json",
+        ],
+    );
+    assert_eq!(json.status.code(), Some(1), "{}", text(&json));
+    let report = json_of(&json);
+    assert_eq!(report["replay"]["reproduced"], true, "{}", text(&json));
+    assert!(report["replay"]["reproduce"]
+        .as_str()
+        .unwrap()
+        .starts_with("converge run "));
+
+    let usage = converge(&dir, &["check", "--crdt", "lww-grid", "--threads", "0"]);
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage));
+}

@@ -169,6 +169,12 @@ pub struct CheckArgs {
     /// Lossy networks: how many messages may be dropped in all.
     #[arg(long)]
     pub drops: Option<u32>,
+    /// Checker threads for the full run, 1 to 64 (default: the number of cores, at most 64).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
+    /// Directory for the scripted scenario that replays a counterexample.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub out: PathBuf,
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
     pub json: bool,
