@@ -11,8 +11,8 @@ use converge_netsim::{
 use serde::Serialize;
 
 use crate::oracles::{
-    eventual_convergence, intent, snapshot, ConvergenceTimeline, Observers, ReplicaSnapshot,
-    StopFlag, StrongConvergence, Violation,
+    eventual_convergence, intent, snapshot, ConvergenceWatch, Observers, ReplicaSnapshot, StopFlag,
+    Violation,
 };
 
 /// Bumped whenever a field of [`RunReport`] changes meaning or disappears.
@@ -105,14 +105,16 @@ pub fn judge_until<C: OpCrdt>(
     make: &dyn Fn(ReplicaId) -> C,
     stop: Option<&AtomicBool>,
 ) -> Result<Judged<C>, ScenarioError> {
-    let mut strong = StrongConvergence::new();
-    let mut timeline = ConvergenceTimeline::new(TIMELINE_POINTS_MAX);
+    let mut watch = ConvergenceWatch::new(TIMELINE_POINTS_MAX);
     let never = AtomicBool::new(false);
     let mut stop_flag = StopFlag(stop.unwrap_or(&never));
     let outcome = {
-        let mut observers = Observers(vec![&mut strong, &mut timeline, &mut stop_flag]);
+        let mut observers = Observers(vec![&mut watch, &mut stop_flag]);
         converge_netsim::run(scenario, seed, make, &mut observers)?
     };
+    let ConvergenceWatch {
+        strong, timeline, ..
+    } = watch;
     let mut violations = strong.violations.clone();
     violations.extend(eventual_convergence(&outcome));
     let intent_violations = intent(&outcome, make);

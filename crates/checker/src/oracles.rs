@@ -69,56 +69,142 @@ pub fn snapshot<C: OpCrdt>(replica: &Replica<C>) -> ReplicaSnapshot {
     }
 }
 
-/// Strong convergence, checked after every event.
+/// What strong convergence found: the first violations, and how many there were.
+#[derive(Clone, Debug, Default)]
 pub struct StrongConvergence {
     pub violations: Vec<Violation>,
-    /// Violations seen in all, kept or not.
+    /// Violations seen in all, kept or not: one per pair of replicas each time one of them changes
+    /// (its view, delivered set or liveness) into a state that breaks strong convergence.
     pub count: u64,
 }
 
-impl StrongConvergence {
-    pub fn new() -> Self {
-        StrongConvergence {
-            violations: Vec::new(),
-            count: 0,
+/// How the number of distinct views among live replicas changed, and when the live replicas last
+/// came to agree (equal views and equal delivered sets).
+#[derive(Clone, Debug, Default)]
+pub struct ConvergenceTimeline {
+    /// `(at_us, distinct views)` at every change.
+    pub points: Vec<(u64, u32)>,
+    /// When the live replicas last came to agree; `None` while they disagree.
+    pub agreed_since_us: Option<u64>,
+    /// Points kept at most; later changes only update `agreed_since_us`.
+    pub points_max: usize,
+}
+
+/// Watches every event for strong convergence and records the convergence timeline.
+///
+/// Both compare replicas' views, so one cache of typed views serves both: a replica's view is
+/// rendered once per event that touches it and compared with `PartialEq`. (Rendering two views as
+/// JSON per comparison was three quarters of a judged run's time.)
+pub struct ConvergenceWatch<V> {
+    pub strong: StrongConvergence,
+    pub timeline: ConvergenceTimeline,
+    /// Each replica's view while it is live, `None` while it is not.
+    views: Vec<Option<V>>,
+    /// Each replica's delivered set, as size and fingerprint.
+    delivered: Vec<(u32, u64)>,
+    /// The replicas this event changed (scratch space, kept to reuse its allocation).
+    changed: Vec<ReplicaId>,
+    /// How many distinct views `views` holds.
+    distinct_views: u32,
+}
+
+impl<V> ConvergenceWatch<V> {
+    pub fn new(timeline_points_max: usize) -> Self {
+        ConvergenceWatch {
+            strong: StrongConvergence::default(),
+            timeline: ConvergenceTimeline {
+                points_max: timeline_points_max,
+                ..ConvergenceTimeline::default()
+            },
+            views: Vec::new(),
+            delivered: Vec::new(),
+            changed: Vec::new(),
+            distinct_views: 0,
         }
     }
 }
 
-impl Default for StrongConvergence {
-    fn default() -> Self {
-        Self::new()
+impl<C: OpCrdt> Observer<C> for ConvergenceWatch<C::View> {
+    fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>) {
+        // Only a replica whose view, delivered set or liveness changed can break strong
+        // convergence with another, or change the timeline; most deliveries change nothing.
+        self.changed.clear();
+        let mut views_changed = false;
+        if self.views.len() != world.replicas.len() {
+            self.views = world.replicas.iter().map(live_view).collect();
+            self.delivered = world.replicas.iter().map(delivered_key).collect();
+            self.changed.extend(0..world.replicas.len() as ReplicaId);
+            views_changed = true;
+        } else {
+            for &touched in world.touched {
+                let Some(replica) = world.replicas.get(touched as usize) else {
+                    continue;
+                };
+                let index = touched as usize;
+                let view = live_view(replica);
+                let delivered = delivered_key(replica);
+                let view_changed = view != self.views[index];
+                if view_changed || delivered != self.delivered[index] {
+                    self.views[index] = view;
+                    self.delivered[index] = delivered;
+                    self.changed.push(touched);
+                    views_changed |= view_changed;
+                }
+            }
+            // Status changes (crash, leave, join) touch no state but change who is live.
+            for (index, replica) in world.replicas.iter().enumerate() {
+                if is_live(replica.status) != self.views[index].is_some() {
+                    self.views[index] = live_view(replica);
+                    self.delivered[index] = delivered_key(replica);
+                    self.changed.push(index as ReplicaId);
+                    views_changed = true;
+                }
+            }
+            if self.changed.is_empty() {
+                return;
+            }
+        }
+        self.check_strong_convergence(event, world);
+        self.record_timeline(event, world, views_changed);
     }
 }
 
-impl<C: OpCrdt> Observer<C> for StrongConvergence {
-    fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>) {
-        for &touched in world.touched {
-            let Some(mine) = world.replicas.get(touched as usize) else {
+/// A delivered set's identity for change detection: its size and fingerprint.
+fn delivered_key<C: OpCrdt>(replica: &Replica<C>) -> (u32, u64) {
+    (replica.delivered.len(), replica.delivered.fingerprint())
+}
+
+impl<V: PartialEq + serde::Serialize> ConvergenceWatch<V> {
+    /// Two live replicas that delivered the same updates must hold equal views. Only pairs with a
+    /// changed replica can have changed since the last event.
+    fn check_strong_convergence<C: OpCrdt<View = V>>(
+        &mut self,
+        event: &TraceEvent,
+        world: &World<'_, C>,
+    ) {
+        for &changed in &self.changed {
+            let mine = &world.replicas[changed as usize];
+            let Some(my_view) = &self.views[changed as usize] else {
                 continue;
             };
-            if !is_live(mine.status) {
-                continue;
-            }
-            for other in world.replicas {
-                if other.id == mine.id
-                    || !is_live(other.status)
-                    || !mine.delivered.same_as(&other.delivered)
-                {
+            for (other, other_view) in world.replicas.iter().zip(&self.views) {
+                let Some(other_view) = other_view else {
+                    continue;
+                };
+                if other.id == mine.id || !mine.delivered.same_as(&other.delivered) {
                     continue;
                 }
-                if mine.crdt.view() != other.crdt.view() {
-                    self.count += 1;
-                    if self.violations.len() < VIOLATIONS_KEPT_MAX {
-                        self.violations.push(Violation {
+                if my_view != other_view {
+                    self.strong.count += 1;
+                    if self.strong.violations.len() < VIOLATIONS_KEPT_MAX {
+                        let (low, high) = (mine.id.min(other.id), mine.id.max(other.id));
+                        self.strong.violations.push(Violation {
                             oracle: Oracle::StrongConvergence,
                             event_index: Some(event.index),
                             at_us: event.at_us,
-                            replicas: vec![mine.id.min(other.id), mine.id.max(other.id)],
+                            replicas: vec![low, high],
                             detail: format!(
-                                "replicas {} and {} delivered the same {} updates but hold different states",
-                                mine.id.min(other.id),
-                                mine.id.max(other.id),
+                                "replicas {low} and {high} delivered the same {} updates but hold different states",
                                 mine.delivered.len()
                             ),
                             states: vec![snapshot(mine), snapshot(other)],
@@ -128,61 +214,28 @@ impl<C: OpCrdt> Observer<C> for StrongConvergence {
             }
         }
     }
-}
 
-/// Records the number of distinct views among live replicas whenever it changes, and when the live
-/// replicas last came to agree (equal views and equal delivered sets).
-pub struct ConvergenceTimeline {
-    /// `(at_us, distinct views)` at every change.
-    pub points: Vec<(u64, u32)>,
-    /// When the live replicas last came to agree; `None` while they disagree.
-    pub agreed_since_us: Option<u64>,
-    /// Points kept at most; later changes only update `agreed_since_us`.
-    pub points_max: usize,
-    views: Vec<Option<serde_json::Value>>,
-}
-
-impl ConvergenceTimeline {
-    pub fn new(points_max: usize) -> Self {
-        ConvergenceTimeline {
-            points: Vec::new(),
-            agreed_since_us: None,
-            points_max,
-            views: Vec::new(),
+    fn record_timeline<C: OpCrdt<View = V>>(
+        &mut self,
+        event: &TraceEvent,
+        world: &World<'_, C>,
+        views_changed: bool,
+    ) {
+        if views_changed {
+            // A view counts where it first appears among the live ones.
+            let views = &self.views;
+            self.distinct_views = views
+                .iter()
+                .enumerate()
+                .filter(|(index, view)| view.is_some() && !views[..*index].contains(view))
+                .count() as u32;
         }
-    }
-}
-
-impl<C: OpCrdt> Observer<C> for ConvergenceTimeline {
-    fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>) {
-        if self.views.len() != world.replicas.len() {
-            self.views = world.replicas.iter().map(|r| live_view(r)).collect();
-        } else if world.touched.is_empty() && !self.points.is_empty() {
-            return;
-        } else {
-            for &touched in world.touched {
-                if let Some(replica) = world.replicas.get(touched as usize) {
-                    self.views[touched as usize] = live_view(replica);
-                }
-            }
-            // Status changes (crash, leave, join) touch no state but change who is live.
-            for (index, replica) in world.replicas.iter().enumerate() {
-                if is_live(replica.status) != self.views[index].is_some() {
-                    self.views[index] = live_view(replica);
-                }
-            }
-        }
-        let mut distinct: Vec<&serde_json::Value> = Vec::new();
-        for view in self.views.iter().flatten() {
-            if !distinct.contains(&view) {
-                distinct.push(view);
-            }
-        }
-        let distinct_count = distinct.len() as u32;
-        if self.points.last().map(|p| p.1) != Some(distinct_count)
-            && self.points.len() < self.points_max
+        let distinct_count = self.distinct_views;
+        let timeline = &mut self.timeline;
+        if timeline.points.last().map(|p| p.1) != Some(distinct_count)
+            && timeline.points.len() < timeline.points_max
         {
-            self.points.push((event.at_us, distinct_count));
+            timeline.points.push((event.at_us, distinct_count));
         }
         let mut live = world.replicas.iter().filter(|r| is_live(r.status));
         let agreed = distinct_count <= 1
@@ -190,16 +243,16 @@ impl<C: OpCrdt> Observer<C> for ConvergenceTimeline {
                 None => true,
                 Some(first) => live.all(|r| r.delivered.same_as(&first.delivered)),
             };
-        match (agreed, self.agreed_since_us) {
-            (true, None) => self.agreed_since_us = Some(event.at_us),
-            (false, Some(_)) => self.agreed_since_us = None,
+        match (agreed, timeline.agreed_since_us) {
+            (true, None) => timeline.agreed_since_us = Some(event.at_us),
+            (false, Some(_)) => timeline.agreed_since_us = None,
             _ => {}
         }
     }
 }
 
-fn live_view<C: OpCrdt>(replica: &Replica<C>) -> Option<serde_json::Value> {
-    is_live(replica.status).then(|| serde_json::to_value(replica.crdt.view()).unwrap_or_default())
+fn live_view<C: OpCrdt>(replica: &Replica<C>) -> Option<C::View> {
+    is_live(replica.status).then(|| replica.crdt.view())
 }
 
 /// Fans one event out to several observers.

@@ -176,8 +176,15 @@ impl UpdateSet {
         if self.len != other.len || self.fingerprint != other.fingerprint {
             return false;
         }
-        let longest = self.words.len().max(other.words.len());
-        (0..longest).all(|i| self.words.get(i).unwrap_or(&0) == other.words.get(i).unwrap_or(&0))
+        // Equal sizes and fingerprints almost always mean equal sets; the words are compared
+        // anyway (as slices, which compiles to one memory comparison), and a longer bitset may
+        // only differ by trailing zero words.
+        let (shorter, longer) = if self.words.len() <= other.words.len() {
+            (&self.words, &other.words)
+        } else {
+            (&other.words, &self.words)
+        };
+        shorter[..] == longer[..shorter.len()] && longer[shorter.len()..].iter().all(|w| *w == 0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {

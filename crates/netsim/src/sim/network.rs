@@ -93,19 +93,20 @@ impl<C: OpCrdt> Sim<'_, C> {
                 }
             }
         };
-        let deliveries: &[(SimDuration, bool)] = &match fate {
+        // The copies to deliver, each with its latency and whether it is the duplicate.
+        let deliveries: ([(SimDuration, bool); 2], usize) = match fate {
             Fate::Drop => {
                 self.drop_message(from, to, message, DropCause::Network);
                 return;
             }
-            Fate::Deliver { after } => vec![(after, false)],
+            Fate::Deliver { after } => ([(after, false), (after, false)], 1),
             Fate::Duplicate { after, again } => {
                 self.messages.duplicated += 1;
                 self.emit(EventKind::Duplicate { from, to, message }, &[]);
-                vec![(after, false), (again, true)]
+                ([(after, false), (again, true)], 2)
             }
         };
-        for (after, copy) in deliveries {
+        for (after, copy) in &deliveries.0[..deliveries.1] {
             if self.in_flight >= self.scenario.bounds.in_flight_max {
                 self.bound = Some("in_flight_max");
                 return;
