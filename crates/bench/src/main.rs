@@ -1,0 +1,183 @@
+//! `converge-bench`: runs every measurement, prints the table on stdout, progress on stderr, and
+//! writes `reports/bench.json` atomically.
+//!
+//! Usage: `cargo run --release -p converge-bench [-- --quick] [-- --out PATH]`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use converge_bench::alloc::CountingAllocator;
+use converge_bench::measure::{
+    measure_event_scaling, measure_model_checker, measure_replica_scaling, measure_simulator,
+    measure_sweep, Plan, Progress,
+};
+use converge_bench::reference::{reference_scenario, simulate, simulate_judged};
+use converge_bench::report::{
+    render_table, write_atomic, BenchReport, Scaling, Target, BENCH_KIND, BENCH_SCHEMA_VERSION,
+};
+
+/// Peak memory in the scaling series is read from this allocator's counters.
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+const USAGE: &str = "usage: converge-bench [--quick] [--out PATH]
+       converge-bench --profile-reference SECONDS [--alone]
+
+Measures simulator events per second (against a bare loop and turmoil), sweep seeds per second on
+1 and 2 threads, model-checker states per second and symmetry reduction, and growth with replicas
+and events. Prints a table and writes PATH (default: reports/bench.json in the workspace).
+
+  --quick     a smaller run, under a minute
+  --out PATH  where to write the JSON report
+
+  --profile-reference SECONDS
+              only judge seeds of the reference scenario, one after another, for SECONDS
+              (for `perf record -g`); with --alone, run them with no observer instead";
+
+struct Options {
+    quick: bool,
+    out: PathBuf,
+    profile_reference_s: Option<f64>,
+    alone: bool,
+}
+
+/// The workspace root, found from this crate's manifest so that the binary works from any
+/// directory.
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("."))
+}
+
+fn parse_options(workspace: &Path) -> Result<Option<Options>> {
+    let mut options = Options {
+        quick: false,
+        out: workspace.join("reports/bench.json"),
+        profile_reference_s: None,
+        alone: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--out" => {
+                options.out = PathBuf::from(args.next().context("--out needs a path")?);
+            }
+            "--profile-reference" => {
+                let seconds = args.next().context("--profile-reference needs seconds")?;
+                options.profile_reference_s = Some(
+                    seconds
+                        .parse()
+                        .with_context(|| format!("--profile-reference {seconds:?}"))?,
+                );
+            }
+            "--alone" => options.alone = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            // Cargo passes `--bench` when the binary is run as a bench target.
+            "--bench" => {}
+            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    Ok(Some(options))
+}
+
+/// Runs reference seeds back to back for `seconds`, so that a profiler sees nothing else.
+fn profile_reference(seconds: f64, alone: bool) -> Result<()> {
+    let scenario = reference_scenario();
+    let started = Instant::now();
+    let mut events = 0u64;
+    let mut seed = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        events += if alone {
+            simulate(&scenario, seed)?.events
+        } else {
+            simulate_judged(&scenario, seed)?.report.events
+        };
+        seed += 1;
+    }
+    let wall_s = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{seed} seeds of the reference scenario{}: {events} events in {wall_s:.1} s, {:.2} M events/s",
+        if alone { " with no observer" } else { ", judged" },
+        events as f64 / wall_s / 1e6
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let workspace = workspace();
+    let Some(options) = parse_options(&workspace)? else {
+        return Ok(());
+    };
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; numbers mean little without --release");
+    }
+    if let Some(seconds) = options.profile_reference_s {
+        return profile_reference(seconds, options.alone);
+    }
+    let plan = if options.quick {
+        Plan::quick(&workspace)
+    } else {
+        Plan::full(&workspace)
+    };
+    let progress = Progress::new();
+    progress.line(&format!(
+        "converge-bench, {} run; report to {}",
+        plan.mode,
+        options.out.display()
+    ));
+
+    let simulator = measure_simulator(&plan, &progress)?;
+    let sweep = measure_sweep(&plan, &workspace, &progress)?;
+    let model_checker = measure_model_checker(&plan, &progress)?;
+    let replicas = measure_replica_scaling(&plan, &progress)?;
+    let events = measure_event_scaling(&plan, &progress)?;
+
+    let vs_bare_loop = simulator.bare_loop_wall_ms / simulator.judged_wall_ms;
+    let vs_turmoil = simulator.turmoil.wall_ms / simulator.turmoil.converge_wall_ms;
+    let sweep_speedup = sweep.seeds_per_sec_2_threads / sweep.seeds_per_sec_1_thread;
+    let symmetry_reduction = model_checker.unique_states_without_symmetry as f64
+        / model_checker.unique_states_with_symmetry.max(1) as f64;
+    let targets = vec![
+        Target::at_least("sim_events_per_sec", 5e6, simulator.judged_events_per_sec),
+        Target::at_least("vs_bare_loop", 0.5, vs_bare_loop),
+        Target::at_least("vs_turmoil", 20.0, vs_turmoil),
+        Target::at_least("sweep_speedup_2_threads", 1.8, sweep_speedup),
+        Target::at_least(
+            "mc_states_per_sec (2 threads)",
+            1e6,
+            model_checker.states_per_sec,
+        ),
+        Target::at_least("symmetry_reduction (3 replicas)", 4.0, symmetry_reduction),
+    ];
+    let report = BenchReport {
+        kind: BENCH_KIND.to_string(),
+        schema_version: BENCH_SCHEMA_VERSION,
+        mode: plan.mode.to_string(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        wall_s: progress.elapsed().as_secs_f64(),
+        sim_events_per_sec: simulator.judged_events_per_sec,
+        vs_bare_loop,
+        vs_turmoil,
+        sweep_seeds_per_sec: sweep.seeds_per_sec_2_threads,
+        sweep_speedup_2_threads: sweep_speedup,
+        mc_states_per_sec: model_checker.states_per_sec,
+        symmetry_reduction,
+        scaling: Scaling { replicas, events },
+        targets,
+        simulator,
+        sweep,
+        model_checker,
+    };
+    println!("{}", render_table(&report));
+    let json = serde_json::to_string_pretty(&report)? + "\n";
+    write_atomic(&options.out, &json)
+        .with_context(|| format!("writing {}", options.out.display()))?;
+    progress.line(&format!("wrote {}", options.out.display()));
+    Ok(())
+}

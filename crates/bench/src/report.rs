@@ -1,0 +1,586 @@
+//! The benchmark report: one JSON document (`reports/bench.json`) and the table printed next to it,
+//! both made from the same [`BenchReport`] value, so that the human output and the stable JSON can
+//! never disagree.
+//!
+//! The headline fields sit at the top level (`sim_events_per_sec`, `vs_bare_loop`, `vs_turmoil`,
+//! `sweep_seeds_per_sec`, `sweep_speedup_2_threads`, `mc_states_per_sec`, `symmetry_reduction`,
+//! `scaling`); `targets` says which targets each run met; the sections below them hold what each
+//! number was computed from.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fit::PowerFit;
+
+/// Bumped whenever a field changes meaning or disappears.
+pub const BENCH_SCHEMA_VERSION: u32 = 1;
+
+/// The `kind` field, so that a reader can tell this document from a run report.
+pub const BENCH_KIND: &str = "converge-bench";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub kind: String,
+    pub schema_version: u32,
+    /// `full` or `quick`.
+    pub mode: String,
+    /// Logical cores the operating system reported.
+    pub cores: usize,
+    /// Wall time of the whole benchmark run.
+    pub wall_s: f64,
+
+    /// Simulator events per second on one core, reference scenario, every oracle on.
+    pub sim_events_per_sec: f64,
+    /// Simulator speed over bare-loop speed for the same merges (1.0 would be the ceiling).
+    pub vs_bare_loop: f64,
+    /// Turmoil's wall time over the simulator's for the same simulated workload.
+    pub vs_turmoil: f64,
+    /// Seeds per second of a sweep on all cores (2 worker threads).
+    pub sweep_seeds_per_sec: f64,
+    /// Seeds per second on 2 threads over seeds per second on 1.
+    pub sweep_speedup_2_threads: f64,
+    /// States per second of an exhaustive model check.
+    pub mc_states_per_sec: f64,
+    /// Unique states without symmetry reduction over unique states with it.
+    pub symmetry_reduction: f64,
+    pub scaling: Scaling,
+
+    pub targets: Vec<Target>,
+
+    pub simulator: SimulatorNumbers,
+    pub sweep: SweepNumbers,
+    pub model_checker: ModelCheckerNumbers,
+}
+
+/// One target and whether this run met it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub metric: String,
+    /// `>=` for every target so far.
+    pub comparison: String,
+    pub target: f64,
+    pub measured: f64,
+    pub met: bool,
+}
+
+impl Target {
+    pub fn at_least(metric: &str, target: f64, measured: f64) -> Target {
+        Target {
+            metric: metric.to_string(),
+            comparison: ">=".to_string(),
+            target,
+            measured,
+            met: measured >= target,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimulatorNumbers {
+    pub scenario: String,
+    pub seeds: u64,
+    /// Trace events of all judged runs.
+    pub events: u64,
+    pub writes: u64,
+    pub merges: u64,
+    /// All runs through the checker's judge, every oracle on.
+    pub judged_wall_ms: f64,
+    pub judged_events_per_sec: f64,
+    /// The same runs with no observer: the simulator alone.
+    pub simulator_only_wall_ms: f64,
+    pub simulator_only_events_per_sec: f64,
+    /// The bare loop over the same writes and merges.
+    pub bare_loop_wall_ms: f64,
+    /// Simulator-only speed over bare-loop speed.
+    pub simulator_only_vs_bare_loop: f64,
+    pub turmoil: TurmoilNumbers,
+    /// What `vs_turmoil` compares, in a sentence.
+    pub vs_turmoil_compares: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TurmoilNumbers {
+    pub version: String,
+    pub seeds: u64,
+    /// Events counted with the simulator's definition (write, send, delivery, drop, timer).
+    pub events: u64,
+    pub writes: u64,
+    pub merges: u64,
+    /// Turmoil steps (1 ms ticks) run.
+    pub steps: u64,
+    pub wall_ms: f64,
+    pub events_per_sec: f64,
+    /// The judged simulator's wall time over the same number of seeds.
+    pub converge_wall_ms: f64,
+    pub converge_events: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepNumbers {
+    pub scenario_file: String,
+    pub seeds: u64,
+    pub wall_ms_1_thread: f64,
+    pub wall_ms_2_threads: f64,
+    pub seeds_per_sec_1_thread: f64,
+    pub seeds_per_sec_2_threads: f64,
+    /// Always true in a written report: a mismatch fails the run before anything is written.
+    pub identical_results: bool,
+    /// Seeds whose verdict met the scenario's expectation.
+    pub met_expectation: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelCheckerNumbers {
+    /// The configuration explored, in words.
+    pub config: String,
+    pub threads: u32,
+    /// The complete exploration without symmetry: states evaluated (revisits included, as
+    /// stateright counts them), unique states, wall time, and their quotient.
+    pub states_without_symmetry: u64,
+    pub unique_states_without_symmetry: u64,
+    pub elapsed_ms_without_symmetry: u64,
+    pub states_per_sec: f64,
+    /// The same with symmetry reduction.
+    pub states_with_symmetry: u64,
+    pub unique_states_with_symmetry: u64,
+    pub elapsed_ms_with_symmetry: u64,
+    pub states_per_sec_with_symmetry: f64,
+    pub symmetry_applied: bool,
+    /// False if either run hit a bound (the counts are then lower bounds).
+    pub complete: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scaling {
+    pub replicas: ScalingSeries,
+    pub events: ScalingSeries,
+}
+
+/// One series of runs of growing size, with the fitted growth exponents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScalingSeries {
+    /// What grows (`replicas` or `events`) and what stays fixed, in words.
+    pub description: String,
+    pub points: Vec<ScalingPoint>,
+    /// Wall time against the growing quantity (simulator alone).
+    pub wall_fit: Option<PowerFit>,
+    /// Wall time with every oracle on, where measured.
+    pub judged_wall_fit: Option<PowerFit>,
+    /// Events against the growing quantity.
+    pub events_fit: Option<PowerFit>,
+    /// Peak heap bytes against the growing quantity.
+    pub peak_bytes_fit: Option<PowerFit>,
+    /// The exponent the protocol's message complexity predicts, and why.
+    pub expected_exponent: f64,
+    pub expected_because: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScalingPoint {
+    pub replicas: u32,
+    pub duration_s: f64,
+    pub events: u64,
+    pub writes: u64,
+    pub messages_sent: u64,
+    /// The simulator alone (no observer).
+    pub wall_ms: f64,
+    pub events_per_sec: f64,
+    /// Peak heap bytes of the run above what was allocated before it.
+    pub peak_bytes: u64,
+    pub peak_bytes_per_event: f64,
+    /// The same run with every oracle on; `None` where it was not measured (see `judged_note`).
+    pub judged_wall_ms: Option<f64>,
+    pub judged_peak_bytes: Option<u64>,
+    pub judged_note: Option<String>,
+}
+
+/// Writes `contents` to `path` atomically: a temporary file beside it, then a rename, so that a
+/// reader never sees half a report.
+pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bench.json".to_string());
+    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)
+}
+
+fn millions(x: f64) -> String {
+    format!("{:.2} M", x / 1e6)
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn exponent(fit: &Option<PowerFit>) -> String {
+    fit.map_or("-".to_string(), |f| format!("{:.2}", f.exponent))
+}
+
+/// The human-readable table.
+pub fn render_table(report: &BenchReport) -> String {
+    let mut out = String::new();
+    let s = &report.simulator;
+    let t = &s.turmoil;
+    let w = &report.sweep;
+    let m = &report.model_checker;
+    let _ = writeln!(
+        out,
+        "converge benchmarks ({} run, {} cores, {:.0} s)",
+        report.mode, report.cores, report.wall_s
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{:<34} {:>16}  from", "metric", "measured");
+    let rows: Vec<(&str, String, String)> = vec![
+        (
+            "sim_events_per_sec",
+            millions(report.sim_events_per_sec),
+            format!(
+                "{} events in {} seeds of the reference scenario, judged, {:.0} ms",
+                s.events, s.seeds, s.judged_wall_ms
+            ),
+        ),
+        (
+            "  simulator alone, events/s",
+            millions(s.simulator_only_events_per_sec),
+            format!("same runs, no observer, {:.0} ms", s.simulator_only_wall_ms),
+        ),
+        (
+            "vs_bare_loop",
+            format!("{:.3}", report.vs_bare_loop),
+            format!(
+                "bare loop {:.0} ms for the same {} writes and {} merges (simulator alone: {:.3})",
+                s.bare_loop_wall_ms, s.writes, s.merges, s.simulator_only_vs_bare_loop
+            ),
+        ),
+        (
+            "vs_turmoil",
+            format!("{:.1}", report.vs_turmoil),
+            format!(
+                "turmoil {} {:.0} ms vs converge {:.0} ms for {} seed(s) of 60 s simulated",
+                t.version, t.wall_ms, t.converge_wall_ms, t.seeds
+            ),
+        ),
+        (
+            "  turmoil events/s",
+            millions(t.events_per_sec),
+            format!("{} events (converge: {})", t.events, t.converge_events),
+        ),
+        (
+            "sweep_seeds_per_sec",
+            format!("{:.0}", report.sweep_seeds_per_sec),
+            format!(
+                "{} seeds of {} on 2 threads in {:.0} ms",
+                w.seeds, w.scenario_file, w.wall_ms_2_threads
+            ),
+        ),
+        (
+            "sweep_speedup_2_threads",
+            format!("{:.2}", report.sweep_speedup_2_threads),
+            format!(
+                "1 thread {:.0} seeds/s; per-seed hashes and verdicts identical: {}",
+                w.seeds_per_sec_1_thread, w.identical_results
+            ),
+        ),
+        (
+            "mc_states_per_sec",
+            millions(report.mc_states_per_sec),
+            format!(
+                "{} states ({} unique) in {} ms on {} threads, complete exploration, no symmetry",
+                m.states_without_symmetry,
+                m.unique_states_without_symmetry,
+                m.elapsed_ms_without_symmetry,
+                m.threads
+            ),
+        ),
+        (
+            "symmetry_reduction",
+            format!("{:.2}", report.symmetry_reduction),
+            format!(
+                "{} unique states without, {} with (complete: {}); {}",
+                m.unique_states_without_symmetry,
+                m.unique_states_with_symmetry,
+                m.complete,
+                m.config
+            ),
+        ),
+    ];
+    for (metric, measured, from) in rows {
+        let _ = writeln!(out, "{metric:<34} {measured:>16}  {from}");
+    }
+    for series in [&report.scaling.replicas, &report.scaling.events] {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "scaling: {}", series.description);
+        let _ = writeln!(
+            out,
+            "{:>8} {:>10} {:>12} {:>10} {:>10} {:>11} {:>9} {:>12} {:>11}",
+            "replicas",
+            "virtual s",
+            "events",
+            "wall ms",
+            "M ev/s",
+            "peak",
+            "B/event",
+            "judged ms",
+            "judged peak"
+        );
+        for p in &series.points {
+            let _ = writeln!(
+                out,
+                "{:>8} {:>10.1} {:>12} {:>10.1} {:>10.2} {:>11} {:>9.1} {:>12} {:>11}",
+                p.replicas,
+                p.duration_s,
+                p.events,
+                p.wall_ms,
+                p.events_per_sec / 1e6,
+                mebibytes(p.peak_bytes),
+                p.peak_bytes_per_event,
+                p.judged_wall_ms
+                    .map_or("-".to_string(), |ms| format!("{ms:.1}")),
+                p.judged_peak_bytes.map_or("-".to_string(), mebibytes),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "fitted exponents: wall {} (judged {}), events {}, peak memory {}; expected {:.1}: {}",
+            exponent(&series.wall_fit),
+            exponent(&series.judged_wall_fit),
+            exponent(&series.events_fit),
+            exponent(&series.peak_bytes_fit),
+            series.expected_exponent,
+            series.expected_because
+        );
+        for note in series.points.iter().filter_map(|p| p.judged_note.as_ref()) {
+            let _ = writeln!(out, "note: {note}");
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<34} {:>16} {:>16}  met",
+        "target", "wanted", "measured"
+    );
+    for target in &report.targets {
+        let _ = writeln!(
+            out,
+            "{:<34} {:>16} {:>16}  {}",
+            target.metric,
+            format!("{} {}", target.comparison, compact(target.target)),
+            compact(target.measured),
+            if target.met { "yes" } else { "NO" }
+        );
+    }
+    out
+}
+
+/// A number short enough for the targets table.
+fn compact(x: f64) -> String {
+    if x.abs() >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fit::fit_power_law;
+
+    fn point(replicas: u32, events: u64, wall_ms: f64) -> ScalingPoint {
+        ScalingPoint {
+            replicas,
+            duration_s: 60.0,
+            events,
+            writes: events / 10,
+            messages_sent: events / 2,
+            wall_ms,
+            events_per_sec: events as f64 / wall_ms * 1e3,
+            peak_bytes: 1 << 20,
+            peak_bytes_per_event: (1 << 20) as f64 / events as f64,
+            judged_wall_ms: (replicas < 1000).then_some(wall_ms * 4.0),
+            judged_peak_bytes: (replicas < 1000).then_some(1 << 21),
+            judged_note: (replicas >= 1000).then(|| "not judged".to_string()),
+        }
+    }
+
+    fn series(description: &str) -> ScalingSeries {
+        let points = vec![
+            point(10, 1_000, 1.0),
+            point(100, 100_000, 100.0),
+            point(1000, 10_000_000, 10_000.0),
+        ];
+        let fit = fit_power_law(&[(10.0, 1.0), (100.0, 100.0), (1000.0, 10_000.0)]);
+        ScalingSeries {
+            description: description.to_string(),
+            points,
+            wall_fit: fit,
+            judged_wall_fit: fit,
+            events_fit: fit,
+            peak_bytes_fit: None,
+            expected_exponent: 2.0,
+            expected_because: "broadcast to every peer".to_string(),
+        }
+    }
+
+    fn sample() -> BenchReport {
+        let simulator = SimulatorNumbers {
+            scenario: "reference".to_string(),
+            seeds: 2,
+            events: 60_000,
+            writes: 6_000,
+            merges: 24_000,
+            judged_wall_ms: 20.0,
+            judged_events_per_sec: 3e6,
+            simulator_only_wall_ms: 10.0,
+            simulator_only_events_per_sec: 6e6,
+            bare_loop_wall_ms: 1.0,
+            simulator_only_vs_bare_loop: 0.1,
+            turmoil: TurmoilNumbers {
+                version: "0.7.2".to_string(),
+                seeds: 1,
+                events: 30_000,
+                writes: 3_000,
+                merges: 12_000,
+                steps: 60_000,
+                wall_ms: 400.0,
+                events_per_sec: 75_000.0,
+                converge_wall_ms: 10.0,
+                converge_events: 30_000,
+            },
+            vs_turmoil_compares: "wall time per run".to_string(),
+        };
+        BenchReport {
+            kind: BENCH_KIND.to_string(),
+            schema_version: BENCH_SCHEMA_VERSION,
+            mode: "quick".to_string(),
+            cores: 2,
+            wall_s: 30.0,
+            sim_events_per_sec: 3e6,
+            vs_bare_loop: 0.05,
+            vs_turmoil: 40.0,
+            sweep_seeds_per_sec: 1000.0,
+            sweep_speedup_2_threads: 1.9,
+            mc_states_per_sec: 5e5,
+            symmetry_reduction: 6.0,
+            scaling: Scaling {
+                replicas: series("replicas grow"),
+                events: series("events grow"),
+            },
+            targets: vec![
+                Target::at_least("sim_events_per_sec", 5e6, 3e6),
+                Target::at_least("vs_turmoil", 20.0, 40.0),
+            ],
+            simulator,
+            sweep: SweepNumbers {
+                scenario_file: "scenarios/20-stress-swarm.toml".to_string(),
+                seeds: 100,
+                wall_ms_1_thread: 200.0,
+                wall_ms_2_threads: 105.0,
+                seeds_per_sec_1_thread: 500.0,
+                seeds_per_sec_2_threads: 952.0,
+                identical_results: true,
+                met_expectation: 100,
+            },
+            model_checker: ModelCheckerNumbers {
+                config: "grid".to_string(),
+                threads: 2,
+                states_without_symmetry: 1_000,
+                unique_states_without_symmetry: 600,
+                elapsed_ms_without_symmetry: 2,
+                states_per_sec: 5e5,
+                states_with_symmetry: 200,
+                unique_states_with_symmetry: 100,
+                elapsed_ms_with_symmetry: 1,
+                states_per_sec_with_symmetry: 2e5,
+                symmetry_applied: true,
+                complete: true,
+            },
+        }
+    }
+
+    #[test]
+    fn the_json_has_the_headline_fields_at_the_top_and_reads_back() {
+        let report = sample();
+        let json = serde_json::to_value(&report).expect("serializes");
+        for field in [
+            "kind",
+            "schema_version",
+            "mode",
+            "sim_events_per_sec",
+            "vs_bare_loop",
+            "vs_turmoil",
+            "sweep_seeds_per_sec",
+            "sweep_speedup_2_threads",
+            "mc_states_per_sec",
+            "symmetry_reduction",
+            "scaling",
+            "targets",
+        ] {
+            assert!(json.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(json["kind"], BENCH_KIND);
+        assert!(json["scaling"]["replicas"]["points"].is_array());
+        assert!(json["scaling"]["events"]["wall_fit"]["exponent"].is_number());
+        assert_eq!(json["targets"][0]["met"], false);
+        assert_eq!(json["targets"][1]["met"], true);
+        let back: BenchReport = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back, report);
+    }
+
+    #[test]
+    fn the_table_names_every_metric_and_every_target() {
+        let table = render_table(&sample());
+        for metric in [
+            "sim_events_per_sec",
+            "vs_bare_loop",
+            "vs_turmoil",
+            "sweep_seeds_per_sec",
+            "sweep_speedup_2_threads",
+            "mc_states_per_sec",
+            "symmetry_reduction",
+            "scaling: replicas grow",
+            "scaling: events grow",
+            "note: not judged",
+        ] {
+            assert!(table.contains(metric), "{metric} missing from\n{table}");
+        }
+        assert!(table.contains("NO") && table.contains("yes"), "{table}");
+    }
+
+    #[test]
+    fn a_report_is_written_whole_or_not_at_all() {
+        let directory = std::env::temp_dir().join(format!("converge-bench-{}", std::process::id()));
+        let path = directory.join("nested/bench.json");
+        write_atomic(&path, "{\"a\": 1}\n").expect("writes");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("reads"),
+            "{\"a\": 1}\n"
+        );
+        write_atomic(&path, "{\"a\": 2}\n").expect("replaces");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("reads"),
+            "{\"a\": 2}\n"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().expect("parent"))
+            .expect("lists")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        std::fs::remove_dir_all(&directory).expect("cleans up");
+    }
+}
