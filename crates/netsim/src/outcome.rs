@@ -116,6 +116,9 @@ pub struct UpdateSet {
     words: Vec<u64>,
     len: u32,
     fingerprint: u64,
+    /// How many leading words hold every update they cover. Updates spread to every replica in
+    /// issue order, roughly, so in a long run most words are full and a union skips them.
+    full_words: usize,
 }
 
 impl UpdateSet {
@@ -132,7 +135,14 @@ impl UpdateSet {
         self.words[word] |= bit;
         self.len += 1;
         self.fingerprint ^= mix64(u64::from(index));
+        self.skip_full_words();
         true
+    }
+
+    fn skip_full_words(&mut self) {
+        while self.words.get(self.full_words) == Some(&u64::MAX) {
+            self.full_words += 1;
+        }
     }
 
     /// Adds every update of `other`.
@@ -140,7 +150,9 @@ impl UpdateSet {
         if self.words.len() < other.words.len() {
             self.words.resize(other.words.len(), 0);
         }
-        for (word_index, (mine, theirs)) in self.words.iter_mut().zip(&other.words).enumerate() {
+        let start = self.full_words.min(other.words.len());
+        let pairs = self.words[start..].iter_mut().zip(&other.words[start..]);
+        for (word_index, (mine, theirs)) in (start..).zip(pairs) {
             let mut new = *theirs & !*mine;
             *mine |= new;
             while new != 0 {
@@ -150,6 +162,7 @@ impl UpdateSet {
                 self.fingerprint ^= mix64(word_index as u64 * 64 + u64::from(bit));
             }
         }
+        self.skip_full_words();
     }
 
     pub fn contains(&self, index: u32) -> bool {
@@ -334,4 +347,43 @@ pub struct Outcome<C: OpCrdt> {
     pub network_drop: f64,
     /// The default links' duplicate probability in force, like `network_drop`.
     pub network_duplicate: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UpdateSet;
+
+    fn set(members: impl IntoIterator<Item = u32>) -> UpdateSet {
+        let mut set = UpdateSet::default();
+        for member in members {
+            set.insert(member);
+        }
+        set
+    }
+
+    #[test]
+    fn union_past_full_words_counts_and_fingerprints_like_inserting() {
+        // The first two words full on one side, scattered members after them on both.
+        let mut mine = set((0..128).chain([130, 200]));
+        let theirs = set((0..64).chain([129, 130, 300]));
+        mine.union_with(&theirs);
+        let expected = set((0..128).chain([129, 130, 200, 300]));
+        assert_eq!(mine.len(), expected.len());
+        assert_eq!(mine.fingerprint(), expected.fingerprint());
+        assert!(mine.same_as(&expected));
+        // A set whose full prefix is longer than the other's whole bitset.
+        let mut long = set(0..256);
+        long.union_with(&set([3]));
+        assert!(long.same_as(&set(0..256)));
+        // Trailing zero words do not make sets differ.
+        let mut grown = set([1]);
+        grown.union_with(&set([1]));
+        grown.insert(500);
+        assert!(!grown.same_as(&set([1])));
+        assert!(set([1]).same_as(&{
+            let mut s = set([1]);
+            s.union_with(&UpdateSet::default());
+            s
+        }));
+    }
 }
