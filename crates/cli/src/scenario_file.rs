@@ -139,7 +139,7 @@ impl fmt::Display for ScenarioFileError {
                     write!(f, ":{}:{}", location.line, location.column)?;
                 }
                 match key {
-                    Some(key) => write!(f, ": key `{key}`: {message}")?,
+                    Some(key) => write!(f, ": key `{}`: {message}", clean_key(key))?,
                     None => write!(f, ": {message}")?,
                 }
                 if let Some(location) = location {
@@ -323,6 +323,21 @@ fn clean_message(message: &str) -> String {
         "{head}... ({} characters left out) ...{tail}",
         count - MESSAGE_CHARS_MAX / 2 - MESSAGE_CHARS_MAX / 3
     )
+}
+
+/// Characters of a key path shown: a key is a word or a few, unless the file is hostile.
+const KEY_CHARS_MAX: usize = 80;
+
+/// A key path made safe to print, like [`clean_message`]: control characters escaped and an
+/// overlong path cut short.
+fn clean_key(key: &str) -> String {
+    let visible: String = key.chars().flat_map(char::escape_debug).collect();
+    if visible.chars().count() <= KEY_CHARS_MAX {
+        visible
+    } else {
+        let head: String = visible.chars().take(KEY_CHARS_MAX).collect();
+        format!("{head}...")
+    }
 }
 
 /// The byte offset at which arrays and tables (inline ones, and in JSON objects) first nest deeper
@@ -771,7 +786,14 @@ fn find_key_path(text: &str, format: Format, message: &str) -> Option<Location> 
         .trim_end_matches('.');
     // Walk every key occurrence and compare its path.
     let mut position = 0;
-    let last = candidate.rsplit(['.', ']']).next().unwrap_or(candidate);
+    // The last key name of the path: `groups` of `faults[0].groups[1][2]`. (Taking the text after
+    // the last `]` gave an empty needle there, which matched everywhere and, stepping one byte at
+    // a time, sliced a multi-byte character in half: found by the fuzz test.)
+    let last = candidate
+        .rsplit('.')
+        .next()
+        .and_then(|segment| segment.split('[').next())
+        .filter(|name| !name.is_empty())?;
     // Each occurrence costs a scan of the text; on a huge file with the key on every line, the
     // search gives up rather than take quadratic time.
     let attempts_max = (KEY_SEARCH_BYTES_MAX / text.len().max(1)).max(1);
@@ -790,7 +812,7 @@ fn find_key_path(text: &str, format: Format, message: &str) -> Option<Location> 
         if path.as_deref() == Some(candidate) {
             return Some(location_of(text, offset));
         }
-        position = offset + last.len().max(1);
+        position = offset + last.len();
     }
     None
 }

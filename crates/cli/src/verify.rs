@@ -99,6 +99,9 @@ pub struct Summary {
     /// Runs that exercised at least one conflicting write.
     pub runs_with_conflicts: u64,
     pub events: u64,
+    /// Every seed's trace hash (16 hex digits), in seed order: the same as `converge sweep` and
+    /// `converge run` give for the same scenario and CRDT.
+    pub trace_hashes: Vec<(u64, String)>,
 }
 
 /// A builder: a scenario, a CRDT factory and a seed range. Defaults: seeds `0..100`, and the
@@ -161,6 +164,7 @@ impl<C: OpCrdt> Verify<C> {
             let report = judged.report;
             summary.seeds += 1;
             summary.events += report.events;
+            summary.trace_hashes.push((seed, report.trace_hash.clone()));
             if report.coverage.coverage.concurrent_writes_same_key > 0 {
                 summary.runs_with_conflicts += 1;
             }

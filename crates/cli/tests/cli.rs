@@ -318,18 +318,74 @@ fn sweeps_give_the_same_result_for_any_jobs() {
             "sweep", &file, "--seeds", "0..8", "--jobs", "2", "--json", "--out", "out",
         ],
     );
+    let three = converge(
+        &dir,
+        &[
+            "sweep", &file, "--seeds", "0..8", "--jobs", "3", "--json", "--out", "out",
+        ],
+    );
     assert_eq!(one.status.code(), Some(0), "{}", text(&one));
     assert_eq!(two.status.code(), Some(0), "{}", text(&two));
+    assert_eq!(three.status.code(), Some(0), "{}", text(&three));
     assert_eq!(json_of(&one), json_of(&two));
-    let document = json_of(&one);
-    let seeds: Vec<u64> = document["runs"]
+    assert_eq!(json_of(&one), json_of(&three));
+    let hashes = trace_hashes(&json_of(&one));
+    assert_eq!(
+        hashes.iter().map(|(seed, _)| *seed).collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
+    assert_eq!(hashes, trace_hashes(&json_of(&two)), "--jobs 2");
+    assert_eq!(hashes, trace_hashes(&json_of(&three)), "--jobs 3");
+    // The hashes differ between seeds (the comparison is not of eight copies of one value), and
+    // each is the hash `converge run` gives for that seed alone.
+    let distinct: std::collections::BTreeSet<&String> = hashes.iter().map(|(_, h)| h).collect();
+    assert_eq!(distinct.len(), 8, "{hashes:?}");
+    for (seed, hash) in hashes.iter().step_by(3) {
+        let run = converge(
+            &dir,
+            &[
+                "run",
+                &file,
+                "--seed",
+                &seed.to_string(),
+                "--json",
+                "--out",
+                "runs",
+            ],
+        );
+        assert_eq!(&json_of(&run)["runs"][0]["trace_hash"], hash, "seed {seed}");
+    }
+    assert_eq!(json_of(&one)["counts"]["runs"], 8);
+
+    // The library's `Verify`, with the same scenario and CRDT, sees the same traces.
+    let scenario = converge::scenario_file::load(&dir.join(&file)).unwrap();
+    let summary = converge::verify::Verify::new(scenario, |_| {
+        converge::crdt::LwwGrid::new(converge::crdt::LwwGridConfig::default())
+    })
+    .seeds(0..8)
+    .run()
+    .unwrap()
+    .unwrap();
+    if std::env::var(converge::verify::SEED_VARIABLE).is_err()
+        && std::env::var(converge::verify::SEEDS_VARIABLE).is_err()
+    {
+        assert_eq!(summary.trace_hashes, hashes, "converge::verify");
+    }
+}
+
+/// Every run's `(seed, trace_hash)` of a sweep result, in the order the result lists them.
+fn trace_hashes(document: &Value) -> Vec<(u64, String)> {
+    document["runs"]
         .as_array()
-        .unwrap()
+        .expect("runs")
         .iter()
-        .map(|r| r["seed"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seeds, (0..8).collect::<Vec<_>>());
-    assert_eq!(document["counts"]["runs"], 8);
+        .map(|r| {
+            (
+                r["seed"].as_u64().unwrap(),
+                r["trace_hash"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -367,7 +423,19 @@ fn shards_merge_to_the_full_sweep() {
     let (full, merged) = (json_of(&full), json_of(&merged));
     assert_eq!(merged["counts"], full["counts"]);
     assert_eq!(merged["runs"], full["runs"]);
+    assert_eq!(
+        trace_hashes(&merged),
+        trace_hashes(&full),
+        "per-seed trace hashes"
+    );
+    assert_eq!(trace_hashes(&full).len(), 9);
     assert_eq!(merged["complete"], true);
+    assert_eq!(merged["partial"], false);
+    assert_eq!(merged["seeds_planned"], 9);
+    assert_ne!(
+        merged["run_id"], full["run_id"],
+        "a merge is a run of its own"
+    );
 
     // A shard given twice is refused.
     std::fs::create_dir_all(dir.join("twice")).unwrap();
