@@ -50,18 +50,26 @@ fn hash_word(hash: &mut u64, word: u64) {
     *hash = mixed ^ (mixed >> 32);
 }
 
+/// Node ids fit in this many bits (validation caps replicas far below), so that two of them and the
+/// event kind share one word.
+const NODE_BITS: u32 = 28;
+
+/// Kind and two node ids (or other small fields) in one word.
+fn pack(kind: u64, a: u32, b: u32) -> u64 {
+    debug_assert!(a < 1 << NODE_BITS && b < 1 << NODE_BITS);
+    kind | u64::from(a) << 8 | u64::from(b) << (8 + NODE_BITS)
+}
+
+/// Folds an event into the hash: its time, then its fields in four words. The index is left out:
+/// the chain already encodes each event's position.
 pub(super) fn hash_event(hash: &mut u64, event: &TraceEvent) {
-    hash_word(hash, event.index);
-    hash_word(hash, event.at_us);
-    let words: [u64; 5] = match event.kind {
+    let words: [u64; 3] = match event.kind {
         EventKind::Write {
             replica,
             update,
             key,
         } => [
-            1,
-            u64::from(replica),
-            u64::from(update.origin),
+            pack(1, replica, update.origin),
             u64::from(update.seq),
             u64::from(key),
         ],
@@ -70,37 +78,30 @@ pub(super) fn hash_event(hash: &mut u64, event: &TraceEvent) {
             to,
             message,
             bytes,
-        } => [2, u64::from(from), u64::from(to), message, bytes],
+        } => [pack(2, from, to), message, bytes],
         EventKind::Deliver {
             from,
             to,
             message,
             changed,
-        } => [
-            3,
-            u64::from(from),
-            u64::from(to),
-            message,
-            u64::from(changed),
-        ],
+        } => [pack(3, from, to), message, u64::from(changed)],
         EventKind::Drop {
             from,
             to,
             message,
             cause,
-        } => [4, u64::from(from), u64::from(to), message, cause as u64],
-        EventKind::Duplicate { from, to, message } => {
-            [5, u64::from(from), u64::from(to), message, 0]
-        }
-        EventKind::FaultStart { fault } => [6, u64::from(fault), 0, 0, 0],
-        EventKind::FaultEnd { fault } => [7, u64::from(fault), 0, 0, 0],
-        EventKind::Crash { replica } => [8, u64::from(replica), 0, 0, 0],
-        EventKind::Restart { replica } => [9, u64::from(replica), 0, 0, 0],
-        EventKind::Join { replica } => [10, u64::from(replica), 0, 0, 0],
-        EventKind::Leave { replica } => [11, u64::from(replica), 0, 0, 0],
-        EventKind::Timer { node } => [12, u64::from(node), 0, 0, 0],
-        EventKind::SettleStart => [13, 0, 0, 0, 0],
+        } => [pack(4, from, to), message, cause as u64],
+        EventKind::Duplicate { from, to, message } => [pack(5, from, to), message, 0],
+        EventKind::FaultStart { fault } => [pack(6, 0, 0), u64::from(fault), 0],
+        EventKind::FaultEnd { fault } => [pack(7, 0, 0), u64::from(fault), 0],
+        EventKind::Crash { replica } => [pack(8, replica, 0), 0, 0],
+        EventKind::Restart { replica } => [pack(9, replica, 0), 0, 0],
+        EventKind::Join { replica } => [pack(10, replica, 0), 0, 0],
+        EventKind::Leave { replica } => [pack(11, replica, 0), 0, 0],
+        EventKind::Timer { node } => [pack(12, node, 0), 0, 0],
+        EventKind::SettleStart => [pack(13, 0, 0), 0, 0],
     };
+    hash_word(hash, event.at_us);
     for word in words {
         hash_word(hash, word);
     }
