@@ -198,15 +198,19 @@ impl<C: OpCrdt> Verify<C> {
 }
 
 /// The command that reruns the current test with one seed pinned. libtest names each test's thread
-/// after the test, which gives the filter.
+/// after the test, which gives the filter; cargo tells the test process its package, which the
+/// command names so that it also works from the root of a workspace.
 fn reproduce_command(seed: u64) -> String {
     let test = std::thread::current()
         .name()
         .filter(|n| *n != "main")
         .map(str::to_string);
+    let package = std::env::var("CARGO_PKG_NAME")
+        .map(|name| format!(" -p {name}"))
+        .unwrap_or_default();
     match test {
-        Some(name) => format!("{SEED_VARIABLE}={seed} cargo test {name} -- --exact"),
-        None => format!("{SEED_VARIABLE}={seed} cargo test"),
+        Some(name) => format!("{SEED_VARIABLE}={seed} cargo test{package} {name} -- --exact"),
+        None => format!("{SEED_VARIABLE}={seed} cargo test{package}"),
     }
 }
 

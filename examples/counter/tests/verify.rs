@@ -39,5 +39,12 @@ fn the_summing_counter_is_caught() {
         "{message}"
     );
     assert!(message.contains("CONVERGE_SEED="), "{message}");
+    // The command names the package, so that it also works from the workspace root.
+    assert!(
+        message.contains(
+            "cargo test -p converge-example-counter the_summing_counter_is_caught -- --exact"
+        ),
+        "{message}"
+    );
     assert!(message.contains("minimal counterexample"), "{message}");
 }
