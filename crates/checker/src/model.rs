@@ -20,12 +20,13 @@
 //! A state holds every replica's data as one slot per key (stamp and value; the real CRDT is
 //! rebuilt from it for each transition), its Lamport clock, its write count and, as ghost state, the
 //! set of update ids it has delivered; the messages in flight in a canonical order; and the drop
-//! budget. Writes are stamped by a Lamport clock (the replica's greatest seen time plus one), so two
-//! replicas that write before hearing from each other issue *equal* times: that is where tie-break
-//! bugs live. Write `k` of every replica goes to key `k % keys` and puts
-//! its own value (by default) or any value in `1..=n` (or, in the dictionary, a remove): every
-//! replica runs the same program, which keeps the state space small and the replicas
-//! interchangeable.
+//! budget, all packed into a few machine words (`state.rs`) so that copying, comparing and
+//! fingerprinting a state costs little. Writes are stamped by a Lamport clock (the replica's
+//! greatest seen time plus one), so two replicas that write before hearing from each other issue
+//! *equal* times: that is where tie-break bugs live. Write `k` of every replica goes to key
+//! `k % keys` and puts its own value (by default) or any value in `1..=n` (or, in the dictionary,
+//! a remove): every replica runs the same program, which keeps the state space small and the
+//! replicas interchangeable.
 //!
 //! Networks: `reliable` and `lossy` keep one FIFO queue per link; `reordering` delivers in any
 //! order; `duplicating` and `lossy-duplicating` keep a set, so a delivered message stays in flight and
@@ -39,8 +40,12 @@
 //!
 //! # Running
 //!
-//! The full run is a depth-first search on 2 threads with symmetry reduction where it is sound
-//! (not under the `peer-id` tie-break, which orders replicas; see [`CheckReport::symmetry_note`]).
+//! The full run is a depth-first search on [`CheckConfig::threads`] threads (default 1) with
+//! symmetry reduction where it is sound (not under the `peer-id` tie-break, which orders replicas;
+//! see [`CheckReport::symmetry_note`]). Stateright's depth-first search is the one mode where both
+//! threads and symmetry work (`STATERIGHT.md`), and more threads change neither the verdict nor the
+//! unique-state count of a complete run: the visited set holds fingerprints of canonical
+//! representatives, whichever thread gets there first.
 //! A run that hits its timeout, state bound or depth bound is [`Verdict::Inconclusive`], never a
 //! pass. After a failing run the shortest counterexample is found by iterative deepening: runs
 //! bounded to 0, 1, 2, ... actions until one fails. Those runs use breadth-first search on one
@@ -166,7 +171,11 @@ pub struct CheckConfig {
     /// Wall-clock limit for the full run, and again for finding the shortest counterexample;
     /// default 60 000. A run that reaches it is inconclusive.
     pub timeout_ms: u64,
-    /// Checker threads for the full run, 1..=64; default 2.
+    /// Checker threads for the full depth-first run and for
+    /// [`unique_states_with_and_without_symmetry`], 1..=64; default 1. Sound for any number: see
+    /// the module docs. The search for the shortest counterexample always runs breadth-first on
+    /// one thread, because only a single-threaded breadth-first order meets every state first on
+    /// a shortest path.
     pub threads: u32,
 }
 
@@ -185,7 +194,7 @@ impl Default for CheckConfig {
             max_depth: None,
             max_states: None,
             timeout_ms: 60_000,
-            threads: 2,
+            threads: 1,
         }
     }
 }
@@ -514,10 +523,7 @@ pub fn check(config: &CheckConfig) -> Result<CheckReport, CheckError> {
     let symmetry_note =
         (config.symmetry == Symmetry::On && !symmetry_sound).then(|| PEER_ID_NOTE.to_string());
     let timeout = Duration::from_millis(config.timeout_ms);
-    let model = ConvergeModel {
-        spec,
-        mode: Mode::Verify,
-    };
+    let model = ConvergeModel::new(spec, Mode::Verify);
     let full = run(
         model.clone(),
         &RunOptions {
@@ -654,10 +660,7 @@ pub fn unique_states_with_and_without_symmetry(
         timeout: Duration::from_millis(config.timeout_ms),
         stop_at_first_failure: false,
     };
-    let model = ConvergeModel {
-        spec,
-        mode: Mode::Explore,
-    };
+    let model = ConvergeModel::new(spec, Mode::Explore);
     let without = run(model.clone(), &options(false));
     let applied = spec.symmetry_is_sound();
     let with = if applied {
@@ -755,7 +758,7 @@ impl fmt::Display for MessageSummary {
 
 fn view_line(model: &ConvergeModel, replica: usize, state: &ModelState) -> String {
     let cells: Vec<String> = model
-        .view(&state.replicas[replica].slots)
+        .view(state.replica(replica).slots())
         .iter()
         .map(|v| v.map_or_else(|| "-".to_string(), |v| v.to_string()))
         .collect();
@@ -779,7 +782,7 @@ fn describe(
         steps.push(line);
     }
     let last = path.last_state();
-    let final_views = (0..last.replicas.len())
+    let final_views = (0..last.replicas().len())
         .map(|r| view_line(model, r, last))
         .collect();
     Counterexample {
@@ -798,13 +801,13 @@ fn describe_action(
     before: &ModelState,
     action: &ModelAction,
 ) -> (CounterexampleAction, String) {
-    let message_ends = |m: &Message| (u32::from(m.from), u32::from(m.to));
+    let message_ends = |m: &Message| (u32::from(m.from()), u32::from(m.to()));
     match action {
         ModelAction::Write { replica, value } => {
-            let r = &before.replicas[usize::from(*replica)];
-            let key = u32::from(r.writes_done % model.spec.keys);
-            let stamp = Stamp::new(u64::from(r.clock) + 1, u32::from(*replica));
-            let update = update_id(replica * MAX_WRITES + r.writes_done);
+            let r = before.replica(usize::from(*replica));
+            let key = u32::from(r.writes_done() % model.spec.keys);
+            let stamp = Stamp::new(u64::from(r.clock()) + 1, u32::from(*replica));
+            let update = update_id(replica * MAX_WRITES + r.writes_done());
             let value = (*value != 0).then_some(u64::from(*value));
             let what = match value {
                 Some(v) => format!("puts key {key} = {v}"),
@@ -827,7 +830,7 @@ fn describe_action(
         }
         ModelAction::Deliver(m) => {
             let (from, to) = message_ends(m);
-            let message = summarize(&m.payload);
+            let message = summarize(&m.payload());
             let line = format!("deliver r{from} -> r{to}: {message}");
             (CounterexampleAction::Deliver { from, to, message }, line)
         }
@@ -837,7 +840,7 @@ fn describe_action(
             flips,
         } => {
             let (from, to) = message_ends(m);
-            let message = summarize(&m.payload);
+            let message = summarize(&m.payload());
             let coins: Vec<bool> = (0..*flips).map(|i| coins & (1 << i) != 0).collect();
             let sides: Vec<&str> = coins
                 .iter()
@@ -859,7 +862,7 @@ fn describe_action(
         }
         ModelAction::Drop(m) => {
             let (from, to) = message_ends(m);
-            let message = summarize(&m.payload);
+            let message = summarize(&m.payload());
             let line = format!("drop r{from} -> r{to}: {message}");
             (CounterexampleAction::Drop { from, to, message }, line)
         }

@@ -49,21 +49,22 @@ fn peer_id_grid_over_state_broadcast_converges_on_reliable_duplicating_and_reord
         (NetworkKind::Duplicating, 3, 2, 178_900),
         // Reordering with 3 x 2 has well over half a million states: left to the benchmarks.
     ];
+    // Complete runs on two threads visit exactly the states one thread visits.
     for (network, replicas, writes, unique) in cases {
         let report = run(CheckConfig {
             network,
             replicas,
             writes_per_replica: writes,
+            threads: 2,
             ..Default::default()
         });
         assert_eq!(report.verdict, Verdict::Pass, "{network:?} {report:#?}");
         assert_eq!(report.symmetry, Symmetry::Off, "peer-id is not symmetric");
         assert!(report.symmetry_note.is_some());
-        println!(
-            "{network:?} {replicas}x{writes}: {} unique in {} ms",
-            report.unique_states, report.elapsed_ms
+        assert_eq!(
+            report.unique_states, unique,
+            "{network:?} {replicas}x{writes}"
         );
-        let _ = unique;
     }
 }
 
@@ -174,6 +175,32 @@ fn symmetry_reduces_three_interchangeable_replicas_about_six_fold() {
     .unwrap();
     assert!(!peer_id.symmetry_applied);
     assert_eq!(peer_id.with_symmetry, peer_id.without_symmetry);
+}
+
+#[test]
+fn threads_change_neither_verdicts_nor_state_counts() {
+    let config = CheckConfig {
+        crdt: grid(TieBreak::KeepLocal),
+        network: NetworkKind::LossyDuplicating,
+        ..Default::default()
+    };
+    for threads in [1, 2, 4] {
+        let space =
+            unique_states_with_and_without_symmetry(&CheckConfig { threads, ..config }).unwrap();
+        assert_eq!(
+            (space.with_symmetry, space.without_symmetry),
+            (483, 2_834),
+            "{threads} threads"
+        );
+        let report = run(CheckConfig { threads, ..config });
+        assert_fails(&report, "strong convergence", 4);
+        let lossy = run(CheckConfig {
+            crdt: grid(TieBreak::PeerId),
+            threads,
+            ..config
+        });
+        assert_fails(&lossy, "quiescent implies converged", 7);
+    }
 }
 
 #[test]

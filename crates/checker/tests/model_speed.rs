@@ -47,3 +47,19 @@ fn states_per_second_and_symmetry_factor() {
         }
     }
 }
+
+/// One configuration on one thread, for `perf record`: the keep-local grid explored with and
+/// without symmetry.
+#[test]
+#[ignore = "for profiling"]
+fn profile_keep_local_on_one_thread() {
+    let space = unique_states_with_and_without_symmetry(&CheckConfig {
+        writes_per_replica: std::env::var("WRITES")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(2),
+        ..config(TieBreak::KeepLocal, 1)
+    })
+    .expect("a valid configuration");
+    println!("{space:?}");
+}

@@ -4,6 +4,16 @@
 //! `merge`, `prepare` and `apply` (and so the real `incoming_wins` tie-break), and read the slots
 //! back. The model never reimplements a merge rule, so a bug the checker finds is a bug in the
 //! crate's code, not in a copy of it.
+//!
+//! Rebuilding a CRDT costs allocations, and the same replica receives the same payload in many
+//! states, so every transition of one replica (a receive with a given coin pattern, a write) is
+//! memoized per checker thread, keyed by the packed replica and payload. The memo holds results
+//! of the crate's code, never a rule of its own.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use converge_crdt::dict::Entry;
 use converge_crdt::{
@@ -13,7 +23,7 @@ use converge_crdt::{
 use stateright::{Model, Property};
 
 use super::state::{
-    Flight, Message, ModelStamp, ModelState, Payload, ReplicaState, Slot, MAX_WRITES,
+    Flight, Message, ModelStamp, ModelState, Payload, ReplicaState, Slot, Slots, MAX_WRITES,
 };
 use super::{ModelCrdt, ModelProtocol, NetworkKind};
 
@@ -38,7 +48,7 @@ pub(crate) struct ModelSpec {
 }
 
 impl ModelSpec {
-    fn tie_break(&self) -> TieBreak {
+    pub(crate) fn tie_break(&self) -> TieBreak {
         match self.crdt {
             ModelCrdt::Grid { tie_break } | ModelCrdt::Dict { tie_break, .. } => tie_break,
         }
@@ -62,7 +72,7 @@ impl ModelSpec {
         self.tie_break() != TieBreak::PeerId
     }
 
-    fn flight(&self) -> Flight {
+    pub(crate) fn flight(&self) -> Flight {
         match self.network {
             NetworkKind::Reliable | NetworkKind::Lossy => Flight::Fifo,
             NetworkKind::Reordering => Flight::Multiset,
@@ -70,7 +80,7 @@ impl ModelSpec {
         }
     }
 
-    fn lossy(&self) -> bool {
+    pub(crate) fn lossy(&self) -> bool {
         matches!(
             self.network,
             NetworkKind::Lossy | NetworkKind::LossyDuplicating
@@ -101,7 +111,7 @@ pub(crate) enum Mode {
 }
 
 /// One step of the model. Messages are carried whole so that a path reads on its own.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ModelAction {
     /// Replica `replica` issues its next write; `value` 0 is a remove.
     Write { replica: u8, value: u8 },
@@ -125,6 +135,9 @@ pub enum ModelAction {
 pub(crate) struct ConvergeModel {
     pub spec: ModelSpec,
     pub mode: Mode,
+    /// Names this model's entries in the per-thread memo (clones share it: same spec, same
+    /// transitions).
+    memo_id: u64,
 }
 
 /// A coin that answers from a bit pattern and counts how often it was asked.
@@ -147,7 +160,7 @@ enum Data {
     Dict(LwwDict),
 }
 
-// The model's integers are all tiny (times up to 12, values up to 3, keys up to 4, replicas up to
+// The model's integers are all tiny (times up to 12, values up to 4, keys up to 4, replicas up to
 // 4), so the narrowing casts below cannot truncate anything the model put in.
 fn stamp_of(stamp: ModelStamp) -> Stamp {
     Stamp::new(u64::from(stamp.time), u32::from(stamp.replica))
@@ -171,8 +184,129 @@ fn entry_of(slot: &Slot) -> Entry {
     }
 }
 
+/// Entries one checker thread's memo holds at most; it starts over when full. A quarter of a
+/// million entries is about 20 MB per thread, and the models explored here need far fewer.
+const MEMO_ENTRIES_MAX: usize = 1 << 18;
+
+/// A transition of one replica.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum MemoKey {
+    Receive {
+        replica: u128,
+        payload: u128,
+        coins: u8,
+    },
+    Write {
+        replica: u128,
+        writer: u8,
+        value: u8,
+    },
+}
+
+/// The replica after the transition, and the coin flips it asked for.
+type MemoValue = (u128, u8);
+
+struct Memo {
+    model: u64,
+    entries: HashMap<MemoKey, MemoValue, BuildHasherDefault<WordHasher>>,
+}
+
+thread_local! {
+    static MEMO: RefCell<Memo> = RefCell::new(Memo {
+        model: 0,
+        entries: HashMap::default(),
+    });
+}
+
+static NEXT_MEMO_ID: AtomicU64 = AtomicU64::new(1);
+
+/// `compute()`, or what it returned last time for `key` under model `model`.
+fn memoized(model: u64, key: MemoKey, compute: impl FnOnce() -> MemoValue) -> MemoValue {
+    let hit = MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if memo.model != model {
+            memo.entries.clear();
+            memo.model = model;
+        }
+        memo.entries.get(&key).copied()
+    });
+    if let Some(value) = hit {
+        return value;
+    }
+    let value = compute();
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if memo.entries.len() >= MEMO_ENTRIES_MAX {
+            memo.entries.clear();
+        }
+        memo.entries.insert(key, value);
+    });
+    value
+}
+
+/// A multiply-rotate hasher over machine words (the FxHash recipe): memo keys are a few packed
+/// words, for which SipHash would cost more than the lookup saves. Never used for fingerprints.
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl WordHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.add(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.add(value);
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.add(value as u64);
+        self.add((value >> 64) as u64);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+
+    fn write_isize(&mut self, value: isize) {
+        self.add(value as u64);
+    }
+}
+
+fn state_payload(replica: ReplicaState) -> Payload {
+    Payload::State {
+        slots: replica.slots(),
+        updates: replica.delivered(),
+    }
+}
+
 impl ConvergeModel {
-    fn build(&self, slots: &[Slot]) -> Data {
+    pub(crate) fn new(spec: ModelSpec, mode: Mode) -> ConvergeModel {
+        ConvergeModel {
+            spec,
+            mode,
+            memo_id: NEXT_MEMO_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    fn build(&self, slots: Slots) -> Data {
         let coin = &mut FixedCoin(false);
         match self.spec.crdt {
             ModelCrdt::Grid { tie_break } => {
@@ -181,7 +315,7 @@ impl ConvergeModel {
                     cols: u32::from(self.spec.keys),
                     tie_break,
                 });
-                for (cell, slot) in slots.iter().enumerate() {
+                for (cell, slot) in slots.iter(self.spec.keys).enumerate() {
                     if let Some((stamp, value)) = slot.add {
                         // Applying to an empty cell always wins, so no coin is consulted.
                         grid.apply(
@@ -198,8 +332,8 @@ impl ConvergeModel {
             }
             ModelCrdt::Dict { bias, tie_break } => {
                 let mut dict = LwwDict::new(LwwDictConfig { bias, tie_break });
-                for (key, slot) in slots.iter().enumerate() {
-                    let entry = entry_of(slot);
+                for (key, slot) in slots.iter(self.spec.keys).enumerate() {
+                    let entry = entry_of(&slot);
                     if let Some((stamp, value)) = entry.add {
                         dict.apply(
                             &DictOp::Add {
@@ -225,9 +359,10 @@ impl ConvergeModel {
         }
     }
 
-    fn read(&self, data: &Data) -> Vec<Slot> {
-        (0..u32::from(self.spec.keys))
-            .map(|key| match data {
+    fn read(&self, data: &Data) -> Slots {
+        let mut slots = Slots::default();
+        for key in 0..u32::from(self.spec.keys) {
+            let slot = match data {
                 Data::Grid(grid) => Slot {
                     add: grid
                         .cell(key)
@@ -243,24 +378,56 @@ impl ConvergeModel {
                         remove: entry.remove.map(|stamp| stamp.time as u8),
                     },
                 },
-            })
-            .collect()
+            };
+            slots.set(key as usize, slot);
+        }
+        slots
+    }
+
+    /// What a user sees of one key: the value or nothing.
+    fn view_of(&self, slot: Slot) -> Option<u8> {
+        match self.spec.crdt {
+            ModelCrdt::Grid { .. } => slot.add.map(|(_, value)| value).filter(|v| *v != 0),
+            ModelCrdt::Dict { bias, .. } => entry_of(&slot).lookup(bias).map(|v| v as u8),
+        }
     }
 
     /// What a user of replica data sees: per key, the value or nothing.
-    pub(crate) fn view(&self, slots: &[Slot]) -> Vec<Option<u8>> {
+    pub(crate) fn view(&self, slots: Slots) -> Vec<Option<u8>> {
         slots
-            .iter()
-            .map(|slot| match self.spec.crdt {
-                ModelCrdt::Grid { .. } => slot.add.map(|(_, value)| value).filter(|v| *v != 0),
-                ModelCrdt::Dict { bias, .. } => entry_of(slot).lookup(bias).map(|v| v as u8),
-            })
+            .iter(self.spec.keys)
+            .map(|s| self.view_of(s))
             .collect()
     }
 
-    /// The replica after receiving `payload`, and how many coin flips the merge asked for.
-    fn receive(&self, replica: &ReplicaState, payload: &Payload, coins: u8) -> (ReplicaState, u8) {
-        let mut data = self.build(&replica.slots);
+    fn same_view(&self, a: Slots, b: Slots) -> bool {
+        a == b
+            || a.iter(self.spec.keys)
+                .zip(b.iter(self.spec.keys))
+                .all(|(x, y)| self.view_of(x) == self.view_of(y))
+    }
+
+    /// The replica after receiving `message`, and how many coin flips the merge asked for.
+    fn receive(&self, replica: ReplicaState, message: Message, coins: u8) -> (ReplicaState, u8) {
+        let key = MemoKey::Receive {
+            replica: replica.bits(),
+            payload: message.payload_bits(),
+            coins,
+        };
+        let (bits, flips) = memoized(self.memo_id, key, || {
+            let (received, flips) = self.receive_uncached(replica, message.payload(), coins);
+            (received.bits(), flips)
+        });
+        (ReplicaState::from_bits(bits), flips)
+    }
+
+    fn receive_uncached(
+        &self,
+        replica: ReplicaState,
+        payload: Payload,
+        coins: u8,
+    ) -> (ReplicaState, u8) {
+        let mut data = self.build(replica.slots());
         let mut coin = PatternCoin {
             bits: coins,
             flips: 0,
@@ -268,7 +435,7 @@ impl ConvergeModel {
         let mut clock = Clock {
             kind: ClockKind::Lamport,
             skew: Default::default(),
-            last: u64::from(replica.clock),
+            last: u64::from(replica.clock()),
         };
         let delivered = match payload {
             Payload::State { slots, updates } => {
@@ -285,7 +452,7 @@ impl ConvergeModel {
                     // Both sides are built from the same spec, so the kinds always agree.
                     _ => {}
                 }
-                replica.delivered | updates
+                replica.delivered() | updates
             }
             Payload::Op {
                 update,
@@ -293,66 +460,67 @@ impl ConvergeModel {
                 value,
                 stamp,
             } => {
-                let intent = if *value == 0 {
+                let intent = if value == 0 {
                     Intent::Remove {
-                        key: u32::from(*key),
+                        key: u32::from(key),
                     }
                 } else {
                     Intent::Put {
-                        key: u32::from(*key),
-                        value: u64::from(*value),
+                        key: u32::from(key),
+                        value: u64::from(value),
                     }
                 };
-                apply_intent(&mut data, &intent, stamp_of(*stamp), &mut coin);
+                apply_intent(&mut data, &intent, stamp_of(stamp), &mut coin);
                 clock.observe(u64::from(stamp.time));
-                replica.delivered | (1 << update)
+                replica.delivered() | (1 << update)
             }
         };
-        let next = ReplicaState {
-            slots: self.read(&data),
-            clock: clock.last as u8,
-            writes_done: replica.writes_done,
+        let next = ReplicaState::new(
+            self.read(&data),
+            clock.last as u8,
+            replica.writes_done(),
             delivered,
-        };
+        );
         (next, coin.flips)
     }
 
-    /// How many coin flips delivering `payload` to `replica` asks for. Only the random tie-break
+    /// How many coin flips delivering `message` to `replica` asks for. Only the random tie-break
     /// flips coins, so the others skip the dry run.
-    fn flips(&self, replica: &ReplicaState, payload: &Payload) -> u8 {
+    fn flips(&self, replica: ReplicaState, message: Message) -> u8 {
         if self.spec.tie_break() != TieBreak::Random {
             return 0;
         }
-        self.receive(replica, payload, 0).1
+        self.receive(replica, message, 0).1
     }
 
-    /// Whether delivering `payload` to `replica` would change it under some coin.
-    fn would_change(&self, replica: &ReplicaState, payload: &Payload) -> bool {
-        let flips = self.flips(replica, payload).min(7);
-        (0..1u16 << flips).any(|bits| self.receive(replica, payload, bits as u8).0 != *replica)
+    /// Whether delivering `message` to `replica` would change it under some coin.
+    fn would_change(&self, replica: ReplicaState, message: Message) -> bool {
+        let flips = self.flips(replica, message).min(7);
+        (0..1u16 << flips).any(|bits| self.receive(replica, message, bits as u8).0 != replica)
     }
 
     /// All writes issued, and nothing in flight (and, with anti-entropy, no possible exchange)
     /// would change any replica.
     pub(crate) fn quiescent(&self, state: &ModelState) -> bool {
         if state
-            .replicas
+            .replicas()
             .iter()
-            .any(|r| r.writes_done < self.spec.writes_per_replica)
+            .any(|r| r.writes_done() < self.spec.writes_per_replica)
         {
             return false;
         }
         if state
             .in_flight
             .iter()
-            .any(|m| self.would_change(&state.replicas[usize::from(m.to)], &m.payload))
+            .any(|m| self.would_change(state.replica(usize::from(m.to())), *m))
         {
             return false;
         }
         if self.spec.protocol == ModelProtocol::AntiEntropy {
-            for (from, sender) in state.replicas.iter().enumerate() {
-                for (to, receiver) in state.replicas.iter().enumerate() {
-                    if from != to && self.would_change(receiver, &state_payload(sender)) {
+            for (from, sender) in state.replicas().iter().enumerate() {
+                for (to, receiver) in state.replicas().iter().enumerate() {
+                    let exchange = Message::new(from as u8, to as u8, state_payload(*sender));
+                    if from != to && self.would_change(*receiver, exchange) {
                         return false;
                     }
                 }
@@ -363,17 +531,18 @@ impl ConvergeModel {
 
     /// Whether every replica sees the same thing.
     pub(crate) fn converged(&self, state: &ModelState) -> bool {
-        let mut views = state.replicas.iter().map(|r| self.view(&r.slots));
-        match views.next() {
-            None => true,
-            Some(first) => views.all(|v| v == first),
-        }
+        let replicas = state.replicas();
+        replicas
+            .iter()
+            .skip(1)
+            .all(|r| self.same_view(r.slots(), replicas[0].slots()))
     }
 
     fn strongly_convergent(&self, state: &ModelState) -> bool {
-        for (i, a) in state.replicas.iter().enumerate() {
-            for b in &state.replicas[i + 1..] {
-                if a.delivered == b.delivered && self.view(&a.slots) != self.view(&b.slots) {
+        let replicas = state.replicas();
+        for (i, a) in replicas.iter().enumerate() {
+            for b in &replicas[i + 1..] {
+                if a.delivered() == b.delivered() && !self.same_view(a.slots(), b.slots()) {
                     return false;
                 }
             }
@@ -384,10 +553,12 @@ impl ConvergeModel {
     /// Two replicas hold different writes to one key with equal stamp times (or, in the dictionary,
     /// an add and a remove with equal times): exactly where tie-breaks and biases decide.
     fn conflict(&self, state: &ModelState) -> bool {
+        let replicas = state.replicas();
         for key in 0..usize::from(self.spec.keys) {
-            let slots: Vec<&Slot> = state.replicas.iter().map(|r| &r.slots[key]).collect();
-            for (i, a) in slots.iter().enumerate() {
-                for b in &slots[i..] {
+            for (i, a) in replicas.iter().enumerate() {
+                let a = a.slots().get(key);
+                for b in &replicas[i..] {
+                    let b = b.slots().get(key);
                     if let (Some((sa, va)), Some((sb, vb))) = (a.add, b.add) {
                         if sa.time == sb.time && (sa, va) != (sb, vb) {
                             return true;
@@ -409,21 +580,17 @@ impl ConvergeModel {
         false
     }
 
-    fn deliverable<'a>(&self, state: &'a ModelState) -> Vec<&'a Message> {
-        let mut out: Vec<&Message> = Vec::new();
-        for (i, m) in state.in_flight.iter().enumerate() {
-            let previous = i.checked_sub(1).map(|p| &state.in_flight[p]);
-            let skip = match state.flight {
-                // Only the head of each link: the message before it is on another link.
-                Flight::Fifo => previous.is_some_and(|p| (p.from, p.to) == (m.from, m.to)),
-                // Identical copies are one choice.
-                Flight::Multiset | Flight::Set => previous == Some(m),
-            };
-            if !skip {
-                out.push(m);
-            }
+    /// Whether message `index` in flight may be delivered next: on FIFO networks only the head of
+    /// each link; elsewhere any message, identical copies counting as one choice.
+    fn deliverable(state: &ModelState, index: usize) -> bool {
+        let message = state.in_flight[index];
+        let Some(previous) = index.checked_sub(1).map(|p| state.in_flight[p]) else {
+            return true;
+        };
+        match state.flight {
+            Flight::Fifo => (previous.from(), previous.to()) != (message.from(), message.to()),
+            Flight::Multiset | Flight::Set => previous != message,
         }
-        out
     }
 
     /// The anti-entropy exchange `from -> to`, if one may start now.
@@ -435,21 +602,18 @@ impl ConvergeModel {
     /// flight). Without these rules the queues grow with every stale copy of every state, and the
     /// state space with them, for no behaviour a later exchange could not show.
     pub(crate) fn sync_message(&self, state: &ModelState, from: u8, to: u8) -> Option<Message> {
-        let sender = state.replicas.get(usize::from(from))?;
-        let receiver = state.replicas.get(usize::from(to))?;
-        if from == to || sender.slots == receiver.slots {
+        let sender = *state.replicas().get(usize::from(from))?;
+        let receiver = *state.replicas().get(usize::from(to))?;
+        if from == to || sender.slots() == receiver.slots() {
             return None;
         }
-        let message = Message {
-            from,
-            to,
-            payload: state_payload(sender),
-        };
+        let message = Message::new(from, to, state_payload(sender));
         let busy = match state.flight {
-            Flight::Set => state.in_flight.contains(&message),
-            Flight::Fifo | Flight::Multiset => {
-                state.in_flight.iter().any(|m| (m.from, m.to) == (from, to))
-            }
+            Flight::Set => state.in_flight.binary_search(&message).is_ok(),
+            Flight::Fifo | Flight::Multiset => state
+                .in_flight
+                .iter()
+                .any(|m| (m.from(), m.to()) == (from, to)),
         };
         (!busy).then_some(message)
     }
@@ -457,27 +621,74 @@ impl ConvergeModel {
     fn write(&self, state: &ModelState, replica: u8, value: u8) -> ModelState {
         let mut next = state.clone();
         let r = usize::from(replica);
-        let (written, sent) = self.issue(&state.replicas[r], replica, value);
-        next.in_flight.extend(sent);
-        next.replicas[r] = written;
+        let (written, payload) = self.issue(state.replica(r), replica, value);
+        if let Some(payload) = payload {
+            next.in_flight.extend(
+                (0..self.spec.replicas)
+                    .filter(|to| *to != replica)
+                    .map(|to| Message::new(replica, to, payload)),
+            );
+        }
+        next.set_replica(r, written);
         next.canonicalize();
         next
     }
 
     /// Replica `replica` (holding `current`) issues its next write: the replica afterwards, and
-    /// the messages the write sends, in the order it sends them (by receiver, as netsim's mesh
-    /// does, so that a scripted replay numbers them alike).
+    /// what the write sends to every peer, if anything.
     pub(crate) fn issue(
         &self,
-        current: &ReplicaState,
+        current: ReplicaState,
         replica: u8,
         value: u8,
-    ) -> (ReplicaState, Vec<Message>) {
-        let key = current.writes_done % self.spec.keys;
+    ) -> (ReplicaState, Option<Payload>) {
+        let key = MemoKey::Write {
+            replica: current.bits(),
+            writer: replica,
+            value,
+        };
+        let (bits, _) = memoized(self.memo_id, key, || {
+            (self.issue_uncached(current, replica, value).bits(), 0)
+        });
+        let written = ReplicaState::from_bits(bits);
+        let update = replica * MAX_WRITES + current.writes_done();
+        let payload = match self.spec.protocol {
+            ModelProtocol::StateBroadcast => Some(state_payload(written)),
+            ModelProtocol::OpBroadcast => Some(Payload::Op {
+                update,
+                key: current.writes_done() % self.spec.keys,
+                value,
+                // The write's stamp time is the clock it leaves behind: a Lamport tick.
+                stamp: ModelStamp {
+                    time: written.clock(),
+                    replica,
+                },
+            }),
+            ModelProtocol::AntiEntropy => None,
+        };
+        (written, payload)
+    }
+
+    /// The messages a write of `replica` sends from `state`, in the order it sends them (by
+    /// receiver, as netsim's mesh does, so that a scripted replay numbers them alike).
+    pub(crate) fn sent_by_write(&self, state: &ModelState, replica: u8, value: u8) -> Vec<Message> {
+        let (_, payload) = self.issue(state.replica(usize::from(replica)), replica, value);
+        payload
+            .map(|payload| {
+                (0..self.spec.replicas)
+                    .filter(|to| *to != replica)
+                    .map(|to| Message::new(replica, to, payload))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn issue_uncached(&self, current: ReplicaState, replica: u8, value: u8) -> ReplicaState {
+        let key = current.writes_done() % self.spec.keys;
         let mut clock = Clock {
             kind: ClockKind::Lamport,
             skew: Default::default(),
-            last: u64::from(current.clock),
+            last: u64::from(current.clock()),
         };
         let time = clock.tick(0, None);
         let stamp = Stamp::new(time, u32::from(replica));
@@ -491,53 +702,50 @@ impl ConvergeModel {
                 value: u64::from(value),
             }
         };
-        let mut data = self.build(&current.slots);
+        let mut data = self.build(current.slots());
         // A fresh Lamport stamp is greater than anything held, so no tie and no coin.
         apply_intent(&mut data, &intent, stamp, &mut FixedCoin(false));
-        let update = replica * MAX_WRITES + current.writes_done;
-        let written = ReplicaState {
-            slots: self.read(&data),
-            clock: clock.last as u8,
-            writes_done: current.writes_done + 1,
-            delivered: current.delivered | (1 << update),
-        };
-        let mut sent = Vec::new();
-        for to in (0..self.spec.replicas).filter(|to| *to != replica) {
-            let payload = match self.spec.protocol {
-                ModelProtocol::StateBroadcast => state_payload(&written),
-                ModelProtocol::OpBroadcast => Payload::Op {
-                    update,
-                    key,
-                    value,
-                    stamp: model_stamp(stamp),
-                },
-                ModelProtocol::AntiEntropy => continue,
-            };
-            sent.push(Message {
-                from: replica,
-                to,
-                payload,
-            });
-        }
-        (written, sent)
+        let update = replica * MAX_WRITES + current.writes_done();
+        debug_assert_eq!(
+            clock.last, time,
+            "a Lamport tick leaves the clock at the new time"
+        );
+        ReplicaState::new(
+            self.read(&data),
+            clock.last as u8,
+            current.writes_done() + 1,
+            current.delivered() | (1 << update),
+        )
     }
 
-    fn deliver(&self, state: &ModelState, message: &Message, coins: u8) -> Option<ModelState> {
-        let index = state.in_flight.iter().position(|m| m == message)?;
-        let to = usize::from(message.to);
-        let (received, _) = self.receive(&state.replicas[to], &message.payload, coins);
+    fn deliver(&self, state: &ModelState, message: Message, coins: u8) -> Option<ModelState> {
+        let index = position(state, message)?;
+        let to = usize::from(message.to());
+        let before = state.replica(to);
+        let (received, _) = self.receive(before, message, coins);
+        // On duplicating networks the message stays in flight (it may be delivered again): only a
+        // real change to the receiver is a new state.
+        if state.flight == Flight::Set && received == before {
+            return None;
+        }
         let mut next = state.clone();
-        if state.flight == Flight::Set {
-            // The message stays in flight (it may be delivered again): only a real change to the
-            // receiver is a new state.
-            if received == state.replicas[to] {
-                return None;
-            }
-        } else {
+        if state.flight != Flight::Set {
             next.in_flight.remove(index);
         }
-        next.replicas[to] = received;
+        next.set_replica(to, received);
         Some(next)
+    }
+}
+
+/// Where `message` is in flight (its first copy): a binary search where the messages are sorted
+/// whole, a scan where only their links are.
+fn position(state: &ModelState, message: Message) -> Option<usize> {
+    match state.flight {
+        Flight::Fifo => state.in_flight.iter().position(|m| *m == message),
+        Flight::Multiset | Flight::Set => {
+            let index = state.in_flight.partition_point(|m| *m < message);
+            (state.in_flight.get(index) == Some(&message)).then_some(index)
+        }
     }
 }
 
@@ -554,43 +762,29 @@ fn apply_intent(data: &mut Data, intent: &Intent, stamp: Stamp, coin: &mut dyn C
     }
 }
 
-fn state_payload(replica: &ReplicaState) -> Payload {
-    Payload::State {
-        slots: replica.slots.clone(),
-        updates: replica.delivered,
-    }
-}
-
 impl Model for ConvergeModel {
     type State = ModelState;
     type Action = ModelAction;
 
     fn init_states(&self) -> Vec<ModelState> {
-        let replica = ReplicaState {
-            slots: vec![Slot::default(); usize::from(self.spec.keys)],
-            clock: 0,
-            writes_done: 0,
-            delivered: 0,
-        };
-        vec![ModelState {
-            replicas: vec![replica; usize::from(self.spec.replicas)],
-            in_flight: Vec::new(),
-            drops_left: if self.spec.lossy() {
+        vec![ModelState::new(
+            self.spec.replicas,
+            if self.spec.lossy() {
                 self.spec.drops
             } else {
                 0
             },
-            flight: self.spec.flight(),
-            own_values: self.spec.values == 0,
-        }]
+            self.spec.flight(),
+            self.spec.values == 0,
+        )]
     }
 
     /// Writes (by replica, then value), deliveries (in the canonical message order, then coin
     /// patterns), drops, then anti-entropy exchanges (by sender, then receiver): a fixed order, as
     /// stateright replays paths by action index.
     fn actions(&self, state: &ModelState, actions: &mut Vec<ModelAction>) {
-        for (replica, r) in state.replicas.iter().enumerate() {
-            if r.writes_done < self.spec.writes_per_replica {
+        for (replica, r) in state.replicas().iter().enumerate() {
+            if r.writes_done() < self.spec.writes_per_replica {
                 for value in self.spec.write_values(replica as u8) {
                     actions.push(ModelAction::Write {
                         replica: replica as u8,
@@ -599,17 +793,19 @@ impl Model for ConvergeModel {
                 }
             }
         }
-        let deliverable = self.deliverable(state);
-        for message in &deliverable {
+        for (index, message) in state.in_flight.iter().enumerate() {
+            if !Self::deliverable(state, index) {
+                continue;
+            }
             let flips = self
-                .flips(&state.replicas[usize::from(message.to)], &message.payload)
+                .flips(state.replica(usize::from(message.to())), *message)
                 .min(7);
             if flips == 0 {
-                actions.push(ModelAction::Deliver((*message).clone()));
+                actions.push(ModelAction::Deliver(*message));
             } else {
                 for coins in 0..1u16 << flips {
                     actions.push(ModelAction::DeliverWithCoin {
-                        message: (*message).clone(),
+                        message: *message,
                         coins: coins as u8,
                         flips,
                     });
@@ -619,18 +815,16 @@ impl Model for ConvergeModel {
         if state.drops_left > 0 {
             for (i, message) in state.in_flight.iter().enumerate() {
                 if i == 0 || state.in_flight[i - 1] != *message {
-                    actions.push(ModelAction::Drop(message.clone()));
+                    actions.push(ModelAction::Drop(*message));
                 }
             }
         }
         if self.spec.protocol == ModelProtocol::AntiEntropy {
-            for from in 0..state.replicas.len() {
-                for to in 0..state.replicas.len() {
-                    if self.sync_message(state, from as u8, to as u8).is_some() {
-                        actions.push(ModelAction::Sync {
-                            from: from as u8,
-                            to: to as u8,
-                        });
+            let n = state.replicas().len() as u8;
+            for from in 0..n {
+                for to in 0..n {
+                    if self.sync_message(state, from, to).is_some() {
+                        actions.push(ModelAction::Sync { from, to });
                     }
                 }
             }
@@ -640,12 +834,12 @@ impl Model for ConvergeModel {
     fn next_state(&self, state: &ModelState, action: ModelAction) -> Option<ModelState> {
         match action {
             ModelAction::Write { replica, value } => Some(self.write(state, replica, value)),
-            ModelAction::Deliver(message) => self.deliver(state, &message, 0),
+            ModelAction::Deliver(message) => self.deliver(state, message, 0),
             ModelAction::DeliverWithCoin { message, coins, .. } => {
-                self.deliver(state, &message, coins)
+                self.deliver(state, message, coins)
             }
             ModelAction::Drop(message) => {
-                let index = state.in_flight.iter().position(|m| *m == message)?;
+                let index = position(state, message)?;
                 let mut next = state.clone();
                 next.in_flight.remove(index);
                 next.drops_left = next.drops_left.checked_sub(1)?;

@@ -103,10 +103,7 @@ impl Counterexample {
     /// with verdict not converged.
     pub fn to_scenario(&self, config: &CheckConfig) -> Result<Scenario, ReplayError> {
         let spec = validate(config)?;
-        let model = ConvergeModel {
-            spec,
-            mode: Mode::Verify,
-        };
+        let model = ConvergeModel::new(spec, Mode::Verify);
         let path = model_path(&model, self)?;
         let mut scenario = base_scenario(config, &spec, self);
         let rounds = if spec.protocol == ModelProtocol::AntiEntropy {
@@ -191,7 +188,7 @@ impl PathSearch<'_> {
             if describe_action(self.model, state, &action).0 != *wanted {
                 continue;
             }
-            let Some(next) = self.model.next_state(state, action.clone()) else {
+            let Some(next) = self.model.next_state(state, action) else {
                 continue;
             };
             self.path.push((state.clone(), action));
@@ -388,14 +385,14 @@ fn schedule(
         match action {
             ModelAction::Write { replica, value } => {
                 now_us += STEP_US;
-                let current = &before.replicas[usize::from(*replica)];
+                let current = before.replica(usize::from(*replica));
                 ops.push(TimedOp {
                     at: SimDuration::from_us(now_us),
                     replica: u32::from(*replica),
-                    key: u32::from(current.writes_done % keys),
+                    key: u32::from(current.writes_done() % keys),
                     value: (*value != 0).then_some(u64::from(*value)),
                 });
-                for message in model.issue(current, *replica, *value).1 {
+                for message in model.sent_by_write(before, *replica, *value) {
                     sent.push(Sent {
                         number: next_number,
                         message,
