@@ -2,7 +2,8 @@
 
 use converge_checker::judge_builtin;
 use converge_netsim::{
-    Durability, FaultSpec, ProtocolKind, Scenario, SettleDrop, SimDuration, TimedOp, Verdict,
+    Durability, End, FaultSpec, ProtocolKind, Scenario, SettleDrop, SimDuration, TimedOp, Topology,
+    Verdict,
 };
 
 fn secs(s: u64) -> SimDuration {
@@ -112,4 +113,51 @@ fn the_settle_period_loses_no_message_at_random() {
     scenario.network.settle_drop = SettleDrop::AsConfigured;
     let report = judge_builtin(&scenario, 0).expect("valid scenario");
     assert_eq!(report.verdict, Verdict::NotConverged);
+}
+
+/// Found by the scenario-file fuzz test: under delta sync, a node that restarted with its state
+/// lost started its log over, while its peers kept their positions in its old log. The next
+/// request sliced the new log past its end (a panic), and a position still inside the new log
+/// would have skipped its first entries. Log positions now carry the log's epoch.
+///
+/// The minimal form: one replica behind a relay, crashing with volatile state; and two replicas on
+/// a mesh where the restarted one writes again, which its peer must still receive.
+#[test]
+fn delta_sync_positions_survive_a_volatile_restart() {
+    let mut scenario = Scenario {
+        name: "delta-sync-volatile-restart".into(),
+        replicas: 1,
+        ..Scenario::default()
+    };
+    scenario.protocol.kind = ProtocolKind::DeltaSync;
+    scenario.protocol.topology = Topology::Relay;
+    scenario.faults = vec![FaultSpec::Crash {
+        at: secs(2),
+        replica: 0,
+        restart: Some(secs(4)),
+        state: Durability::Volatile,
+    }];
+    let report = judge_builtin(&scenario, 0).expect("valid scenario");
+    assert_eq!(report.end, End::Completed);
+
+    scenario.replicas = 2;
+    scenario.protocol.topology = Topology::Mesh;
+    scenario.duration = secs(8);
+    scenario.workload.rate = 0.0;
+    scenario.workload.ops = [(1, 0), (5, 1), (6, 2)]
+        .into_iter()
+        .map(|(at, key)| TimedOp {
+            at: secs(at),
+            replica: 0,
+            key,
+            value: Some(u64::from(key) + 1),
+        })
+        .collect();
+    let report = judge_builtin(&scenario, 0).expect("valid scenario");
+    assert_eq!(
+        report.verdict,
+        Verdict::Converges,
+        "{:?}",
+        report.violations
+    );
 }

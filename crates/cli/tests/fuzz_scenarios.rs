@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use converge::checker::judge_builtin;
-use converge::netsim::{Durability, FaultSpec, ProtocolKind};
 use converge::scenario_file::{parse_and_validate, Format, ScenarioFileError};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -40,53 +39,16 @@ const FUZZ_EVENTS_MAX: u64 = 5_000;
 struct Tally {
     refused: AtomicUsize,
     accepted: AtomicUsize,
-    known_bug: AtomicUsize,
 }
 
 impl Tally {
     fn print(&self, test: &str) {
         eprintln!(
-            "{test}: {} inputs refused, {} accepted and run, {} accepted but not run (known bug)",
+            "{test}: {} inputs refused, {} accepted and run",
             self.refused.load(Ordering::Relaxed),
-            self.accepted.load(Ordering::Relaxed),
-            self.known_bug.load(Ordering::Relaxed)
+            self.accepted.load(Ordering::Relaxed)
         );
     }
-}
-
-/// Accepted scenarios that are not run, because they hit a simulator bug this test found and
-/// that is not fixed yet; each has an ignored regression test below. Delete the entry with the
-/// fix.
-fn known_simulator_bug(text: &str, format: Format) -> bool {
-    let Ok(scenario) = parse_and_validate(text, format, "fuzz") else {
-        return false;
-    };
-    // Delta sync after a volatile restart (listed, or drawn by swarm mode) slices its log past
-    // its end: sim/protocol.rs, "range end index 19 out of range for slice of length 3".
-    let volatile_restart = scenario.faults.iter().any(|fault| {
-        matches!(
-            fault,
-            FaultSpec::Crash {
-                restart: Some(_),
-                state: Durability::Volatile,
-                ..
-            }
-        )
-    });
-    scenario.protocol.kind == ProtocolKind::DeltaSync
-        && (volatile_restart || scenario.swarm.is_some())
-}
-
-/// The first simulator bug the fuzz test found. Ignored until it is fixed in netsim; then remove
-/// the `ignore` and its entry in [`known_simulator_bug`].
-#[test]
-#[ignore = "netsim bug: delta sync panics after a volatile restart (sim/protocol.rs)"]
-fn delta_sync_survives_a_volatile_restart() {
-    let text = "replicas = 1\n[protocol]\nkind = \"delta-sync\"\ntopology = \"relay\"\n\
-                [[faults]]\nkind = \"crash\"\nat = \"2s\"\nreplica = 0\nrestart = \"4s\"\n\
-                state = \"volatile\"\n";
-    let scenario = parse_and_validate(text, Format::Toml, "delta-sync-volatile.toml").unwrap();
-    judge_builtin(&scenario, 0).unwrap();
 }
 
 fn cases() -> u32 {
@@ -136,9 +98,6 @@ fn check(text: &str, format: Format, tally: &Tally) -> Result<(), TestCaseError>
         Err(error) => {
             tally.refused.fetch_add(1, Ordering::Relaxed);
             assert_clear(&error, path)?;
-        }
-        Ok(_) if known_simulator_bug(text, format) => {
-            tally.known_bug.fetch_add(1, Ordering::Relaxed);
         }
         Ok(mut scenario) => {
             tally.accepted.fetch_add(1, Ordering::Relaxed);

@@ -518,7 +518,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                             .positions_in_peer
                             .get(&to)
                             .copied()
-                            .unwrap_or(0);
+                            .unwrap_or_default();
                         let payload = Rc::new(Payload::DeltaRequest {
                             position,
                             vector: vector.clone(),

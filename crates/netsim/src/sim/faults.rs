@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use converge_crdt::{Clock, OpCrdt, ReplicaId};
 
+use super::protocol::{LogPosition, Protocol};
 use super::{fresh_protocol, Action, Payload, Sim, BACKOFF_DOUBLINGS_MAX, HEADER_BYTES};
 use crate::outcome::{EventKind, NodeId, Status, UpdateSet};
 use crate::scenario::{Direction, Durability, FaultSpec, ProtocolKind, Scenario, Topology};
@@ -123,7 +124,11 @@ impl<C: OpCrdt> Sim<'_, C> {
                     node.delivered = UpdateSet::default();
                     let skew = self.clocks[replica as usize].skew;
                     self.clocks[replica as usize] = Clock::new(self.scenario.clock, skew);
-                    self.protocols[replica as usize] = fresh_protocol(self.scenario);
+                    let epoch = self.protocols[replica as usize].log_epoch + 1;
+                    self.protocols[replica as usize] = Protocol {
+                        log_epoch: epoch,
+                        ..fresh_protocol(self.scenario)
+                    };
                 }
                 self.nodes[replica as usize].status = Status::Up;
                 self.coverage.restarts += 1;
@@ -151,7 +156,10 @@ impl<C: OpCrdt> Sim<'_, C> {
                 // only what changes from now on.
                 for peer in self.push_targets(replica, None) {
                     let peer_protocol = &self.protocols[peer as usize];
-                    let end = peer_protocol.log_base + peer_protocol.log.len() as u64;
+                    let end = LogPosition {
+                        epoch: peer_protocol.log_epoch,
+                        position: peer_protocol.log_base + peer_protocol.log.len() as u64,
+                    };
                     self.protocols[replica as usize]
                         .positions_in_peer
                         .insert(peer, end);

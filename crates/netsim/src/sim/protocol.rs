@@ -28,16 +28,25 @@ pub(super) enum Payload<C> {
     },
     SnapshotRequest,
     DeltaRequest {
-        position: u64,
+        position: LogPosition,
         vector: Option<Rc<[u32]>>,
         /// A joiner's first request: answer with a snapshot of the whole state.
         snapshot: bool,
     },
     DeltaReply {
         ops: Rc<[u32]>,
-        next_position: u64,
+        next_position: LogPosition,
         snapshot: Option<(C, UpdateSet)>,
     },
+}
+
+/// A place in a node's delta-sync log. A node that restarts with its state lost starts a new log,
+/// in a new epoch: a position from an earlier epoch says nothing about the new log, and reading it
+/// as one would skip the new log's first entries (or slice past its end).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct LogPosition {
+    pub(super) epoch: u32,
+    pub(super) position: u64,
 }
 
 /// Per-node protocol bookkeeping (the relay server has one too).
@@ -46,8 +55,10 @@ pub(super) struct Protocol {
     /// Updates applied here, in order: the delta-sync log. `log[i]` is at position `log_base + i`.
     pub(super) log: Vec<u32>,
     pub(super) log_base: u64,
+    /// How many times this node restarted with its state lost: the epoch of its current log.
+    pub(super) log_epoch: u32,
     /// The position reached in each peer's log.
-    pub(super) positions_in_peer: BTreeMap<NodeId, u64>,
+    pub(super) positions_in_peer: BTreeMap<NodeId, LogPosition>,
     /// The position each peer has reached in this node's log (from its requests).
     pub(super) peer_positions: BTreeMap<NodeId, u64>,
     /// Per origin, how many of its updates were delivered here without a gap.
@@ -65,7 +76,7 @@ pub(super) struct Protocol {
 /// What a delta-sync request asks for.
 pub(super) struct DeltaRequest<'a> {
     /// The requester's position in the answering node's log (log-position mode).
-    pub(super) position: u64,
+    pub(super) position: LogPosition,
     /// The requester's contiguous delivery vector (version-vector mode).
     pub(super) vector: Option<&'a [u32]>,
     /// Whether the requester wants a snapshot of the whole state (it just joined).
@@ -374,6 +385,16 @@ impl<C: OpCrdt> Sim<'_, C> {
         } = request;
         let protocol = &mut self.protocols[node as usize];
         let log_end = protocol.log_base + protocol.log.len() as u64;
+        // A position in an earlier epoch's log: the requester holds nothing of this log yet.
+        let position = if position.epoch == protocol.log_epoch {
+            position.position
+        } else {
+            0
+        };
+        assert!(
+            position <= log_end,
+            "a requester is at {position} in a log of {log_end} entries"
+        );
         let (ops, snapshot, next_position): (Vec<u32>, bool, u64) = match vector {
             // A snapshot holds everything the log could: the requester continues from the end.
             _ if snapshot => {
@@ -434,7 +455,10 @@ impl<C: OpCrdt> Sim<'_, C> {
         });
         let payload = Payload::DeltaReply {
             ops: Rc::from(ops.as_slice()),
-            next_position,
+            next_position: LogPosition {
+                epoch: self.protocols[node as usize].log_epoch,
+                position: next_position,
+            },
             snapshot,
         };
         (peer, Rc::new(payload), bytes)
