@@ -9,20 +9,23 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use converge_bench::alloc::CountingAllocator;
 use converge_bench::measure::{
-    measure_event_scaling, measure_model_checker, measure_replica_scaling, measure_simulator,
-    measure_sweep, Plan, Progress,
+    load_average_1_min, long_scenario, measure_event_scaling, measure_model_checker,
+    measure_replica_scaling, measure_simulator, measure_sweep, peak_bytes_exponent_longest_runs,
+    Plan, Progress,
 };
 use converge_bench::reference::{reference_scenario, simulate, simulate_judged};
 use converge_bench::report::{
     render_table, write_atomic, BenchReport, Scaling, Target, BENCH_KIND, BENCH_SCHEMA_VERSION,
 };
+use converge_crdt::LwwGrid;
+use converge_netsim::{SimDuration, UpdateRecord};
 
 /// Peak memory in the scaling series is read from this allocator's counters.
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 const USAGE: &str = "usage: converge-bench [--quick] [--out PATH]
-       converge-bench --profile-reference SECONDS [--alone]
+       converge-bench --profile-reference SECONDS [--alone] [--virtual-s V]
 
 Measures simulator events per second (against a bare loop and turmoil), sweep seeds per second on
 1 and 2 threads, model-checker states per second and symmetry reduction, and growth with replicas
@@ -33,13 +36,15 @@ and events. Prints a table and writes PATH (default: reports/bench.json in the w
 
   --profile-reference SECONDS
               only judge seeds of the reference scenario, one after another, for SECONDS
-              (for `perf record -g`); with --alone, run them with no observer instead";
+              (for `perf record -g`); with --alone, run them with no observer instead;
+              with --virtual-s V, each run lasts V virtual seconds instead of 60";
 
 struct Options {
     quick: bool,
     out: PathBuf,
     profile_reference_s: Option<f64>,
     alone: bool,
+    virtual_s: Option<u64>,
 }
 
 /// The workspace root, found from this crate's manifest so that the binary works from any
@@ -57,6 +62,7 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
         out: workspace.join("reports/bench.json"),
         profile_reference_s: None,
         alone: false,
+        virtual_s: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -74,6 +80,14 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
                 );
             }
             "--alone" => options.alone = true,
+            "--virtual-s" => {
+                let seconds = args.next().context("--virtual-s needs seconds")?;
+                options.virtual_s = Some(
+                    seconds
+                        .parse()
+                        .with_context(|| format!("--virtual-s {seconds:?}"))?,
+                );
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(None);
@@ -87,8 +101,11 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
 }
 
 /// Runs reference seeds back to back for `seconds`, so that a profiler sees nothing else.
-fn profile_reference(seconds: f64, alone: bool) -> Result<()> {
-    let scenario = reference_scenario();
+fn profile_reference(seconds: f64, alone: bool, virtual_s: Option<u64>) -> Result<()> {
+    let scenario = match virtual_s {
+        Some(virtual_s) => long_scenario(SimDuration::from_secs(virtual_s)),
+        None => reference_scenario(),
+    };
     let started = Instant::now();
     let mut events = 0u64;
     let mut seed = 0u64;
@@ -102,8 +119,13 @@ fn profile_reference(seconds: f64, alone: bool) -> Result<()> {
     }
     let wall_s = started.elapsed().as_secs_f64();
     eprintln!(
-        "{seed} seeds of the reference scenario{}: {events} events in {wall_s:.1} s, {:.2} M events/s",
-        if alone { " with no observer" } else { ", judged" },
+        "{seed} seeds of {}{}: {events} events in {wall_s:.1} s, {:.2} M events/s",
+        scenario.name,
+        if alone {
+            " with no observer"
+        } else {
+            ", judged"
+        },
         events as f64 / wall_s / 1e6
     );
     Ok(())
@@ -118,7 +140,7 @@ fn main() -> Result<()> {
         eprintln!("warning: a debug build; numbers mean little without --release");
     }
     if let Some(seconds) = options.profile_reference_s {
-        return profile_reference(seconds, options.alone);
+        return profile_reference(seconds, options.alone, options.virtual_s);
     }
     let plan = if options.quick {
         Plan::quick(&workspace)
@@ -126,11 +148,16 @@ fn main() -> Result<()> {
         Plan::full(&workspace)
     };
     let progress = Progress::new();
+    let load_average_start = load_average_1_min();
     progress.line(&format!(
-        "converge-bench, {} run; report to {}",
+        "converge-bench, {} run; report to {}; load average {}",
         plan.mode,
-        options.out.display()
+        options.out.display(),
+        load_average_start.map_or("unknown".to_string(), |l| format!("{l:.2}"))
     ));
+    if load_average_start.is_some_and(|l| l > 0.5) {
+        progress.line("the machine is busy: absolute numbers will be low and ratios noisy");
+    }
 
     let simulator = measure_simulator(&plan, &progress)?;
     let sweep = measure_sweep(&plan, &workspace, &progress)?;
@@ -143,6 +170,7 @@ fn main() -> Result<()> {
     let sweep_speedup = sweep.seeds_per_sec_2_threads / sweep.seeds_per_sec_1_thread;
     let symmetry_reduction = model_checker.unique_states_without_symmetry as f64
         / model_checker.unique_states_with_symmetry.max(1) as f64;
+    let memory_exponent = peak_bytes_exponent_longest_runs(&events);
     let targets = vec![
         Target::at_least("sim_events_per_sec", 5e6, simulator.judged_events_per_sec),
         Target::at_least("vs_bare_loop", 0.5, vs_bare_loop),
@@ -154,6 +182,12 @@ fn main() -> Result<()> {
             model_checker.states_per_sec,
         ),
         Target::at_least("symmetry_reduction (3 replicas)", 4.0, symmetry_reduction),
+        // Bounded memory: ten times the events may cost at most 10^0.2 = 1.6 times the memory.
+        Target::at_most(
+            "peak memory exponent, longest runs",
+            0.2,
+            memory_exponent.unwrap_or(f64::INFINITY),
+        ),
     ];
     let report = BenchReport {
         kind: BENCH_KIND.to_string(),
@@ -161,6 +195,8 @@ fn main() -> Result<()> {
         mode: plan.mode.to_string(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         wall_s: progress.elapsed().as_secs_f64(),
+        load_average_start,
+        load_average_end: load_average_1_min(),
         sim_events_per_sec: simulator.judged_events_per_sec,
         vs_bare_loop,
         vs_turmoil,
@@ -168,7 +204,12 @@ fn main() -> Result<()> {
         sweep_speedup_2_threads: sweep_speedup,
         mc_states_per_sec: model_checker.states_per_sec,
         symmetry_reduction,
-        scaling: Scaling { replicas, events },
+        scaling: Scaling {
+            replicas,
+            events,
+            peak_bytes_exponent_longest_runs: memory_exponent,
+            update_record_bytes: std::mem::size_of::<UpdateRecord<LwwGrid>>() as u64,
+        },
         targets,
         simulator,
         sweep,

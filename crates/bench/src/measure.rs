@@ -71,7 +71,7 @@ impl Plan {
         Plan {
             mode: "full",
             simulator_seeds: 200,
-            turmoil_seeds: 3,
+            turmoil_seeds: 5,
             sweep_scenario: workspace.join("scenarios/20-stress-swarm.toml"),
             sweep_seeds: 4_000,
             mc: grid_3x2_lossy_duplicating(TieBreak::KeepLocal),
@@ -86,16 +86,11 @@ impl Plan {
     pub fn quick(workspace: &Path) -> Plan {
         Plan {
             mode: "quick",
-            simulator_seeds: 30,
-            turmoil_seeds: 1,
-            sweep_seeds: 600,
+            simulator_seeds: 60,
+            turmoil_seeds: 2,
+            sweep_seeds: 1_500,
             replica_duration_s: 2,
             event_counts: vec![10_000, 100_000, 1_000_000],
-            // The same model with a drop budget of 0: a sixth of the states, a few seconds.
-            mc: CheckConfig {
-                drops: 0,
-                ..grid_3x2_lossy_duplicating(TieBreak::KeepLocal)
-            },
             ..Plan::full(workspace)
         }
     }
@@ -260,26 +255,38 @@ pub fn measure_sweep(plan: &Plan, workspace: &Path, progress: &Progress) -> Resu
     sweep(&scenario, &seeds[..seeds.len().min(20)], 2, progress)?;
     // Each thread count runs twice, in the order 1, 2, 2, 1, and keeps its faster run: a burst of
     // load from elsewhere on the machine then has to hit both runs of one side to bias the ratio.
-    let mut best: [Option<(Duration, Vec<SeedResult>)>; 2] = [None, None];
+    let mut best: [Option<TimedSweep>; 2] = [None, None];
     for jobs in [1usize, 2, 2, 1] {
         progress.line(&format!(
             "sweep: {shown}, {} seeds on {jobs} thread(s)",
             seeds.len()
         ));
+        let cpu_before = process_cpu_time();
         let started = Instant::now();
         let results = sweep(&scenario, &seeds, jobs, progress)?;
         let wall = started.elapsed();
+        let cpu = process_cpu_time()
+            .zip(cpu_before)
+            .map(|(after, before)| after.saturating_sub(before));
+        if let Some(cpu) = cpu {
+            progress.line(&format!(
+                "  {:.0} ms wall, {:.0} ms of CPU: {:.2} cores busy on average",
+                ms(wall),
+                ms(cpu),
+                cpu.as_secs_f64() / wall.as_secs_f64()
+            ));
+        }
         let slot = &mut best[jobs - 1];
-        if let Some((_, earlier)) = slot.as_ref() {
+        if let Some((_, _, earlier)) = slot.as_ref() {
             if *earlier != results {
                 bail!("two sweeps on {jobs} thread(s) gave different results");
             }
         }
-        if slot.as_ref().is_none_or(|(fastest, _)| wall < *fastest) {
-            *slot = Some((wall, results));
+        if slot.as_ref().is_none_or(|(fastest, _, _)| wall < *fastest) {
+            *slot = Some((wall, cpu, results));
         }
     }
-    let [Some((wall_1, results_1)), Some((wall_2, results_2))] = &best else {
+    let [Some((wall_1, cpu_1, results_1)), Some((wall_2, cpu_2, results_2))] = &best else {
         unreachable!("both thread counts ran");
     };
     if results_1 != results_2 {
@@ -304,8 +311,40 @@ pub fn measure_sweep(plan: &Plan, workspace: &Path, progress: &Progress) -> Resu
         seeds_per_sec_2_threads: per_sec_2,
         identical_results: true,
         met_expectation: results_1.iter().filter(|r| r.met_expectation).count() as u64,
+        cores_busy_1_thread: cpu_1.map(|cpu| cpu.as_secs_f64() / wall_1.as_secs_f64()),
+        cores_busy_2_threads: cpu_2.map(|cpu| cpu.as_secs_f64() / wall_2.as_secs_f64()),
     })
 }
+
+/// Clock ticks per second of `/proc/<pid>/stat` times: Linux reports them in USER_HZ, which is
+/// 100 on every architecture it supports.
+const USER_HZ: u64 = 100;
+
+/// CPU time (user and system) this process has used so far, on every thread, from
+/// `/proc/self/stat`; `None` where there is no such file.
+pub fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name is in parentheses and may hold spaces; the fields after it are plain.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 1000 / USER_HZ))
+}
+
+/// The 1-minute load average of the machine, from `/proc/loadavg`; `None` where there is none.
+pub fn load_average_1_min() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// One timed sweep: wall time, CPU time where known, and what it found.
+type TimedSweep = (Duration, Option<Duration>, Vec<SeedResult>);
 
 /// What a sweep keeps of each seed for the comparison between thread counts.
 #[derive(Debug, PartialEq)]
@@ -463,6 +502,7 @@ fn scaling_point(scenario: &Scenario, judged: bool) -> Result<ScalingPoint> {
         events_per_sec: per_sec(events, wall),
         peak_bytes: peak_bytes as u64,
         peak_bytes_per_event: peak_bytes as f64 / events.max(1) as f64,
+        peak_bytes_per_write: peak_bytes as f64 / writes.max(1) as f64,
         judged_wall_ms,
         judged_peak_bytes,
         judged_note: None,
@@ -587,4 +627,18 @@ pub fn measure_event_scaling(plan: &Plan, progress: &Progress) -> Result<Scaling
     }
     fits(&mut series, |p| p.events as f64);
     Ok(series)
+}
+
+/// The local growth exponent of peak memory between the two longest runs of the events series.
+pub fn peak_bytes_exponent_longest_runs(series: &ScalingSeries) -> Option<f64> {
+    let mut points: Vec<&ScalingPoint> = series.points.iter().collect();
+    points.sort_by_key(|p| p.events);
+    let [.., shorter, longer] = points.as_slice() else {
+        return None;
+    };
+    fit_power_law(&[
+        (shorter.events as f64, shorter.peak_bytes as f64),
+        (longer.events as f64, longer.peak_bytes as f64),
+    ])
+    .map(|fit| fit.exponent)
 }

@@ -31,6 +31,10 @@ pub struct BenchReport {
     pub cores: usize,
     /// Wall time of the whole benchmark run.
     pub wall_s: f64,
+    /// The machine's 1-minute load average when the run started and ended: above 0.5 or so,
+    /// something else was running and absolute numbers are low.
+    pub load_average_start: Option<f64>,
+    pub load_average_end: Option<f64>,
 
     /// Simulator events per second on one core, reference scenario, every oracle on.
     pub sim_events_per_sec: f64,
@@ -59,7 +63,7 @@ pub struct BenchReport {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Target {
     pub metric: String,
-    /// `>=` for every target so far.
+    /// `>=` or `<=`.
     pub comparison: String,
     pub target: f64,
     pub measured: f64,
@@ -74,6 +78,16 @@ impl Target {
             target,
             measured,
             met: measured >= target,
+        }
+    }
+
+    pub fn at_most(metric: &str, target: f64, measured: f64) -> Target {
+        Target {
+            metric: metric.to_string(),
+            comparison: "<=".to_string(),
+            target,
+            measured,
+            met: measured <= target,
         }
     }
 }
@@ -130,6 +144,10 @@ pub struct SweepNumbers {
     pub identical_results: bool,
     /// Seeds whose verdict met the scenario's expectation.
     pub met_expectation: u64,
+    /// CPU time over wall time of the kept runs: how many cores the sweep actually got. Below 2
+    /// on 2 threads, something else was using the machine (or the workers waited).
+    pub cores_busy_1_thread: Option<f64>,
+    pub cores_busy_2_threads: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -157,6 +175,12 @@ pub struct ModelCheckerNumbers {
 pub struct Scaling {
     pub replicas: ScalingSeries,
     pub events: ScalingSeries,
+    /// The growth exponent of peak memory between the two longest runs of the events series:
+    /// near 0 if memory is bounded, near 1 if it grows in proportion to events.
+    pub peak_bytes_exponent_longest_runs: Option<f64>,
+    /// `size_of::<UpdateRecord<LwwGrid>>()`: the outcome keeps one record per write for the
+    /// end-of-run oracles, which no trace cap bounds.
+    pub update_record_bytes: u64,
 }
 
 /// One series of runs of growing size, with the fitted growth exponents.
@@ -191,6 +215,7 @@ pub struct ScalingPoint {
     /// Peak heap bytes of the run above what was allocated before it.
     pub peak_bytes: u64,
     pub peak_bytes_per_event: f64,
+    pub peak_bytes_per_write: f64,
     /// The same run with every oracle on; `None` where it was not measured (see `judged_note`).
     pub judged_wall_ms: Option<f64>,
     pub judged_peak_bytes: Option<u64>,
@@ -235,10 +260,16 @@ pub fn render_table(report: &BenchReport) -> String {
     let t = &s.turmoil;
     let w = &report.sweep;
     let m = &report.model_checker;
+    let load = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.2}"));
     let _ = writeln!(
         out,
-        "converge benchmarks ({} run, {} cores, {:.0} s)",
-        report.mode, report.cores, report.wall_s
+        "converge benchmarks ({} run, {} cores, {:.0} s; load average {} at the start, {} at the \
+         end)",
+        report.mode,
+        report.cores,
+        report.wall_s,
+        load(report.load_average_start),
+        load(report.load_average_end)
     );
     let _ = writeln!(out);
     let _ = writeln!(out, "{:<34} {:>16}  from", "metric", "measured");
@@ -289,8 +320,12 @@ pub fn render_table(report: &BenchReport) -> String {
             "sweep_speedup_2_threads",
             format!("{:.2}", report.sweep_speedup_2_threads),
             format!(
-                "1 thread {:.0} seeds/s; per-seed hashes and verdicts identical: {}",
-                w.seeds_per_sec_1_thread, w.identical_results
+                "1 thread {:.0} seeds/s; cores busy {} / {}; per-seed hashes and verdicts \
+                 identical: {}",
+                w.seeds_per_sec_1_thread,
+                load(w.cores_busy_1_thread),
+                load(w.cores_busy_2_threads),
+                w.identical_results
             ),
         ),
         (
@@ -324,7 +359,7 @@ pub fn render_table(report: &BenchReport) -> String {
         let _ = writeln!(out, "scaling: {}", series.description);
         let _ = writeln!(
             out,
-            "{:>8} {:>10} {:>12} {:>10} {:>10} {:>11} {:>9} {:>12} {:>11}",
+            "{:>8} {:>10} {:>12} {:>10} {:>10} {:>11} {:>9} {:>9} {:>12} {:>11}",
             "replicas",
             "virtual s",
             "events",
@@ -332,13 +367,14 @@ pub fn render_table(report: &BenchReport) -> String {
             "M ev/s",
             "peak",
             "B/event",
+            "B/write",
             "judged ms",
             "judged peak"
         );
         for p in &series.points {
             let _ = writeln!(
                 out,
-                "{:>8} {:>10.1} {:>12} {:>10.1} {:>10.2} {:>11} {:>9.1} {:>12} {:>11}",
+                "{:>8} {:>10.1} {:>12} {:>10.1} {:>10.2} {:>11} {:>9.1} {:>9.1} {:>12} {:>11}",
                 p.replicas,
                 p.duration_s,
                 p.events,
@@ -346,6 +382,7 @@ pub fn render_table(report: &BenchReport) -> String {
                 p.events_per_sec / 1e6,
                 mebibytes(p.peak_bytes),
                 p.peak_bytes_per_event,
+                p.peak_bytes_per_write,
                 p.judged_wall_ms
                     .map_or("-".to_string(), |ms| format!("{ms:.1}")),
                 p.judged_peak_bytes.map_or("-".to_string(), mebibytes),
@@ -365,6 +402,16 @@ pub fn render_table(report: &BenchReport) -> String {
             let _ = writeln!(out, "note: {note}");
         }
     }
+    let _ = writeln!(
+        out,
+        "memory: peak grows with exponent {} between the two longest runs (0 = bounded, 1 = \
+         linear in events); the outcome keeps a {}-byte update record per write",
+        report
+            .scaling
+            .peak_bytes_exponent_longest_runs
+            .map_or("-".to_string(), |e| format!("{e:.2}")),
+        report.scaling.update_record_bytes
+    );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -411,6 +458,7 @@ mod tests {
             events_per_sec: events as f64 / wall_ms * 1e3,
             peak_bytes: 1 << 20,
             peak_bytes_per_event: (1 << 20) as f64 / events as f64,
+            peak_bytes_per_write: (1 << 20) as f64 / (events / 10) as f64,
             judged_wall_ms: (replicas < 1000).then_some(wall_ms * 4.0),
             judged_peak_bytes: (replicas < 1000).then_some(1 << 21),
             judged_note: (replicas >= 1000).then(|| "not judged".to_string()),
@@ -469,6 +517,8 @@ mod tests {
             mode: "quick".to_string(),
             cores: 2,
             wall_s: 30.0,
+            load_average_start: Some(0.1),
+            load_average_end: None,
             sim_events_per_sec: 3e6,
             vs_bare_loop: 0.05,
             vs_turmoil: 40.0,
@@ -479,6 +529,8 @@ mod tests {
             scaling: Scaling {
                 replicas: series("replicas grow"),
                 events: series("events grow"),
+                peak_bytes_exponent_longest_runs: Some(0.05),
+                update_record_bytes: 96,
             },
             targets: vec![
                 Target::at_least("sim_events_per_sec", 5e6, 3e6),
@@ -494,6 +546,8 @@ mod tests {
                 seeds_per_sec_2_threads: 952.0,
                 identical_results: true,
                 met_expectation: 100,
+                cores_busy_1_thread: Some(1.0),
+                cores_busy_2_threads: Some(1.9),
             },
             model_checker: ModelCheckerNumbers {
                 config: "grid".to_string(),
@@ -555,6 +609,7 @@ mod tests {
             "scaling: replicas grow",
             "scaling: events grow",
             "note: not judged",
+            "memory: peak grows with exponent 0.05",
         ] {
             assert!(table.contains(metric), "{metric} missing from\n{table}");
         }
