@@ -48,17 +48,23 @@ fn states_per_second_and_symmetry_factor() {
     }
 }
 
-/// One configuration on one thread, for `perf record`: the keep-local grid explored with and
-/// without symmetry.
+/// One configuration on one thread, for `perf record`: the grid explored with and without
+/// symmetry. `TIE_BREAK=peer-id` explores it once, unreduced (symmetry is unsound there);
+/// `WRITES=n` sets the writes per replica.
 #[test]
 #[ignore = "for profiling"]
-fn profile_keep_local_on_one_thread() {
+fn profile_one_thread() {
+    let tie_break = match std::env::var("TIE_BREAK").as_deref() {
+        Ok("peer-id") => TieBreak::PeerId,
+        Ok("random") => TieBreak::Random,
+        _ => TieBreak::KeepLocal,
+    };
     let space = unique_states_with_and_without_symmetry(&CheckConfig {
         writes_per_replica: std::env::var("WRITES")
             .ok()
             .and_then(|w| w.parse().ok())
             .unwrap_or(2),
-        ..config(TieBreak::KeepLocal, 1)
+        ..config(tie_break, 1)
     })
     .expect("a valid configuration");
     println!("{space:?}");
