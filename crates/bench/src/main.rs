@@ -17,6 +17,7 @@ use converge_bench::reference::{reference_scenario, simulate, simulate_judged};
 use converge_bench::report::{
     render_table, write_atomic, BenchReport, Scaling, Target, BENCH_KIND, BENCH_SCHEMA_VERSION,
 };
+use converge_bench::turmoil_grid::{run_turmoil, TurmoilWorkload};
 use converge_crdt::LwwGrid;
 use converge_netsim::{SimDuration, UpdateRecord};
 
@@ -25,7 +26,7 @@ use converge_netsim::{SimDuration, UpdateRecord};
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 const USAGE: &str = "usage: converge-bench [--quick] [--out PATH]
-       converge-bench --profile-reference SECONDS [--alone] [--virtual-s V]
+       converge-bench --profile-reference SECONDS [--engine judged|alone|turmoil] [--virtual-s V]
 
 Measures simulator events per second (against a bare loop and turmoil), sweep seeds per second on
 1 and 2 threads, model-checker states per second and symmetry reduction, and growth with replicas
@@ -35,15 +36,24 @@ and events. Prints a table and writes PATH (default: reports/bench.json in the w
   --out PATH  where to write the JSON report
 
   --profile-reference SECONDS
-              only judge seeds of the reference scenario, one after another, for SECONDS
-              (for `perf record -g`); with --alone, run them with no observer instead;
-              with --virtual-s V, each run lasts V virtual seconds instead of 60";
+              only run seeds of the reference scenario, one after another, for SECONDS, so that
+              `perf record` sees nothing else. --engine judged (the default) runs them with every
+              oracle on, alone with no observer, turmoil on turmoil; --virtual-s V makes each
+              run last V virtual seconds instead of 60";
+
+/// What `--profile-reference` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    Judged,
+    Alone,
+    Turmoil,
+}
 
 struct Options {
     quick: bool,
     out: PathBuf,
     profile_reference_s: Option<f64>,
-    alone: bool,
+    engine: Engine,
     virtual_s: Option<u64>,
 }
 
@@ -61,7 +71,7 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
         quick: false,
         out: workspace.join("reports/bench.json"),
         profile_reference_s: None,
-        alone: false,
+        engine: Engine::Judged,
         virtual_s: None,
     };
     let mut args = std::env::args().skip(1);
@@ -79,7 +89,14 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
                         .with_context(|| format!("--profile-reference {seconds:?}"))?,
                 );
             }
-            "--alone" => options.alone = true,
+            "--engine" => {
+                options.engine = match args.next().as_deref() {
+                    Some("judged") => Engine::Judged,
+                    Some("alone") => Engine::Alone,
+                    Some("turmoil") => Engine::Turmoil,
+                    other => bail!("--engine takes judged, alone or turmoil, not {other:?}"),
+                };
+            }
             "--virtual-s" => {
                 let seconds = args.next().context("--virtual-s needs seconds")?;
                 options.virtual_s = Some(
@@ -101,31 +118,30 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
 }
 
 /// Runs reference seeds back to back for `seconds`, so that a profiler sees nothing else.
-fn profile_reference(seconds: f64, alone: bool, virtual_s: Option<u64>) -> Result<()> {
+fn profile_reference(seconds: f64, engine: Engine, virtual_s: Option<u64>) -> Result<()> {
     let scenario = match virtual_s {
         Some(virtual_s) => long_scenario(SimDuration::from_secs(virtual_s)),
         None => reference_scenario(),
     };
+    let workload = TurmoilWorkload::of(&scenario).map_err(anyhow::Error::msg)?;
     let started = Instant::now();
     let mut events = 0u64;
     let mut seed = 0u64;
     while started.elapsed().as_secs_f64() < seconds {
-        events += if alone {
-            simulate(&scenario, seed)?.events
-        } else {
-            simulate_judged(&scenario, seed)?.report.events
+        events += match engine {
+            Engine::Judged => simulate_judged(&scenario, seed)?.report.events,
+            Engine::Alone => simulate(&scenario, seed)?.events,
+            Engine::Turmoil => run_turmoil(&workload, seed)
+                .map_err(anyhow::Error::msg)?
+                .counts
+                .events(),
         };
         seed += 1;
     }
     let wall_s = started.elapsed().as_secs_f64();
     eprintln!(
-        "{seed} seeds of {}{}: {events} events in {wall_s:.1} s, {:.2} M events/s",
+        "{seed} seeds of {} ({engine:?}): {events} events in {wall_s:.1} s, {:.2} M events/s",
         scenario.name,
-        if alone {
-            " with no observer"
-        } else {
-            ", judged"
-        },
         events as f64 / wall_s / 1e6
     );
     Ok(())
@@ -140,7 +156,7 @@ fn main() -> Result<()> {
         eprintln!("warning: a debug build; numbers mean little without --release");
     }
     if let Some(seconds) = options.profile_reference_s {
-        return profile_reference(seconds, options.alone, options.virtual_s);
+        return profile_reference(seconds, options.engine, options.virtual_s);
     }
     let plan = if options.quick {
         Plan::quick(&workspace)

@@ -354,6 +354,14 @@ pub fn render_table(report: &BenchReport) -> String {
     for (metric, measured, from) in rows {
         let _ = writeln!(out, "{metric:<34} {measured:>16}  {from}");
     }
+    if w.cores_busy_2_threads.is_some_and(|busy| busy < 1.8) {
+        let _ = writeln!(
+            out,
+            "warning: the 2-thread sweep kept only {} cores busy: something else used the \
+             machine, so its speedup says little about the sweep",
+            load(w.cores_busy_2_threads)
+        );
+    }
     for series in [&report.scaling.replicas, &report.scaling.events] {
         let _ = writeln!(out);
         let _ = writeln!(out, "scaling: {}", series.description);
