@@ -369,6 +369,7 @@ fn scenario_tree() -> BoxedStrategy<Value> {
     let bounds = table(vec![
         ("events-max", int()),
         ("in-flight-max", int()),
+        ("in-flight-bytes-max", int()),
         ("updates-max", int()),
         ("trace-events-kept-max", int()),
     ]);

@@ -171,6 +171,11 @@ impl UpdateSet {
             .is_some_and(|w| w & (1u64 << (index % 64)) != 0)
     }
 
+    /// The memory the set's words take, in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        8 * self.words.len() as u64
+    }
+
     pub fn len(&self) -> u32 {
         self.len
     }

@@ -459,6 +459,11 @@ pub struct Bounds {
     pub events_max: u64,
     /// Messages in flight at once. Default 1 million.
     pub in_flight_max: u64,
+    /// Memory held by messages in flight, in bytes: each copy is charged 64 bytes plus what grows
+    /// with the run (the delivered-update set a state carries, one bit per update issued, and
+    /// lists of updates), so that many large states in flight end the run instead of exhausting
+    /// memory. Default 1 GiB.
+    pub in_flight_bytes_max: u64,
     /// Updates issued in the whole run. Default 1 million.
     pub updates_max: u64,
     /// Trace events kept in memory for reports (the hash covers all of them). Default 100,000.
@@ -470,6 +475,7 @@ impl Default for Bounds {
         Bounds {
             events_max: 20_000_000,
             in_flight_max: 1_000_000,
+            in_flight_bytes_max: 1 << 30,
             updates_max: 1_000_000,
             trace_events_kept_max: 100_000,
         }

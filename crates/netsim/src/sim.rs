@@ -192,6 +192,8 @@ struct Sim<'a, C: OpCrdt> {
     latest_by_key: BTreeMap<u32, BTreeMap<ReplicaId, u32>>,
     next_message: u64,
     in_flight: u64,
+    /// The memory charged to messages in flight (see `Bounds::in_flight_bytes_max`).
+    in_flight_bytes: u64,
     last_on_link: LinkTable,
     messages: MessageStats,
     coverage: Coverage,
@@ -312,6 +314,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             latest_by_key: BTreeMap::new(),
             next_message: 0,
             in_flight: 0,
+            in_flight_bytes: 0,
             last_on_link: LinkTable::new(node_count),
             messages: MessageStats::default(),
             coverage: Coverage::default(),
@@ -421,8 +424,9 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                 break;
             }
             self.now_us = at_us;
-            if let Action::Deliver { .. } = action {
+            if let Action::Deliver { payload, .. } = &action {
                 self.in_flight -= 1;
+                self.in_flight_bytes -= payload.memory_bytes();
             }
             self.handle(action);
             if self.bound.is_some() {

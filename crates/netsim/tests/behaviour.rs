@@ -257,6 +257,36 @@ fn the_update_and_in_flight_bounds_end_the_run_by_name() {
     );
 }
 
+/// States carry the sender's delivered-update set, so a burst of writes puts messages in flight
+/// whose size grows with every write: the memory they hold is bounded in bytes, by name.
+#[test]
+fn the_memory_of_messages_in_flight_is_bounded() {
+    use converge_netsim::TimedOp;
+    let mut scenario = small();
+    scenario.workload.rate = 0.0;
+    scenario.workload.ops = (0..5_000)
+        .map(|key| TimedOp {
+            at: secs(1),
+            replica: 0,
+            key: key % 9,
+            value: Some(u64::from(key) + 1),
+        })
+        .collect();
+    let whole = outcome(&scenario, 0);
+    assert_eq!(whole.end, End::Completed);
+    assert!(converged(&whole));
+    // 10,000 states in flight at once, carrying 320 bytes of delivered set each on average.
+    scenario.bounds.in_flight_bytes_max = 1 << 20;
+    let bounded = outcome(&scenario, 0);
+    assert_eq!(
+        bounded.end,
+        End::BoundReached {
+            bound: "in_flight_bytes_max".into()
+        }
+    );
+    assert!(bounded.updates.len() < 5_000, "{}", bounded.updates.len());
+}
+
 #[test]
 fn a_script_replays_exactly_with_its_fates_and_coins() {
     use converge_crdt::TieBreak;

@@ -106,12 +106,18 @@ impl<C: OpCrdt> Sim<'_, C> {
                 ([(after, false), (again, true)], 2)
             }
         };
+        let memory_bytes = payload.memory_bytes();
         for (after, copy) in &deliveries.0[..deliveries.1] {
             if self.in_flight >= self.scenario.bounds.in_flight_max {
                 self.bound = Some("in_flight_max");
                 return;
             }
+            if self.in_flight_bytes + memory_bytes > self.scenario.bounds.in_flight_bytes_max {
+                self.bound = Some("in_flight_bytes_max");
+                return;
+            }
             self.in_flight += 1;
+            self.in_flight_bytes += memory_bytes;
             let action = Action::Deliver {
                 message,
                 from,

@@ -49,6 +49,28 @@ pub(super) struct LogPosition {
     pub(super) position: u64,
 }
 
+impl<C> Payload<C> {
+    /// The memory a copy of this payload in flight is charged against
+    /// `Bounds::in_flight_bytes_max`: a fixed cost per message, plus what grows with the run, the
+    /// delivered-update sets that travel with states (one bit per update issued) and the lists of
+    /// update indices. A state's own size is bounded by the scenario caps instead.
+    pub(super) fn memory_bytes(&self) -> u64 {
+        const MESSAGE_BYTES: u64 = 64;
+        MESSAGE_BYTES
+            + match self {
+                Payload::State { delivered, .. } => delivered.memory_bytes(),
+                Payload::Ops(ops) => 4 * ops.len() as u64,
+                Payload::DeltaRequest { vector, .. } => {
+                    vector.as_ref().map_or(0, |v| 4 * v.len() as u64)
+                }
+                Payload::DeltaReply { ops, snapshot, .. } => {
+                    4 * ops.len() as u64 + snapshot.as_ref().map_or(0, |(_, d)| d.memory_bytes())
+                }
+                Payload::Reliable { .. } | Payload::Ack { .. } | Payload::SnapshotRequest => 0,
+            }
+    }
+}
+
 /// Per-node protocol bookkeeping (the relay server has one too).
 #[derive(Default)]
 pub(super) struct Protocol {
