@@ -14,7 +14,7 @@ use converge_checker::model::{
     unique_states_with_and_without_symmetry, CheckConfig, ModelCrdt, NetworkKind,
 };
 use converge_crdt::TieBreak;
-use converge_netsim::{Scenario, SimDuration, Verdict};
+use converge_netsim::{End, Scenario, SimDuration, Verdict};
 
 use crate::alloc::measure_peak;
 use crate::fit::fit_power_law;
@@ -494,6 +494,10 @@ fn scaling_point(scenario: &Scenario, judged: bool) -> Result<ScalingPoint> {
     let (outcome, peak_bytes) = measure_peak(|| simulate(scenario, 1));
     let wall = started.elapsed();
     let outcome = outcome?;
+    // A run that stopped at a bound would measure a shorter run than the one named.
+    if !matches!(outcome.end, End::Completed) {
+        bail!("{} ended early: {:?}", scenario.name, outcome.end);
+    }
     let events = outcome.events;
     let writes = outcome.updates.len() as u64;
     let messages_sent = outcome.messages.sent;
