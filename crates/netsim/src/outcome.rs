@@ -111,67 +111,93 @@ pub enum Status {
 /// updates were issued in the run), with an incrementally maintained fingerprint so that equal
 /// sets can be found without comparing bitsets. Two sets with equal fingerprints and lengths are
 /// compared bit by bit before anything is concluded.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+///
+/// Updates spread to every replica roughly in issue order, so in a long run a set is a long run of
+/// members from update 0, then a short ragged tail. The full leading words are not stored, only
+/// counted (`base_words`): a copy (every state message carries one) and a union cost the tail, not
+/// the run's length.
+#[derive(Clone, Debug, Default)]
 pub struct UpdateSet {
+    /// Every update below `64 * base_words` is a member.
+    base_words: usize,
+    /// `words[i]` holds updates `64 * (base_words + i)` and up. Never starts with a full word: full
+    /// leading words are folded into `base_words`, which makes the representation canonical (up to
+    /// trailing zero words).
     words: Vec<u64>,
     len: u32,
     fingerprint: u64,
-    /// How many leading words hold every update they cover. Updates spread to every replica in
-    /// issue order, roughly, so in a long run most words are full and a union skips them.
-    full_words: usize,
 }
 
 impl UpdateSet {
     /// Adds update `index`; returns whether it was new.
     pub fn insert(&mut self, index: u32) -> bool {
         let word = index as usize / 64;
-        if self.words.len() <= word {
-            self.words.resize(word + 1, 0);
-        }
-        let bit = 1u64 << (index % 64);
-        if self.words[word] & bit != 0 {
+        if word < self.base_words {
             return false;
         }
-        self.words[word] |= bit;
+        let local = word - self.base_words;
+        if self.words.len() <= local {
+            self.words.resize(local + 1, 0);
+        }
+        let bit = 1u64 << (index % 64);
+        if self.words[local] & bit != 0 {
+            return false;
+        }
+        self.words[local] |= bit;
         self.len += 1;
         self.fingerprint ^= mix64(u64::from(index));
-        self.skip_full_words();
+        if local == 0 {
+            self.fold_full_words();
+        }
         true
     }
 
-    fn skip_full_words(&mut self) {
-        while self.words.get(self.full_words) == Some(&u64::MAX) {
-            self.full_words += 1;
+    /// Moves full leading words into `base_words`.
+    fn fold_full_words(&mut self) {
+        let full = self.words.iter().take_while(|w| **w == u64::MAX).count();
+        if full > 0 {
+            self.words.drain(..full);
+            self.base_words += full;
         }
     }
 
     /// Adds every update of `other`.
     pub fn union_with(&mut self, other: &UpdateSet) {
-        if self.words.len() < other.words.len() {
-            self.words.resize(other.words.len(), 0);
+        let other_end = other.base_words + other.words.len();
+        if other_end > self.base_words + self.words.len() {
+            self.words.resize(other_end - self.base_words, 0);
         }
-        let start = self.full_words.min(other.words.len());
-        let pairs = self.words[start..].iter_mut().zip(&other.words[start..]);
-        for (word_index, (mine, theirs)) in (start..).zip(pairs) {
-            let mut new = *theirs & !*mine;
+        // Words `other` holds in full, then its stored words, from where this set stores its own.
+        let from = self.base_words;
+        for word in from..other_end.max(other.base_words) {
+            let theirs = if word < other.base_words {
+                u64::MAX
+            } else {
+                other.words[word - other.base_words]
+            };
+            let mine = &mut self.words[word - from];
+            let mut new = theirs & !*mine;
             *mine |= new;
             while new != 0 {
                 let bit = new.trailing_zeros();
                 new &= new - 1;
                 self.len += 1;
-                self.fingerprint ^= mix64(word_index as u64 * 64 + u64::from(bit));
+                self.fingerprint ^= mix64(word as u64 * 64 + u64::from(bit));
             }
         }
-        self.skip_full_words();
+        self.fold_full_words();
     }
 
     pub fn contains(&self, index: u32) -> bool {
-        self.words
-            .get(index as usize / 64)
-            .is_some_and(|w| w & (1u64 << (index % 64)) != 0)
+        let word = index as usize / 64;
+        word < self.base_words
+            || self
+                .words
+                .get(word - self.base_words)
+                .is_some_and(|w| w & (1u64 << (index % 64)) != 0)
     }
 
-    /// The memory the set's words take, in bytes.
+    /// The memory the set's stored words take, in bytes.
     pub fn memory_bytes(&self) -> u64 {
         8 * self.words.len() as u64
     }
@@ -194,9 +220,11 @@ impl UpdateSet {
         if self.len != other.len || self.fingerprint != other.fingerprint {
             return false;
         }
-        // Equal sizes and fingerprints almost always mean equal sets; the words are compared
-        // anyway (as slices, which compiles to one memory comparison), and a longer bitset may
-        // only differ by trailing zero words.
+        // The representation is canonical up to trailing zero words: the stored words are
+        // compared as slices (one memory comparison) and the longer may only add zeros.
+        if self.base_words != other.base_words {
+            return false;
+        }
         let (shorter, longer) = if self.words.len() <= other.words.len() {
             (&self.words, &other.words)
         } else {
@@ -206,7 +234,24 @@ impl UpdateSet {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.words.len() as u32 * 64).filter(|i| self.contains(*i))
+        let end = (self.base_words + self.words.len()) as u32 * 64;
+        (0..end).filter(|i| self.contains(*i))
+    }
+}
+
+impl PartialEq for UpdateSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.same_as(other)
+    }
+}
+
+impl Eq for UpdateSet {}
+
+impl std::hash::Hash for UpdateSet {
+    /// Equal sets have equal sizes and fingerprints.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.len.hash(state);
+        self.fingerprint.hash(state);
     }
 }
 
@@ -364,6 +409,48 @@ mod tests {
             set.insert(member);
         }
         set
+    }
+
+    /// Random inserts and unions against a plain ordered set: members, sizes and fingerprints
+    /// agree, and equal membership is equality whatever the history of folds.
+    #[test]
+    fn sets_behave_like_plain_sets() {
+        use std::collections::BTreeSet;
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        let mut sets = vec![UpdateSet::default(); 4];
+        let mut models = vec![BTreeSet::new(); 4];
+        for step in 0..20_000u64 {
+            let which = next(4) as usize;
+            if next(10) < 8 {
+                // Mostly in order, as updates spread, with stragglers.
+                let index = (step / 3).saturating_sub(next(200)) as u32;
+                assert_eq!(sets[which].insert(index), models[which].insert(index));
+            } else {
+                let from = next(4) as usize;
+                let other = sets[from].clone();
+                sets[which].union_with(&other);
+                let other_model = models[from].clone();
+                models[which].extend(other_model);
+            }
+            let (actual, model) = (&sets[which], &models[which]);
+            assert_eq!(actual.len() as usize, model.len());
+            assert_eq!(
+                actual.fingerprint(),
+                set(model.iter().copied()).fingerprint()
+            );
+            assert!(actual.iter().eq(model.iter().copied()));
+        }
+        for a in 0..4 {
+            for b in 0..4 {
+                assert_eq!(sets[a].same_as(&sets[b]), models[a] == models[b]);
+            }
+        }
     }
 
     #[test]
