@@ -441,7 +441,9 @@ struct RunOptions {
 }
 
 fn run(model: ConvergeModel, options: &RunOptions) -> RunOutcome {
+    let started = Instant::now();
     let mut builder = model
+        .with_deadline(started + options.timeout)
         .checker()
         .threads(options.threads)
         .timeout(options.timeout);
@@ -457,7 +459,6 @@ fn run(model: ConvergeModel, options: &RunOptions) -> RunOutcome {
     if options.symmetry && !options.breadth_first {
         builder = builder.symmetry();
     }
-    let started = Instant::now();
     if options.breadth_first {
         outcome_of(builder.spawn_bfs().join(), started, options)
     } else {

@@ -232,6 +232,33 @@ fn a_run_that_hits_its_depth_bound_is_inconclusive() {
 }
 
 #[test]
+fn a_run_that_outlasts_its_timeout_stops_and_is_inconclusive() {
+    // Far too big to finish: without the model's own deadline a single-threaded run ignored
+    // stateright's timeout and explored everything.
+    for threads in [1, 2] {
+        let started = std::time::Instant::now();
+        let report = run(CheckConfig {
+            network: NetworkKind::Reordering,
+            replicas: 4,
+            writes_per_replica: 3,
+            timeout_ms: 300,
+            threads,
+            ..Default::default()
+        });
+        assert!(
+            matches!(&report.verdict, Verdict::Inconclusive { reason } if reason.contains("timed out")),
+            "{:?}",
+            report.verdict
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{threads} threads: stopped {:?} after a 300 ms budget",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
 fn invalid_configurations_are_refused() {
     let bad = [
         (

@@ -13,7 +13,9 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use converge_crdt::dict::Entry;
 use converge_crdt::{
@@ -138,6 +140,48 @@ pub(crate) struct ConvergeModel {
     /// Names this model's entries in the per-thread memo (clones share it: same spec, same
     /// transitions).
     memo_id: u64,
+    /// When to stop exploring; see [`ConvergeModel::with_deadline`].
+    deadline: Option<Deadline>,
+}
+
+/// A wall-clock limit on a run, enforced through `within_boundary`.
+///
+/// Stateright's own timeout closes its job market, but a checker thread looks at the market only
+/// when its own queue of states runs dry; with one thread that is the end of the search, so a
+/// single-threaded run ignored its timeout and explored everything. Past the deadline every new
+/// state is outside the boundary: the threads drain what they hold and stop, and the run, which
+/// lasted its whole budget, is reported inconclusive.
+#[derive(Clone, Debug)]
+struct Deadline {
+    at: Instant,
+    /// Set once the deadline has passed, for every thread of the run.
+    passed: Arc<AtomicBool>,
+}
+
+/// `within_boundary` reads the clock once per this many calls on each thread: about every
+/// hundred microseconds at the speeds seen here, for a few nanoseconds a call.
+const DEADLINE_CHECK_CALLS: u32 = 256;
+
+thread_local! {
+    static DEADLINE_COUNTDOWN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl Deadline {
+    fn passed(&self) -> bool {
+        if self.passed.load(Ordering::Relaxed) {
+            return true;
+        }
+        let check = DEADLINE_COUNTDOWN.with(|countdown| {
+            let left = countdown.get();
+            countdown.set(left.checked_sub(1).unwrap_or(DEADLINE_CHECK_CALLS));
+            left == 0
+        });
+        if check && Instant::now() >= self.at {
+            self.passed.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
 }
 
 /// A coin that answers from a bit pattern and counts how often it was asked.
@@ -303,6 +347,18 @@ impl ConvergeModel {
             spec,
             mode,
             memo_id: NEXT_MEMO_ID.fetch_add(1, Ordering::Relaxed),
+            deadline: None,
+        }
+    }
+
+    /// The same model, exploring nothing new after `at`.
+    pub(crate) fn with_deadline(&self, at: Instant) -> ConvergeModel {
+        ConvergeModel {
+            deadline: Some(Deadline {
+                at,
+                passed: Arc::new(AtomicBool::new(false)),
+            }),
+            ..self.clone()
         }
     }
 
@@ -853,6 +909,10 @@ impl Model for ConvergeModel {
                 Some(next)
             }
         }
+    }
+
+    fn within_boundary(&self, _state: &ModelState) -> bool {
+        self.deadline.as_ref().is_none_or(|d| !d.passed())
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

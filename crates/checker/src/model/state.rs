@@ -461,13 +461,14 @@ fn rename_update(update: u8, perm: &[u8; MAX_REPLICAS]) -> u8 {
     perm[usize::from(update / MAX_WRITES)] * MAX_WRITES + update % MAX_WRITES
 }
 
+/// Renames a set of update ids: update `origin * MAX_WRITES + k` becomes
+/// `perm[origin] * MAX_WRITES + k`, so each origin's group of bits moves as one.
 fn rename_updates(updates: u16, perm: &[u8; MAX_REPLICAS]) -> u16 {
+    let group = (1u16 << MAX_WRITES) - 1;
     let mut renamed = 0u16;
-    let mut rest = updates;
-    while rest != 0 {
-        let bit = rest.trailing_zeros() as u8;
-        rest &= rest - 1;
-        renamed |= 1 << rename_update(bit, perm);
+    for (origin, target) in perm.iter().enumerate() {
+        let bits = (updates >> (origin as u32 * u32::from(MAX_WRITES))) & group;
+        renamed |= bits << (u32::from(*target) * u32::from(MAX_WRITES));
     }
     renamed
 }
@@ -496,10 +497,32 @@ fn permutations(n: usize) -> Vec<[u8; MAX_REPLICAS]> {
     out
 }
 
-/// The permutations of 0, 1, ... [`MAX_REPLICAS`] replicas, computed once.
-fn permutations_of(n: usize) -> &'static [[u8; MAX_REPLICAS]] {
-    static TABLES: std::sync::OnceLock<Vec<Vec<[u8; MAX_REPLICAS]>>> = std::sync::OnceLock::new();
-    &TABLES.get_or_init(|| (0..=MAX_REPLICAS).map(permutations).collect())[n]
+/// A renaming of replicas and its inverse.
+struct Renaming {
+    perm: [u8; MAX_REPLICAS],
+    /// `inverse[perm[i]] == i`: which old replica lands at each position.
+    inverse: [u8; MAX_REPLICAS],
+}
+
+/// The renamings of `n` replicas ([`permutations`] with their inverses), computed once.
+fn renamings_of(n: usize) -> &'static [Renaming] {
+    static TABLES: std::sync::OnceLock<Vec<Vec<Renaming>>> = std::sync::OnceLock::new();
+    &TABLES.get_or_init(|| {
+        (0..=MAX_REPLICAS)
+            .map(|n| {
+                permutations(n)
+                    .into_iter()
+                    .map(|perm| {
+                        let mut inverse = [0u8; MAX_REPLICAS];
+                        for (old, new) in perm.iter().enumerate() {
+                            inverse[usize::from(*new)] = old as u8;
+                        }
+                        Renaming { perm, inverse }
+                    })
+                    .collect()
+            })
+            .collect()
+    })[n]
 }
 
 impl Representative for ModelState {
@@ -519,15 +542,25 @@ impl Representative for ModelState {
     /// symmetry on only for such configurations; see `ModelSpec::symmetry_is_sound`.
     fn representative(&self) -> Self {
         let n = usize::from(self.replica_count);
+        let renamings = renamings_of(n);
         let mut best_replicas = self.replicas;
-        let mut tied: [usize; 24] = [0; 24];
+        let mut tied = [0usize; 24];
         let mut ties = 0;
-        for (index, perm) in permutations_of(n).iter().enumerate() {
+        for (index, renaming) in renamings.iter().enumerate() {
+            // Position by position, stopping as soon as this renaming is already greater.
             let mut renamed = [ReplicaState::default(); MAX_REPLICAS];
-            for (old, replica) in self.replicas().iter().enumerate() {
-                renamed[usize::from(perm[old])] = replica.renamed(perm, self.own_values);
+            let mut ordering = std::cmp::Ordering::Equal;
+            for position in 0..n {
+                let old = self.replicas[usize::from(renaming.inverse[position])];
+                renamed[position] = old.renamed(&renaming.perm, self.own_values);
+                if ordering == std::cmp::Ordering::Equal {
+                    ordering = renamed[position].cmp(&best_replicas[position]);
+                    if ordering == std::cmp::Ordering::Greater {
+                        break;
+                    }
+                }
             }
-            match renamed.cmp(&best_replicas) {
+            match ordering {
                 std::cmp::Ordering::Less => {
                     best_replicas = renamed;
                     tied[0] = index;
@@ -540,10 +573,9 @@ impl Representative for ModelState {
                 std::cmp::Ordering::Greater => {}
             }
         }
-        let perms = permutations_of(n);
         let mut best: Option<Vec<Message>> = None;
         for &index in &tied[..ties] {
-            let perm = &perms[index];
+            let perm = &renamings[index].perm;
             let mut in_flight: Vec<Message> = self
                 .in_flight
                 .iter()
@@ -571,9 +603,15 @@ mod tests {
 
     #[test]
     fn permutations_cover_the_symmetric_group() {
-        assert_eq!(permutations_of(3).len(), 6);
-        assert_eq!(permutations_of(4).len(), 24);
-        assert_eq!(permutations_of(2), [[0, 1, 2, 3], [1, 0, 2, 3]]);
+        assert_eq!(renamings_of(3).len(), 6);
+        assert_eq!(renamings_of(4).len(), 24);
+        assert_eq!(permutations(2), [[0, 1, 2, 3], [1, 0, 2, 3]]);
+        for renaming in renamings_of(4) {
+            for replica in 0..MAX_REPLICAS {
+                let moved = usize::from(renaming.perm[replica]);
+                assert_eq!(usize::from(renaming.inverse[moved]), replica);
+            }
+        }
     }
 
     #[test]
@@ -669,7 +707,7 @@ mod tests {
         ];
         state.canonicalize();
         let canonical = state.representative();
-        for perm in permutations_of(3) {
+        for Renaming { perm, .. } in renamings_of(3) {
             let mut renamed = ModelState::new(3, 1, Flight::Multiset, true);
             for (old, replica) in state.replicas().iter().enumerate() {
                 renamed.set_replica(usize::from(perm[old]), replica.renamed(perm, true));
