@@ -2,30 +2,13 @@
 //! files, `--json`, sweeps (any `--jobs` gives the same result; shards merge to the full sweep),
 //! replay, and the report files.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use serde_json::Value;
 
-fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
-}
-
-/// A fresh scratch directory per test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("converge-cli-test-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn converge(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the converge binary runs")
-}
+mod common;
+use common::{converge, scenarios_dir, scratch};
 
 fn text(output: &Output) -> String {
     format!(

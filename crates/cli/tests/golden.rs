@@ -19,6 +19,9 @@ use converge::netsim::{run, CrdtSpec, NoObserver, Scenario};
 use converge::scenario_file;
 use serde::{Deserialize, Serialize};
 
+mod common;
+use common::scenarios_dir;
+
 /// The environment variable that rewrites the pinned hashes instead of comparing them.
 const BLESS_VARIABLE: &str = "CONVERGE_BLESS";
 /// The reason for a deliberate change, written into the file when blessing.
@@ -43,10 +46,6 @@ struct Pin {
 
 fn golden_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden-trace-hashes.toml")
-}
-
-fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
 }
 
 /// The trace hash of one run. No observer is attached: observers never change a run, and the

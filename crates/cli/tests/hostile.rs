@@ -2,31 +2,15 @@
 //! lines or terminal escapes, and asking for absurd sizes. Each is refused with exit status 2 and
 //! a short error whose first line names the file and the problem; none panics or hangs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{converge, scratch};
 
 /// Any of these files is refused well within this time (a debug build parses 8 MiB in about two
 /// seconds; the cap refuses a larger file before parsing it).
 const REFUSAL_TIME_MAX: Duration = Duration::from_secs(20);
-
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "converge-hostile-test-{}-{test}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn converge(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the converge binary runs")
-}
 
 /// Runs `converge run` on a file holding `contents` and checks the refusal: exit status 2, no
 /// report written, a first line naming the file and containing every one of `expected`, and at

@@ -2,27 +2,20 @@
 //! partial report that says it is partial, and exits with status 130. And the simulator itself
 //! stops when an observer asks it to.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use converge::crdt::{LwwGrid, LwwGridConfig};
 use converge::netsim::{End, Observer, Scenario, TraceEvent, World, INTERRUPT_CHECK_EVENTS};
 use serde_json::Value;
 
+mod common;
+use common::scratch;
+
 /// An interrupted command must be gone within this long. It takes a few milliseconds on an idle
 /// machine (the run loop looks at the flag every 1,024 actions); the margin is for a loaded CI
 /// machine with two cores.
 const EXIT_LATENCY_MAX: Duration = Duration::from_millis(2_000);
-
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "converge-interrupt-test-{}-{test}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A scenario whose single run takes minutes: a tenth of a millisecond between anti-entropy rounds
 /// among twenty replicas, for an hour of virtual time.

@@ -1,27 +1,17 @@
 //! Run ids: every report names its run, rerunning the same run rewrites its own report, and a
 //! different run's report is moved to `previous/<its run id>/` instead of being overwritten.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use serde_json::Value;
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "converge-run-id-test-{}-{test}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::scratch;
 
+/// Runs the binary and expects success.
 fn converge(dir: &Path, args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the converge binary runs");
+    let output = common::converge(dir, args);
     assert_eq!(
         output.status.code(),
         Some(0),
