@@ -204,6 +204,20 @@ enum Data {
     Dict(LwwDict),
 }
 
+/// A model write as an intent: value 0 stands for a remove.
+fn intent_of(key: u8, value: u8) -> Intent {
+    if value == 0 {
+        Intent::Remove {
+            key: u32::from(key),
+        }
+    } else {
+        Intent::Put {
+            key: u32::from(key),
+            value: u64::from(value),
+        }
+    }
+}
+
 // The model's integers are all tiny (times up to 12, values up to 4, keys up to 4, replicas up to
 // 4), so the narrowing casts below cannot truncate anything the model put in.
 fn stamp_of(stamp: ModelStamp) -> Stamp {
@@ -516,16 +530,7 @@ impl ConvergeModel {
                 value,
                 stamp,
             } => {
-                let intent = if value == 0 {
-                    Intent::Remove {
-                        key: u32::from(key),
-                    }
-                } else {
-                    Intent::Put {
-                        key: u32::from(key),
-                        value: u64::from(value),
-                    }
-                };
+                let intent = intent_of(key, value);
                 apply_intent(&mut data, &intent, stamp_of(stamp), &mut coin);
                 clock.observe(u64::from(stamp.time));
                 replica.delivered() | (1 << update)
@@ -748,16 +753,7 @@ impl ConvergeModel {
         };
         let time = clock.tick(0, None);
         let stamp = Stamp::new(time, u32::from(replica));
-        let intent = if value == 0 {
-            Intent::Remove {
-                key: u32::from(key),
-            }
-        } else {
-            Intent::Put {
-                key: u32::from(key),
-                value: u64::from(value),
-            }
-        };
+        let intent = intent_of(key, value);
         let mut data = self.build(current.slots());
         // A fresh Lamport stamp is greater than anything held, so no tie and no coin.
         apply_intent(&mut data, &intent, stamp, &mut FixedCoin(false));
