@@ -74,18 +74,21 @@ fn probability(path: &str, p: f64) -> Result<(), ScenarioError> {
     }
 }
 
-/// The error for a list or count above its cap, naming the cap.
-fn too_many(
+/// Refuses a list or count above its cap, naming the cap.
+fn at_most(
     path: &str,
     what: &str,
-    found: impl std::fmt::Display,
+    found: u64,
     cap: u64,
     cap_name: &str,
-) -> ScenarioError {
-    error(
-        path,
-        format!("found {found} {what}; the cap is {cap} ({cap_name})"),
-    )
+) -> Result<(), ScenarioError> {
+    if found > cap {
+        return Err(error(
+            path,
+            format!("found {found} {what}; the cap is {cap} ({cap_name})"),
+        ));
+    }
+    Ok(())
 }
 
 fn latency(path: &str, latency: &Latency) -> Result<(), ScenarioError> {
@@ -121,27 +124,23 @@ fn latency_durations(path: &str, latency: &Latency) -> Vec<(String, SimDuration)
 impl Scenario {
     /// Refuses what cannot run. `run` calls this first.
     pub fn validate(&self) -> Result<(), ScenarioError> {
-        if self.name.chars().count() > NAME_CHARS_MAX {
-            return Err(too_many(
-                "name",
-                "characters",
-                self.name.chars().count(),
-                NAME_CHARS_MAX as u64,
-                "NAME_CHARS_MAX",
-            ));
-        }
+        at_most(
+            "name",
+            "characters",
+            self.name.chars().count() as u64,
+            NAME_CHARS_MAX as u64,
+            "NAME_CHARS_MAX",
+        )?;
         if self.replicas == 0 {
             return Err(error("replicas", "expected at least one replica, found 0"));
         }
-        if self.replicas > REPLICAS_MAX {
-            return Err(too_many(
-                "replicas",
-                "replicas",
-                self.replicas,
-                u64::from(REPLICAS_MAX),
-                "REPLICAS_MAX",
-            ));
-        }
+        at_most(
+            "replicas",
+            "replicas",
+            u64::from(self.replicas),
+            u64::from(REPLICAS_MAX),
+            "REPLICAS_MAX",
+        )?;
         let nodes = self.replicas + u32::from(self.protocol.topology == Topology::Relay);
         let replica = |path: String, id: u32| -> Result<(), ScenarioError> {
             if id < self.replicas {
@@ -231,15 +230,13 @@ impl Scenario {
                 "expected latency-min <= latency-max",
             ));
         }
-        if network.links.len() > LINKS_MAX {
-            return Err(too_many(
-                "network.links",
-                "link overrides",
-                network.links.len(),
-                LINKS_MAX as u64,
-                "LINKS_MAX",
-            ));
-        }
+        at_most(
+            "network.links",
+            "link overrides",
+            network.links.len() as u64,
+            LINKS_MAX as u64,
+            "LINKS_MAX",
+        )?;
         for (i, link) in network.links.iter().enumerate() {
             for (key, node) in [("from", link.from), ("to", link.to)] {
                 if let Some(node) = node.filter(|n| *n >= nodes) {
@@ -291,15 +288,13 @@ impl Scenario {
         for (i, writer) in workload.writers.iter().flatten().enumerate() {
             replica(format!("workload.writers[{i}]"), *writer)?;
         }
-        if workload.ops.len() > OPS_MAX {
-            return Err(too_many(
-                "workload.ops",
-                "explicit writes",
-                workload.ops.len(),
-                OPS_MAX as u64,
-                "OPS_MAX",
-            ));
-        }
+        at_most(
+            "workload.ops",
+            "explicit writes",
+            workload.ops.len() as u64,
+            OPS_MAX as u64,
+            "OPS_MAX",
+        )?;
         for (i, op) in workload.ops.iter().enumerate() {
             replica(format!("workload.ops[{i}].replica"), op.replica)?;
         }
@@ -325,15 +320,13 @@ impl Scenario {
                 ),
             ));
         }
-        if self.faults.len() > FAULTS_MAX {
-            return Err(too_many(
-                "faults",
-                "faults",
-                self.faults.len(),
-                FAULTS_MAX as u64,
-                "FAULTS_MAX",
-            ));
-        }
+        at_most(
+            "faults",
+            "faults",
+            self.faults.len() as u64,
+            FAULTS_MAX as u64,
+            "FAULTS_MAX",
+        )?;
         let mut group_members_total = 0usize;
         for (i, fault) in self.faults.iter().enumerate() {
             let path = |key: &str| format!("faults[{i}].{key}");
@@ -352,15 +345,13 @@ impl Scenario {
                         ));
                     }
                     group_members_total += members;
-                    if group_members_total > FAULT_GROUP_MEMBERS_MAX {
-                        return Err(too_many(
-                            &path("groups"),
-                            "group members in the faults so far",
-                            group_members_total,
-                            FAULT_GROUP_MEMBERS_MAX as u64,
-                            "FAULT_GROUP_MEMBERS_MAX",
-                        ));
-                    }
+                    at_most(
+                        &path("groups"),
+                        "group members in the faults so far",
+                        group_members_total as u64,
+                        FAULT_GROUP_MEMBERS_MAX as u64,
+                        "FAULT_GROUP_MEMBERS_MAX",
+                    )?;
                     for (g, group) in groups.iter().enumerate() {
                         for (m, member) in group.iter().enumerate() {
                             if *member >= nodes {
@@ -409,35 +400,29 @@ impl Scenario {
         if let Some(swarm) = &self.swarm {
             probability("swarm.drop-max", swarm.drop_max)?;
             probability("swarm.duplicate-max", swarm.duplicate_max)?;
-            if swarm.faults > SWARM_FAULTS_MAX {
-                return Err(too_many(
-                    "swarm.faults",
-                    "drawn faults",
-                    swarm.faults,
-                    u64::from(SWARM_FAULTS_MAX),
-                    "SWARM_FAULTS_MAX",
-                ));
-            }
+            at_most(
+                "swarm.faults",
+                "drawn faults",
+                u64::from(swarm.faults),
+                u64::from(SWARM_FAULTS_MAX),
+                "SWARM_FAULTS_MAX",
+            )?;
         }
         if let Some(script) = &self.script {
-            if script.fates.len() > SCRIPT_ENTRIES_MAX {
-                return Err(too_many(
-                    "script.fates",
-                    "scripted fates",
-                    script.fates.len(),
-                    SCRIPT_ENTRIES_MAX as u64,
-                    "SCRIPT_ENTRIES_MAX",
-                ));
-            }
-            if script.coins.len() > SCRIPT_ENTRIES_MAX {
-                return Err(too_many(
-                    "script.coins",
-                    "scripted coin flips",
-                    script.coins.len(),
-                    SCRIPT_ENTRIES_MAX as u64,
-                    "SCRIPT_ENTRIES_MAX",
-                ));
-            }
+            at_most(
+                "script.fates",
+                "scripted fates",
+                script.fates.len() as u64,
+                SCRIPT_ENTRIES_MAX as u64,
+                "SCRIPT_ENTRIES_MAX",
+            )?;
+            at_most(
+                "script.coins",
+                "scripted coin flips",
+                script.coins.len() as u64,
+                SCRIPT_ENTRIES_MAX as u64,
+                "SCRIPT_ENTRIES_MAX",
+            )?;
         }
         Ok(())
     }
