@@ -92,24 +92,39 @@ pub struct ConvergenceTimeline {
 
 /// Watches every event for strong convergence and records the convergence timeline.
 ///
-/// Both compare replicas' views, so both work from one grouping of the live replicas into classes
-/// of equal views: a replica's view is rendered once per event that touches it, compared with its
-/// class's view, and moved to another class only when it changed. Two replicas hold equal views
-/// exactly when they are in the same class, so strong convergence compares class numbers, and the
-/// number of distinct views is the number of non-empty classes. (Rendering views as JSON per
-/// comparison was three quarters of a judged run; recounting distinct views pairwise grew as the
-/// square of the replicas.)
-pub struct ConvergenceWatch<V> {
+/// Only replicas an event touched can have changed (crashes, restarts, joins and leaves touch
+/// their replica too), so only they are examined, against the replicas that delivered the same
+/// updates. Those are found by the delivered sets' sizes and fingerprints, which the simulator
+/// keeps; two replicas' views are compared through their states first (equal states have equal
+/// views, by the contract of [`StateCrdt`](converge_crdt::StateCrdt); debug builds check it) and
+/// rendered only when the states differ.
+///
+/// While the timeline still records points, the live replicas are also grouped into classes of
+/// equal views, which give the number of distinct views after every event: a touched replica's
+/// view is rendered and compared with its class's. Once the timeline is full, the classes are
+/// dropped, and a touched replica costs a scan of the others' delivered-set fingerprints.
+/// (Rendering views as JSON per comparison was three quarters of a judged run, recounting distinct
+/// views pairwise grew as the square of the replicas, and keeping the classes for a whole run was
+/// still a quarter of it.)
+pub struct ConvergenceWatch<C: OpCrdt> {
     pub strong: StrongConvergence,
     pub timeline: ConvergenceTimeline,
-    /// Each replica's class while it is live, `None` while it is not.
-    class_of: Vec<Option<usize>>,
-    /// Classes of equal views; a class no live replica holds is free for reuse.
-    classes: Vec<ViewClass<V>>,
-    /// How many classes some live replica holds: the number of distinct views.
-    distinct_views: u32,
+    /// Whether each replica is live.
+    live: Vec<bool>,
     /// Each replica's delivered set, as size and fingerprint.
     delivered: Vec<(u32, u64)>,
+    /// Whether views are grouped into classes: while the timeline records points.
+    counting_views: bool,
+    /// Each replica's view class while it is live and views are counted, `None` otherwise.
+    class_of: Vec<Option<usize>>,
+    /// Classes of equal views; a class no live replica holds is free for reuse.
+    classes: Vec<ViewClass<C::View>>,
+    /// Once views are no longer counted: each replica's state when it was last examined, so that
+    /// an event which left a replica's delivered set as it was (most anti-entropy deliveries)
+    /// costs one comparison to tell whether its view may have changed.
+    last_state: Vec<C>,
+    /// How many classes some live replica holds: the number of distinct views.
+    distinct_views: u32,
     /// The replicas this event changed (scratch space, kept to reuse its allocation).
     changed: Vec<ReplicaId>,
 }
@@ -120,7 +135,7 @@ struct ViewClass<V> {
     members: u32,
 }
 
-impl<V> ConvergenceWatch<V> {
+impl<C: OpCrdt> ConvergenceWatch<C> {
     pub fn new(timeline_points_max: usize) -> Self {
         ConvergenceWatch {
             strong: StrongConvergence::default(),
@@ -128,18 +143,19 @@ impl<V> ConvergenceWatch<V> {
                 points_max: timeline_points_max,
                 ..ConvergenceTimeline::default()
             },
+            live: Vec::new(),
+            delivered: Vec::new(),
+            counting_views: timeline_points_max > 0,
             class_of: Vec::new(),
             classes: Vec::new(),
+            last_state: Vec::new(),
             distinct_views: 0,
-            delivered: Vec::new(),
             changed: Vec::new(),
         }
     }
-}
 
-impl<V: PartialEq> ConvergenceWatch<V> {
     /// Puts a replica's view in its class; returns whether the replica moved.
-    fn place(&mut self, replica: usize, view: Option<V>) -> bool {
+    fn place(&mut self, replica: usize, view: Option<C::View>) -> bool {
         let current = self.class_of[replica];
         if let (Some(class), Some(view)) = (current, &view) {
             if self.classes[class].view == *view {
@@ -184,41 +200,46 @@ impl<V: PartialEq> ConvergenceWatch<V> {
     }
 }
 
-impl<C: OpCrdt> Observer<C> for ConvergenceWatch<C::View> {
+impl<C: OpCrdt> Observer<C> for ConvergenceWatch<C> {
     fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>) {
-        // Only a replica whose view, delivered set or liveness changed can break strong
-        // convergence with another, or change the timeline; most deliveries change nothing.
         self.changed.clear();
-        let mut views_changed = false;
-        if self.class_of.len() != world.replicas.len() {
-            self.class_of = vec![None; world.replicas.len()];
+        if self.live.len() != world.replicas.len() {
+            self.live = world.replicas.iter().map(|r| is_live(r.status)).collect();
             self.delivered = world.replicas.iter().map(delivered_key).collect();
-            for (index, replica) in world.replicas.iter().enumerate() {
-                self.place(index, live_view(replica));
+            self.class_of = vec![None; world.replicas.len()];
+            if self.counting_views {
+                for (index, replica) in world.replicas.iter().enumerate() {
+                    self.place(index, live_view(replica));
+                }
             }
             self.changed.extend(0..world.replicas.len() as ReplicaId);
-            views_changed = true;
         } else {
             for &touched in world.touched {
                 let Some(replica) = world.replicas.get(touched as usize) else {
                     continue;
                 };
                 let index = touched as usize;
-                let moved = self.place(index, live_view(replica));
+                let live = is_live(replica.status);
                 let delivered = delivered_key(replica);
-                if moved || delivered != self.delivered[index] {
+                let changed = if self.counting_views {
+                    let moved = self.place(index, live_view(replica));
+                    moved || delivered != self.delivered[index] || live != self.live[index]
+                } else if delivered != self.delivered[index] || live != self.live[index] {
+                    self.last_state[index].clone_from(&replica.crdt);
+                    true
+                } else if live && self.last_state[index] != replica.crdt {
+                    // The same updates, another state: a merge changed it without delivering
+                    // anything new (a random tie-break can flip a value), so its view may have
+                    // changed too.
+                    self.last_state[index].clone_from(&replica.crdt);
+                    true
+                } else {
+                    false
+                };
+                if changed {
+                    self.live[index] = live;
                     self.delivered[index] = delivered;
                     self.changed.push(touched);
-                    views_changed |= moved;
-                }
-            }
-            // Status changes (crash, leave, join) touch no state but change who is live.
-            for (index, replica) in world.replicas.iter().enumerate() {
-                if is_live(replica.status) != self.class_of[index].is_some() {
-                    self.place(index, live_view(replica));
-                    self.delivered[index] = delivered_key(replica);
-                    self.changed.push(index as ReplicaId);
-                    views_changed = true;
                 }
             }
             if self.changed.is_empty() {
@@ -226,7 +247,7 @@ impl<C: OpCrdt> Observer<C> for ConvergenceWatch<C::View> {
             }
         }
         self.check_strong_convergence(event, world);
-        self.record_timeline(event, world, views_changed);
+        self.record_timeline(event, world);
     }
 }
 
@@ -235,31 +256,47 @@ fn delivered_key<C: OpCrdt>(replica: &Replica<C>) -> (u32, u64) {
     (replica.delivered.len(), replica.delivered.fingerprint())
 }
 
-impl<V: PartialEq> ConvergenceWatch<V> {
+impl<C: OpCrdt> ConvergenceWatch<C> {
+    /// Whether two live replicas hold the same updates.
+    fn same_delivered(&self, world: &World<'_, C>, a: usize, b: usize) -> bool {
+        // Equal sets have equal sizes and fingerprints: the cached pair rules most replicas out
+        // before their sets are compared.
+        self.delivered[a] == self.delivered[b]
+            && world.replicas[a]
+                .delivered
+                .same_as(&world.replicas[b].delivered)
+    }
+
+    /// Whether two live replicas hold equal views.
+    fn same_view(&self, world: &World<'_, C>, a: usize, b: usize) -> bool {
+        if self.counting_views {
+            return self.class_of[a] == self.class_of[b];
+        }
+        let (a, b) = (&world.replicas[a].crdt, &world.replicas[b].crdt);
+        if a == b {
+            debug_assert!(
+                a.view() == b.view(),
+                "equal states with different views: the CRDT's PartialEq must compare everything \
+                 its view shows"
+            );
+            return true;
+        }
+        a.view() == b.view()
+    }
+
     /// Two live replicas that delivered the same updates must hold equal views. Only pairs with a
     /// changed replica can have changed since the last event.
-    fn check_strong_convergence<C: OpCrdt<View = V>>(
-        &mut self,
-        event: &TraceEvent,
-        world: &World<'_, C>,
-    ) {
+    fn check_strong_convergence(&mut self, event: &TraceEvent, world: &World<'_, C>) {
         for &changed in &self.changed {
             let mine = changed as usize;
-            let Some(my_class) = self.class_of[mine] else {
+            if !self.live[mine] {
                 continue;
-            };
+            }
             for other in 0..world.replicas.len() {
-                let Some(other_class) = self.class_of[other] else {
-                    continue;
-                };
-                // Equal sets have equal sizes and fingerprints: the cached pair rules most
-                // replicas out before their sets are compared.
                 if other == mine
-                    || other_class == my_class
-                    || self.delivered[other] != self.delivered[mine]
-                    || !world.replicas[mine]
-                        .delivered
-                        .same_as(&world.replicas[other].delivered)
+                    || !self.live[other]
+                    || !self.same_delivered(world, mine, other)
+                    || self.same_view(world, mine, other)
                 {
                     continue;
                 }
@@ -283,36 +320,31 @@ impl<V: PartialEq> ConvergenceWatch<V> {
         }
     }
 
-    fn record_timeline<C: OpCrdt<View = V>>(
-        &mut self,
-        event: &TraceEvent,
-        world: &World<'_, C>,
-        views_changed: bool,
-    ) {
-        let distinct_count = self.distinct_views;
-        let timeline = &mut self.timeline;
-        if views_changed
-            && timeline.points.last().map(|p| p.1) != Some(distinct_count)
-            && timeline.points.len() < timeline.points_max
-        {
-            timeline.points.push((event.at_us, distinct_count));
-        }
-        let live = || (0..world.replicas.len()).filter(|r| self.class_of[*r].is_some());
-        let agreed = distinct_count <= 1
-            && match live().next() {
-                None => true,
-                Some(first) => {
-                    live().all(|r| self.delivered[r] == self.delivered[first])
-                        && live().all(|r| {
-                            world.replicas[r]
-                                .delivered
-                                .same_as(&world.replicas[first].delivered)
-                        })
+    fn record_timeline(&mut self, event: &TraceEvent, world: &World<'_, C>) {
+        if self.counting_views {
+            let distinct_count = self.distinct_views;
+            let points = &mut self.timeline.points;
+            if points.last().map(|p| p.1) != Some(distinct_count) {
+                points.push((event.at_us, distinct_count));
+                if points.len() >= self.timeline.points_max {
+                    // The timeline is full: from here on only agreement is tracked, which needs
+                    // no classes.
+                    self.counting_views = false;
+                    self.class_of.iter_mut().for_each(|class| *class = None);
+                    self.classes = Vec::new();
+                    self.last_state = world.replicas.iter().map(|r| r.crdt.clone()).collect();
                 }
-            };
-        match (agreed, timeline.agreed_since_us) {
-            (true, None) => timeline.agreed_since_us = Some(event.at_us),
-            (false, Some(_)) => timeline.agreed_since_us = None,
+            }
+        }
+        let mut live = (0..world.replicas.len()).filter(|r| self.live[*r]);
+        let agreed = match live.next() {
+            None => true,
+            Some(first) => live
+                .all(|r| self.same_delivered(world, first, r) && self.same_view(world, first, r)),
+        };
+        match (agreed, self.timeline.agreed_since_us) {
+            (true, None) => self.timeline.agreed_since_us = Some(event.at_us),
+            (false, Some(_)) => self.timeline.agreed_since_us = None,
             _ => {}
         }
     }

@@ -55,13 +55,33 @@ pub struct GridView {
 }
 
 /// The LWW grid. See the module docs.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct LwwGrid {
     config: LwwGridConfig,
     cells: Vec<Option<Cell>>,
     /// Local bookkeeping for deltas: the version at which each cell last changed here.
     changed_at: Vec<u64>,
     version: u64,
+}
+
+impl Clone for LwwGrid {
+    fn clone(&self) -> Self {
+        LwwGrid {
+            config: self.config,
+            cells: self.cells.clone(),
+            changed_at: self.changed_at.clone(),
+            version: self.version,
+        }
+    }
+
+    /// Reuses this grid's buffers: the convergence watch keeps a copy of each replica's state and
+    /// overwrites it whenever the replica changes.
+    fn clone_from(&mut self, source: &Self) {
+        self.config = source.config;
+        self.cells.clone_from(&source.cells);
+        self.changed_at.clone_from(&source.changed_at);
+        self.version = source.version;
+    }
 }
 
 impl PartialEq for LwwGrid {
