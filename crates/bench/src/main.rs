@@ -11,7 +11,7 @@ use converge_bench::alloc::CountingAllocator;
 use converge_bench::measure::{
     load_average_1_min, long_scenario, measure_event_scaling, measure_model_checker,
     measure_replica_scaling, measure_simulator, measure_sweep, peak_bytes_exponent_longest_runs,
-    Plan, Progress,
+    replica_scenario, Plan, Progress,
 };
 use converge_bench::reference::{reference_scenario, simulate, simulate_judged};
 use converge_bench::report::{
@@ -27,6 +27,7 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 const USAGE: &str = "usage: converge-bench [--quick] [--out PATH]
        converge-bench --profile-reference SECONDS [--engine judged|alone|turmoil] [--virtual-s V]
+                      [--replicas N]
 
 Measures simulator events per second (against a bare loop and turmoil), sweep seeds per second on
 1 and 2 threads, model-checker states per second and symmetry reduction, and growth with replicas
@@ -39,7 +40,8 @@ and events. Prints a table and writes PATH (default: reports/bench.json in the w
               only run seeds of the reference scenario, one after another, for SECONDS, so that
               `perf record` sees nothing else. --engine judged (the default) runs them with every
               oracle on, alone with no observer, turmoil on turmoil; --virtual-s V makes each
-              run last V virtual seconds instead of 60";
+              run last V virtual seconds instead of 60; --replicas N runs the replica-scaling
+              scenario with N replicas instead (each writes once per virtual second for 5 s)";
 
 /// What `--profile-reference` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +57,7 @@ struct Options {
     profile_reference_s: Option<f64>,
     engine: Engine,
     virtual_s: Option<u64>,
+    replicas: Option<u32>,
 }
 
 /// The workspace root, found from this crate's manifest so that the binary works from any
@@ -73,6 +76,7 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
         profile_reference_s: None,
         engine: Engine::Judged,
         virtual_s: None,
+        replicas: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -105,6 +109,14 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
                         .with_context(|| format!("--virtual-s {seconds:?}"))?,
                 );
             }
+            "--replicas" => {
+                let replicas = args.next().context("--replicas needs a count")?;
+                options.replicas = Some(
+                    replicas
+                        .parse()
+                        .with_context(|| format!("--replicas {replicas:?}"))?,
+                );
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(None);
@@ -118,10 +130,12 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
 }
 
 /// Runs reference seeds back to back for `seconds`, so that a profiler sees nothing else.
-fn profile_reference(seconds: f64, engine: Engine, virtual_s: Option<u64>) -> Result<()> {
-    let scenario = match virtual_s {
-        Some(virtual_s) => long_scenario(SimDuration::from_secs(virtual_s)),
-        None => reference_scenario(),
+fn profile_reference(options: &Options, seconds: f64) -> Result<()> {
+    let engine = options.engine;
+    let scenario = match (options.replicas, options.virtual_s) {
+        (Some(replicas), _) => replica_scenario(replicas, 5, 1.0),
+        (None, Some(virtual_s)) => long_scenario(SimDuration::from_secs(virtual_s)),
+        (None, None) => reference_scenario(),
     };
     let workload = TurmoilWorkload::of(&scenario).map_err(anyhow::Error::msg)?;
     let started = Instant::now();
@@ -156,7 +170,7 @@ fn main() -> Result<()> {
         eprintln!("warning: a debug build; numbers mean little without --release");
     }
     if let Some(seconds) = options.profile_reference_s {
-        return profile_reference(seconds, options.engine, options.virtual_s);
+        return profile_reference(&options, seconds);
     }
     let plan = if options.quick {
         Plan::quick(&workspace)

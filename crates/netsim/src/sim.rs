@@ -9,8 +9,7 @@
 //! on every machine. Each handled action emits zero or more trace events; each event is hashed into
 //! the trace hash and shown to the observer together with the replicas it touched.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use converge_crdt::clock::Skew;
@@ -28,11 +27,13 @@ use crate::validation::ScenarioError;
 mod faults;
 mod network;
 mod protocol;
+mod queue;
 mod trace;
 
 use faults::{draw_fault, Cut};
 use network::LinkTable;
 use protocol::{Payload, Protocol};
+use queue::EventQueue;
 use trace::HASH_SEED;
 
 /// Header bytes counted for every message on top of its payload.
@@ -100,44 +101,6 @@ enum Action<C> {
     SettleStart,
 }
 
-/// A scheduled action. Its place in the total order is one integer, virtual time in the high half
-/// and the sequence number in the low half, so that the heap compares once per step.
-struct Queued<C> {
-    key: u128,
-    action: Action<C>,
-}
-
-impl<C> Queued<C> {
-    fn new(at_us: u64, seq: u64, action: Action<C>) -> Self {
-        Queued {
-            key: (u128::from(at_us) << 64) | u128::from(seq),
-            action,
-        }
-    }
-
-    fn at_us(&self) -> u64 {
-        (self.key >> 64) as u64
-    }
-}
-
-impl<C> PartialEq for Queued<C> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-impl<C> Eq for Queued<C> {}
-impl<C> PartialOrd for Queued<C> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<C> Ord for Queued<C> {
-    /// Reversed, so that the max-heap pops the earliest action first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.key.cmp(&self.key)
-    }
-}
-
 /// Where tie-break coins come from: the seeded stream, or the script's list.
 #[allow(clippy::large_enum_variant)] // One value per run: boxing the stream would buy nothing.
 enum Coins {
@@ -168,8 +131,7 @@ struct Sim<'a, C: OpCrdt> {
     nodes: Vec<Replica<C>>,
     clocks: Vec<Clock>,
     protocols: Vec<Protocol>,
-    queue: BinaryHeap<Queued<C>>,
-    next_seq: u64,
+    queue: EventQueue<Action<C>>,
     now_us: u64,
     end_us: u64,
     settling: bool,
@@ -283,8 +245,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                 .map(|skew| Clock::new(scenario.clock, *skew))
                 .collect(),
             protocols: (0..node_count).map(|_| fresh_protocol(scenario)).collect(),
-            queue: BinaryHeap::new(),
-            next_seq: 0,
+            queue: EventQueue::new(),
             now_us: 0,
             end_us: scenario.duration.us.saturating_add(scenario.settle.us),
             settling: false,
@@ -327,9 +288,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
     }
 
     fn schedule(&mut self, at_us: u64, action: Action<C>) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.queue.push(Queued::new(at_us, seq, action));
+        self.queue.push(at_us, action);
     }
 
     fn schedule_start(&mut self) {
@@ -407,15 +366,13 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
     fn run_loop(&mut self) {
         let bounds = &self.scenario.bounds;
         let mut actions: u64 = 0;
-        while let Some(queued) = self.queue.pop() {
+        while let Some((at_us, action)) = self.queue.pop() {
             // Asking the observer costs a virtual call, so it is asked once per batch of actions.
             actions += 1;
             if actions % INTERRUPT_CHECK_EVENTS == 0 && self.observer.interrupted() {
                 self.bound = Some(INTERRUPTED);
                 break;
             }
-            let at_us = queued.at_us();
-            let action = queued.action;
             if at_us > self.end_us {
                 break;
             }
