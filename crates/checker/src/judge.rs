@@ -11,8 +11,7 @@ use converge_netsim::{
 use serde::Serialize;
 
 use crate::oracles::{
-    eventual_convergence, intent, snapshot, ConvergenceWatch, Observers, ReplicaSnapshot, StopFlag,
-    Violation,
+    eventual_convergence, intent, snapshot, ConvergenceWatch, ReplicaSnapshot, StopFlag, Violation,
 };
 
 /// Bumped whenever a field of [`RunReport`] changes meaning or disappears.
@@ -105,16 +104,15 @@ pub fn judge_until<C: OpCrdt>(
     make: &dyn Fn(ReplicaId) -> C,
     stop: Option<&AtomicBool>,
 ) -> Result<Judged<C>, ScenarioError> {
-    let mut watch = ConvergenceWatch::new(TIMELINE_POINTS_MAX);
     let never = AtomicBool::new(false);
-    let mut stop_flag = StopFlag(stop.unwrap_or(&never));
-    let outcome = {
-        let mut observers = Observers(vec![&mut watch, &mut stop_flag]);
-        converge_netsim::run(scenario, seed, make, &mut observers)?
+    let mut observer = StopFlag {
+        inner: ConvergenceWatch::new(TIMELINE_POINTS_MAX),
+        flag: stop.unwrap_or(&never),
     };
+    let outcome = converge_netsim::run(scenario, seed, make, &mut observer)?;
     let ConvergenceWatch {
         strong, timeline, ..
-    } = watch;
+    } = observer.inner;
     let mut violations = strong.violations.clone();
     violations.extend(eventual_convergence(&outcome));
     let intent_violations = intent(&outcome, make);
