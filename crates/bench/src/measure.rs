@@ -499,7 +499,7 @@ fn scaling_point(scenario: &Scenario, judged: bool) -> Result<ScalingPoint> {
         bail!("{} ended early: {:?}", scenario.name, outcome.end);
     }
     let events = outcome.events;
-    let writes = outcome.updates.len() as u64;
+    let writes = outcome.updates_issued;
     let messages_sent = outcome.messages.sent;
     drop(outcome);
     let (judged_wall_ms, judged_peak_bytes) = if judged {

@@ -65,7 +65,7 @@ pub struct Work {
 impl Work {
     pub fn of(outcome: &Outcome<LwwGrid>) -> Work {
         Work {
-            writes: outcome.updates.len() as u64,
+            writes: outcome.updates_issued,
             merges: outcome.messages.delivered,
         }
     }

@@ -11,7 +11,8 @@ use converge_netsim::{
 use serde::Serialize;
 
 use crate::oracles::{
-    eventual_convergence, intent, snapshot, ConvergenceWatch, ReplicaSnapshot, StopFlag, Violation,
+    eventual_convergence, intent, snapshot, ConvergenceWatch, IntentWatch, ReplicaSnapshot,
+    StopFlag, Violation,
 };
 
 /// Bumped whenever a field of [`RunReport`] changes meaning or disappears.
@@ -106,16 +107,20 @@ pub fn judge_until<C: OpCrdt>(
 ) -> Result<Judged<C>, ScenarioError> {
     let never = AtomicBool::new(false);
     let mut observer = StopFlag {
-        inner: ConvergenceWatch::new(TIMELINE_POINTS_MAX),
+        inner: (
+            ConvergenceWatch::new(TIMELINE_POINTS_MAX),
+            IntentWatch::new(make, scenario.clock),
+        ),
         flag: stop.unwrap_or(&never),
     };
     let outcome = converge_netsim::run(scenario, seed, make, &mut observer)?;
+    let (convergence, intent_watch) = observer.inner;
     let ConvergenceWatch {
         strong, timeline, ..
-    } = observer.inner;
+    } = convergence;
     let mut violations = strong.violations.clone();
     violations.extend(eventual_convergence(&outcome));
-    let intent_violations = intent(&outcome, make);
+    let intent_violations = intent(&outcome, intent_watch);
     let verdict = if matches!(outcome.end, End::BoundReached { .. } | End::Interrupted) {
         Verdict::BoundReached
     } else if strong.count > 0 {
@@ -154,7 +159,7 @@ pub fn judge_until<C: OpCrdt>(
         end: outcome.end.clone(),
         end_ms: outcome.end_us as f64 / 1e3,
         converged_at_ms,
-        updates: outcome.updates.len() as u64,
+        updates: outcome.updates_issued,
         messages: outcome.messages,
         coverage,
         violations,
@@ -221,7 +226,7 @@ fn non_vacuity<C: OpCrdt>(outcome: &Outcome<C>) -> NonVacuity {
             _ => None,
         })
         .collect();
-    let everything = outcome.updates.len() as u32;
+    let everything = outcome.updates_issued as u32;
     let late_joins_caught_up = outcome
         .replicas
         .iter()

@@ -14,9 +14,9 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use converge_crdt::{FixedCoin, OpCrdt, ReplicaId};
+use converge_crdt::{ClockKind, FixedCoin, OpCrdt, ReplicaId, Stamp};
 use converge_netsim::{
-    Durability, FaultSpec, Observer, Outcome, Replica, Status, TraceEvent, UpdateRecord, World,
+    EventKind, Observer, Outcome, Replica, Status, TraceEvent, UpdateSet, World,
 };
 use serde::Serialize;
 
@@ -383,43 +383,6 @@ impl<C: OpCrdt, O: Observer<C>> Observer<C> for StopFlag<'_, O> {
     }
 }
 
-/// The updates a replica should hold at the end: every update whose origin stayed correct (is up at
-/// the end and did not lose it in a volatile crash before passing it on), and every update anyone
-/// live has delivered.
-fn required_updates<C: OpCrdt>(outcome: &Outcome<C>) -> Vec<u32> {
-    let correct: Vec<bool> = outcome.replicas.iter().map(|r| is_live(r.status)).collect();
-    let volatile_crashes: Vec<(ReplicaId, u64)> = outcome
-        .faults
-        .iter()
-        .filter_map(|f| match f {
-            FaultSpec::Crash {
-                at,
-                replica,
-                state: Durability::Volatile,
-                ..
-            } => Some((*replica, at.us)),
-            _ => None,
-        })
-        .collect();
-    let lost_in_crash = |u: &UpdateRecord<C>| {
-        volatile_crashes
-            .iter()
-            .any(|(replica, at_us)| *replica == u.id.origin && *at_us >= u.at_us)
-    };
-    outcome
-        .updates
-        .iter()
-        .filter(|u| {
-            (correct.get(u.id.origin as usize).copied().unwrap_or(false) && !lost_in_crash(u))
-                || outcome
-                    .replicas
-                    .iter()
-                    .any(|r| is_live(r.status) && r.delivered.contains(u.index))
-        })
-        .map(|u| u.index)
-        .collect()
-}
-
 /// Eventual convergence at the end of the settle period.
 pub fn eventual_convergence<C: OpCrdt>(outcome: &Outcome<C>) -> Option<Violation> {
     let live: Vec<&Replica<C>> = outcome
@@ -427,13 +390,18 @@ pub fn eventual_convergence<C: OpCrdt>(outcome: &Outcome<C>) -> Option<Violation
         .iter()
         .filter(|r| is_live(r.status))
         .collect();
-    let required = required_updates(outcome);
-    let mut missing: BTreeMap<ReplicaId, usize> = BTreeMap::new();
+    // Every update some live replica delivered is required. So is every update issued by a
+    // replica that stayed correct (is live at the end) and did not lose it in a volatile crash,
+    // but such an update is in its origin's own delivered set (a replica delivers its own writes
+    // and loses them only in a volatile crash), so the union covers those too.
+    let mut required = UpdateSet::default();
     for replica in &live {
-        let lacking = required
-            .iter()
-            .filter(|u| !replica.delivered.contains(**u))
-            .count();
+        required.union_with(&replica.delivered);
+    }
+    let mut missing: BTreeMap<ReplicaId, u32> = BTreeMap::new();
+    for replica in &live {
+        // Each live set is part of the union, so what it lacks is the difference in size.
+        let lacking = required.len() - replica.delivered.len();
         if lacking > 0 {
             missing.insert(replica.id, lacking);
         }
@@ -484,30 +452,148 @@ pub fn eventual_convergence<C: OpCrdt>(outcome: &Outcome<C>) -> Option<Violation
     })
 }
 
+/// Follows every write for the intent oracle, so that it needs no update records at the end: it
+/// counts causally later writes that lost to earlier ones, and applies the writes to a fresh
+/// replica in stamp order (the sequential specification).
+///
+/// Writes arrive in issue order, not stamp order, so they wait in stamp order until no later
+/// write can have a smaller stamp. With Lamport and hybrid clocks that is known: a live
+/// replica's next stamp time exceeds every stamp time its state holds (its clock has seen them
+/// all), and a replica that is down or has not joined may restart with a fresh clock, so it
+/// holds everything back. With other clocks the writes wait until the end.
+pub struct IntentWatch<'a, C: OpCrdt> {
+    make: &'a dyn Fn(ReplicaId) -> C,
+    /// The sequential specification so far, made at the first write (from its origin, so that
+    /// `make` is only asked for replicas that exist).
+    sequential: Option<C>,
+    /// Writes not yet applied, in stamp order (issue order between equal stamps).
+    waiting: BTreeMap<(Stamp, u32), C::Op>,
+    /// Whether the clocks bound the stamps still to come (see above).
+    stamps_bounded: bool,
+    /// How many writes may wait before the bound is computed again.
+    waiting_check: usize,
+    stale: u64,
+    first_stale: Option<StaleWrite>,
+}
+
+/// A causally later write that lost: the first one is what the violation names.
+struct StaleWrite {
+    origin: ReplicaId,
+    key: u32,
+    at_us: u64,
+    stamp_time: u64,
+    seen_time: u64,
+}
+
+/// Writes that may wait before the stamp bound is first computed; afterwards, twice what is
+/// left waiting, so that a run whose writes cannot be applied early (a replica down for long)
+/// computes it rarely.
+const WAITING_CHECK_MIN: usize = 1_024;
+
+impl<'a, C: OpCrdt> IntentWatch<'a, C> {
+    /// `make` makes the run's replicas; `clock` is the scenario's.
+    pub fn new(make: &'a dyn Fn(ReplicaId) -> C, clock: ClockKind) -> Self {
+        IntentWatch {
+            make,
+            sequential: None,
+            waiting: BTreeMap::new(),
+            stamps_bounded: matches!(clock, ClockKind::Lamport | ClockKind::Hybrid),
+            waiting_check: WAITING_CHECK_MIN,
+            stale: 0,
+            first_stale: None,
+        }
+    }
+
+    /// Writes seen but not yet applied to the sequential specification.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// The sequential specification over every write seen (`None` before the first).
+    pub fn into_sequential(mut self) -> Option<C> {
+        self.apply_below(u64::MAX);
+        self.sequential
+    }
+
+    /// Applies the waiting writes with stamp times below `bound`, in stamp order.
+    fn apply_below(&mut self, bound: u64) {
+        let mut coin = FixedCoin(false);
+        while let Some(entry) = self.waiting.first_entry() {
+            if entry.key().0.time >= bound {
+                break;
+            }
+            let origin = entry.key().0.replica;
+            let op = entry.remove();
+            self.sequential
+                .get_or_insert_with(|| (self.make)(origin))
+                .apply(&op, &mut coin);
+        }
+    }
+
+    /// The least stamp time any later write can have.
+    fn stamp_bound(world: &World<'_, C>) -> u64 {
+        world
+            .replicas
+            .iter()
+            .filter_map(|replica| match replica.status {
+                Status::Up => Some(replica.crdt.time_max().saturating_add(1)),
+                Status::Left => None,
+                Status::Waiting | Status::Crashed => Some(0),
+            })
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+}
+
+impl<C: OpCrdt> Observer<C> for IntentWatch<'_, C> {
+    fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>) {
+        let EventKind::Write { update, .. } = event.kind else {
+            return;
+        };
+        let record = world
+            .updates
+            .last()
+            .expect("a write's record is shown at its event");
+        debug_assert_eq!(record.id, update);
+        if let Some(seen_time) = record.stale_against_time {
+            self.stale += 1;
+            self.first_stale.get_or_insert(StaleWrite {
+                origin: record.id.origin,
+                key: record.intent.key(),
+                at_us: record.at_us,
+                stamp_time: record.stamp.time,
+                seen_time,
+            });
+        }
+        self.waiting
+            .insert((record.stamp, record.index), record.op.clone());
+        if self.stamps_bounded && self.waiting.len() >= self.waiting_check {
+            self.apply_below(Self::stamp_bound(world));
+            self.waiting_check = (2 * self.waiting.len()).max(WAITING_CHECK_MIN);
+        }
+    }
+}
+
 /// The intent oracle: causally later writes that lost, and the converged view against the
-/// sequential specification (every update applied in stamp order to a fresh replica).
-pub fn intent<C: OpCrdt>(outcome: &Outcome<C>, make: &dyn Fn(ReplicaId) -> C) -> Vec<Violation> {
+/// sequential specification (every update applied in stamp order to a fresh replica), from what
+/// `watch` followed during the run.
+pub fn intent<C: OpCrdt>(outcome: &Outcome<C>, watch: IntentWatch<'_, C>) -> Vec<Violation> {
     let mut violations = Vec::new();
-    let stale: Vec<&UpdateRecord<C>> = outcome
-        .updates
-        .iter()
-        .filter(|u| u.stale_against_time.is_some())
-        .collect();
-    if let Some(first) = stale.first() {
+    if let Some(first) = &watch.first_stale {
         violations.push(Violation {
             oracle: Oracle::Intent,
             event_index: None,
             at_us: first.at_us,
-            replicas: vec![first.id.origin],
+            replicas: vec![first.origin],
             detail: format!(
                 "{} causally later writes lost to earlier ones; the first: replica {} wrote key {} at {:.3} ms \
                  with stamp time {} after seeing stamp time {} on that key",
-                stale.len(),
-                first.id.origin,
-                first.intent.key(),
+                watch.stale,
+                first.origin,
+                first.key,
                 first.at_us as f64 / 1e3,
-                first.stamp.time,
-                first.stale_against_time.unwrap_or_default()
+                first.stamp_time,
+                first.seen_time
             ),
             states: Vec::new(),
         });
@@ -520,17 +606,14 @@ pub fn intent<C: OpCrdt>(outcome: &Outcome<C>, make: &dyn Fn(ReplicaId) -> C) ->
     let Some(reference) = live.first() else {
         return violations;
     };
-    if reference.delivered.len() as usize != outcome.updates.len() {
+    if u64::from(reference.delivered.len()) != outcome.updates_issued {
         // Not every update reached this replica; the specification over all updates does not apply.
         return violations;
     }
-    let mut ordered: Vec<&UpdateRecord<C>> = outcome.updates.iter().collect();
-    ordered.sort_by_key(|u| (u.stamp, u.index));
-    let mut sequential = make(reference.id);
-    let mut coin = FixedCoin(false);
-    for update in ordered {
-        sequential.apply(&update.op, &mut coin);
-    }
+    let make = watch.make;
+    let sequential = watch
+        .into_sequential()
+        .unwrap_or_else(|| make(reference.id));
     if sequential.view() != reference.crdt.view() {
         violations.push(Violation {
             oracle: Oracle::Intent,
@@ -540,13 +623,13 @@ pub fn intent<C: OpCrdt>(outcome: &Outcome<C>, make: &dyn Fn(ReplicaId) -> C) ->
             detail: format!(
                 "replica {} differs from the sequential specification (all {} updates applied in stamp order)",
                 reference.id,
-                outcome.updates.len()
+                outcome.updates_issued
             ),
             states: vec![
                 snapshot(reference),
                 ReplicaSnapshot {
                     replica: u32::MAX,
-                    delivered: outcome.updates.len() as u32,
+                    delivered: outcome.updates_issued as u32,
                     view: serde_json::to_value(sequential.view()).unwrap_or_default(),
                 },
             ],

@@ -81,7 +81,11 @@ pub fn shrink<C: OpCrdt>(
     seed: u64,
     make: &dyn Fn(ReplicaId) -> C,
 ) -> Result<Option<Shrunk>, ScenarioError> {
-    let original = judge(scenario, seed, make)?;
+    // Every update record is needed to list the generated writes; keeping them all changes
+    // nothing else in the run.
+    let mut keep_records = scenario.clone();
+    keep_records.bounds.update_records_kept_max = u64::MAX;
+    let original = judge(&keep_records, seed, make)?;
     let verdict = original.report.verdict;
     if matches!(verdict, Verdict::Converges | Verdict::BoundReached) {
         return Ok(None);

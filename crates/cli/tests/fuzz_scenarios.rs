@@ -372,6 +372,7 @@ fn scenario_tree() -> BoxedStrategy<Value> {
         ("in-flight-bytes-max", int()),
         ("updates-max", int()),
         ("trace-events-kept-max", int()),
+        ("update-records-kept-max", int()),
     ]);
     let expect = table(vec![
         (

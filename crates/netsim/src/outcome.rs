@@ -296,6 +296,9 @@ pub struct UpdateRecord<C: OpCrdt> {
 pub struct World<'a, C: OpCrdt> {
     pub now_us: u64,
     pub replicas: &'a [Replica<C>],
+    /// The update records kept so far: every one, or for protocols that send whole states the
+    /// first `bounds.update_records_kept_max`. At a write event the new update's record is last
+    /// either way, so an observer that needs every record takes each one there.
     pub updates: &'a [UpdateRecord<C>],
     /// Replicas whose state or delivered set this event may have changed.
     pub touched: &'a [ReplicaId],
@@ -320,6 +323,18 @@ pub trait Observer<C: OpCrdt> {
 /// A power of two, so that the check is a mask; at millions of events per second it still
 /// notices an interruption within about a millisecond.
 pub const INTERRUPT_CHECK_EVENTS: u64 = 1_024;
+
+/// Two observers side by side, each shown every event; the run stops when either asks.
+impl<C: OpCrdt, A: Observer<C>, B: Observer<C>> Observer<C> for (A, B) {
+    fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>) {
+        self.0.on_event(event, world);
+        self.1.on_event(event, world);
+    }
+
+    fn interrupted(&self) -> bool {
+        self.0.interrupted() || self.1.interrupted()
+    }
+}
 
 /// An observer that watches nothing.
 pub struct NoObserver;
@@ -384,7 +399,11 @@ pub struct Outcome<C: OpCrdt> {
     pub replicas: Vec<Replica<C>>,
     /// The relay server's state, where the topology has one.
     pub server: Option<C>,
+    /// The update records kept, in issue order: all of them, or for protocols that send whole
+    /// states the first `bounds.update_records_kept_max` (see [`Outcome::updates_issued`]).
     pub updates: Vec<UpdateRecord<C>>,
+    /// Updates issued in the whole run.
+    pub updates_issued: u64,
     pub messages: MessageStats,
     pub coverage: Coverage,
     /// The first `bounds.trace_events_kept_max` events.

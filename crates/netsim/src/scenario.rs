@@ -468,6 +468,12 @@ pub struct Bounds {
     pub updates_max: u64,
     /// Trace events kept in memory for reports (the hash covers all of them). Default 100,000.
     pub trace_events_kept_max: u64,
+    /// Update records kept in the outcome by protocols that send whole states (state broadcast,
+    /// anti-entropy): the first this many. Their messages never refer to an update, and the
+    /// oracles watch each write as it happens, so a long run need not hold one record per write;
+    /// shrinking needs every record, and refuses a run that kept fewer. Op-based protocols keep
+    /// every record, since their messages and logs refer to them. Default 100,000.
+    pub update_records_kept_max: u64,
 }
 
 impl Default for Bounds {
@@ -478,6 +484,7 @@ impl Default for Bounds {
             in_flight_bytes_max: 1 << 30,
             updates_max: 1_000_000,
             trace_events_kept_max: 100_000,
+            update_records_kept_max: 100_000,
         }
     }
 }

@@ -147,7 +147,17 @@ struct Sim<'a, C: OpCrdt> {
     cuts: Vec<(u32, Cut)>,
     /// Per active cut: which sides wrote, and how many writes it saw.
     cut_writes: BTreeMap<u32, (u64, u64)>,
+    /// The update records kept (see `keeps_every_record`); the record of update `i` is at
+    /// position `i`, except that a write beyond the kept ones puts its record last while the
+    /// write is handled.
     updates: Vec<UpdateRecord<C>>,
+    updates_issued: u32,
+    /// Whether the protocol's messages, logs or vectors refer to updates, so that every record
+    /// (and each origin's list of updates) is kept; otherwise only the first
+    /// `bounds.update_records_kept_max` records are.
+    keeps_every_record: bool,
+    /// Updates issued per origin; each origin's update indices where `keeps_every_record`.
+    issued_by_origin: Vec<u32>,
     by_origin: Vec<Vec<u32>>,
     deps: Vec<Rc<[u32]>>,
     /// Per key, the latest update index of each origin.
@@ -270,6 +280,12 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             cuts: Vec::new(),
             cut_writes: BTreeMap::new(),
             updates: Vec::new(),
+            updates_issued: 0,
+            keeps_every_record: !matches!(
+                scenario.protocol.kind,
+                ProtocolKind::StateBroadcast | ProtocolKind::AntiEntropy
+            ),
+            issued_by_origin: vec![0; replicas as usize],
             by_origin: vec![Vec::new(); replicas as usize],
             deps: Vec::new(),
             latest_by_key: BTreeMap::new(),
@@ -520,7 +536,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
         if self.nodes[replica as usize].status != Status::Up {
             return;
         }
-        if self.updates.len() as u64 >= self.scenario.bounds.updates_max {
+        if u64::from(self.updates_issued) >= self.scenario.bounds.updates_max {
             self.bound = Some("updates_max");
             return;
         }
@@ -535,10 +551,14 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
         let concurrent = latest
             .iter()
             .any(|(origin, index)| *origin != replica && !node.delivered.contains(*index));
-        let index = self.updates.len() as u32;
+        let index = self.updates_issued;
+        self.updates_issued += 1;
         latest.insert(replica, index);
-        let seq = self.by_origin[replica as usize].len() as u32 + 1;
-        self.by_origin[replica as usize].push(index);
+        self.issued_by_origin[replica as usize] += 1;
+        let seq = self.issued_by_origin[replica as usize];
+        if self.keeps_every_record {
+            self.by_origin[replica as usize].push(index);
+        }
         if self.scenario.protocol.kind == ProtocolKind::ReliableCausal {
             self.deps
                 .push(Rc::from(self.protocols[replica as usize].vector.as_slice()));
@@ -600,6 +620,12 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             }
             ProtocolKind::AntiEntropy | ProtocolKind::DeltaSync => {}
         }
+        if !self.keeps_every_record
+            && self.updates.len() as u64 > self.scenario.bounds.update_records_kept_max
+        {
+            // The observer has seen the record, and nothing refers to it again.
+            self.updates.pop();
+        }
     }
 
     /// Applies one update at a node if it is new there; returns whether it was.
@@ -608,7 +634,10 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
         if replica.delivered.contains(index) {
             return false;
         }
-        let update = &self.updates[index as usize];
+        // The writer applies its own update while the record is last, perhaps beyond the kept
+        // ones; every other update applied here has its record at its index.
+        let update = &self.updates[(index as usize).min(self.updates.len() - 1)];
+        debug_assert_eq!(update.index, index);
         replica.crdt.apply(&update.op, &mut self.coins);
         replica.delivered.insert(index);
         self.clocks[node as usize].observe(update.stamp.time);
@@ -674,6 +703,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             replicas: self.nodes,
             server,
             updates: self.updates,
+            updates_issued: u64::from(self.updates_issued),
             messages: self.messages,
             coverage: self.coverage,
             trace: self.trace,
