@@ -178,8 +178,8 @@ pub struct Scaling {
     /// The growth exponent of peak memory between the two longest runs of the events series:
     /// near 0 if memory is bounded, near 1 if it grows in proportion to events.
     pub peak_bytes_exponent_longest_runs: Option<f64>,
-    /// `size_of::<UpdateRecord<LwwGrid>>()`: the outcome keeps one record per write for the
-    /// end-of-run oracles, which no trace cap bounds.
+    /// `size_of::<UpdateRecord<LwwGrid>>()`: whole-state protocols keep the first
+    /// `bounds.update_records_kept_max` records (op-based ones keep one per write).
     pub update_record_bytes: u64,
 }
 
@@ -413,11 +413,12 @@ pub fn render_table(report: &BenchReport) -> String {
     let _ = writeln!(
         out,
         "memory: peak grows with exponent {} between the two longest runs (0 = bounded, 1 = \
-         linear in events); the outcome keeps a {}-byte update record per write",
+         linear in events); whole-state runs keep at most {} update records of {} bytes",
         report
             .scaling
             .peak_bytes_exponent_longest_runs
             .map_or("-".to_string(), |e| format!("{e:.2}")),
+        converge_netsim::Bounds::default().update_records_kept_max,
         report.scaling.update_record_bytes
     );
     let _ = writeln!(out);
