@@ -18,10 +18,12 @@ use converge_netsim::{End, Scenario, SimDuration, Verdict};
 
 use crate::alloc::measure_peak;
 use crate::fit::fit_power_law;
-use crate::reference::{bare_loop, reference_scenario, simulate, simulate_judged, Work};
+use crate::reference::{
+    bare_loop, reference_scenario, simulate, simulate_judged, skeleton_loop, SkeletonRun, Work,
+};
 use crate::report::{
-    ModelCheckerNumbers, ScalingPoint, ScalingSeries, SimulatorNumbers, SweepNumbers,
-    TurmoilNumbers,
+    ModelCheckerNumbers, ScalingPoint, ScalingSeries, SimulatorNumbers, SkeletonNumbers,
+    SweepNumbers, TurmoilNumbers,
 };
 use crate::turmoil_grid::{run_turmoil, TurmoilWorkload};
 
@@ -152,12 +154,16 @@ pub fn measure_simulator(plan: &Plan, progress: &Progress) -> Result<SimulatorNu
     let mut judged_wall = Duration::MAX;
     let mut alone_wall = Duration::MAX;
     let mut bare_wall = Duration::MAX;
+    let mut skeleton_wall = Duration::MAX;
+    let mut skeleton_bare_wall = Duration::MAX;
+    let mut skeleton_runs: Vec<SkeletonRun> = Vec::new();
     let mut events = 0u64;
     let mut works: Vec<Work> = Vec::new();
     for round in 1..=SIMULATOR_ROUNDS {
         progress.line(&format!(
             "simulator: round {round} of {SIMULATOR_ROUNDS}: judged, then with no observer, then \
-             the bare loop over the same writes and merges"
+             the bare loop over the same writes and merges, then the skeleton simulator and the \
+             bare loop over its work"
         ));
         let mut round_events = 0u64;
         let mut round_works = Vec::new();
@@ -191,7 +197,30 @@ pub fn measure_simulator(plan: &Plan, progress: &Progress) -> Result<SimulatorNu
             black_box(bare_loop(*work, scenario.replicas));
         }
         bare_wall = bare_wall.min(started.elapsed());
+
+        let started = Instant::now();
+        let round_skeleton: Vec<SkeletonRun> = seeds
+            .clone()
+            .map(|seed| black_box(skeleton_loop(&scenario, seed)))
+            .collect();
+        skeleton_wall = skeleton_wall.min(started.elapsed());
+        let started = Instant::now();
+        for run in &round_skeleton {
+            black_box(bare_loop(run.work, scenario.replicas));
+        }
+        skeleton_bare_wall = skeleton_bare_wall.min(started.elapsed());
+        skeleton_runs = round_skeleton;
     }
+    let skeleton_events: u64 = skeleton_runs.iter().map(|r| r.events).sum();
+    let skeleton = SkeletonNumbers {
+        events: skeleton_events,
+        writes: skeleton_runs.iter().map(|r| r.work.writes).sum(),
+        merges: skeleton_runs.iter().map(|r| r.work.merges).sum(),
+        wall_ms: ms(skeleton_wall),
+        events_per_sec: per_sec(skeleton_events, skeleton_wall),
+        bare_loop_wall_ms: ms(skeleton_bare_wall),
+        vs_bare_loop: skeleton_bare_wall.as_secs_f64() / skeleton_wall.as_secs_f64(),
+    };
 
     let workload = TurmoilWorkload::of(&scenario).map_err(anyhow::Error::msg)?;
     progress.line(&format!(
@@ -244,6 +273,7 @@ pub fn measure_simulator(plan: &Plan, progress: &Progress) -> Result<SimulatorNu
         simulator_only_events_per_sec: per_sec(events, alone_wall),
         bare_loop_wall_ms: ms(bare_wall),
         simulator_only_vs_bare_loop: bare_wall.as_secs_f64() / alone_wall.as_secs_f64(),
+        skeleton,
         turmoil,
         vs_turmoil_compares: format!(
             "wall time per run of the same simulated workload (5 replicas, 60 s simulated, \

@@ -8,6 +8,16 @@
 //! The bare loop does the CRDT work of a run and nothing else: the same number of op applications
 //! and state merges on five grids, with one state snapshot cloned per broadcast, but no queue, no
 //! network, no trace and no oracle. It is the practical ceiling: a simulator can only approach it.
+//!
+//! The skeleton loop is the least a discrete-event simulator of the same workload does: an event
+//! queue in (time, sequence) order, a seeded ChaCha stream for write gaps, losses, latencies and
+//! anti-entropy peers, one shared snapshot per broadcast, and the merges; no trace, no faults, no
+//! delivered-update sets, no clocks beyond the stamps, no observer. How far it stays from the bare
+//! loop is what simulating costs at all, before anything converge adds.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::rc::Rc;
 
 use converge_checker::{judge, Judged};
 use converge_crdt::{
@@ -16,6 +26,8 @@ use converge_crdt::{
 use converge_netsim::{
     run, NoObserver, Outcome, ProtocolKind, Scenario, ScenarioError, SimDuration, Topology,
 };
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
 
 /// The reference scenario. See the module docs.
 pub fn reference_scenario() -> Scenario {
@@ -56,7 +68,7 @@ pub fn simulate_judged(scenario: &Scenario, seed: u64) -> Result<Judged<LwwGrid>
 
 /// The work a run does, counted from its outcome: writes applied at their origin, and state
 /// merges (every delivered message carries a state in the reference scenario).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Work {
     pub writes: u64,
     pub merges: u64,
@@ -107,6 +119,160 @@ pub fn bare_loop(work: Work, replicas: u32) -> u64 {
     states.iter().map(|s| s.time_max()).sum()
 }
 
+/// What a skeleton run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SkeletonRun {
+    pub work: Work,
+    /// Writes, sends, deliveries, losses and anti-entropy timers, as the simulator counts events.
+    pub events: u64,
+    /// Depends on every merge, so that the optimizer cannot drop any.
+    pub checksum: u64,
+}
+
+/// One scheduled skeleton event.
+enum SkeletonEvent {
+    Write { replica: usize },
+    AntiEntropy { replica: usize },
+    Deliver { to: usize, state: Rc<LwwGrid> },
+}
+
+struct SkeletonQueued {
+    at_us: u64,
+    seq: u64,
+    event: SkeletonEvent,
+}
+
+impl PartialEq for SkeletonQueued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_us, self.seq) == (other.at_us, other.seq)
+    }
+}
+impl Eq for SkeletonQueued {}
+impl PartialOrd for SkeletonQueued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SkeletonQueued {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at_us, self.seq).cmp(&(other.at_us, other.seq))
+    }
+}
+
+/// The skeleton's queue and random stream.
+struct Skeleton<'a> {
+    scenario: &'a Scenario,
+    rng: ChaCha8Rng,
+    queue: BinaryHeap<Reverse<SkeletonQueued>>,
+    seq: u64,
+    run: SkeletonRun,
+}
+
+impl Skeleton<'_> {
+    fn unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn write_gap_us(&mut self) -> u64 {
+        let mean_us = 1e6 / self.scenario.workload.rate;
+        (-mean_us * (1.0 - self.unit()).ln()) as u64 + 1
+    }
+
+    fn schedule(&mut self, at_us: u64, event: SkeletonEvent) {
+        self.queue.push(Reverse(SkeletonQueued {
+            at_us,
+            seq: self.seq,
+            event,
+        }));
+        self.seq += 1;
+    }
+
+    fn send(&mut self, now_us: u64, to: usize, state: &Rc<LwwGrid>) {
+        let converge_netsim::Latency::Uniform { min, max } = self.scenario.network.latency else {
+            panic!("the skeleton loop draws uniform latencies only");
+        };
+        self.run.events += 1;
+        if self.unit() < self.scenario.network.drop {
+            self.run.events += 1;
+            return;
+        }
+        let latency = min.us + (self.unit() * (max.us - min.us) as f64) as u64;
+        let state = Rc::clone(state);
+        self.schedule(now_us + latency, SkeletonEvent::Deliver { to, state });
+    }
+}
+
+/// The reference workload on the skeleton simulator (see the module docs): `scenario` gives the
+/// replicas, write rate, duration, loss, latency and anti-entropy of a state-broadcast run.
+///
+/// # Panics
+/// If the scenario is not of that shape (uniform latency, anti-entropy, two replicas or more).
+pub fn skeleton_loop(scenario: &Scenario, seed: u64) -> SkeletonRun {
+    let replicas = scenario.replicas as usize;
+    assert!(replicas >= 2, "the skeleton loop needs a peer to send to");
+    let interval_us = scenario
+        .protocol
+        .anti_entropy
+        .expect("the reference scenario runs anti-entropy")
+        .us;
+    let mut sim = Skeleton {
+        scenario,
+        rng: ChaCha8Rng::seed_from_u64(seed),
+        queue: BinaryHeap::new(),
+        seq: 0,
+        run: SkeletonRun::default(),
+    };
+    let mut states: Vec<LwwGrid> = (0..replicas).map(|r| grid(r as ReplicaId)).collect();
+    let mut clocks = vec![0u64; replicas];
+    let coin = &mut FixedCoin(false);
+    for replica in 0..replicas {
+        let gap = sim.write_gap_us();
+        sim.schedule(gap, SkeletonEvent::Write { replica });
+        sim.schedule(interval_us, SkeletonEvent::AntiEntropy { replica });
+    }
+    while let Some(Reverse(SkeletonQueued { at_us, event, .. })) = sim.queue.pop() {
+        if at_us > scenario.duration.us {
+            break;
+        }
+        sim.run.events += 1;
+        match event {
+            SkeletonEvent::Write { replica } => {
+                sim.run.work.writes += 1;
+                clocks[replica] += 1;
+                let intent = Intent::Put {
+                    key: (sim.unit() * 9.0) as u32,
+                    value: sim.run.work.writes,
+                };
+                let stamp = Stamp::new(clocks[replica], replica as ReplicaId);
+                let op = states[replica].prepare(&intent, stamp);
+                states[replica].apply(&op, coin);
+                let snapshot = Rc::new(states[replica].clone());
+                for to in (0..replicas).filter(|to| *to != replica) {
+                    sim.send(at_us, to, &snapshot);
+                }
+                let gap = sim.write_gap_us();
+                sim.schedule(at_us + gap, SkeletonEvent::Write { replica });
+            }
+            SkeletonEvent::AntiEntropy { replica } => {
+                let snapshot = Rc::new(states[replica].clone());
+                for _ in 0..scenario.protocol.fanout {
+                    let peer = (sim.unit() * (replicas - 1) as f64) as usize;
+                    let to = if peer >= replica { peer + 1 } else { peer };
+                    sim.send(at_us, to, &snapshot);
+                }
+                sim.schedule(at_us + interval_us, SkeletonEvent::AntiEntropy { replica });
+            }
+            SkeletonEvent::Deliver { to, state } => {
+                sim.run.work.merges += 1;
+                states[to].merge(&state, coin);
+                clocks[to] = clocks[to].max(state.time_max());
+            }
+        }
+    }
+    sim.run.checksum = states.iter().map(|s| s.time_max()).sum();
+    sim.run
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +284,31 @@ mod tests {
         assert_eq!(scenario.replicas, 5);
         assert_eq!(scenario.network.drop, 0.05);
         assert_eq!(scenario.duration, SimDuration::from_secs(60));
+    }
+
+    /// The skeleton does about the reference run's work: the same writes and merges within a few
+    /// percent (its random draws differ), and the same events.
+    #[test]
+    fn the_skeleton_does_the_reference_work() {
+        let scenario = reference_scenario();
+        let skeleton = skeleton_loop(&scenario, 1);
+        let outcome = simulate(&scenario, 1).expect("valid");
+        let work = Work::of(&outcome);
+        let close = |a: u64, b: u64| (a as f64 - b as f64).abs() < 0.1 * b as f64;
+        assert!(
+            close(skeleton.work.writes, work.writes),
+            "{skeleton:?} {work:?}"
+        );
+        assert!(
+            close(skeleton.work.merges, work.merges),
+            "{skeleton:?} {work:?}"
+        );
+        assert!(
+            close(skeleton.events, outcome.events),
+            "{skeleton:?} {}",
+            outcome.events
+        );
+        assert_eq!(skeleton_loop(&scenario, 1), skeleton);
     }
 
     #[test]

@@ -110,9 +110,27 @@ pub struct SimulatorNumbers {
     pub bare_loop_wall_ms: f64,
     /// Simulator-only speed over bare-loop speed.
     pub simulator_only_vs_bare_loop: f64,
+    /// The skeleton simulator (`reference::skeleton_loop`: queue, random draws, snapshots and
+    /// merges, nothing else) over the same seeds.
+    pub skeleton: SkeletonNumbers,
     pub turmoil: TurmoilNumbers,
     /// What `vs_turmoil` compares, in a sentence.
     pub vs_turmoil_compares: String,
+}
+
+/// What simulating the reference workload costs at the least: the bare loop's ratio to the
+/// skeleton bounds what any discrete-event simulator of it could reach.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SkeletonNumbers {
+    pub events: u64,
+    pub writes: u64,
+    pub merges: u64,
+    pub wall_ms: f64,
+    pub events_per_sec: f64,
+    /// The bare loop over the skeleton's own writes and merges.
+    pub bare_loop_wall_ms: f64,
+    /// Bare-loop wall time over skeleton wall time.
+    pub vs_bare_loop: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -293,6 +311,20 @@ pub fn render_table(report: &BenchReport) -> String {
             format!(
                 "bare loop {:.0} ms for the same {} writes and {} merges (simulator alone: {:.3})",
                 s.bare_loop_wall_ms, s.writes, s.merges, s.simulator_only_vs_bare_loop
+            ),
+        ),
+        (
+            "  skeleton simulator vs bare loop",
+            format!("{:.3}", s.skeleton.vs_bare_loop),
+            format!(
+                "the least a simulator does (queue, random draws, snapshots, merges): {:.0} ms, \
+                 {} events, {}/s; bare loop {:.0} ms for its {} writes and {} merges",
+                s.skeleton.wall_ms,
+                s.skeleton.events,
+                millions(s.skeleton.events_per_sec),
+                s.skeleton.bare_loop_wall_ms,
+                s.skeleton.writes,
+                s.skeleton.merges
             ),
         ),
         (
@@ -506,6 +538,15 @@ mod tests {
             simulator_only_events_per_sec: 6e6,
             bare_loop_wall_ms: 1.0,
             simulator_only_vs_bare_loop: 0.1,
+            skeleton: SkeletonNumbers {
+                events: 60_000,
+                writes: 6_000,
+                merges: 24_000,
+                wall_ms: 4.0,
+                events_per_sec: 15e6,
+                bare_loop_wall_ms: 1.0,
+                vs_bare_loop: 0.25,
+            },
             turmoil: TurmoilNumbers {
                 version: "0.7.2".to_string(),
                 seeds: 1,
