@@ -763,3 +763,57 @@ fn damaged_scenario_files_are_refused_clearly_or_run() {
         .unwrap();
     tally.print("damaged_scenario_files_are_refused_clearly_or_run");
 }
+
+/// Every key of the scenario format, as dotted paths (`network.latency.kind`), from a value of it.
+fn json_key_paths(value: &serde_json::Value, prefix: &str, paths: &mut Vec<String>) {
+    if let serde_json::Value::Object(map) = value {
+        for (key, child) in map {
+            let path = format!("{prefix}{key}");
+            json_key_paths(child, &format!("{path}."), paths);
+            paths.push(path);
+        }
+    }
+}
+
+fn toml_key_paths(value: &Value, prefix: &str, paths: &mut std::collections::BTreeSet<String>) {
+    match value {
+        Value::Table(table) => {
+            for (key, child) in table {
+                let path = format!("{prefix}{key}");
+                toml_key_paths(child, &format!("{path}."), paths);
+                paths.insert(path);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                toml_key_paths(item, prefix, paths);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The scenario-shaped generator lists the format's keys by hand; a key added to the format and
+/// not to the generator would never be fuzzed. Every key of a default scenario (as reports write
+/// it) must turn up in the generator's trees.
+#[test]
+fn the_scenario_generator_knows_every_key() {
+    let mut expected = Vec::new();
+    let default = serde_json::to_value(converge::netsim::Scenario::default()).expect("serializes");
+    json_key_paths(&default, "", &mut expected);
+    let mut generated = std::collections::BTreeSet::new();
+    let mut runner = TestRunner::deterministic();
+    let strategy = scenario_tree();
+    for _ in 0..3_000 {
+        let tree = strategy.new_tree(&mut runner).expect("a tree");
+        toml_key_paths(&tree.current(), "", &mut generated);
+    }
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|p| !generated.contains(*p))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys the fuzzer never generates: {missing:?}"
+    );
+}
