@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use converge_crdt::{ClockKind, FixedCoin, OpCrdt, ReplicaId, Stamp};
+use converge_crdt::{ClockKind, FixedCoin, OpCrdt, ReplicaId, Stamp, UpdateId};
 use converge_netsim::{
     EventKind, Observer, Outcome, Replica, Status, TraceEvent, UpdateSet, World,
 };
@@ -547,9 +547,16 @@ impl<'a, C: OpCrdt> IntentWatch<'a, C> {
 
 impl<C: OpCrdt> Observer<C> for IntentWatch<'_, C> {
     fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>) {
-        let EventKind::Write { update, .. } = event.kind else {
-            return;
-        };
+        // Most events are not writes: they cost this test, outside the function below.
+        if let EventKind::Write { update, .. } = event.kind {
+            self.take_write(update, world);
+        }
+    }
+}
+
+impl<C: OpCrdt> IntentWatch<'_, C> {
+    #[inline(never)]
+    fn take_write(&mut self, update: UpdateId, world: &World<'_, C>) {
         let record = world
             .updates
             .last()
