@@ -470,9 +470,9 @@ pub struct Bounds {
     pub trace_events_kept_max: u64,
     /// Update records kept in the outcome by protocols that send whole states (state broadcast,
     /// anti-entropy): the first this many. Their messages never refer to an update, and the
-    /// oracles watch each write as it happens, so a long run need not hold one record per write;
-    /// shrinking needs every record, and refuses a run that kept fewer. Op-based protocols keep
-    /// every record, since their messages and logs refer to them. Default 100,000.
+    /// oracles watch each write as it happens, so a long run need not hold one record per write
+    /// (shrinking, which lists every write, runs the seed again with all of them). Op-based
+    /// protocols keep every record, since their messages and logs refer to them. Default 100,000.
     pub update_records_kept_max: u64,
 }
 

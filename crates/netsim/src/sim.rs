@@ -156,8 +156,9 @@ struct Sim<'a, C: OpCrdt> {
     /// (and each origin's list of updates) is kept; otherwise only the first
     /// `bounds.update_records_kept_max` records are.
     keeps_every_record: bool,
-    /// Updates issued per origin; each origin's update indices where `keeps_every_record`.
+    /// Updates issued per origin: an update's sequence number is its origin's count.
     issued_by_origin: Vec<u32>,
+    /// Each origin's update indices, where `keeps_every_record` (version vectors read them).
     by_origin: Vec<Vec<u32>>,
     deps: Vec<Rc<[u32]>>,
     /// Per key, the latest update index of each origin.
