@@ -83,7 +83,7 @@ impl Plan {
             replica_counts: vec![10, 100, 1_000],
             replica_duration_s: 5,
             replica_write_rate: 1.0,
-            judged_replicas_max: 100,
+            judged_replicas_max: 1_000,
             event_counts: vec![10_000, 100_000, 1_000_000, 10_000_000],
         }
     }

@@ -1,8 +1,10 @@
 //! The convergence watch groups views into classes only while its timeline records points, and
-//! compares replicas directly afterwards. Both ways must find the same strong-convergence
-//! violations and the same time of agreement: this runs one watch that counts views for the whole
-//! run next to one whose timeline is full after a few points, on the same events, over runs that
-//! converge and runs that diverge (random tie-breaks, keep-local ties, crashes, late joins).
+//! compares replicas directly afterwards; with many replicas it lists them by delivered set rather
+//! than scanning them all. Every way must find the same strong-convergence violations and the same
+//! time of agreement: this runs a watch that counts views for the whole run next to one whose
+//! timeline is full after a few points, each with and without the lists, on the same events, over
+//! runs that converge and runs that diverge (random tie-breaks, keep-local ties, crashes, late
+//! joins).
 
 use converge_checker::oracles::ConvergenceWatch;
 use converge_crdt::{LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig, OpCrdt, TieBreak};
@@ -10,13 +12,14 @@ use converge_netsim::{
     Observer, ProtocolKind, Scenario, SimDuration, SwarmSpec, TraceEvent, World,
 };
 
-/// Shows every event to both watches.
-struct Both<'a, C: OpCrdt>(&'a mut ConvergenceWatch<C>, &'a mut ConvergenceWatch<C>);
+/// Shows every event to every watch.
+struct All<C: OpCrdt>(Vec<ConvergenceWatch<C>>);
 
-impl<C: OpCrdt> Observer<C> for Both<'_, C> {
+impl<C: OpCrdt> Observer<C> for All<C> {
     fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>) {
-        self.0.on_event(event, world);
-        self.1.on_event(event, world);
+        for watch in &mut self.0 {
+            watch.on_event(event, world);
+        }
     }
 }
 
@@ -42,35 +45,45 @@ fn scenario(replicas: u32, protocol: ProtocolKind) -> Scenario {
 fn compare<C: OpCrdt>(scenario: &Scenario, seeds: u64, make: &dyn Fn(u32) -> C) -> u64 {
     let mut diverged = 0;
     for seed in 0..seeds {
-        let mut whole = ConvergenceWatch::new(usize::MAX);
-        let mut short = ConvergenceWatch::new(3);
-        converge_netsim::run(scenario, seed, make, &mut Both(&mut whole, &mut short))
-            .expect("valid scenario");
-        assert_eq!(
-            short.timeline.points.len(),
-            3.min(whole.timeline.points.len())
-        );
-        assert_eq!(
-            whole.timeline.points[..short.timeline.points.len()],
-            short.timeline.points[..],
-            "seed {seed}"
-        );
-        assert_eq!(whole.strong.count, short.strong.count, "seed {seed}");
-        assert_eq!(
-            whole.strong.violations, short.strong.violations,
-            "seed {seed}"
-        );
-        assert_eq!(
-            whole.timeline.agreed_since_us, short.timeline.agreed_since_us,
-            "seed {seed}"
-        );
+        let mut watches = All(vec![
+            ConvergenceWatch::new(usize::MAX).listing_from(usize::MAX),
+            ConvergenceWatch::new(usize::MAX).listing_from(0),
+            ConvergenceWatch::new(3).listing_from(usize::MAX),
+            ConvergenceWatch::new(3).listing_from(0),
+        ]);
+        converge_netsim::run(scenario, seed, make, &mut watches).expect("valid scenario");
+        let whole = &watches.0[0];
+        for (way, other) in watches.0.iter().enumerate().skip(1) {
+            let points = other.timeline.points.len();
+            assert_eq!(
+                points,
+                other.timeline.points_max.min(whole.timeline.points.len())
+            );
+            assert_eq!(
+                whole.timeline.points[..points],
+                other.timeline.points[..],
+                "seed {seed}, way {way}"
+            );
+            assert_eq!(
+                whole.strong.count, other.strong.count,
+                "seed {seed}, way {way}"
+            );
+            assert_eq!(
+                whole.strong.violations, other.strong.violations,
+                "seed {seed}, way {way}"
+            );
+            assert_eq!(
+                whole.timeline.agreed_since_us, other.timeline.agreed_since_us,
+                "seed {seed}, way {way}"
+            );
+        }
         diverged += u64::from(whole.strong.count > 0);
     }
     diverged
 }
 
 #[test]
-fn counting_views_or_not_finds_the_same_violations_and_agreement() {
+fn every_way_of_watching_finds_the_same_violations_and_agreement() {
     let grid = |tie_break| {
         move |_| {
             LwwGrid::new(LwwGridConfig {
@@ -99,4 +112,8 @@ fn counting_views_or_not_finds_the_same_violations_and_agreement() {
         8,
         &grid(TieBreak::PeerId),
     );
+    // Enough replicas that the watch keeps its lists by default.
+    let many = scenario(20, ProtocolKind::StateBroadcast);
+    assert!(compare(&many, 6, &grid(TieBreak::Random)) > 0);
+    assert_eq!(compare(&many, 6, &grid(TieBreak::PeerId)), 0);
 }
