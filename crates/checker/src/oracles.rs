@@ -102,7 +102,9 @@ pub struct ConvergenceTimeline {
 /// While the timeline still records points, the live replicas are also grouped into classes of
 /// equal views, which give the number of distinct views after every event: a touched replica's
 /// view is rendered and compared with its class's. Once the timeline is full, the classes are
-/// dropped, and a touched replica costs a scan of the others' delivered-set fingerprints.
+/// dropped: a touched replica whose delivered set did not change is compared with a copy of its
+/// last state, and a changed one with the replicas holding the same delivered set (found by a scan
+/// of fingerprints below [`LISTED_REPLICAS_MIN`] replicas, from lists kept per delivered set above).
 /// (Rendering views as JSON per comparison was three quarters of a judged run, recounting distinct
 /// views pairwise grew as the square of the replicas, and keeping the classes for a whole run was
 /// still a quarter of it.)

@@ -55,7 +55,9 @@ impl Intent {
 /// A state-based CRDT.
 ///
 /// `PartialEq` must compare the *replicated* state (values and stamps) and ignore local bookkeeping;
-/// the CRDT laws (commutative, associative, idempotent merge) are stated with it.
+/// the CRDT laws (commutative, associative, idempotent merge) are stated with it. Equal states must
+/// have equal views: the convergence oracles compare states first and render views only when the
+/// states differ (debug builds check it).
 pub trait StateCrdt: Clone + Debug + PartialEq {
     /// What a user of the data type observes. Convergence is judged on views.
     type View: Clone + Debug + PartialEq + Serialize;
