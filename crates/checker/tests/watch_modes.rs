@@ -9,16 +9,28 @@
 use converge_checker::oracles::ConvergenceWatch;
 use converge_crdt::{LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig, OpCrdt, TieBreak};
 use converge_netsim::{
-    Observer, ProtocolKind, Scenario, SimDuration, SwarmSpec, TraceEvent, World,
+    Observer, ProtocolKind, Scenario, SimDuration, Status, SwarmSpec, TraceEvent, World,
 };
 
-/// Shows every event to every watch.
-struct All<C: OpCrdt>(Vec<ConvergenceWatch<C>>);
+/// Shows every event to every watch, and counts the distinct views of the live replicas the
+/// slow way (every view rendered and compared after every event), as the timeline should.
+struct All<C: OpCrdt>(Vec<ConvergenceWatch<C>>, Vec<(u64, u32)>);
 
 impl<C: OpCrdt> Observer<C> for All<C> {
     fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>) {
         for watch in &mut self.0 {
             watch.on_event(event, world);
+        }
+        let mut views: Vec<C::View> = Vec::new();
+        for replica in world.replicas.iter().filter(|r| r.status == Status::Up) {
+            let view = replica.crdt.view();
+            if !views.contains(&view) {
+                views.push(view);
+            }
+        }
+        let distinct = views.len() as u32;
+        if self.1.last().map(|p| p.1) != Some(distinct) {
+            self.1.push((event.at_us, distinct));
         }
     }
 }
@@ -45,14 +57,21 @@ fn scenario(replicas: u32, protocol: ProtocolKind) -> Scenario {
 fn compare<C: OpCrdt>(scenario: &Scenario, seeds: u64, make: &dyn Fn(u32) -> C) -> u64 {
     let mut diverged = 0;
     for seed in 0..seeds {
-        let mut watches = All(vec![
-            ConvergenceWatch::new(usize::MAX).listing_from(usize::MAX),
-            ConvergenceWatch::new(usize::MAX).listing_from(0),
-            ConvergenceWatch::new(3).listing_from(usize::MAX),
-            ConvergenceWatch::new(3).listing_from(0),
-        ]);
+        let mut watches = All(
+            vec![
+                ConvergenceWatch::new(usize::MAX).listing_from(usize::MAX),
+                ConvergenceWatch::new(usize::MAX).listing_from(0),
+                ConvergenceWatch::new(3).listing_from(usize::MAX),
+                ConvergenceWatch::new(3).listing_from(0),
+            ],
+            Vec::new(),
+        );
         converge_netsim::run(scenario, seed, make, &mut watches).expect("valid scenario");
         let whole = &watches.0[0];
+        assert!(
+            whole.timeline.points == watches.1,
+            "seed {seed}: the timeline differs from distinct views counted the slow way"
+        );
         for (way, other) in watches.0.iter().enumerate().skip(1) {
             let points = other.timeline.points.len();
             assert_eq!(
