@@ -270,6 +270,8 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                 for (index, replica) in world.replicas.iter().enumerate() {
                     self.place(index, live_view(replica));
                 }
+            } else {
+                self.stop_counting_views(world);
             }
             self.changed.extend(0..world.replicas.len() as ReplicaId);
         } else {
@@ -431,6 +433,16 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         }
     }
 
+    /// Drops the view classes once the timeline is full (or from the start, when it keeps no
+    /// points): from then on only agreement is tracked, which needs none, and a touched replica
+    /// is compared with a copy of its last state.
+    fn stop_counting_views(&mut self, world: &World<'_, C>) {
+        self.counting_views = false;
+        self.class_of.iter_mut().for_each(|class| *class = None);
+        self.classes = Vec::new();
+        self.last_state = world.replicas.iter().map(|r| r.crdt.clone()).collect();
+    }
+
     fn record_timeline(&mut self, event: &TraceEvent, world: &World<'_, C>) {
         if self.counting_views {
             let distinct_count = self.distinct_views;
@@ -438,12 +450,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             if points.last().map(|p| p.1) != Some(distinct_count) {
                 points.push((event.at_us, distinct_count));
                 if points.len() >= self.timeline.points_max {
-                    // The timeline is full: from here on only agreement is tracked, which needs
-                    // no classes.
-                    self.counting_views = false;
-                    self.class_of.iter_mut().for_each(|class| *class = None);
-                    self.classes = Vec::new();
-                    self.last_state = world.replicas.iter().map(|r| r.crdt.clone()).collect();
+                    self.stop_counting_views(world);
                 }
             }
         }

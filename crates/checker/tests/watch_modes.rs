@@ -63,6 +63,7 @@ fn compare<C: OpCrdt>(scenario: &Scenario, seeds: u64, make: &dyn Fn(u32) -> C) 
                 ConvergenceWatch::new(usize::MAX).listing_from(0),
                 ConvergenceWatch::new(3).listing_from(usize::MAX),
                 ConvergenceWatch::new(3).listing_from(0),
+                ConvergenceWatch::new(0).listing_from(usize::MAX),
             ],
             Vec::new(),
         );
