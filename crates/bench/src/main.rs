@@ -43,6 +43,18 @@ and events. Prints a table and writes PATH (default: reports/bench.json in the w
               run last V virtual seconds instead of 60; --replicas N runs the replica-scaling
               scenario with N replicas instead (each writes once per virtual second for 5 s)";
 
+/// The value after `flag`, parsed; `what` names it in the error when it is missing.
+fn value<T>(args: &mut impl Iterator<Item = String>, flag: &str, what: &str) -> Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text = args
+        .next()
+        .with_context(|| format!("{flag} needs {what}"))?;
+    text.parse().with_context(|| format!("{flag} {text:?}"))
+}
+
 /// What `--profile-reference` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Engine {
@@ -86,12 +98,8 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
                 options.out = PathBuf::from(args.next().context("--out needs a path")?);
             }
             "--profile-reference" => {
-                let seconds = args.next().context("--profile-reference needs seconds")?;
-                options.profile_reference_s = Some(
-                    seconds
-                        .parse()
-                        .with_context(|| format!("--profile-reference {seconds:?}"))?,
-                );
+                options.profile_reference_s =
+                    Some(value(&mut args, "--profile-reference", "seconds")?)
             }
             "--engine" => {
                 options.engine = match args.next().as_deref() {
@@ -101,22 +109,8 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
                     other => bail!("--engine takes judged, alone or turmoil, not {other:?}"),
                 };
             }
-            "--virtual-s" => {
-                let seconds = args.next().context("--virtual-s needs seconds")?;
-                options.virtual_s = Some(
-                    seconds
-                        .parse()
-                        .with_context(|| format!("--virtual-s {seconds:?}"))?,
-                );
-            }
-            "--replicas" => {
-                let replicas = args.next().context("--replicas needs a count")?;
-                options.replicas = Some(
-                    replicas
-                        .parse()
-                        .with_context(|| format!("--replicas {replicas:?}"))?,
-                );
-            }
+            "--virtual-s" => options.virtual_s = Some(value(&mut args, "--virtual-s", "seconds")?),
+            "--replicas" => options.replicas = Some(value(&mut args, "--replicas", "a count")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(None);

@@ -162,6 +162,9 @@ impl Ord for SkeletonQueued {
 /// The skeleton's queue and random stream.
 struct Skeleton<'a> {
     scenario: &'a Scenario,
+    /// The uniform latency's bounds, read from the scenario once.
+    latency_min_us: u64,
+    latency_span_us: u64,
     rng: ChaCha8Rng,
     queue: BinaryHeap<Reverse<SkeletonQueued>>,
     seq: u64,
@@ -188,15 +191,12 @@ impl Skeleton<'_> {
     }
 
     fn send(&mut self, now_us: u64, to: usize, state: &Rc<LwwGrid>) {
-        let converge_netsim::Latency::Uniform { min, max } = self.scenario.network.latency else {
-            panic!("the skeleton loop draws uniform latencies only");
-        };
         self.run.events += 1;
         if self.unit() < self.scenario.network.drop {
             self.run.events += 1;
             return;
         }
-        let latency = min.us + (self.unit() * (max.us - min.us) as f64) as u64;
+        let latency = self.latency_min_us + (self.unit() * self.latency_span_us as f64) as u64;
         let state = Rc::clone(state);
         self.schedule(now_us + latency, SkeletonEvent::Deliver { to, state });
     }
@@ -215,8 +215,13 @@ pub fn skeleton_loop(scenario: &Scenario, seed: u64) -> SkeletonRun {
         .anti_entropy
         .expect("the reference scenario runs anti-entropy")
         .us;
+    let converge_netsim::Latency::Uniform { min, max } = scenario.network.latency else {
+        panic!("the skeleton loop draws uniform latencies only");
+    };
     let mut sim = Skeleton {
         scenario,
+        latency_min_us: min.us,
+        latency_span_us: max.us - min.us,
         rng: ChaCha8Rng::seed_from_u64(seed),
         queue: BinaryHeap::new(),
         seq: 0,
