@@ -34,6 +34,8 @@ pub mod outcome;
 pub mod scenario;
 mod sim;
 mod streams;
+#[cfg(test)]
+mod test_random;
 pub mod time;
 pub mod validation;
 

@@ -435,13 +435,7 @@ mod tests {
     #[test]
     fn sets_behave_like_plain_sets() {
         use std::collections::BTreeSet;
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |below: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % below
-        };
+        let mut next = crate::test_random::below_generator(0x2545_f491_4f6c_dd1du64);
         let mut sets = vec![UpdateSet::default(); 4];
         let mut models = vec![BTreeSet::new(); 4];
         for step in 0..20_000u64 {

@@ -140,13 +140,7 @@ mod tests {
         let mut queue = EventQueue::new();
         let mut expected: Vec<(u64, u64)> = Vec::new();
         let mut popped = Vec::new();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |below: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % below
-        };
+        let mut next = crate::test_random::below_generator(0x9e37_79b9_7f4a_7c15u64);
         let mut now = 0u64;
         let mut seq = 0u64;
         for _ in 0..20_000 {
