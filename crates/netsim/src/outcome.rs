@@ -116,7 +116,7 @@ pub enum Status {
 /// members from update 0, then a short ragged tail. The full leading words are not stored, only
 /// counted (`base_words`): a copy (every state message carries one) and a union cost the tail, not
 /// the run's length.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct UpdateSet {
     /// Every update below `64 * base_words` is a member.
     base_words: usize,
@@ -126,6 +126,25 @@ pub struct UpdateSet {
     words: Vec<u64>,
     len: u32,
     fingerprint: u64,
+}
+
+impl Clone for UpdateSet {
+    fn clone(&self) -> Self {
+        UpdateSet {
+            base_words: self.base_words,
+            words: self.words.clone(),
+            len: self.len,
+            fingerprint: self.fingerprint,
+        }
+    }
+
+    /// Reuses this set's buffer: state messages are written over spare ones.
+    fn clone_from(&mut self, source: &Self) {
+        self.base_words = source.base_words;
+        self.words.clone_from(&source.words);
+        self.len = source.len;
+        self.fingerprint = source.fingerprint;
+    }
 }
 
 impl UpdateSet {

@@ -168,6 +168,8 @@ struct Sim<'a, C: OpCrdt> {
     /// The memory charged to messages in flight (see `Bounds::in_flight_bytes_max`).
     in_flight_bytes: u64,
     last_on_link: LinkTable,
+    /// State payloads no message refers to any more, kept for reuse (see `recycle`).
+    spare_states: Vec<Rc<Payload<C>>>,
     messages: MessageStats,
     coverage: Coverage,
     events: u64,
@@ -294,6 +296,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             in_flight: 0,
             in_flight_bytes: 0,
             last_on_link: LinkTable::new(node_count),
+            spare_states: Vec::new(),
             messages: MessageStats::default(),
             coverage: Coverage::default(),
             events: 0,
@@ -455,7 +458,10 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                 to,
                 payload,
                 copy,
-            } => self.deliver(message, from, to, &payload, copy),
+            } => {
+                self.deliver(message, from, to, &payload, copy);
+                self.recycle(payload);
+            }
             Action::FaultStart { fault } => self.fault_start(fault),
             Action::FaultEnd { fault } => self.fault_end(fault),
             Action::AntiEntropy { node } => {
@@ -473,6 +479,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                         for to in targets {
                             self.send(node, to, payload.clone(), bytes);
                         }
+                        self.recycle(payload);
                     }
                 }
             }
@@ -604,6 +611,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                     for to in targets {
                         self.send(replica, to, payload.clone(), bytes);
                     }
+                    self.recycle(payload);
                 }
             }
             ProtocolKind::OpBroadcast => {

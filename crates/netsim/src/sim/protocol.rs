@@ -71,6 +71,49 @@ impl<C> Payload<C> {
     }
 }
 
+/// State payloads kept for reuse at most (see `Sim::recycle`): about what is in flight at once
+/// in a small run; beyond it payloads are freed as usual.
+pub(super) const SPARE_STATES_MAX: usize = 64;
+
+/// The nodes a message goes to. Every other replica, the common case, is counted off without
+/// allocating: a list per write was a twentieth of a run.
+#[derive(Clone)]
+pub(super) enum Targets {
+    /// The nodes from `next` up to `end` but the `skip` ones.
+    Others {
+        next: NodeId,
+        end: NodeId,
+        skip: [Option<NodeId>; 2],
+    },
+    Listed(std::vec::IntoIter<NodeId>),
+}
+
+impl Iterator for Targets {
+    type Item = NodeId;
+
+    fn next(&mut self) -> Option<NodeId> {
+        match self {
+            Targets::Others { next, end, skip } => {
+                while *next < *end {
+                    let node = *next;
+                    *next += 1;
+                    if !skip.contains(&Some(node)) {
+                        return Some(node);
+                    }
+                }
+                None
+            }
+            Targets::Listed(list) => list.next(),
+        }
+    }
+}
+
+impl Targets {
+    pub(super) fn is_empty(&self) -> bool {
+        self.clone().next().is_none()
+    }
+}
+
 /// Per-node protocol bookkeeping (the relay server has one too).
 #[derive(Default)]
 pub(super) struct Protocol {
@@ -106,9 +149,19 @@ pub(super) struct DeltaRequest<'a> {
 }
 
 impl<C: OpCrdt> Sim<'_, C> {
-    pub(super) fn state_payload(&self, node: NodeId) -> (Rc<Payload<C>>, u64) {
+    /// A state message from `node`: a copy of its state and delivered set, written over a spare
+    /// payload when there is one (see `recycle`), and its size on the wire.
+    pub(super) fn state_payload(&mut self, node: NodeId) -> (Rc<Payload<C>>, u64) {
         let replica = &self.nodes[node as usize];
         let bytes = HEADER_BYTES + replica.crdt.size_bytes() as u64;
+        if let Some(mut spare) = self.spare_states.pop() {
+            if let Some(Payload::State { state, delivered }) = Rc::get_mut(&mut spare) {
+                state.clone_from(&replica.crdt);
+                delivered.clone_from(&replica.delivered);
+                return (spare, bytes);
+            }
+            unreachable!("spare payloads are unshared states");
+        }
         let payload = Payload::State {
             state: replica.crdt.clone(),
             delivered: replica.delivered.clone(),
@@ -116,22 +169,45 @@ impl<C: OpCrdt> Sim<'_, C> {
         (Rc::new(payload), bytes)
     }
 
+    /// Keeps a state payload nothing else refers to any more for the next state message, so that
+    /// its buffers are written over instead of freed and allocated again (allocating three blocks
+    /// per broadcast and freeing them at the last delivery was a tenth of a run).
+    pub(super) fn recycle(&mut self, payload: Rc<Payload<C>>) {
+        if self.spare_states.len() < SPARE_STATES_MAX
+            && Rc::strong_count(&payload) == 1
+            && matches!(*payload, Payload::State { .. })
+        {
+            self.spare_states.push(payload);
+        }
+    }
+
     /// Where a node pushes news: the server (from a client), every connected client but `except`
     /// (from the server), every other replica (mesh), or `fanout` random replicas (gossip).
-    pub(super) fn push_targets(&mut self, node: NodeId, except: Option<NodeId>) -> Vec<NodeId> {
+    pub(super) fn push_targets(&mut self, node: NodeId, except: Option<NodeId>) -> Targets {
         match (self.scenario.protocol.topology, self.server) {
-            (Topology::Relay, Some(server)) if node == server => (0..self.replicas)
-                .filter(|c| Some(*c) != except && self.nodes[*c as usize].status == Status::Up)
-                .collect(),
-            (Topology::Relay, Some(server)) => vec![server],
-            (Topology::Gossip, _) => self
-                .random_peers(node)
-                .into_iter()
-                .filter(|p| Some(*p) != except)
-                .collect(),
-            _ => (0..self.replicas)
-                .filter(|r| *r != node && Some(*r) != except)
-                .collect(),
+            (Topology::Relay, Some(server)) if node == server => Targets::Listed(
+                (0..self.replicas)
+                    .filter(|c| Some(*c) != except && self.nodes[*c as usize].status == Status::Up)
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
+            (Topology::Relay, Some(server)) => Targets::Others {
+                next: server,
+                end: server + 1,
+                skip: [None, None],
+            },
+            (Topology::Gossip, _) => Targets::Listed(
+                self.random_peers(node)
+                    .into_iter()
+                    .filter(|p| Some(*p) != except)
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
+            _ => Targets::Others {
+                next: 0,
+                end: self.replicas,
+                skip: [Some(node), except],
+            },
         }
     }
 
@@ -151,9 +227,9 @@ impl<C: OpCrdt> Sim<'_, C> {
         chosen
     }
 
-    pub(super) fn poll_peers(&mut self, node: NodeId) -> Vec<NodeId> {
+    pub(super) fn poll_peers(&mut self, node: NodeId) -> Targets {
         match self.scenario.protocol.topology {
-            Topology::Gossip => self.random_peers(node),
+            Topology::Gossip => Targets::Listed(self.random_peers(node).into_iter()),
             _ => self.push_targets(node, None),
         }
     }

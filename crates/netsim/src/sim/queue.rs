@@ -28,10 +28,11 @@ const BUCKETS: usize = 129;
 
 pub(super) struct EventQueue<A> {
     buckets: Vec<Vec<Entry<A>>>,
-    /// Bit `b - 1` is set when bucket `b` (1 to 128) is not empty. Bucket 0 holds only keys equal
-    /// to the last popped one, and keys are unique, so it holds at most the entry being popped
-    /// and needs no bit.
-    occupied: u128,
+    /// Bit `(b - 1) % 64` of word `(b - 1) / 64` is set when bucket `b` (1 to 128) is not empty.
+    /// Bucket 0 holds only keys equal to the last popped one, and keys are unique, so it holds at
+    /// most the entry being popped and needs no bit. (Two words, not one 128-bit integer, whose
+    /// variable shifts compile to branches.)
+    occupied: [u64; 2],
     last: Key,
     next_seq: u64,
 }
@@ -40,7 +41,7 @@ impl<A> EventQueue<A> {
     pub(super) fn new() -> Self {
         EventQueue {
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
-            occupied: 0,
+            occupied: [0; 2],
             last: Key::default(),
             next_seq: 0,
         }
@@ -68,11 +69,18 @@ impl<A> EventQueue<A> {
     /// The earliest action and its time.
     pub(super) fn pop(&mut self) -> Option<(u64, A)> {
         if self.buckets[0].is_empty() {
-            if self.occupied == 0 {
-                return None;
+            let lowest = match self.occupied {
+                [0, 0] => return None,
+                [0, high] => 65 + high.trailing_zeros() as usize,
+                [low, _] => 1 + low.trailing_zeros() as usize,
+            };
+            self.occupied[(lowest - 1) / 64] &= !(1 << ((lowest - 1) % 64));
+            if self.buckets[lowest].len() == 1 {
+                // A lone entry is the least: it is popped where it lies.
+                let entry = self.buckets[lowest].pop().expect("one entry");
+                self.last = entry.key;
+                return Some((entry.key.at_us, entry.action));
             }
-            let lowest = self.occupied.trailing_zeros() as usize + 1;
-            self.occupied &= !(1u128 << (lowest - 1));
             let mut moving = std::mem::take(&mut self.buckets[lowest]);
             self.last = moving
                 .iter()
@@ -97,7 +105,7 @@ impl<A> EventQueue<A> {
     fn insert(&mut self, entry: Entry<A>) {
         let bucket = bucket_of(entry.key, self.last);
         if bucket > 0 {
-            self.occupied |= 1u128 << (bucket - 1);
+            self.occupied[(bucket - 1) / 64] |= 1 << ((bucket - 1) % 64);
         }
         self.buckets[bucket].push(entry);
     }
