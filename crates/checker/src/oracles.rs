@@ -195,15 +195,16 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         self
     }
 
-    /// Puts a replica's view in its class; returns whether the replica moved.
-    fn place(&mut self, replica: usize, view: Option<C::View>) -> bool {
+    /// Puts a replica's view in its class (`state` is its state while it is live); returns
+    /// whether the replica moved. Views are compared in place and rendered only for a new class.
+    fn place(&mut self, replica: usize, state: Option<&C>) -> bool {
         let current = self.class_of[replica];
-        if let (Some(class), Some(view)) = (current, &view) {
-            if self.classes[class].view == *view {
+        if let (Some(class), Some(state)) = (current, state) {
+            if view_matches(state, &self.classes[class].view) {
                 return false;
             }
         }
-        if current.is_none() && view.is_none() {
+        if current.is_none() && state.is_none() {
             return false;
         }
         if let Some(class) = current {
@@ -212,16 +213,19 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                 self.distinct_views -= 1;
             }
         }
-        self.class_of[replica] = view.map(|view| {
+        self.class_of[replica] = state.map(|state| {
             let found = self
                 .classes
                 .iter()
-                .position(|class| class.members > 0 && class.view == view);
+                .position(|class| class.members > 0 && view_matches(state, &class.view));
             let class = match found {
                 Some(class) => class,
                 None => {
                     self.distinct_views += 1;
-                    let new = ViewClass { view, members: 0 };
+                    let new = ViewClass {
+                        view: state.view(),
+                        members: 0,
+                    };
                     match self.classes.iter().position(|class| class.members == 0) {
                         Some(free) => {
                             self.classes[free] = new;
@@ -268,7 +272,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             self.class_of = vec![None; world.replicas.len()];
             if self.counting_views {
                 for (index, replica) in world.replicas.iter().enumerate() {
-                    self.place(index, live_view(replica));
+                    self.place(index, live_state(replica));
                 }
             } else {
                 self.stop_counting_views(world);
@@ -283,7 +287,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                 let live = is_live(replica.status);
                 let delivered = delivered_key(replica);
                 let changed = if self.counting_views {
-                    let moved = self.place(index, live_view(replica));
+                    let moved = self.place(index, live_state(replica));
                     moved || delivered != self.delivered[index] || live != self.live[index]
                 } else if delivered != self.delivered[index] || live != self.live[index] {
                     self.last_state[index].clone_from(&replica.crdt);
@@ -393,7 +397,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             );
             return true;
         }
-        a.view() == b.view()
+        view_matches(a, &b.view())
     }
 
     /// Two live replicas that delivered the same updates must hold equal views. Only pairs with a
@@ -475,8 +479,20 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
     }
 }
 
-fn live_view<C: OpCrdt>(replica: &Replica<C>) -> Option<C::View> {
-    is_live(replica.status).then(|| replica.crdt.view())
+/// `state.view_matches(view)`, which debug builds check against comparing the rendered view: the
+/// oracles' verdicts rest on it.
+fn view_matches<C: OpCrdt>(state: &C, view: &C::View) -> bool {
+    let matches = state.view_matches(view);
+    debug_assert_eq!(
+        matches,
+        state.view() == *view,
+        "the CRDT's view_matches disagrees with comparing its rendered view"
+    );
+    matches
+}
+
+fn live_state<C: OpCrdt>(replica: &Replica<C>) -> Option<&C> {
+    is_live(replica.status).then_some(&replica.crdt)
 }
 
 /// Shows every event to `inner`, and asks the run to stop once `flag` is raised: how a Ctrl-C

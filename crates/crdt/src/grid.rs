@@ -66,6 +66,9 @@ pub struct LwwGrid {
     /// Local bookkeeping for deltas: the version at which each cell last changed here.
     changed_at: Vec<u64>,
     version: u64,
+    /// The greatest stamp time of any cell, kept as cells change (a cell's time never goes down):
+    /// a Lamport clock reads it at every state received.
+    time_max: u64,
 }
 
 /// One cell in three words: flags and the stamp's replica, the stamp's time, the value. An empty
@@ -92,6 +95,11 @@ fn unpack(words: &PackedCell) -> Option<Cell> {
     })
 }
 
+/// The value a cell shows: none for a cleared cell as for an empty one.
+fn shown(cell: &PackedCell) -> Option<u64> {
+    (cell[0] & HAS_VALUE != 0).then_some(cell[2])
+}
+
 /// How a grid is written and read: its cells as cells.
 #[derive(Serialize, Deserialize)]
 struct GridFields {
@@ -103,17 +111,25 @@ struct GridFields {
 
 impl From<GridFields> for LwwGrid {
     fn from(fields: GridFields) -> Self {
+        let cells: Vec<PackedCell> = fields
+            .cells
+            .iter()
+            .map(|cell| cell.as_ref().map_or(EMPTY, pack))
+            .collect();
         LwwGrid {
             config: fields.config,
-            cells: fields
-                .cells
-                .iter()
-                .map(|cell| cell.as_ref().map_or(EMPTY, pack))
-                .collect(),
+            time_max: time_max_of(&cells),
+            cells,
             changed_at: fields.changed_at,
             version: fields.version,
         }
     }
+}
+
+/// The greatest stamp time of `cells`: an empty cell's time word is zero, the answer for a grid
+/// with no writes.
+fn time_max_of(cells: &[PackedCell]) -> u64 {
+    cells.iter().map(|cell| cell[1]).max().unwrap_or(0)
 }
 
 impl From<LwwGrid> for GridFields {
@@ -145,6 +161,7 @@ impl Clone for LwwGrid {
             cells: self.cells.clone(),
             changed_at: self.changed_at.clone(),
             version: self.version,
+            time_max: self.time_max,
         }
     }
 
@@ -155,6 +172,7 @@ impl Clone for LwwGrid {
         self.cells.clone_from(&source.cells);
         self.changed_at.clone_from(&source.changed_at);
         self.version = source.version;
+        self.time_max = source.time_max;
     }
 }
 
@@ -179,6 +197,7 @@ impl LwwGrid {
             cells: vec![EMPTY; len],
             changed_at: vec![0; len],
             version: 0,
+            time_max: 0,
         }
     }
 
@@ -207,6 +226,11 @@ impl LwwGrid {
             ),
         };
         if wins {
+            debug_assert!(
+                incoming.stamp.time >= self.cells[index][1],
+                "a cell's time went down"
+            );
+            self.time_max = self.time_max.max(incoming.stamp.time);
             self.cells[index] = pack(&incoming);
             self.version += 1;
             self.changed_at[index] = self.version;
@@ -239,17 +263,24 @@ impl StateCrdt for LwwGrid {
         GridView {
             rows: self.config.rows,
             cols: self.config.cols,
-            cells: self
-                .cells
-                .iter()
-                .map(|cell| unpack(cell).and_then(|c| c.value))
-                .collect(),
+            cells: self.cells.iter().map(shown).collect(),
         }
     }
 
+    fn view_matches(&self, view: &GridView) -> bool {
+        view.rows == self.config.rows
+            && view.cols == self.config.cols
+            && view.cells.len() == self.cells.len()
+            && self
+                .cells
+                .iter()
+                .zip(&view.cells)
+                .all(|(cell, value)| shown(cell) == *value)
+    }
+
     fn time_max(&self) -> u64 {
-        // An empty cell's time word is zero, the answer for a grid with no writes.
-        self.cells.iter().map(|cell| cell[1]).max().unwrap_or(0)
+        debug_assert_eq!(self.time_max, time_max_of(&self.cells));
+        self.time_max
     }
 
     fn key_time(&self, key: u32) -> Option<u64> {
@@ -310,6 +341,7 @@ impl DeltaCrdt for LwwGrid {
                 delta.cells[index] = *cell;
             }
         }
+        delta.time_max = time_max_of(&delta.cells);
         delta
     }
 }

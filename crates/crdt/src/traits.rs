@@ -68,6 +68,13 @@ pub trait StateCrdt: Clone + Debug + PartialEq {
     /// The observable state.
     fn view(&self) -> Self::View;
 
+    /// Whether this state's view equals `view`. The default renders the view; a type whose view
+    /// is built (allocated) may compare in place, which is how the convergence oracles compare a
+    /// changed replica with the views they hold after every event.
+    fn view_matches(&self, view: &Self::View) -> bool {
+        self.view() == *view
+    }
+
     /// The greatest stamp time this state holds, so that a Lamport clock can advance past it when the
     /// state is received. Types without stamps keep the default, zero.
     fn time_max(&self) -> u64 {

@@ -209,6 +209,16 @@ fn merge_is_associative<T: OpCrdt>(empty: &T, case: &Case<T::Op>) -> Result<(), 
     Ok(())
 }
 
+/// A view compares in place as it renders: `view_matches` agrees with comparing rendered views,
+/// for the state's own view and for another replica's.
+fn views_compare_in_place<T: OpCrdt>(empty: &T, case: &Case<T::Op>) -> Result<(), TestCaseError> {
+    let a = replica(empty, &case.a, case.coin_seed);
+    let b = replica(empty, &case.b, case.coin_seed);
+    prop_assert!(a.view_matches(&a.view()));
+    prop_assert_eq!(a.view_matches(&b.view()), a.view() == b.view());
+    Ok(())
+}
+
 /// a ⊔ a == a.
 fn merge_is_idempotent<T: OpCrdt>(empty: &T, case: &Case<T::Op>) -> Result<(), TestCaseError> {
     let a = replica(empty, &case.a, case.coin_seed);
@@ -381,6 +391,7 @@ laws_hold!(
         merge_is_commutative,
         merge_is_associative,
         merge_is_idempotent,
+        views_compare_in_place,
         apply_is_inflationary,
         merge_is_inflationary,
         concurrent_ops_commute,
@@ -397,6 +408,7 @@ laws_hold!(
         merge_is_commutative,
         merge_is_associative,
         merge_is_idempotent,
+        views_compare_in_place,
         apply_is_inflationary,
         merge_is_inflationary,
         concurrent_ops_commute,
@@ -413,6 +425,7 @@ laws_hold!(
         merge_is_commutative,
         merge_is_associative,
         merge_is_idempotent,
+        views_compare_in_place,
         apply_is_inflationary,
         merge_is_inflationary,
         concurrent_ops_commute,
@@ -431,6 +444,7 @@ laws_hold!(
     [
         merge_is_associative,
         merge_is_idempotent,
+        views_compare_in_place,
         apply_is_inflationary,
         merge_is_inflationary,
         delta_merge_equals_full_merge,
@@ -445,6 +459,7 @@ laws_hold!(
     [
         merge_is_associative,
         merge_is_idempotent,
+        views_compare_in_place,
         apply_is_inflationary,
         merge_is_inflationary,
         delta_merge_equals_full_merge,
@@ -459,6 +474,7 @@ laws_hold!(
     [
         merge_is_associative,
         merge_is_idempotent,
+        views_compare_in_place,
         apply_is_inflationary,
         merge_is_inflationary,
         delta_merge_equals_full_merge,
@@ -472,21 +488,33 @@ laws_hold!(
     grid_random,
     grid(TieBreak::Random),
     grid_op(),
-    [merge_is_idempotent, delta_since_zero_is_the_whole_state]
+    [
+        merge_is_idempotent,
+        views_compare_in_place,
+        delta_since_zero_is_the_whole_state
+    ]
 );
 
 laws_hold!(
     dict_add_bias_random,
     dict(Bias::Add, TieBreak::Random),
     dict_op(),
-    [merge_is_idempotent, delta_since_zero_is_the_whole_state]
+    [
+        merge_is_idempotent,
+        views_compare_in_place,
+        delta_since_zero_is_the_whole_state
+    ]
 );
 
 laws_hold!(
     dict_remove_bias_random,
     dict(Bias::Remove, TieBreak::Random),
     dict_op(),
-    [merge_is_idempotent, delta_since_zero_is_the_whole_state]
+    [
+        merge_is_idempotent,
+        views_compare_in_place,
+        delta_since_zero_is_the_whole_state
+    ]
 );
 
 // ---------------------------------------------------------------------------------------------------
