@@ -596,8 +596,9 @@ pub struct IntentWatch<'a, C: OpCrdt> {
     /// `make` is only asked for replicas that exist).
     sequential: Option<C>,
     /// Writes not yet applied, with their stamps and update indices (the order between equal
-    /// stamps). Appended in issue order and sorted when some are applied: an ordered map made
-    /// the intent watch cost twice as much.
+    /// stamps), in that order. Writes come roughly in stamp order, so each is inserted a few
+    /// places from the end: an ordered map made the intent watch cost twice as much, and sorting
+    /// batches of appended writes a third more.
     waiting: Vec<(Stamp, u32, C::Op)>,
     /// Whether the clocks bound the stamps still to come (see above).
     stamps_bounded: bool,
@@ -648,9 +649,6 @@ impl<'a, C: OpCrdt> IntentWatch<'a, C> {
 
     /// Applies the waiting writes with stamp times below `bound`, in stamp order.
     fn apply_below(&mut self, bound: u64) {
-        // Stamps and indices together are unique, so an unstable sort gives one order.
-        self.waiting
-            .sort_unstable_by_key(|(stamp, index, _)| (*stamp, *index));
         let ready = self
             .waiting
             .partition_point(|(stamp, _, _)| stamp.time < bound);
@@ -704,8 +702,15 @@ impl<C: OpCrdt> IntentWatch<'_, C> {
                 seen_time,
             });
         }
+        // Stamps and indices together are unique: the place is exact. Most writes go last.
+        let key = (record.stamp, record.index);
+        let before = |(stamp, index, _): &(Stamp, u32, C::Op)| (*stamp, *index) < key;
+        let place = match self.waiting.last() {
+            Some(last) if !before(last) => self.waiting.partition_point(before),
+            _ => self.waiting.len(),
+        };
         self.waiting
-            .push((record.stamp, record.index, record.op.clone()));
+            .insert(place, (record.stamp, record.index, record.op.clone()));
         if self.stamps_bounded && self.waiting.len() >= self.waiting_check {
             self.apply_below(Self::stamp_bound(world));
             self.waiting_check = (2 * self.waiting.len()).max(WAITING_CHECK_MIN);

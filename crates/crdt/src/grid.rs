@@ -226,16 +226,18 @@ impl LwwGrid {
             ),
         };
         if wins {
-            debug_assert!(
-                incoming.stamp.time >= self.cells[index][1],
-                "a cell's time went down"
-            );
-            self.time_max = self.time_max.max(incoming.stamp.time);
-            self.cells[index] = pack(&incoming);
-            self.version += 1;
-            self.changed_at[index] = self.version;
+            self.replace(index, pack(&incoming));
         }
         wins
+    }
+
+    /// Writes a winning cell.
+    fn replace(&mut self, index: usize, cell: PackedCell) {
+        debug_assert!(cell[1] >= self.cells[index][1], "a cell's time went down");
+        self.time_max = self.time_max.max(cell[1]);
+        self.cells[index] = cell;
+        self.version += 1;
+        self.changed_at[index] = self.version;
     }
 }
 
@@ -249,12 +251,22 @@ impl StateCrdt for LwwGrid {
             "merging grids of different shapes"
         );
         for (index, incoming) in other.cells.iter().enumerate() {
+            let local = &self.cells[index];
             // The same write already here decides nothing (and spends no coin): skip it whole.
-            if self.cells[index] == *incoming {
+            if local == incoming {
                 continue;
             }
-            if let Some(incoming) = unpack(incoming) {
-                self.offer(index, incoming, coin);
+            // Every policy compares stamp times first (an empty cell's is zero and a written
+            // one's is not less), so only equal times need the cells unpacked: merges run after
+            // every delivery, and unpacking each cell was half their cost.
+            match incoming[1].cmp(&local[1]) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Greater => self.replace(index, *incoming),
+                std::cmp::Ordering::Equal => {
+                    if let Some(incoming) = unpack(incoming) {
+                        self.offer(index, incoming, coin);
+                    }
+                }
             }
         }
     }
