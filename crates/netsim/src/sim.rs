@@ -179,6 +179,30 @@ struct Sim<'a, C: OpCrdt> {
     bound: Option<&'static str>,
 }
 
+/// Room for the update records a run will likely keep, reserved up front: the planned updates
+/// and a margin for the Poisson spread of generated writes, at most the records kept. (Growing
+/// the records by doubling copied each one about once more, a seventieth of a run.)
+fn records_reserved(scenario: &Scenario) -> usize {
+    let planned = scenario.planned_updates();
+    let likely = planned.saturating_add(planned / 8).saturating_add(16);
+    // A write beyond the kept records holds its own while it is handled.
+    let kept = if keeps_every_record(scenario.protocol.kind) {
+        u64::MAX
+    } else {
+        scenario.bounds.update_records_kept_max.saturating_add(1)
+    };
+    usize::try_from(likely.min(kept)).unwrap_or(usize::MAX)
+}
+
+/// Whether the protocol's messages, logs or vectors refer to updates, so that a run keeps every
+/// update record: all but those that send whole states.
+fn keeps_every_record(kind: ProtocolKind) -> bool {
+    !matches!(
+        kind,
+        ProtocolKind::StateBroadcast | ProtocolKind::AntiEntropy
+    )
+}
+
 impl<'a, C: OpCrdt> Sim<'a, C> {
     fn new(
         scenario: &'a Scenario,
@@ -282,12 +306,9 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             faults,
             cuts: Vec::new(),
             cut_writes: BTreeMap::new(),
-            updates: Vec::new(),
+            updates: Vec::with_capacity(records_reserved(scenario)),
             updates_issued: 0,
-            keeps_every_record: !matches!(
-                scenario.protocol.kind,
-                ProtocolKind::StateBroadcast | ProtocolKind::AntiEntropy
-            ),
+            keeps_every_record: keeps_every_record(scenario.protocol.kind),
             issued_by_origin: vec![0; replicas as usize],
             by_origin: vec![Vec::new(); replicas as usize],
             deps: Vec::new(),
