@@ -113,6 +113,8 @@ pub struct ConvergenceWatch<C: OpCrdt> {
     pub timeline: ConvergenceTimeline,
     /// Whether each replica is live.
     live: Vec<bool>,
+    /// How many replicas are live.
+    live_count: usize,
     /// Each replica's delivered set, as size and fingerprint.
     delivered: Vec<(u32, u64)>,
     /// With many replicas, the live replicas by delivered set (size and fingerprint), each list
@@ -176,6 +178,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                 ..ConvergenceTimeline::default()
             },
             live: Vec::new(),
+            live_count: 0,
             delivered: Vec::new(),
             holders: None,
             listed_replicas_min: LISTED_REPLICAS_MIN,
@@ -262,6 +265,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         self.changed.clear();
         if self.live.len() != world.replicas.len() {
             self.live = world.replicas.iter().map(|r| is_live(r.status)).collect();
+            self.live_count = self.live.iter().filter(|live| **live).count();
             self.delivered = world.replicas.iter().map(delivered_key).collect();
             self.holders = (world.replicas.len() >= self.listed_replicas_min).then(BTreeMap::new);
             for index in 0..world.replicas.len() {
@@ -306,6 +310,13 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                     if listed && self.live[index] {
                         self.release(index);
                     }
+                    if live != self.live[index] {
+                        self.live_count = if live {
+                            self.live_count + 1
+                        } else {
+                            self.live_count - 1
+                        };
+                    }
                     self.live[index] = live;
                     self.delivered[index] = delivered;
                     if listed && live {
@@ -318,8 +329,8 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                 return;
             }
         }
-        self.check_strong_convergence(event, world);
-        self.record_timeline(event, world);
+        let agreed = self.check_strong_convergence(event, world);
+        self.record_timeline(event, world, agreed);
     }
 }
 
@@ -402,19 +413,29 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
 
     /// Two live replicas that delivered the same updates must hold equal views. Only pairs with a
     /// changed replica can have changed since the last event.
-    fn check_strong_convergence(&mut self, event: &TraceEvent, world: &World<'_, C>) {
+    ///
+    /// When the event changed one live replica, whether the live replicas now agree is known on
+    /// the way, and returned: they agree exactly when every other live replica holds its delivered
+    /// set and view (both are equalities, so all then hold the same). Otherwise `None`.
+    fn check_strong_convergence(
+        &mut self,
+        event: &TraceEvent,
+        world: &World<'_, C>,
+    ) -> Option<bool> {
+        let mut agreed = None;
         for &changed in &self.changed {
             let mine = changed as usize;
             if !self.live[mine] {
                 continue;
             }
+            let mut agreeing = 0;
             for other in Self::candidates(&self.holders, self.delivered[mine], world.replicas.len())
             {
-                if other == mine
-                    || !self.live[other]
-                    || !self.same_delivered(world, mine, other)
-                    || self.same_view(world, mine, other)
-                {
+                if other == mine || !self.live[other] || !self.same_delivered(world, mine, other) {
+                    continue;
+                }
+                if self.same_view(world, mine, other) {
+                    agreeing += 1;
                     continue;
                 }
                 self.strong.count += 1;
@@ -434,7 +455,11 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                     });
                 }
             }
+            if self.changed.len() == 1 {
+                agreed = Some(agreeing + 1 == self.live_count);
+            }
         }
+        agreed
     }
 
     /// Drops the view classes once the timeline is full (or from the start, when it keeps no
@@ -447,7 +472,11 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         self.last_state = world.replicas.iter().map(|r| r.crdt.clone()).collect();
     }
 
-    fn record_timeline(&mut self, event: &TraceEvent, world: &World<'_, C>) {
+    /// Records the event's point and agreement; `agreed` is whether the live replicas agree,
+    /// when the caller knows.
+    fn record_timeline(&mut self, event: &TraceEvent, world: &World<'_, C>, agreed: Option<bool>) {
+        debug_assert!(agreed.is_none_or(|agreed| agreed == self.live_agree(world)));
+        let agreed = agreed.unwrap_or_else(|| self.live_agree(world));
         if self.counting_views {
             let distinct_count = self.distinct_views;
             let points = &mut self.timeline.points;
@@ -458,9 +487,17 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                 }
             }
         }
+        match (agreed, self.timeline.agreed_since_us) {
+            (true, None) => self.timeline.agreed_since_us = Some(event.at_us),
+            (false, Some(_)) => self.timeline.agreed_since_us = None,
+            _ => {}
+        }
+    }
+
+    /// Whether the live replicas hold one delivered set and one view, compared afresh.
+    fn live_agree(&self, world: &World<'_, C>) -> bool {
         // Two lists of holders mean two delivered sets; otherwise the sets and views are compared.
-        let agreed = self
-            .holders
+        self.holders
             .as_ref()
             .is_none_or(|holders| holders.len() <= 1)
             && {
@@ -470,12 +507,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                         self.same_delivered(world, first, r) && self.same_view(world, first, r)
                     })
                 })
-            };
-        match (agreed, self.timeline.agreed_since_us) {
-            (true, None) => self.timeline.agreed_since_us = Some(event.at_us),
-            (false, Some(_)) => self.timeline.agreed_since_us = None,
-            _ => {}
-        }
+            }
     }
 }
 
