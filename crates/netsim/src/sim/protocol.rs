@@ -79,11 +79,12 @@ pub(super) const SPARE_STATES_MAX: usize = 64;
 /// allocating: a list per write was a twentieth of a run.
 #[derive(Clone)]
 pub(super) enum Targets {
-    /// The nodes from `next` up to `end` but the `skip` ones.
+    /// The nodes from `next` up to `end` but the `skip` ones (`NodeId::MAX` skips nothing: no
+    /// node has that id).
     Others {
         next: NodeId,
         end: NodeId,
-        skip: [Option<NodeId>; 2],
+        skip: [NodeId; 2],
     },
     Listed(std::vec::IntoIter<NodeId>),
 }
@@ -97,7 +98,7 @@ impl Iterator for Targets {
                 while *next < *end {
                     let node = *next;
                     *next += 1;
-                    if !skip.contains(&Some(node)) {
+                    if node != skip[0] && node != skip[1] {
                         return Some(node);
                     }
                 }
@@ -194,7 +195,7 @@ impl<C: OpCrdt> Sim<'_, C> {
             (Topology::Relay, Some(server)) => Targets::Others {
                 next: server,
                 end: server + 1,
-                skip: [None, None],
+                skip: [NodeId::MAX; 2],
             },
             (Topology::Gossip, _) => Targets::Listed(
                 self.random_peers(node)
@@ -206,7 +207,7 @@ impl<C: OpCrdt> Sim<'_, C> {
             _ => Targets::Others {
                 next: 0,
                 end: self.replicas,
-                skip: [Some(node), except],
+                skip: [node, except.unwrap_or(NodeId::MAX)],
             },
         }
     }
