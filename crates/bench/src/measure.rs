@@ -28,7 +28,7 @@ use crate::report::{
 use crate::turmoil_grid::{run_turmoil, TurmoilWorkload};
 
 /// Rounds of the simulator measurement; each side keeps its fastest.
-const SIMULATOR_ROUNDS: u32 = 2;
+const SIMULATOR_ROUNDS: u32 = 3;
 
 /// The turmoil release measured against (the newest that builds with this toolchain).
 pub const TURMOIL_VERSION: &str = "0.7.2";
@@ -148,9 +148,9 @@ pub fn measure_simulator(plan: &Plan, progress: &Progress) -> Result<SimulatorNu
     // One run first, so that both loops start with warm caches and a grown allocator.
     black_box(simulate_judged(&scenario, u64::MAX)?.report.events);
 
-    // Each side runs twice, interleaved (judged, alone, bare loop, then again), and keeps its
-    // faster round: a burst of load from elsewhere has to hit both rounds of one side to bias a
-    // ratio.
+    // Each side runs SIMULATOR_ROUNDS times, interleaved (judged, alone, bare loop, then again),
+    // and keeps its fastest round: a burst of load from elsewhere has to hit every round of one
+    // side to bias a ratio (this machine's speed drifts by a fifth and more within a minute).
     let mut judged_wall = Duration::MAX;
     let mut alone_wall = Duration::MAX;
     let mut bare_wall = Duration::MAX;
