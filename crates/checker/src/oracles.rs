@@ -104,7 +104,8 @@ pub struct ConvergenceTimeline {
 /// view is rendered and compared with its class's. Once the timeline is full, the classes are
 /// dropped: a touched replica whose delivered set did not change is compared with a copy of its
 /// last state, and a changed one with the replicas holding the same delivered set (found by a scan
-/// of fingerprints below [`LISTED_REPLICAS_MIN`] replicas, from lists kept per delivered set above).
+/// of fingerprints below [`LISTED_REPLICAS_MIN`] replicas; from there on, with one member of each
+/// group of equal delivered sets and views, see `Listing`).
 /// (Rendering views as JSON per comparison was three quarters of a judged run, recounting distinct
 /// views pairwise grew as the square of the replicas, and keeping the classes for a whole run was
 /// still a quarter of it.)
@@ -117,12 +118,11 @@ pub struct ConvergenceWatch<C: OpCrdt> {
     live_count: usize,
     /// Each replica's delivered set, as size and fingerprint.
     delivered: Vec<(u32, u64)>,
-    /// With many replicas, the live replicas by delivered set (size and fingerprint), each list
-    /// in replica order: strong convergence compares a changed replica only with the replicas in
-    /// its list, and the replicas agree only when there is one list. (Scanning every replica was
-    /// 70% of a judged 1,000-replica run; with a handful of replicas, keeping the lists costs more
-    /// than the scan.)
-    holders: Option<BTreeMap<(u32, u64), Vec<ReplicaId>>>,
+    /// With many replicas, the live replicas grouped by delivered set and view (see [`Listing`]).
+    /// (Scanning every replica was 70% of a judged 1,000-replica run, and comparing a changed
+    /// replica with every replica of its delivered set still most of a 100-replica one; with a
+    /// handful of replicas, keeping the groups costs more than the scan.)
+    listing: Option<Listing>,
     /// From how many replicas on `holders` is kept.
     listed_replicas_min: usize,
     /// Whether views are grouped into classes: while the timeline records points.
@@ -141,26 +141,27 @@ pub struct ConvergenceWatch<C: OpCrdt> {
     changed: Vec<ReplicaId>,
 }
 
-/// From this many replicas on, the convergence watch lists the live replicas by delivered set
-/// (measured: 3.5% fewer instructions per event at 20 replicas, 11% at 40, 18% at 100, a third of
-/// the time at 1,000; 2% more at 5).
+/// From this many replicas on, the convergence watch groups the live replicas by delivered set and
+/// view (measured with lists by delivered set alone: 3.5% fewer instructions per event at 20
+/// replicas, 11% at 40, 18% at 100, a third of the time at 1,000; 2% more at 5; groups took
+/// another 40% off at 100).
 pub const LISTED_REPLICAS_MIN: usize = 16;
 
-/// Replicas to compare with a changed one (see `ConvergenceWatch::candidates`).
-enum Candidates<'a> {
-    Listed(std::slice::Iter<'a, ReplicaId>),
-    All(std::ops::Range<usize>),
-}
-
-impl Iterator for Candidates<'_> {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
-        match self {
-            Candidates::Listed(list) => list.next().map(|&replica| replica as usize),
-            Candidates::All(range) => range.next(),
-        }
-    }
+/// The live replicas in groups of equal delivered sets and equal views, the groups listed by
+/// delivered set (size and fingerprint). A group's set and view are fixed for its life (a replica
+/// whose set or view changes leaves its group and joins another), and no two groups share both, so
+/// a changed replica is compared with one member of each group of its list instead of with every
+/// replica that delivered the same updates, and the replicas agree exactly when there is one group.
+#[derive(Default)]
+struct Listing {
+    /// Per delivered-set key, the ids of the groups holding it (keys can collide: the groups of
+    /// one list may hold different sets, which comparing their first members tells).
+    lists: BTreeMap<(u32, u64), Vec<usize>>,
+    /// The groups' members, the first one standing for the group; an empty group is free.
+    groups: Vec<Vec<ReplicaId>>,
+    free: Vec<usize>,
+    /// Each live replica's group.
+    group_of: Vec<usize>,
 }
 
 /// One view and how many live replicas hold it.
@@ -180,7 +181,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             live: Vec::new(),
             live_count: 0,
             delivered: Vec::new(),
-            holders: None,
+            listing: None,
             listed_replicas_min: LISTED_REPLICAS_MIN,
             counting_views: timeline_points_max > 0,
             class_of: Vec::new(),
@@ -267,12 +268,6 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             self.live = world.replicas.iter().map(|r| is_live(r.status)).collect();
             self.live_count = self.live.iter().filter(|live| **live).count();
             self.delivered = world.replicas.iter().map(delivered_key).collect();
-            self.holders = (world.replicas.len() >= self.listed_replicas_min).then(BTreeMap::new);
-            for index in 0..world.replicas.len() {
-                if self.live[index] {
-                    self.hold(index);
-                }
-            }
             self.class_of = vec![None; world.replicas.len()];
             if self.counting_views {
                 for (index, replica) in world.replicas.iter().enumerate() {
@@ -281,7 +276,17 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             } else {
                 self.stop_counting_views(world);
             }
+            // Grouping compares views, so it comes once the views are placed.
+            self.listing = (world.replicas.len() >= self.listed_replicas_min).then(|| Listing {
+                group_of: vec![0; world.replicas.len()],
+                ..Listing::default()
+            });
             self.changed.extend(0..world.replicas.len() as ReplicaId);
+            for index in 0..world.replicas.len() {
+                if self.live[index] {
+                    self.hold(world, index);
+                }
+            }
         } else {
             for &touched in world.touched {
                 let Some(replica) = world.replicas.get(touched as usize) else {
@@ -306,8 +311,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                     false
                 };
                 if changed {
-                    let listed = self.holders.is_some();
-                    if listed && self.live[index] {
+                    if self.live[index] {
                         self.release(index);
                     }
                     if live != self.live[index] {
@@ -319,14 +323,21 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                     }
                     self.live[index] = live;
                     self.delivered[index] = delivered;
-                    if listed && live {
-                        self.hold(index);
-                    }
                     self.changed.push(touched);
                 }
             }
             if self.changed.is_empty() {
                 return;
+            }
+            // Changed replicas join their groups only once all of them have left theirs: a group
+            // is compared through its first member, which must still have the group's view.
+            if self.listing.is_some() {
+                for at in 0..self.changed.len() {
+                    let index = self.changed[at] as usize;
+                    if self.live[index] {
+                        self.hold(world, index);
+                    }
+                }
             }
         }
         let agreed = self.check_strong_convergence(event, world);
@@ -340,47 +351,55 @@ fn delivered_key<C: OpCrdt>(replica: &Replica<C>) -> (u32, u64) {
 }
 
 impl<C: OpCrdt> ConvergenceWatch<C> {
-    /// Adds a live replica to the list of its delivered set.
-    fn hold(&mut self, replica: usize) {
-        let Some(holders) = &mut self.holders else {
-            return;
-        };
-        let list = holders.entry(self.delivered[replica]).or_default();
-        let id = replica as ReplicaId;
-        if let Err(place) = list.binary_search(&id) {
-            list.insert(place, id);
-        }
-    }
-
-    /// Takes a replica out of the list of its delivered set.
-    fn release(&mut self, replica: usize) {
-        let Some(holders) = &mut self.holders else {
+    /// Puts a live replica in the group of its delivered set and view, or in a new one.
+    fn hold(&mut self, world: &World<'_, C>, replica: usize) {
+        let Some(listing) = &self.listing else {
             return;
         };
         let key = self.delivered[replica];
-        if let Some(list) = holders.get_mut(&key) {
-            if let Ok(place) = list.binary_search(&(replica as ReplicaId)) {
-                list.remove(place);
+        let found = listing.lists.get(&key).and_then(|ids| {
+            ids.iter().copied().find(|&group| {
+                let first = listing.groups[group][0] as usize;
+                self.same_delivered(world, first, replica) && self.same_view(world, first, replica)
+            })
+        });
+        let listing = self.listing.as_mut().expect("checked above");
+        let group = match found {
+            Some(group) => group,
+            None => {
+                let group = listing.free.pop().unwrap_or_else(|| {
+                    listing.groups.push(Vec::new());
+                    listing.groups.len() - 1
+                });
+                listing.lists.entry(key).or_default().push(group);
+                group
             }
-            if list.is_empty() {
-                holders.remove(&key);
-            }
-        }
+        };
+        listing.groups[group].push(replica as ReplicaId);
+        listing.group_of[replica] = group;
     }
 
-    /// The replicas that may hold the delivered set `key`: its list, or every replica when the
-    /// watch keeps no lists. (A function of the lists alone, so that the caller may record
-    /// violations while it goes through them.)
-    fn candidates(
-        holders: &Option<BTreeMap<(u32, u64), Vec<ReplicaId>>>,
-        key: (u32, u64),
-        replicas: usize,
-    ) -> Candidates<'_> {
-        match holders {
-            Some(holders) => {
-                Candidates::Listed(holders.get(&key).map_or([].iter(), |list| list.iter()))
+    /// Takes a live replica out of its group (before its delivered set, view or liveness change).
+    fn release(&mut self, replica: usize) {
+        let Some(listing) = &mut self.listing else {
+            return;
+        };
+        let group = listing.group_of[replica];
+        let members = &mut listing.groups[group];
+        let place = members
+            .iter()
+            .position(|member| *member as usize == replica)
+            .expect("a live replica is in its group");
+        // Any member stands for the group, so the order of the others does not matter.
+        members.swap_remove(place);
+        if members.is_empty() {
+            listing.free.push(group);
+            let key = self.delivered[replica];
+            let ids = listing.lists.get_mut(&key).expect("a group is listed");
+            ids.retain(|id| *id != group);
+            if ids.is_empty() {
+                listing.lists.remove(&key);
             }
-            None => Candidates::All(0..replicas),
         }
     }
 
@@ -423,43 +442,97 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         world: &World<'_, C>,
     ) -> Option<bool> {
         let mut agreed = None;
-        for &changed in &self.changed {
-            let mine = changed as usize;
+        for at in 0..self.changed.len() {
+            let mine = self.changed[at] as usize;
             if !self.live[mine] {
                 continue;
             }
-            let mut agreeing = 0;
-            for other in Self::candidates(&self.holders, self.delivered[mine], world.replicas.len())
-            {
-                if other == mine || !self.live[other] || !self.same_delivered(world, mine, other) {
-                    continue;
-                }
-                if self.same_view(world, mine, other) {
-                    agreeing += 1;
-                    continue;
-                }
-                self.strong.count += 1;
-                if self.strong.violations.len() < VIOLATIONS_KEPT_MAX {
-                    let (a, b) = (&world.replicas[mine], &world.replicas[other]);
-                    let (low, high) = (a.id.min(b.id), a.id.max(b.id));
-                    self.strong.violations.push(Violation {
-                        oracle: Oracle::StrongConvergence,
-                        event_index: Some(event.index),
-                        at_us: event.at_us,
-                        replicas: vec![low, high],
-                        detail: format!(
-                            "replicas {low} and {high} delivered the same {} updates but hold different states",
-                            a.delivered.len()
-                        ),
-                        states: vec![snapshot(a), snapshot(b)],
-                    });
-                }
-            }
+            let agreeing = if self.listing.is_some() {
+                self.check_groups(event, world, mine)
+            } else {
+                self.check_every_replica(event, world, mine)
+            };
             if self.changed.len() == 1 {
                 agreed = Some(agreeing + 1 == self.live_count);
             }
         }
         agreed
+    }
+
+    /// Compares `mine` with every other live replica; returns how many hold its delivered set and
+    /// view.
+    fn check_every_replica(
+        &mut self,
+        event: &TraceEvent,
+        world: &World<'_, C>,
+        mine: usize,
+    ) -> usize {
+        let mut agreeing = 0;
+        for other in 0..world.replicas.len() {
+            if other == mine || !self.live[other] || !self.same_delivered(world, mine, other) {
+                continue;
+            }
+            if self.same_view(world, mine, other) {
+                agreeing += 1;
+            } else {
+                self.strong.count += 1;
+                self.record_violation(event, world, mine, other);
+            }
+        }
+        agreeing
+    }
+
+    /// Compares `mine` with one member of each group of its list; returns how many other live
+    /// replicas hold its delivered set and view. Violations are counted per replica, and kept in
+    /// replica order, as comparing with every replica would.
+    fn check_groups(&mut self, event: &TraceEvent, world: &World<'_, C>, mine: usize) -> usize {
+        let listing = self.listing.as_ref().expect("called with groups");
+        let own = listing.group_of[mine];
+        let mut differing: Vec<usize> = Vec::new();
+        for &group in &listing.lists[&self.delivered[mine]] {
+            let members = &listing.groups[group];
+            // Another group of the list holds another set (the keys collided) or another view.
+            if group == own || !self.same_delivered(world, members[0] as usize, mine) {
+                continue;
+            }
+            debug_assert!(!self.same_view(world, members[0] as usize, mine));
+            self.strong.count += members.len() as u64;
+            if self.strong.violations.len() < VIOLATIONS_KEPT_MAX {
+                differing.extend(members.iter().map(|member| *member as usize));
+            }
+        }
+        let agreeing = listing.groups[own].len() - 1;
+        differing.sort_unstable();
+        for other in differing {
+            self.record_violation(event, world, mine, other);
+        }
+        agreeing
+    }
+
+    /// Keeps the violation between `mine` and `other`, while fewer than the most kept are.
+    fn record_violation(
+        &mut self,
+        event: &TraceEvent,
+        world: &World<'_, C>,
+        mine: usize,
+        other: usize,
+    ) {
+        if self.strong.violations.len() >= VIOLATIONS_KEPT_MAX {
+            return;
+        }
+        let (a, b) = (&world.replicas[mine], &world.replicas[other]);
+        let (low, high) = (a.id.min(b.id), a.id.max(b.id));
+        self.strong.violations.push(Violation {
+            oracle: Oracle::StrongConvergence,
+            event_index: Some(event.index),
+            at_us: event.at_us,
+            replicas: vec![low, high],
+            detail: format!(
+                "replicas {low} and {high} delivered the same {} updates but hold different states",
+                a.delivered.len()
+            ),
+            states: vec![snapshot(a), snapshot(b)],
+        });
     }
 
     /// Drops the view classes once the timeline is full (or from the start, when it keeps no
@@ -494,20 +567,16 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         }
     }
 
-    /// Whether the live replicas hold one delivered set and one view, compared afresh.
+    /// Whether the live replicas hold one delivered set and one view, compared afresh (or, with
+    /// groups, whether there is at most one).
     fn live_agree(&self, world: &World<'_, C>) -> bool {
-        // Two lists of holders mean two delivered sets; otherwise the sets and views are compared.
-        self.holders
-            .as_ref()
-            .is_none_or(|holders| holders.len() <= 1)
-            && {
-                let mut live = (0..world.replicas.len()).filter(|r| self.live[*r]);
-                live.next().is_none_or(|first| {
-                    live.all(|r| {
-                        self.same_delivered(world, first, r) && self.same_view(world, first, r)
-                    })
-                })
-            }
+        if let Some(listing) = &self.listing {
+            return listing.lists.len() <= 1 && listing.lists.values().all(|ids| ids.len() <= 1);
+        }
+        let mut live = (0..world.replicas.len()).filter(|r| self.live[*r]);
+        live.next().is_none_or(|first| {
+            live.all(|r| self.same_delivered(world, first, r) && self.same_view(world, first, r))
+        })
     }
 }
 

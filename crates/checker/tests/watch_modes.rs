@@ -1,6 +1,6 @@
 //! The convergence watch groups views into classes only while its timeline records points, and
-//! compares replicas directly afterwards; with many replicas it lists them by delivered set rather
-//! than scanning them all. Every way must find the same strong-convergence violations and the same
+//! compares replicas directly afterwards; with many replicas it groups them by delivered set and
+//! view rather than scanning them all. Every way must find the same strong-convergence violations and the same
 //! time of agreement: this runs a watch that counts views for the whole run next to one whose
 //! timeline is full after a few points, each with and without the lists, on the same events, over
 //! runs that converge and runs that diverge (random tie-breaks, keep-local ties, crashes, late
@@ -132,7 +132,7 @@ fn every_way_of_watching_finds_the_same_violations_and_agreement() {
         8,
         &grid(TieBreak::PeerId),
     );
-    // Enough replicas that the watch keeps its lists by default.
+    // Enough replicas that the watch keeps its groups by default.
     let many = scenario(20, ProtocolKind::StateBroadcast);
     assert!(compare(&many, 6, &grid(TieBreak::Random)) > 0);
     assert_eq!(compare(&many, 6, &grid(TieBreak::PeerId)), 0);
