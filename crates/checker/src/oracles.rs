@@ -123,7 +123,7 @@ pub struct ConvergenceWatch<C: OpCrdt> {
     /// replica with every replica of its delivered set still most of a 100-replica one; with a
     /// handful of replicas, keeping the groups costs more than the scan.)
     listing: Option<Listing>,
-    /// From how many replicas on `holders` is kept.
+    /// From how many replicas on `listing` is kept.
     listed_replicas_min: usize,
     /// Whether views are grouped into classes: while the timeline records points.
     counting_views: bool,
@@ -192,7 +192,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         }
     }
 
-    /// Lists the live replicas by delivered set from `replicas` replicas on, instead of from
+    /// Groups the live replicas by delivered set and view from `replicas` replicas on, instead of from
     /// [`LISTED_REPLICAS_MIN`]: the verdicts are the same either way, only the speed differs.
     pub fn listing_from(mut self, replicas: usize) -> Self {
         self.listed_replicas_min = replicas;
