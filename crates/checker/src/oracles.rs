@@ -160,8 +160,8 @@ struct Listing {
     /// The groups' members, the first one standing for the group; an empty group is free.
     groups: Vec<Vec<ReplicaId>>,
     free: Vec<usize>,
-    /// Each live replica's group.
-    group_of: Vec<usize>,
+    /// Each live replica's group, and its place among the group's members.
+    group_of: Vec<(usize, usize)>,
 }
 
 /// One view and how many live replicas hold it.
@@ -278,7 +278,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             }
             // Grouping compares views, so it comes once the views are placed.
             self.listing = (world.replicas.len() >= self.listed_replicas_min).then(|| Listing {
-                group_of: vec![0; world.replicas.len()],
+                group_of: vec![(0, 0); world.replicas.len()],
                 ..Listing::default()
             });
             self.changed.extend(0..world.replicas.len() as ReplicaId);
@@ -375,8 +375,8 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                 group
             }
         };
+        listing.group_of[replica] = (group, listing.groups[group].len());
         listing.groups[group].push(replica as ReplicaId);
-        listing.group_of[replica] = group;
     }
 
     /// Takes a live replica out of its group (before its delivered set, view or liveness change).
@@ -384,14 +384,14 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         let Some(listing) = &mut self.listing else {
             return;
         };
-        let group = listing.group_of[replica];
+        let (group, place) = listing.group_of[replica];
         let members = &mut listing.groups[group];
-        let place = members
-            .iter()
-            .position(|member| *member as usize == replica)
-            .expect("a live replica is in its group");
+        debug_assert_eq!(members[place] as usize, replica);
         // Any member stands for the group, so the order of the others does not matter.
         members.swap_remove(place);
+        if let Some(&moved) = members.get(place) {
+            listing.group_of[moved as usize].1 = place;
+        }
         if members.is_empty() {
             listing.free.push(group);
             let key = self.delivered[replica];
@@ -487,7 +487,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
     /// replica order, as comparing with every replica would.
     fn check_groups(&mut self, event: &TraceEvent, world: &World<'_, C>, mine: usize) -> usize {
         let listing = self.listing.as_ref().expect("called with groups");
-        let own = listing.group_of[mine];
+        let (own, _) = listing.group_of[mine];
         let mut differing: Vec<usize> = Vec::new();
         for &group in &listing.lists[&self.delivered[mine]] {
             let members = &listing.groups[group];
