@@ -11,7 +11,8 @@
 //!
 //! Oracles only read what the simulator shows them; none of them can change a run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use converge_crdt::{ClockKind, FixedCoin, OpCrdt, ReplicaId, Stamp, UpdateId};
@@ -131,6 +132,13 @@ pub struct ConvergenceWatch<C: OpCrdt> {
     class_of: Vec<Option<usize>>,
     /// Classes of equal views; a class no live replica holds is free for reuse.
     classes: Vec<ViewClass<C::View>>,
+    /// The free classes.
+    free_classes: Vec<usize>,
+    /// The held classes by view digest, with many replicas and a CRDT that offers one
+    /// ([`StateCrdt::view_digest`](converge_crdt::StateCrdt::view_digest)); otherwise a view is
+    /// looked for among all classes (with a handful of replicas, the digest costs more than it
+    /// saves).
+    classes_by_digest: HashMap<u64, Vec<usize>, BuildHasherDefault<DigestHasher>>,
     /// Once views are no longer counted: each replica's state when it was last examined, so that
     /// an event which left a replica's delivered set as it was (most anti-entropy deliveries)
     /// costs one comparison to tell whether its view may have changed.
@@ -168,6 +176,7 @@ struct Listing {
 struct ViewClass<V> {
     view: V,
     members: u32,
+    digest: Option<u64>,
 }
 
 impl<C: OpCrdt> ConvergenceWatch<C> {
@@ -186,6 +195,8 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             counting_views: timeline_points_max > 0,
             class_of: Vec::new(),
             classes: Vec::new(),
+            free_classes: Vec::new(),
+            classes_by_digest: HashMap::default(),
             last_state: Vec::new(),
             distinct_views: 0,
             changed: Vec::new(),
@@ -215,37 +226,89 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             self.classes[class].members -= 1;
             if self.classes[class].members == 0 {
                 self.distinct_views -= 1;
+                self.free_class(class);
             }
         }
         self.class_of[replica] = state.map(|state| {
-            let found = self
-                .classes
-                .iter()
-                .position(|class| class.members > 0 && view_matches(state, &class.view));
-            let class = match found {
-                Some(class) => class,
-                None => {
-                    self.distinct_views += 1;
-                    let new = ViewClass {
-                        view: state.view(),
-                        members: 0,
-                    };
-                    match self.classes.iter().position(|class| class.members == 0) {
-                        Some(free) => {
-                            self.classes[free] = new;
-                            free
-                        }
-                        None => {
-                            self.classes.push(new);
-                            self.classes.len() - 1
-                        }
-                    }
-                }
+            let digest = self.listing.as_ref().and_then(|_| state.view_digest());
+            let found = match digest {
+                Some(digest) => self.classes_by_digest.get(&digest).and_then(|ids| {
+                    ids.iter()
+                        .copied()
+                        .find(|&class| view_matches(state, &self.classes[class].view))
+                }),
+                None => self
+                    .classes
+                    .iter()
+                    .position(|class| class.members > 0 && view_matches(state, &class.view)),
             };
+            let class = found.unwrap_or_else(|| self.new_class(state, digest));
             self.classes[class].members += 1;
             class
         });
         true
+    }
+
+    /// A class for `state`'s view, which no held class has.
+    fn new_class(&mut self, state: &C, digest: Option<u64>) -> usize {
+        self.distinct_views += 1;
+        let new = ViewClass {
+            view: state.view(),
+            members: 0,
+            digest,
+        };
+        let class = match self.free_classes.pop() {
+            Some(free) => {
+                self.classes[free] = new;
+                free
+            }
+            None => {
+                self.classes.push(new);
+                self.classes.len() - 1
+            }
+        };
+        if let Some(digest) = digest {
+            self.classes_by_digest
+                .entry(digest)
+                .or_default()
+                .push(class);
+        }
+        class
+    }
+
+    /// Frees a class no live replica holds any more.
+    fn free_class(&mut self, class: usize) {
+        self.free_classes.push(class);
+        if let Some(digest) = self.classes[class].digest {
+            let ids = self
+                .classes_by_digest
+                .get_mut(&digest)
+                .expect("a held class with a digest is indexed");
+            ids.retain(|id| *id != class);
+            if ids.is_empty() {
+                self.classes_by_digest.remove(&digest);
+            }
+        }
+    }
+}
+
+/// Digests are hashes already: the index takes them as they are.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, digest: u64) {
+        self.0 = digest;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -268,6 +331,13 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             self.live = world.replicas.iter().map(|r| is_live(r.status)).collect();
             self.live_count = self.live.iter().filter(|live| **live).count();
             self.delivered = world.replicas.iter().map(delivered_key).collect();
+            // Whether there are groups decides whether view classes are found by digest, so it
+            // comes first; the groups are filled once the views are placed, since they compare
+            // views.
+            self.listing = (world.replicas.len() >= self.listed_replicas_min).then(|| Listing {
+                group_of: vec![(0, 0); world.replicas.len()],
+                ..Listing::default()
+            });
             self.class_of = vec![None; world.replicas.len()];
             if self.counting_views {
                 for (index, replica) in world.replicas.iter().enumerate() {
@@ -276,11 +346,6 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             } else {
                 self.stop_counting_views(world);
             }
-            // Grouping compares views, so it comes once the views are placed.
-            self.listing = (world.replicas.len() >= self.listed_replicas_min).then(|| Listing {
-                group_of: vec![(0, 0); world.replicas.len()],
-                ..Listing::default()
-            });
             self.changed.extend(0..world.replicas.len() as ReplicaId);
             for index in 0..world.replicas.len() {
                 if self.live[index] {
@@ -542,6 +607,8 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         self.counting_views = false;
         self.class_of.iter_mut().for_each(|class| *class = None);
         self.classes = Vec::new();
+        self.free_classes = Vec::new();
+        self.classes_by_digest = HashMap::default();
         self.last_state = world.replicas.iter().map(|r| r.crdt.clone()).collect();
     }
 

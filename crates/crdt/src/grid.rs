@@ -290,6 +290,24 @@ impl StateCrdt for LwwGrid {
                 .all(|(cell, value)| shown(cell) == *value)
     }
 
+    fn view_digest(&self) -> Option<u64> {
+        // Multiply-xorshift rounds over what the view shows (a cleared cell and an empty one
+        // alike: no value), after the shape, which is part of the view too.
+        let round = |digest: u64, word: u64| {
+            let mixed = (digest ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            mixed ^ (mixed >> 32)
+        };
+        let shape = u64::from(self.config.rows) << 32 | u64::from(self.config.cols);
+        Some(
+            self.cells
+                .iter()
+                .fold(round(0, shape), |digest, cell| match shown(cell) {
+                    Some(value) => round(round(digest, 1), value),
+                    None => round(digest, 0),
+                }),
+        )
+    }
+
     fn time_max(&self) -> u64 {
         debug_assert_eq!(self.time_max, time_max_of(&self.cells));
         self.time_max

@@ -75,6 +75,14 @@ pub trait StateCrdt: Clone + Debug + PartialEq {
         self.view() == *view
     }
 
+    /// A hash of this state's view, if the type offers one: states with equal views must have
+    /// equal digests. The convergence oracles use it to find a view among many without comparing
+    /// it with each (with hundreds of replicas, hundreds of distinct views); without one they
+    /// compare views one by one.
+    fn view_digest(&self) -> Option<u64> {
+        None
+    }
+
     /// The greatest stamp time this state holds, so that a Lamport clock can advance past it when the
     /// state is received. Types without stamps keep the default, zero.
     fn time_max(&self) -> u64 {

@@ -210,12 +210,15 @@ fn merge_is_associative<T: OpCrdt>(empty: &T, case: &Case<T::Op>) -> Result<(), 
 }
 
 /// A view compares in place as it renders: `view_matches` agrees with comparing rendered views,
-/// for the state's own view and for another replica's.
+/// for the state's own view and for another replica's; equal views have equal digests.
 fn views_compare_in_place<T: OpCrdt>(empty: &T, case: &Case<T::Op>) -> Result<(), TestCaseError> {
     let a = replica(empty, &case.a, case.coin_seed);
     let b = replica(empty, &case.b, case.coin_seed);
     prop_assert!(a.view_matches(&a.view()));
     prop_assert_eq!(a.view_matches(&b.view()), a.view() == b.view());
+    if a.view() == b.view() {
+        prop_assert_eq!(a.view_digest(), b.view_digest());
+    }
     Ok(())
 }
 
