@@ -769,7 +769,7 @@ pub struct IntentWatch<'a, C: OpCrdt> {
     /// Writes not yet applied, with their stamps and update indices (the order between equal
     /// stamps), in that order. Writes come roughly in stamp order, so each is inserted a few
     /// places from the end: an ordered map made the intent watch cost twice as much, and sorting
-    /// batches of appended writes a third more.
+    /// batches of appended writes cost about twice what inserting does.
     waiting: Vec<(Stamp, u32, C::Op)>,
     /// Whether the clocks bound the stamps still to come (see above).
     stamps_bounded: bool,
