@@ -77,7 +77,6 @@ pub(super) const SPARE_STATES_MAX: usize = 64;
 
 /// The nodes a message goes to. Every other replica, the common case, is counted off without
 /// allocating: a list per write was a twentieth of a run.
-#[derive(Clone)]
 pub(super) enum Targets {
     /// The nodes from `next` up to `end` but the `skip` ones (`NodeId::MAX` skips nothing: no
     /// node has that id).
@@ -111,7 +110,10 @@ impl Iterator for Targets {
 
 impl Targets {
     pub(super) fn is_empty(&self) -> bool {
-        self.clone().next().is_none()
+        match self {
+            Targets::Others { next, end, skip } => (*next..*end).all(|node| skip.contains(&node)),
+            Targets::Listed(list) => list.len() == 0,
+        }
     }
 }
 
