@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::stamp::{incoming_wins, Stamp, TieBreak};
-use crate::traits::{Coin, DeltaCrdt, Intent, OpCrdt, StateCrdt};
+use crate::traits::{digest_round, Coin, DeltaCrdt, Intent, OpCrdt, StateCrdt};
 
 /// Which side wins when a key's latest add and latest remove carry the same stamp time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -77,6 +77,13 @@ impl PartialEq for LwwDict {
 }
 
 impl LwwDict {
+    /// The present keys and their values, in key order: what the view shows.
+    fn shown(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.entries
+            .iter()
+            .filter_map(|(key, entry)| entry.lookup(self.config.bias).map(|value| (*key, value)))
+    }
+
     pub fn new(config: LwwDictConfig) -> Self {
         LwwDict {
             config,
@@ -141,10 +148,18 @@ impl StateCrdt for LwwDict {
     }
 
     fn view(&self) -> DictView {
-        self.entries
-            .iter()
-            .filter_map(|(key, entry)| entry.lookup(self.config.bias).map(|value| (*key, value)))
-            .collect()
+        self.shown().collect()
+    }
+
+    fn view_matches(&self, view: &DictView) -> bool {
+        self.shown()
+            .eq(view.iter().map(|(key, value)| (*key, *value)))
+    }
+
+    fn view_digest(&self) -> Option<u64> {
+        Some(self.shown().fold(0, |digest, (key, value)| {
+            digest_round(digest_round(digest, u64::from(key)), value)
+        }))
     }
 
     fn time_max(&self) -> u64 {

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::stamp::{incoming_wins, Stamp, TieBreak};
-use crate::traits::{Coin, DeltaCrdt, Intent, OpCrdt, StateCrdt};
+use crate::traits::{digest_round, Coin, DeltaCrdt, Intent, OpCrdt, StateCrdt};
 
 /// How a grid is shaped and how it breaks ties. Defaults: 3 x 3, ties by peer id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -291,19 +291,15 @@ impl StateCrdt for LwwGrid {
     }
 
     fn view_digest(&self) -> Option<u64> {
-        // Multiply-xorshift rounds over what the view shows (a cleared cell and an empty one
-        // alike: no value), after the shape, which is part of the view too.
-        let round = |digest: u64, word: u64| {
-            let mixed = (digest ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            mixed ^ (mixed >> 32)
-        };
+        // What the view shows (a cleared cell and an empty one alike: no value), after the
+        // shape, which is part of the view too.
         let shape = u64::from(self.config.rows) << 32 | u64::from(self.config.cols);
         Some(
             self.cells
                 .iter()
-                .fold(round(0, shape), |digest, cell| match shown(cell) {
-                    Some(value) => round(round(digest, 1), value),
-                    None => round(digest, 0),
+                .fold(digest_round(0, shape), |digest, cell| match shown(cell) {
+                    Some(value) => digest_round(digest_round(digest, 1), value),
+                    None => digest_round(digest, 0),
                 }),
         )
     }

@@ -128,3 +128,11 @@ pub trait DeltaCrdt: StateCrdt {
     /// everything this replica held at `version` and merges the delta holds what this replica holds.
     fn delta_since(&self, version: u64) -> Self;
 }
+
+/// One multiply-xorshift round of a view digest (see [`StateCrdt::view_digest`]): folds `word`
+/// into `digest`. Enough to spread a view over 64 bits; a collision only costs the oracles one
+/// more comparison of views.
+pub fn digest_round(digest: u64, word: u64) -> u64 {
+    let mixed = (digest ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    mixed ^ (mixed >> 32)
+}
