@@ -138,7 +138,7 @@ pub struct ConvergenceWatch<C: OpCrdt> {
     /// ([`StateCrdt::view_digest`](converge_crdt::StateCrdt::view_digest)); otherwise a view is
     /// looked for among all classes (with a handful of replicas, the digest costs more than it
     /// saves).
-    classes_by_digest: HashMap<u64, Vec<usize>, BuildHasherDefault<DigestHasher>>,
+    classes_by_digest: IdIndex<u64>,
     /// Once views are no longer counted: each replica's state when it was last examined, so that
     /// an event which left a replica's delivered set as it was (most anti-entropy deliveries)
     /// costs one comparison to tell whether its view may have changed.
@@ -163,10 +163,10 @@ pub const LISTED_REPLICAS_MIN: usize = 16;
 #[derive(Default)]
 struct Listing {
     /// Per delivered-set key, the ids of the groups holding it (keys can collide: the groups of
-    /// one list may hold different sets, which comparing their first members tells).
-    /// (Looked up, never walked in order, so a hash map on the fingerprint, which is a hash
-    /// already: an ordered map of a thousand sets was a tenth of a judged 1,000-replica run.)
-    lists: HashMap<(u32, u64), Vec<usize>, BuildHasherDefault<DigestHasher>>,
+    /// one list may hold different sets, which comparing their first members tells). Hashed on
+    /// the fingerprint: an ordered map of a thousand sets was a tenth of a judged 1,000-replica
+    /// run.
+    lists: IdIndex<(u32, u64)>,
     /// The groups' members, the first one standing for the group; an empty group is free.
     groups: Vec<Vec<ReplicaId>>,
     free: Vec<usize>,
@@ -198,7 +198,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             class_of: Vec::new(),
             classes: Vec::new(),
             free_classes: Vec::new(),
-            classes_by_digest: HashMap::default(),
+            classes_by_digest: IdIndex::default(),
             last_state: Vec::new(),
             distinct_views: 0,
             changed: Vec::new(),
@@ -234,11 +234,12 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         self.class_of[replica] = state.map(|state| {
             let digest = self.listing.as_ref().and_then(|_| state.view_digest());
             let found = match digest {
-                Some(digest) => self.classes_by_digest.get(&digest).and_then(|ids| {
-                    ids.iter()
-                        .copied()
-                        .find(|&class| view_matches(state, &self.classes[class].view))
-                }),
+                Some(digest) => self
+                    .classes_by_digest
+                    .ids(&digest)
+                    .iter()
+                    .copied()
+                    .find(|&class| view_matches(state, &self.classes[class].view)),
                 None => self
                     .classes
                     .iter()
@@ -270,10 +271,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             }
         };
         if let Some(digest) = digest {
-            self.classes_by_digest
-                .entry(digest)
-                .or_default()
-                .push(class);
+            self.classes_by_digest.add(digest, class);
         }
         class
     }
@@ -282,15 +280,48 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
     fn free_class(&mut self, class: usize) {
         self.free_classes.push(class);
         if let Some(digest) = self.classes[class].digest {
-            let ids = self
-                .classes_by_digest
-                .get_mut(&digest)
-                .expect("a held class with a digest is indexed");
-            ids.retain(|id| *id != class);
-            if ids.is_empty() {
-                self.classes_by_digest.remove(&digest);
-            }
+            self.classes_by_digest.remove(&digest, class);
         }
+    }
+}
+
+/// Ids listed under keys that are hashes already (view digests, delivered-set fingerprints): a key
+/// is dropped with its last id. Looked up, never walked in order, so nothing it holds reaches a
+/// verdict in hash order.
+struct IdIndex<K> {
+    map: HashMap<K, Vec<usize>, BuildHasherDefault<DigestHasher>>,
+}
+
+impl<K> Default for IdIndex<K> {
+    fn default() -> Self {
+        IdIndex {
+            map: HashMap::default(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> IdIndex<K> {
+    /// The ids under `key`, in the order they were added.
+    fn ids(&self, key: &K) -> &[usize] {
+        self.map.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    fn add(&mut self, key: K, id: usize) {
+        self.map.entry(key).or_default().push(id);
+    }
+
+    /// Takes `id` out from under `key`, where it must be.
+    fn remove(&mut self, key: &K, id: usize) {
+        let ids = self.map.get_mut(key).expect("an indexed id is listed");
+        ids.retain(|listed| *listed != id);
+        if ids.is_empty() {
+            self.map.remove(key);
+        }
+    }
+
+    /// Whether at most one id is listed in all.
+    fn holds_at_most_one(&self) -> bool {
+        self.map.len() <= 1 && self.map.values().all(|ids| ids.len() <= 1)
     }
 }
 
@@ -425,11 +456,9 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
             return;
         };
         let key = self.delivered[replica];
-        let found = listing.lists.get(&key).and_then(|ids| {
-            ids.iter().copied().find(|&group| {
-                let first = listing.groups[group][0] as usize;
-                self.same_delivered(world, first, replica) && self.same_view(world, first, replica)
-            })
+        let found = listing.lists.ids(&key).iter().copied().find(|&group| {
+            let first = listing.groups[group][0] as usize;
+            self.same_delivered(world, first, replica) && self.same_view(world, first, replica)
         });
         let listing = self.listing.as_mut().expect("checked above");
         let group = match found {
@@ -439,7 +468,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
                     listing.groups.push(Vec::new());
                     listing.groups.len() - 1
                 });
-                listing.lists.entry(key).or_default().push(group);
+                listing.lists.add(key, group);
                 group
             }
         };
@@ -462,12 +491,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         }
         if members.is_empty() {
             listing.free.push(group);
-            let key = self.delivered[replica];
-            let ids = listing.lists.get_mut(&key).expect("a group is listed");
-            ids.retain(|id| *id != group);
-            if ids.is_empty() {
-                listing.lists.remove(&key);
-            }
+            listing.lists.remove(&self.delivered[replica], group);
         }
     }
 
@@ -557,7 +581,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         let listing = self.listing.as_ref().expect("called with groups");
         let (own, _) = listing.group_of[mine];
         let mut differing: Vec<usize> = Vec::new();
-        for &group in &listing.lists[&self.delivered[mine]] {
+        for &group in listing.lists.ids(&self.delivered[mine]) {
             let members = &listing.groups[group];
             // Another group of the list holds another set (the keys collided) or another view.
             if group == own || !self.same_delivered(world, members[0] as usize, mine) {
@@ -611,7 +635,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
         self.class_of.iter_mut().for_each(|class| *class = None);
         self.classes = Vec::new();
         self.free_classes = Vec::new();
-        self.classes_by_digest = HashMap::default();
+        self.classes_by_digest = IdIndex::default();
         self.last_state = world.replicas.iter().map(|r| r.crdt.clone()).collect();
     }
 
@@ -641,7 +665,7 @@ impl<C: OpCrdt> ConvergenceWatch<C> {
     /// groups, whether there is at most one).
     fn live_agree(&self, world: &World<'_, C>) -> bool {
         if let Some(listing) = &self.listing {
-            return listing.lists.len() <= 1 && listing.lists.values().all(|ids| ids.len() <= 1);
+            return listing.lists.holds_at_most_one();
         }
         let mut live = (0..world.replicas.len()).filter(|r| self.live[*r]);
         live.next().is_none_or(|first| {
@@ -756,8 +780,8 @@ pub fn eventual_convergence<C: OpCrdt>(outcome: &Outcome<C>) -> Option<Violation
 /// counts causally later writes that lost to earlier ones, and applies the writes to a fresh
 /// replica in stamp order (the sequential specification).
 ///
-/// Writes arrive in issue order, not stamp order, so they wait until no later write can have a
-/// smaller stamp, and are then sorted and applied. With Lamport and hybrid clocks that is known: a live
+/// Writes arrive in issue order, not stamp order, so they wait, kept in stamp order, until no later
+/// write can have a smaller stamp, and are then applied. With Lamport and hybrid clocks that is known: a live
 /// replica's next stamp time exceeds every stamp time its state holds (its clock has seen them
 /// all), and a replica that is down or has not joined may restart with a fresh clock, so it
 /// holds everything back. With other clocks the writes wait until the end.
