@@ -147,15 +147,11 @@ struct Sim<'a, C: OpCrdt> {
     cuts: Vec<(u32, Cut)>,
     /// Per active cut: which sides wrote, and how many writes it saw.
     cut_writes: BTreeMap<u32, (u64, u64)>,
-    /// The update records kept (see `keeps_every_record`); the record of update `i` is at
-    /// position `i`, except that a write beyond the kept ones puts its record last while the
-    /// write is handled.
+    /// The update records kept (all of them where `keeps_every_record`, otherwise the first
+    /// `bounds.update_records_kept_max`); the record of update `i` is at position `i`, except
+    /// that a write beyond the kept ones puts its record last while the write is handled.
     updates: Vec<UpdateRecord<C>>,
     updates_issued: u32,
-    /// Whether the protocol's messages, logs or vectors refer to updates, so that every record
-    /// (and each origin's list of updates) is kept; otherwise only the first
-    /// `bounds.update_records_kept_max` records are.
-    keeps_every_record: bool,
     /// Updates issued per origin: an update's sequence number is its origin's count.
     issued_by_origin: Vec<u32>,
     /// Each origin's update indices, where `keeps_every_record` (version vectors read them).
@@ -195,7 +191,7 @@ fn records_reserved(scenario: &Scenario) -> usize {
 }
 
 /// Whether the protocol's messages, logs or vectors refer to updates, so that a run keeps every
-/// update record: all but those that send whole states.
+/// update record (and each origin's list of updates): all but those that send whole states.
 fn keeps_every_record(kind: ProtocolKind) -> bool {
     !matches!(
         kind,
@@ -308,7 +304,6 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             cut_writes: BTreeMap::new(),
             updates: Vec::with_capacity(records_reserved(scenario)),
             updates_issued: 0,
-            keeps_every_record: keeps_every_record(scenario.protocol.kind),
             issued_by_origin: vec![0; replicas as usize],
             by_origin: vec![Vec::new(); replicas as usize],
             deps: Vec::new(),
@@ -585,7 +580,8 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
         latest.insert(replica, index);
         self.issued_by_origin[replica as usize] += 1;
         let seq = self.issued_by_origin[replica as usize];
-        if self.keeps_every_record {
+        let keeps_every_record = keeps_every_record(self.scenario.protocol.kind);
+        if keeps_every_record {
             self.by_origin[replica as usize].push(index);
         }
         if self.scenario.protocol.kind == ProtocolKind::ReliableCausal {
@@ -650,7 +646,7 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             }
             ProtocolKind::AntiEntropy | ProtocolKind::DeltaSync => {}
         }
-        if !self.keeps_every_record
+        if !keeps_every_record
             && self.updates.len() as u64 > self.scenario.bounds.update_records_kept_max
         {
             // The observer has seen the record, and nothing refers to it again.
