@@ -136,6 +136,14 @@ fn per_sec(count: u64, duration: Duration) -> f64 {
     count as f64 / duration.as_secs_f64().max(1e-9)
 }
 
+/// Runs `work`, lowers `fastest` to its wall time if it was faster, and returns what it returned.
+fn timed<T>(fastest: &mut Duration, work: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let value = work();
+    *fastest = (*fastest).min(started.elapsed());
+    value
+}
+
 /// Simulator events per second on the reference scenario (judged and alone), the bare loop over
 /// the same work, and the same workload on turmoil.
 pub fn measure_simulator(plan: &Plan, progress: &Progress) -> Result<SimulatorNumbers> {
@@ -165,50 +173,52 @@ pub fn measure_simulator(plan: &Plan, progress: &Progress) -> Result<SimulatorNu
              the bare loop over the same writes and merges, then the skeleton simulator and the \
              bare loop over its work"
         ));
-        let mut round_events = 0u64;
-        let mut round_works = Vec::new();
-        let started = Instant::now();
-        for seed in seeds.clone() {
-            let judged = simulate_judged(&scenario, seed)?;
-            // With no settle period a message lost in the last second is never repaired, so many
-            // runs end not converged; the verdict is the judge's work, not something to select on.
-            round_events += judged.outcome.events;
-            round_works.push(Work::of(&judged.outcome));
-        }
-        judged_wall = judged_wall.min(started.elapsed());
+        let (round_events, round_works) = timed(&mut judged_wall, || {
+            let mut round_events = 0u64;
+            let mut round_works = Vec::new();
+            for seed in seeds.clone() {
+                let judged = simulate_judged(&scenario, seed)?;
+                // With no settle period a message lost in the last second is never repaired, so
+                // many runs end not converged; the verdict is the judge's work, not something to
+                // select on.
+                round_events += judged.outcome.events;
+                round_works.push(Work::of(&judged.outcome));
+            }
+            anyhow::Ok((round_events, round_works))
+        })?;
         if round > 1 && (round_events, &round_works) != (events, &works) {
             bail!("two judged rounds of the same seeds did different work");
         }
         events = round_events;
         works = round_works;
 
-        let started = Instant::now();
-        let mut alone_events = 0u64;
-        for seed in seeds.clone() {
-            alone_events += simulate(&scenario, seed)?.events;
-        }
-        alone_wall = alone_wall.min(started.elapsed());
+        let alone_events = timed(&mut alone_wall, || {
+            seeds
+                .clone()
+                .map(|seed| Ok(simulate(&scenario, seed)?.events))
+                .sum::<anyhow::Result<u64>>()
+        })?;
         if alone_events != events {
             bail!("observers changed the run: {alone_events} events alone, {events} judged");
         }
 
-        let started = Instant::now();
-        for work in &works {
-            black_box(bare_loop(*work, scenario.replicas));
-        }
-        bare_wall = bare_wall.min(started.elapsed());
+        timed(&mut bare_wall, || {
+            for work in &works {
+                black_box(bare_loop(*work, scenario.replicas));
+            }
+        });
 
-        let started = Instant::now();
-        let round_skeleton: Vec<SkeletonRun> = seeds
-            .clone()
-            .map(|seed| black_box(skeleton_loop(&scenario, seed)))
-            .collect();
-        skeleton_wall = skeleton_wall.min(started.elapsed());
-        let started = Instant::now();
-        for run in &round_skeleton {
-            black_box(bare_loop(run.work, scenario.replicas));
-        }
-        skeleton_bare_wall = skeleton_bare_wall.min(started.elapsed());
+        let round_skeleton: Vec<SkeletonRun> = timed(&mut skeleton_wall, || {
+            seeds
+                .clone()
+                .map(|seed| black_box(skeleton_loop(&scenario, seed)))
+                .collect()
+        });
+        timed(&mut skeleton_bare_wall, || {
+            for run in &round_skeleton {
+                black_box(bare_loop(run.work, scenario.replicas));
+            }
+        });
         skeleton_runs = round_skeleton;
     }
     let skeleton_events: u64 = skeleton_runs.iter().map(|r| r.events).sum();
