@@ -5,8 +5,8 @@ use std::sync::atomic::AtomicBool;
 
 use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId};
 use converge_netsim::{
-    Coverage, CrdtSpec, End, FaultSpec, MessageStats, Outcome, Scenario, ScenarioError, Status,
-    TraceEvent, Verdict,
+    Coverage, CrdtSpec, End, FaultSpec, MessageStats, Outcome, Runner, Scenario, ScenarioError,
+    ScenarioProtocol, Status, TraceEvent, Verdict,
 };
 use serde::Serialize;
 
@@ -49,6 +49,8 @@ pub struct RunReport {
     pub schema_version: u32,
     pub scenario: String,
     pub description: String,
+    /// The protocol that ran: the scenario's built-in one, or a user's by its name.
+    pub protocol: String,
     pub seed: u64,
     pub verdict: Verdict,
     pub expected: Verdict,
@@ -105,6 +107,18 @@ pub fn judge_until<C: OpCrdt>(
     make: &dyn Fn(ReplicaId) -> C,
     stop: Option<&AtomicBool>,
 ) -> Result<Judged<C>, ScenarioError> {
+    judge_with(scenario, seed, &ScenarioProtocol, make, stop)
+}
+
+/// [`judge_until`] under `protocol`: a user's own ([`converge_netsim::UserProtocol`]) or the
+/// scenario's ([`ScenarioProtocol`]).
+pub fn judge_with<C: OpCrdt>(
+    scenario: &Scenario,
+    seed: u64,
+    protocol: &dyn Runner<C>,
+    make: &dyn Fn(ReplicaId) -> C,
+    stop: Option<&AtomicBool>,
+) -> Result<Judged<C>, ScenarioError> {
     let never = AtomicBool::new(false);
     let mut observer = StopFlag {
         inner: (
@@ -113,7 +127,7 @@ pub fn judge_until<C: OpCrdt>(
         ),
         flag: stop.unwrap_or(&never),
     };
-    let outcome = converge_netsim::run(scenario, seed, make, &mut observer)?;
+    let outcome = protocol.run(scenario, seed, make, &mut observer)?;
     let (convergence, intent_watch) = observer.inner;
     let ConvergenceWatch {
         strong, timeline, ..
@@ -149,6 +163,7 @@ pub fn judge_until<C: OpCrdt>(
         schema_version: SCHEMA_VERSION,
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
+        protocol: protocol.name(scenario),
         seed,
         verdict,
         expected: scenario.expect.verdict,

@@ -20,8 +20,9 @@ pub mod model;
 pub mod oracles;
 pub mod shrink;
 pub use judge::{
-    judge, judge_builtin, judge_builtin_until, judge_until, Judged, RunReport, SCHEMA_VERSION,
+    judge, judge_builtin, judge_builtin_until, judge_until, judge_with, Judged, RunReport,
+    SCHEMA_VERSION,
 };
 pub use model::{check as check_model, CheckConfig, CheckError, CheckReport};
 pub use oracles::{Oracle, Violation};
-pub use shrink::{shrink, shrink_builtin, Shrunk};
+pub use shrink::{shrink, shrink_builtin, shrink_with, Shrunk};

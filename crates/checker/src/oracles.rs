@@ -708,6 +708,32 @@ impl<C: OpCrdt, O: Observer<C>> Observer<C> for StopFlag<'_, O> {
 }
 
 /// Eventual convergence at the end of the settle period.
+/// Updates shown by name in a sentence at most; the rest are counted.
+const UPDATES_NAMED_MAX: usize = 4;
+
+/// The first few of `updates` by origin and sequence number (`r1#3`: replica 1's third write),
+/// where the run kept their records, by issue index otherwise.
+fn name_updates<C: OpCrdt>(outcome: &Outcome<C>, updates: impl Iterator<Item = u32>) -> String {
+    let mut names: Vec<String> = Vec::new();
+    let mut more = 0;
+    for index in updates {
+        if names.len() == UPDATES_NAMED_MAX {
+            more += 1;
+            continue;
+        }
+        names.push(match outcome.updates.get(index as usize) {
+            Some(record) if record.index == index => {
+                format!("r{}#{}", record.id.origin, record.id.seq)
+            }
+            _ => format!("update {index}"),
+        });
+    }
+    if more > 0 {
+        names.push(format!("{more} more"));
+    }
+    names.join(", ")
+}
+
 pub fn eventual_convergence<C: OpCrdt>(outcome: &Outcome<C>) -> Option<Violation> {
     let live: Vec<&Replica<C>> = outcome
         .replicas
@@ -755,7 +781,12 @@ pub fn eventual_convergence<C: OpCrdt>(outcome: &Outcome<C>) -> Option<Violation
     } else {
         let lacks: Vec<String> = missing
             .iter()
-            .map(|(r, n)| format!("replica {r} lacks {n}"))
+            .map(|(r, n)| {
+                let delivered = &outcome.replicas[*r as usize].delivered;
+                let named =
+                    name_updates(outcome, required.iter().filter(|u| !delivered.contains(*u)));
+                format!("replica {r} lacks {n} ({named})")
+            })
             .collect();
         format!(
             "after settling, live replicas do not hold every update ({} required): {}",

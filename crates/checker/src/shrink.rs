@@ -9,12 +9,12 @@
 
 use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId};
 use converge_netsim::{
-    CrdtSpec, DropCause, EventKind, Fate, FaultSpec, Scenario, ScenarioError, Script, ScriptedFate,
-    SimDuration, TimedOp, Verdict,
+    CrdtSpec, DropCause, EventKind, Fate, FaultSpec, Runner, Scenario, ScenarioError,
+    ScenarioProtocol, Script, ScriptedFate, SimDuration, TimedOp, Verdict,
 };
 use serde::Serialize;
 
-use crate::judge::{judge, RunReport};
+use crate::judge::{judge_with, Judged, RunReport};
 
 /// Runs the shrinker may spend on one failure, all passes together.
 pub const SHRINK_RUNS_MAX: u32 = 400;
@@ -56,6 +56,7 @@ pub fn shrink_builtin(scenario: &Scenario, seed: u64) -> Result<Option<Shrunk>, 
 }
 
 struct Shrinker<'a, C: OpCrdt> {
+    protocol: &'a dyn Runner<C>,
     make: &'a dyn Fn(ReplicaId) -> C,
     seed: u64,
     verdict: Verdict,
@@ -70,7 +71,12 @@ impl<C: OpCrdt> Shrinker<'_, C> {
             return false;
         }
         self.runs += 1;
-        judge(candidate, self.seed, self.make).is_ok_and(|j| j.report.verdict == self.verdict)
+        self.judge(candidate)
+            .is_ok_and(|j| j.report.verdict == self.verdict)
+    }
+
+    fn judge(&self, scenario: &Scenario) -> Result<Judged<C>, ScenarioError> {
+        judge_with(scenario, self.seed, self.protocol, self.make, None)
     }
 }
 
@@ -81,16 +87,27 @@ pub fn shrink<C: OpCrdt>(
     seed: u64,
     make: &dyn Fn(ReplicaId) -> C,
 ) -> Result<Option<Shrunk>, ScenarioError> {
+    shrink_with(scenario, seed, &ScenarioProtocol, make)
+}
+
+/// [`shrink`] under `protocol`, a user's own or the scenario's.
+pub fn shrink_with<C: OpCrdt>(
+    scenario: &Scenario,
+    seed: u64,
+    protocol: &dyn Runner<C>,
+    make: &dyn Fn(ReplicaId) -> C,
+) -> Result<Option<Shrunk>, ScenarioError> {
     // Every update record is needed to list the generated writes; keeping them all changes
     // nothing else in the run.
     let mut keep_records = scenario.clone();
     keep_records.bounds.update_records_kept_max = u64::MAX;
-    let original = judge(&keep_records, seed, make)?;
+    let original = judge_with(&keep_records, seed, protocol, make, None)?;
     let verdict = original.report.verdict;
     if matches!(verdict, Verdict::Converges | Verdict::BoundReached) {
         return Ok(None);
     }
     let mut shrinker = Shrinker {
+        protocol,
         make,
         seed,
         verdict,
@@ -146,7 +163,7 @@ pub fn shrink<C: OpCrdt>(
 
     // Write every message's fate down, and keep the scripted form if it replays the failure.
     let mut scripted = false;
-    let minimal_run = judge(&current, seed, make)?;
+    let minimal_run = shrinker.judge(&current)?;
     if current.workload.rate == 0.0 && current.swarm.is_none() {
         for coins in coin_patterns(&minimal_run.outcome.trace) {
             let candidate = scripted_from(&current, &minimal_run.outcome.trace, coins);
@@ -179,7 +196,7 @@ pub fn shrink<C: OpCrdt>(
             script.fates.sort_by_key(|f| f.message);
         }
     }
-    let mut last = judge(&current, seed, make)?;
+    let mut last = shrinker.judge(&current)?;
     debug_assert_eq!(
         last.report.verdict, verdict,
         "the shrunk scenario must fail the same way"

@@ -11,6 +11,19 @@
 //!     .assert_converges();
 //! ```
 //!
+//! Your own sync protocol runs the same way, over the scenario's topology and faults
+//! (`docs/verify-your-protocol.md`):
+//!
+//! ```no_run
+//! # use converge::verify::Verify;
+//! # use converge::crdt::{LwwGrid, LwwGridConfig};
+//! # use converge::netsim::{protocols::StateBroadcast, Scenario};
+//! # let scenario = Scenario::default();
+//! Verify::new(scenario, |_replica| LwwGrid::new(LwwGridConfig::default()))
+//!     .protocol(StateBroadcast) // or your own `impl Protocol<C>`
+//!     .assert_converges();
+//! ```
+//!
 //! A failure panics with a message that names the seed, the violated oracle, the minimal
 //! counterexample (a scenario file, shrunk by delta debugging) and one command that replays it.
 //! Environment variables change the seeds without touching code: `CONVERGE_SEED=1234` pins one
@@ -20,9 +33,11 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
-use converge_checker::{judge, shrink, RunReport, Shrunk};
+use converge_checker::{judge_with, shrink_with, RunReport, Shrunk};
 use converge_crdt::{OpCrdt, ReplicaId};
-use converge_netsim::{Scenario, ScenarioError, Verdict};
+use converge_netsim::{
+    End, Protocol, Runner, Scenario, ScenarioError, ScenarioProtocol, UserProtocol, Verdict,
+};
 
 /// Pins one seed.
 pub const SEED_VARIABLE: &str = "CONVERGE_SEED";
@@ -63,6 +78,13 @@ impl fmt::Display for Failure {
             "scenario {:?} seed {}: expected {:?}, got {:?}",
             report.scenario, self.seed, report.expected, report.verdict
         )?;
+        writeln!(f, "protocol: {}", report.protocol)?;
+        if let End::BoundReached { bound } = &report.end {
+            writeln!(
+                f,
+                "the run stopped at bound {bound} (see docs/robustness.md): nothing is concluded"
+            )?;
+        }
         if let Some(violation) = report.violations.first() {
             writeln!(
                 f,
@@ -108,6 +130,7 @@ pub struct Summary {
 /// scenario's own `[expect]` (convergence when it has none).
 pub struct Verify<C: OpCrdt> {
     scenario: Scenario,
+    protocol: Box<dyn Runner<C>>,
     make: Box<dyn Fn(ReplicaId) -> C>,
     seeds: Range<u64>,
     shrink_failures: bool,
@@ -119,6 +142,7 @@ impl<C: OpCrdt> Verify<C> {
     pub fn new(scenario: Scenario, make: impl Fn(ReplicaId) -> C + 'static) -> Self {
         Verify {
             scenario,
+            protocol: Box::new(ScenarioProtocol),
             make: Box::new(make),
             seeds: 0..100,
             shrink_failures: true,
@@ -136,6 +160,13 @@ impl<C: OpCrdt> Verify<C> {
             message: e.to_string(),
         })?;
         Ok(Self::new(scenario, make))
+    }
+
+    /// Runs `protocol`, your own sync protocol, instead of the scenario's built-in one; the
+    /// scenario's `[protocol]` table still gives the topology and the options it reads.
+    pub fn protocol<P: Protocol<C> + 'static>(mut self, protocol: P) -> Self {
+        self.protocol = Box::new(UserProtocol(protocol));
+        self
     }
 
     /// The seeds to run, unless the environment says otherwise.
@@ -160,7 +191,7 @@ impl<C: OpCrdt> Verify<C> {
         self.scenario.validate()?;
         let mut summary = Summary::default();
         for seed in self.effective_seeds()? {
-            let judged = judge(&self.scenario, seed, &*self.make)?;
+            let judged = judge_with(&self.scenario, seed, &*self.protocol, &*self.make, None)?;
             let report = judged.report;
             summary.seeds += 1;
             summary.events += report.events;
@@ -171,7 +202,7 @@ impl<C: OpCrdt> Verify<C> {
             let expected = self.scenario.expect.verdict;
             if report.verdict != expected {
                 let shrunk = if self.shrink_failures && expected == Verdict::Converges {
-                    shrink(&self.scenario, seed, &*self.make)?
+                    shrink_with(&self.scenario, seed, &*self.protocol, &*self.make)?
                 } else {
                     None
                 };

@@ -31,16 +31,20 @@
 //! oracles decide what it means.
 
 pub mod outcome;
+pub mod protocol;
+pub mod protocols;
 pub mod scenario;
 mod sim;
 mod streams;
 #[cfg(test)]
 mod test_random;
 pub mod time;
+mod topology;
 pub mod validation;
 
 pub use outcome::*;
+pub use protocol::{Protocol, Runner, ScenarioProtocol, UserProtocol};
 pub use scenario::*;
-pub use sim::run;
+pub use sim::{run, run_protocol};
 pub use time::{DurationError, SimDuration};
 pub use validation::ScenarioError;

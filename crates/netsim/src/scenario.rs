@@ -99,6 +99,19 @@ pub enum ProtocolKind {
     DeltaSync,
 }
 
+impl ProtocolKind {
+    /// The name scenario files and reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProtocolKind::StateBroadcast => "state-broadcast",
+            ProtocolKind::AntiEntropy => "anti-entropy",
+            ProtocolKind::OpBroadcast => "op-broadcast",
+            ProtocolKind::ReliableCausal => "reliable-causal",
+            ProtocolKind::DeltaSync => "delta-sync",
+        }
+    }
+}
+
 /// Who talks to whom.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,

@@ -1,13 +1,18 @@
 //! The simulator proper: the event queue, the nodes and the run loop. Its submodules add the rest
 //! of the simulator's behaviour to the same [`Sim`] value: [`network`] (links, latency samplers,
-//! drops and duplicates), [`faults`] (partitions, crashes, joins, swarm draws), [`protocol`] (what
-//! each replication protocol sends and does on delivery) and [`trace`] (events, the observer and the
-//! trace hash).
+//! drops and duplicates), [`faults`] (partitions, crashes, joins, swarm draws) and [`trace`]
+//! (events, the observer and the trace hash). What nodes send and do on delivery is the
+//! protocol's ([`crate::protocol`]): `Sim` knows no protocol by name.
 //!
-//! One [`Sim`] value holds a whole run. Actions wait in a binary heap ordered by `(virtual time,
+//! One [`Sim`] value holds a whole run. Actions wait in a queue ordered by `(virtual time,
 //! sequence number)`, so two actions at the same microsecond run in the order they were scheduled,
 //! on every machine. Each handled action emits zero or more trace events; each event is hashed into
 //! the trace hash and shown to the observer together with the replicas it touched.
+//!
+//! The run's state is split in two: [`Net`] is what a protocol handler may reach through its
+//! [`Ctx`] (the replicas, their clocks, the update records, the topology, the command outbox),
+//! and `Sim` the rest (the queue, the links and faults, the trace). A handler's sends and timers
+//! wait in the outbox until the event that called it is in the trace.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -19,49 +24,61 @@ use crate::outcome::{
     Coverage, End, EventKind, MessageStats, NodeId, Observer, Outcome, Replica, Status, TraceEvent,
     UpdateRecord, UpdateSet, INTERRUPT_CHECK_EVENTS,
 };
-use crate::scenario::{DeltaPosition, Fate, FaultSpec, ProtocolKind, Scenario, Topology};
+use crate::protocol::{Ctx, Others, Protocol, Restart, Snapshot, SnapshotCopy, TimerId, Update};
+use crate::scenario::{Fate, FaultSpec, ProtocolSpec, Scenario};
 use crate::streams::Stream;
 use crate::time::SimDuration;
+use crate::topology::{self, Candidates, NodesView, Targets, Topology};
 use crate::validation::ScenarioError;
 
 mod faults;
 mod network;
-mod protocol;
 mod queue;
 mod trace;
 
 use faults::{draw_fault, Cut};
 use network::LinkTable;
-use protocol::{Payload, Protocol};
 use queue::EventQueue;
 use trace::HASH_SEED;
 
-/// Header bytes counted for every message on top of its payload.
-pub(super) const HEADER_BYTES: u64 = 16;
-/// The retransmission backoff doubles at most this many times (to 8 timeouts, 1.6 s by default):
-/// an uncapped backoff after a few losses in a row waited past the settle period, and a replica
-/// that would have caught up was judged not converged (zoo sweep, seed 2859).
-pub(super) const BACKOFF_DOUBLINGS_MAX: u32 = 3;
 /// The stop reason recorded when the observer asked the run to stop; it ends as
 /// [`End::Interrupted`] rather than as a bound.
 const INTERRUPTED: &str = "interrupted";
 
-/// Runs one scenario with one seed. `make` builds each node's empty CRDT (the relay server's too,
-/// with id = `replicas`); the observer sees every event after it is applied.
+/// State copies kept for reuse at most (see [`Net::snapshot`]): about what is in flight at once
+/// in a small run; beyond it copies are freed as usual.
+const SNAPSHOTS_KEPT_MAX: usize = 64;
+
+/// Runs one scenario with one seed under the scenario's built-in protocol. `make` builds each
+/// node's empty CRDT (the relay server's too, with id = `replicas`); the observer sees every
+/// event after it is applied.
 pub fn run<C: OpCrdt>(
     scenario: &Scenario,
     seed: u64,
     make: &dyn Fn(ReplicaId) -> C,
     observer: &mut dyn Observer<C>,
 ) -> Result<Outcome<C>, ScenarioError> {
+    crate::protocols::run_builtin(scenario, seed, make, observer)
+}
+
+/// Runs one scenario with one seed under `protocol`, a user's own or a built-in one; the
+/// scenario's `[protocol]` table gives the topology and the options `protocol` reads
+/// ([`Ctx::options`]).
+pub fn run_protocol<C: OpCrdt, P: Protocol<C>>(
+    scenario: &Scenario,
+    seed: u64,
+    protocol: &P,
+    make: &dyn Fn(ReplicaId) -> C,
+    observer: &mut dyn Observer<C>,
+) -> Result<Outcome<C>, ScenarioError> {
     scenario.validate()?;
-    let mut sim = Sim::new(scenario, seed, make, observer);
+    let mut sim = Sim::new(scenario, seed, protocol, make, observer);
     sim.schedule_start();
     sim.run_loop();
     Ok(sim.into_outcome())
 }
 
-enum Action<C> {
+enum Action<M, T> {
     GenerateWrite {
         replica: ReplicaId,
     },
@@ -72,7 +89,7 @@ enum Action<C> {
         message: u64,
         from: NodeId,
         to: NodeId,
-        payload: Rc<Payload<C>>,
+        payload: Rc<M>,
         copy: bool,
     },
     FaultStart {
@@ -81,29 +98,31 @@ enum Action<C> {
     FaultEnd {
         fault: u32,
     },
-    AntiEntropy {
+    Timer {
         node: NodeId,
-    },
-    Poll {
-        node: NodeId,
-    },
-    Retransmit {
-        node: NodeId,
-        to: NodeId,
-        update: u32,
-        attempt: u32,
-    },
-    /// A joiner that asked for a snapshot asks again unless a state has arrived.
-    SnapshotRetry {
-        node: NodeId,
-        attempt: u32,
+        id: u64,
+        timer: T,
     },
     SettleStart,
 }
 
+/// What a handler asked for, carried out in order once the event that called it is traced.
+pub(crate) enum Command<M, T> {
+    Send {
+        to: NodeId,
+        message: Rc<M>,
+        bytes: u64,
+    },
+    Timer {
+        at_us: u64,
+        id: TimerId,
+        timer: T,
+    },
+}
+
 /// Where tie-break coins come from: the seeded stream, or the script's list.
 #[allow(clippy::large_enum_variant)] // One value per run: boxing the stream would buy nothing.
-enum Coins {
+pub(crate) enum Coins {
     Stream(Stream),
     Script { flips: Vec<bool>, next: usize },
 }
@@ -121,24 +140,51 @@ impl Coin for Coins {
     }
 }
 
-struct Sim<'a, C: OpCrdt> {
+/// What a protocol handler reaches through its [`Ctx`]: the nodes with their replicas, clocks and
+/// delivered sets, the update records, the topology, and the outbox of commands.
+pub(crate) struct Net<C: OpCrdt, P: Protocol<C>> {
+    pub(crate) now_us: u64,
+    pub(crate) replicas: u32,
+    pub(crate) server: Option<NodeId>,
+    pub(crate) spec: ProtocolSpec,
+    topology: &'static dyn Topology,
+    pub(crate) nodes: Vec<Replica<C>>,
+    clocks: Vec<Clock>,
+    /// Restarts per node.
+    pub(crate) incarnations: Vec<u32>,
+    /// The update records kept (all of them where the protocol refers to updates, otherwise the
+    /// first `bounds.update_records_kept_max`); the record of update `i` is at position `i`,
+    /// except that a write beyond the kept ones puts its record last while the write is handled.
+    pub(crate) updates: Vec<UpdateRecord<C>>,
+    /// Each origin's update indices, where the protocol refers to updates.
+    pub(crate) by_origin: Vec<Vec<u32>>,
+    coins: Coins,
+    pub(crate) protocol_stream: Stream,
+    pub(crate) outbox: Vec<Command<P::Message, P::Timer>>,
+    pub(crate) next_timer: u64,
+    pub(crate) cancelled_timers: BTreeSet<u64>,
+    pub(crate) coverage: Coverage,
+    /// State copies handed out, reused once nothing else refers to one (see `snapshot`).
+    snapshots: Vec<Rc<SnapshotCopy<C>>>,
+    snapshot_cursor: usize,
+    /// Whether the handler running now changed its node's replica (learned an update).
+    changed: bool,
+}
+
+struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
+    net: Net<C, P>,
+    protocol: &'a P,
+    /// Each node's protocol state.
+    states: Vec<P::Node>,
     scenario: &'a Scenario,
     make: &'a dyn Fn(ReplicaId) -> C,
     observer: &'a mut dyn Observer<C>,
     seed: u64,
-    replicas: u32,
-    server: Option<NodeId>,
-    nodes: Vec<Replica<C>>,
-    clocks: Vec<Clock>,
-    protocols: Vec<Protocol>,
-    queue: EventQueue<Action<C>>,
-    now_us: u64,
+    queue: EventQueue<Action<P::Message, P::Timer>>,
     end_us: u64,
     settling: bool,
     network: Stream,
     workload: Stream,
-    protocol_stream: Stream,
-    coins: Coins,
     fates: Option<BTreeMap<u64, Fate>>,
     scripted_latency: SimDuration,
     drop: f64,
@@ -147,27 +193,18 @@ struct Sim<'a, C: OpCrdt> {
     cuts: Vec<(u32, Cut)>,
     /// Per active cut: which sides wrote, and how many writes it saw.
     cut_writes: BTreeMap<u32, (u64, u64)>,
-    /// The update records kept (all of them where `keeps_every_record`, otherwise the first
-    /// `bounds.update_records_kept_max`); the record of update `i` is at position `i`, except
-    /// that a write beyond the kept ones puts its record last while the write is handled.
-    updates: Vec<UpdateRecord<C>>,
     updates_issued: u32,
     /// Updates issued per origin: an update's sequence number is its origin's count.
     issued_by_origin: Vec<u32>,
-    /// Each origin's update indices, where `keeps_every_record` (version vectors read them).
-    by_origin: Vec<Vec<u32>>,
-    deps: Vec<Rc<[u32]>>,
     /// Per key, the latest update index of each origin.
     latest_by_key: BTreeMap<u32, BTreeMap<ReplicaId, u32>>,
     next_message: u64,
     in_flight: u64,
     /// The memory charged to messages in flight (see `Bounds::in_flight_bytes_max`).
     in_flight_bytes: u64,
+    timers_pending: u64,
     last_on_link: LinkTable,
-    /// State payloads no message refers to any more, kept for reuse (see `recycle`).
-    spare_states: Vec<Rc<Payload<C>>>,
     messages: MessageStats,
-    coverage: Coverage,
     events: u64,
     trace_hash: u64,
     trace: Vec<TraceEvent>,
@@ -178,11 +215,11 @@ struct Sim<'a, C: OpCrdt> {
 /// Room for the update records a run will likely keep, reserved up front: the planned updates
 /// and a margin for the Poisson spread of generated writes, at most the records kept. (Growing
 /// the records by doubling copied each one about once more, a seventieth of a run.)
-fn records_reserved(scenario: &Scenario) -> usize {
+fn records_reserved(scenario: &Scenario, keeps_every_record: bool) -> usize {
     let planned = scenario.planned_updates();
     let likely = planned.saturating_add(planned / 8).saturating_add(16);
     // A write beyond the kept records holds its own while it is handled.
-    let kept = if keeps_every_record(scenario.protocol.kind) {
+    let kept = if keeps_every_record {
         u64::MAX
     } else {
         scenario.bounds.update_records_kept_max.saturating_add(1)
@@ -190,55 +227,62 @@ fn records_reserved(scenario: &Scenario) -> usize {
     usize::try_from(likely.min(kept)).unwrap_or(usize::MAX)
 }
 
-/// Whether the protocol's messages, logs or vectors refer to updates, so that a run keeps every
-/// update record (and each origin's list of updates): all but those that send whole states.
-fn keeps_every_record(kind: ProtocolKind) -> bool {
-    !matches!(
-        kind,
-        ProtocolKind::StateBroadcast | ProtocolKind::AntiEntropy
-    )
+/// The faults in force and the default links' drop and duplicate probabilities: the scenario's,
+/// and in swarm mode those drawn from the seed. They come from their own stream: drawing them
+/// never shifts the network's delays or the workload.
+fn faults_in_force(scenario: &Scenario, root: u64) -> (Vec<FaultSpec>, f64, f64) {
+    let mut faults = scenario.faults.clone();
+    let mut drop = scenario.network.drop;
+    let mut duplicate = scenario.network.duplicate;
+    if let (Some(swarm), None) = (&scenario.swarm, &scenario.script) {
+        let mut faults_stream = Stream::new(root, "faults");
+        drop = faults_stream.unit() * swarm.drop_max;
+        duplicate = faults_stream.unit() * swarm.duplicate_max;
+        for _ in 0..swarm.faults {
+            faults.push(draw_fault(&mut faults_stream, scenario));
+        }
+    }
+    (faults, drop, duplicate)
 }
 
-impl<'a, C: OpCrdt> Sim<'a, C> {
+fn clocks_of(scenario: &Scenario, node_count: u32) -> Vec<Clock> {
+    let mut skews = vec![Skew::default(); node_count as usize];
+    for fault in &scenario.faults {
+        if let FaultSpec::ClockSkew {
+            replica,
+            offset_us,
+            drift_ppm,
+        } = *fault
+        {
+            skews[replica as usize] = Skew {
+                offset_us,
+                drift_ppm,
+            };
+        }
+    }
+    skews
+        .iter()
+        .map(|skew| Clock::new(scenario.clock, *skew))
+        .collect()
+}
+
+impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
     fn new(
         scenario: &'a Scenario,
         seed: u64,
+        protocol: &'a P,
         make: &'a dyn Fn(ReplicaId) -> C,
         observer: &'a mut dyn Observer<C>,
     ) -> Self {
         // A scripted run takes nothing from the seed: every stream is rooted at zero.
         let root = if scenario.script.is_some() { 0 } else { seed };
         let replicas = scenario.replicas;
-        let server = (scenario.protocol.topology == Topology::Relay).then_some(replicas);
-        let node_count = replicas + u32::from(server.is_some());
-        let mut skews = vec![Skew::default(); node_count as usize];
-        for fault in &scenario.faults {
-            if let FaultSpec::ClockSkew {
-                replica,
-                offset_us,
-                drift_ppm,
-            } = *fault
-            {
-                skews[replica as usize] = Skew {
-                    offset_us,
-                    drift_ppm,
-                };
-            }
-        }
+        let topology = topology::of(scenario.protocol.topology);
+        let node_count = replicas + topology.servers();
+        let server = (topology.servers() > 0).then_some(replicas);
         // Swarm faults are drawn before anything else so that a drawn late join starts its replica
-        // waiting, exactly as a listed one does. They come from their own stream: drawing them
-        // never shifts the network's delays or the workload.
-        let mut faults = scenario.faults.clone();
-        let mut drop = scenario.network.drop;
-        let mut duplicate = scenario.network.duplicate;
-        if let (Some(swarm), None) = (&scenario.swarm, &scenario.script) {
-            let mut faults_stream = Stream::new(root, "faults");
-            drop = faults_stream.unit() * swarm.drop_max;
-            duplicate = faults_stream.unit() * swarm.duplicate_max;
-            for _ in 0..swarm.faults {
-                faults.push(draw_fault(&mut faults_stream, scenario));
-            }
-        }
+        // waiting, exactly as a listed one does.
+        let (faults, drop, duplicate) = faults_in_force(scenario, root);
         let late: BTreeSet<ReplicaId> = faults
             .iter()
             .filter_map(|f| match f {
@@ -265,27 +309,44 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             },
             None => Coins::Stream(Stream::new(root, "tie-breaks")),
         };
+        let keeps_every_record = protocol.refers_to_updates();
+        let mut net = Net {
+            now_us: 0,
+            replicas,
+            server,
+            spec: scenario.protocol,
+            topology,
+            nodes,
+            clocks: clocks_of(scenario, node_count),
+            incarnations: vec![0; node_count as usize],
+            updates: Vec::with_capacity(records_reserved(scenario, keeps_every_record)),
+            by_origin: vec![Vec::new(); replicas as usize],
+            coins,
+            protocol_stream: Stream::new(root, "protocol"),
+            outbox: Vec::new(),
+            next_timer: 0,
+            cancelled_timers: BTreeSet::new(),
+            coverage: Coverage::default(),
+            snapshots: Vec::new(),
+            snapshot_cursor: 0,
+            changed: false,
+        };
+        let states = (0..node_count)
+            .map(|node| protocol.init(&Ctx::detached(&mut net, protocol, node)))
+            .collect();
         Sim {
+            net,
+            protocol,
+            states,
             scenario,
             make,
             observer,
             seed,
-            replicas,
-            server,
-            nodes,
-            clocks: skews
-                .iter()
-                .map(|skew| Clock::new(scenario.clock, *skew))
-                .collect(),
-            protocols: (0..node_count).map(|_| fresh_protocol(scenario)).collect(),
             queue: EventQueue::new(),
-            now_us: 0,
             end_us: scenario.duration.us.saturating_add(scenario.settle.us),
             settling: false,
             network: Stream::new(root, "network"),
             workload: Stream::new(root, "workload"),
-            protocol_stream: Stream::new(root, "protocol"),
-            coins,
             fates: scenario.script.as_ref().map(|s| {
                 s.fates
                     .iter()
@@ -302,19 +363,15 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             faults,
             cuts: Vec::new(),
             cut_writes: BTreeMap::new(),
-            updates: Vec::with_capacity(records_reserved(scenario)),
             updates_issued: 0,
             issued_by_origin: vec![0; replicas as usize],
-            by_origin: vec![Vec::new(); replicas as usize],
-            deps: Vec::new(),
             latest_by_key: BTreeMap::new(),
             next_message: 0,
             in_flight: 0,
             in_flight_bytes: 0,
+            timers_pending: 0,
             last_on_link: LinkTable::new(node_count),
-            spare_states: Vec::new(),
             messages: MessageStats::default(),
-            coverage: Coverage::default(),
             events: 0,
             trace_hash: HASH_SEED,
             trace: Vec::new(),
@@ -323,25 +380,20 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
         }
     }
 
-    fn schedule(&mut self, at_us: u64, action: Action<C>) {
+    fn schedule(&mut self, at_us: u64, action: Action<P::Message, P::Timer>) {
         self.queue.push(at_us, action);
     }
 
     fn schedule_start(&mut self) {
         let scenario = self.scenario;
         let scripted = scenario.script.is_some();
-        let stop_us = scenario
-            .workload
-            .stop
-            .unwrap_or(scenario.duration)
-            .us
-            .min(scenario.duration.us);
+        let stop_us = self.writes_stop_us();
         if !scripted && scenario.workload.rate > 0.0 {
             let writers: Vec<ReplicaId> = scenario
                 .workload
                 .writers
                 .clone()
-                .unwrap_or_else(|| (0..self.replicas).collect());
+                .unwrap_or_else(|| (0..self.net.replicas).collect());
             for replica in writers {
                 let gap = self.write_gap_us();
                 if gap < stop_us {
@@ -354,6 +406,18 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                 self.schedule(timed.at.us, Action::ExplicitWrite { op });
             }
         }
+        self.schedule_faults();
+        for node in 0..self.states.len() as NodeId {
+            self.handle_with(node, None, |protocol, state, ctx| {
+                protocol.on_start(state, ctx)
+            });
+            self.flush(node);
+        }
+        self.schedule(scenario.duration.us, Action::SettleStart);
+    }
+
+    fn schedule_faults(&mut self) {
+        let duration = self.scenario.duration;
         for (index, fault) in self.faults.clone().iter().enumerate() {
             let index = index as u32;
             let (start, end) = match fault {
@@ -365,33 +429,23 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                 FaultSpec::ServerOutage { at, until } => (Some(*at), Some(*until)),
                 FaultSpec::ClockSkew { .. } => (None, None),
             };
-            if let Some(start) = start.filter(|s| *s <= scenario.duration) {
+            if let Some(start) = start.filter(|s| *s <= duration) {
                 self.schedule(start.us, Action::FaultStart { fault: index });
                 if let Some(end) = end.filter(|e| *e >= start) {
                     self.schedule(end.us, Action::FaultEnd { fault: index });
                 }
             }
         }
-        let protocol = scenario.protocol;
-        let anti_entropy = match protocol.kind {
-            ProtocolKind::AntiEntropy => Some(protocol.anti_entropy.unwrap_or(protocol.interval)),
-            ProtocolKind::StateBroadcast | ProtocolKind::OpBroadcast => protocol.anti_entropy,
-            _ => None,
-        };
-        let node_count = self.nodes.len() as u32;
-        if let Some(interval) = anti_entropy {
-            for node in 0..node_count {
-                let offset = self.protocol_stream.below(interval.us.max(1));
-                self.schedule(offset, Action::AntiEntropy { node });
-            }
-        }
-        if protocol.kind == ProtocolKind::DeltaSync {
-            for node in 0..node_count {
-                let offset = self.protocol_stream.below(protocol.interval.us.max(1));
-                self.schedule(offset, Action::Poll { node });
-            }
-        }
-        self.schedule(scenario.duration.us, Action::SettleStart);
+    }
+
+    fn writes_stop_us(&self) -> u64 {
+        let scenario = self.scenario;
+        scenario
+            .workload
+            .stop
+            .unwrap_or(scenario.duration)
+            .us
+            .min(scenario.duration.us)
     }
 
     fn write_gap_us(&mut self) -> u64 {
@@ -401,6 +455,9 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
 
     fn run_loop(&mut self) {
         let bounds = &self.scenario.bounds;
+        // Timers that do nothing are actions without events: a protocol that sets them without
+        // end is stopped by this bound, not by `events_max`.
+        let actions_max = bounds.events_max.saturating_mul(2).saturating_add(1 << 20);
         let mut actions: u64 = 0;
         while let Some((at_us, action)) = self.queue.pop() {
             // Asking the observer costs a virtual call, so it is asked once per batch of actions.
@@ -416,24 +473,24 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                 self.bound = Some("events_max");
                 break;
             }
-            self.now_us = at_us;
-            if let Action::Deliver { payload, .. } = &action {
-                self.in_flight -= 1;
-                self.in_flight_bytes -= payload.memory_bytes();
+            if actions > actions_max {
+                self.bound = Some("actions_max");
+                break;
             }
+            self.net.now_us = at_us;
             self.handle(action);
             if self.bound.is_some() {
                 break;
             }
         }
         if self.bound.is_none() {
-            self.now_us = self.end_us;
+            self.net.now_us = self.end_us;
         }
     }
 
     // ----- actions -----
 
-    fn handle(&mut self, action: Action<C>) {
+    fn handle(&mut self, action: Action<P::Message, P::Timer>) {
         match action {
             Action::GenerateWrite { replica } => {
                 let workload = &self.scenario.workload;
@@ -446,13 +503,8 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                         value: 1 + self.workload.below(workload.values),
                     }
                 };
-                let stop_us = workload
-                    .stop
-                    .unwrap_or(self.scenario.duration)
-                    .us
-                    .min(self.scenario.duration.us);
-                let next = self.now_us.saturating_add(self.write_gap_us());
-                if next < stop_us {
+                let next = self.net.now_us.saturating_add(self.write_gap_us());
+                if next < self.writes_stop_us() {
                     self.schedule(next, Action::GenerateWrite { replica });
                 }
                 self.write(replica, intent);
@@ -475,78 +527,18 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
                 payload,
                 copy,
             } => {
+                self.in_flight -= 1;
+                self.in_flight_bytes -= self.protocol.message_memory_bytes(&payload);
                 self.deliver(message, from, to, &payload, copy);
-                self.recycle(payload);
             }
             Action::FaultStart { fault } => self.fault_start(fault),
             Action::FaultEnd { fault } => self.fault_end(fault),
-            Action::AntiEntropy { node } => {
-                let interval = self
-                    .scenario
-                    .protocol
-                    .anti_entropy
-                    .unwrap_or(self.scenario.protocol.interval);
-                self.schedule(self.now_us + interval.us, Action::AntiEntropy { node });
-                if self.nodes[node as usize].status == Status::Up {
-                    self.emit(EventKind::Timer { node }, &[]);
-                    let targets = self.random_peers(node);
-                    if !targets.is_empty() {
-                        let (payload, bytes) = self.state_payload(node);
-                        for to in targets {
-                            self.send(node, to, payload.clone(), bytes);
-                        }
-                        self.recycle(payload);
-                    }
+            Action::Timer { node, id, timer } => {
+                self.timers_pending -= 1;
+                if !self.net.cancelled_timers.is_empty() && self.net.cancelled_timers.remove(&id) {
+                    return;
                 }
-            }
-            Action::Poll { node } => {
-                self.schedule(
-                    self.now_us + self.scenario.protocol.interval.us,
-                    Action::Poll { node },
-                );
-                if self.nodes[node as usize].status == Status::Up {
-                    self.emit(EventKind::Timer { node }, &[]);
-                    let vector = (self.scenario.protocol.delta_position
-                        == DeltaPosition::VersionVector)
-                        .then(|| Rc::from(self.protocols[node as usize].vector.as_slice()));
-                    // A joiner asks every peer it polls this round for a snapshot; if those
-                    // requests are lost it still catches up from position zero (or a pruned log's
-                    // snapshot fallback) on later rounds.
-                    let snapshot =
-                        std::mem::take(&mut self.protocols[node as usize].wants_snapshot);
-                    for to in self.poll_peers(node) {
-                        let position = self.protocols[node as usize]
-                            .positions_in_peer
-                            .get(&to)
-                            .copied()
-                            .unwrap_or_default();
-                        let payload = Rc::new(Payload::DeltaRequest {
-                            position,
-                            vector: vector.clone(),
-                            snapshot,
-                        });
-                        let bytes = HEADER_BYTES
-                            + 8
-                            + vector
-                                .as_ref()
-                                .map_or(0, |v: &Rc<[u32]>| 4 * v.len() as u64);
-                        self.send(node, to, payload, bytes);
-                    }
-                }
-            }
-            Action::Retransmit {
-                node,
-                to,
-                update,
-                attempt,
-            } => self.retransmit(node, to, update, attempt),
-            Action::SnapshotRetry { node, attempt } => {
-                let waiting = self.protocols[node as usize].awaiting_snapshot;
-                let up = self.nodes[node as usize].status == Status::Up;
-                if waiting && up && attempt <= self.scenario.protocol.retransmit_max {
-                    self.emit(EventKind::Timer { node }, &[]);
-                    self.request_snapshot(node, attempt);
-                }
+                self.fire(node, timer);
             }
             Action::SettleStart => {
                 self.settling = true;
@@ -556,8 +548,88 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
         }
     }
 
+    /// Calls one handler of the protocol for `node`, with the message being handled if any.
+    fn handle_with(
+        &mut self,
+        node: NodeId,
+        received: Option<&Rc<P::Message>>,
+        handler: impl FnOnce(&P, &mut P::Node, &mut Ctx<'_, C, P>),
+    ) {
+        let (before, rest) = self.states.split_at_mut(node as usize);
+        let (state, after) = rest
+            .split_first_mut()
+            .expect("every node has a protocol state");
+        let mut ctx = Ctx {
+            net: &mut self.net,
+            protocol: self.protocol,
+            node,
+            others: Others { before, after },
+            received,
+        };
+        handler(self.protocol, state, &mut ctx);
+    }
+
+    /// Carries out the commands `node`'s handler issued, in order.
+    fn flush(&mut self, node: NodeId) {
+        if self.net.outbox.is_empty() {
+            return;
+        }
+        let mut outbox = std::mem::take(&mut self.net.outbox);
+        for command in outbox.drain(..) {
+            if self.bound.is_some() {
+                break;
+            }
+            match command {
+                Command::Send { to, message, bytes } => {
+                    if to as usize >= self.net.nodes.len() {
+                        self.bound = Some("send_to_unknown_node");
+                        break;
+                    }
+                    self.send(node, to, message, bytes);
+                }
+                Command::Timer { at_us, id, timer } => {
+                    if self.timers_pending >= self.scenario.bounds.in_flight_max {
+                        self.bound = Some("timers_max");
+                        break;
+                    }
+                    self.timers_pending += 1;
+                    self.schedule(
+                        at_us,
+                        Action::Timer {
+                            node,
+                            id: id.0,
+                            timer,
+                        },
+                    );
+                }
+            }
+        }
+        outbox.clear();
+        self.net.outbox = outbox;
+    }
+
+    /// A timer fired: the handler runs, and the timer is an event of the trace when the handler
+    /// sent or changed anything (a timer that only sets itself again is not).
+    fn fire(&mut self, node: NodeId, timer: P::Timer) {
+        self.net.changed = false;
+        self.handle_with(node, None, |protocol, state, ctx| {
+            protocol.on_timer(state, timer, ctx)
+        });
+        let changed = self.net.changed;
+        let sends = self
+            .net
+            .outbox
+            .iter()
+            .any(|c| matches!(c, Command::Send { .. }));
+        if changed || sends {
+            let touched: &[NodeId] = if changed { &[node] } else { &[] };
+            self.emit(EventKind::Timer { node }, touched);
+        }
+        self.flush(node);
+    }
+
     fn write(&mut self, replica: ReplicaId, intent: Intent) {
-        if self.nodes[replica as usize].status != Status::Up {
+        if self.net.nodes[replica as usize].status != Status::Up {
             return;
         }
         if u64::from(self.updates_issued) >= self.scenario.bounds.updates_max {
@@ -565,9 +637,10 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             return;
         }
         let key = intent.key();
-        let node = &self.nodes[replica as usize];
+        let now_us = self.net.now_us;
+        let node = &self.net.nodes[replica as usize];
         let key_time = node.crdt.key_time(key);
-        let time = self.clocks[replica as usize].tick(self.now_us, key_time);
+        let time = self.net.clocks[replica as usize].tick(now_us, key_time);
         let stamp = Stamp { time, replica };
         let op = node.crdt.prepare(&intent, stamp);
         let stale_against_time = key_time.filter(|seen| *seen >= time);
@@ -580,132 +653,114 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
         latest.insert(replica, index);
         self.issued_by_origin[replica as usize] += 1;
         let seq = self.issued_by_origin[replica as usize];
-        let keeps_every_record = keeps_every_record(self.scenario.protocol.kind);
+        let keeps_every_record = self.protocol.refers_to_updates();
         if keeps_every_record {
-            self.by_origin[replica as usize].push(index);
+            self.net.by_origin[replica as usize].push(index);
         }
-        if self.scenario.protocol.kind == ProtocolKind::ReliableCausal {
-            self.deps
-                .push(Rc::from(self.protocols[replica as usize].vector.as_slice()));
-        }
-        self.coverage.concurrent_writes_same_key += u64::from(concurrent);
+        self.net.coverage.concurrent_writes_same_key += u64::from(concurrent);
         for (fault, cut) in &self.cuts {
             let side = cut.side_of(replica).min(63);
             let entry = self.cut_writes.entry(*fault).or_default();
             entry.0 |= 1 << side;
             entry.1 += 1;
         }
-        self.updates.push(UpdateRecord {
+        let id = UpdateId {
+            origin: replica,
+            seq,
+        };
+        self.net.updates.push(UpdateRecord {
             index,
-            id: UpdateId {
-                origin: replica,
-                seq,
-            },
-            at_us: self.now_us,
+            id,
+            at_us: now_us,
             intent,
             stamp,
             op,
             stale_against_time,
             concurrent,
         });
-        self.apply_update(replica, index);
+        self.net.apply(replica, index);
+        self.handle_with(replica, None, |protocol, state, ctx| {
+            protocol.on_write(state, Update(index), ctx)
+        });
         self.emit(
             EventKind::Write {
                 replica,
-                update: UpdateId {
-                    origin: replica,
-                    seq,
-                },
+                update: id,
                 key,
             },
             &[replica],
         );
-        match self.scenario.protocol.kind {
-            ProtocolKind::StateBroadcast => {
-                let targets = self.push_targets(replica, None);
-                if !targets.is_empty() {
-                    let (payload, bytes) = self.state_payload(replica);
-                    for to in targets {
-                        self.send(replica, to, payload.clone(), bytes);
-                    }
-                    self.recycle(payload);
-                }
-            }
-            ProtocolKind::OpBroadcast => {
-                let bytes =
-                    HEADER_BYTES + C::op_size_bytes(&self.updates[index as usize].op) as u64;
-                let payload = Rc::new(Payload::Ops(Rc::from([index].as_slice())));
-                for to in self.push_targets(replica, None) {
-                    self.send(replica, to, payload.clone(), bytes);
-                }
-            }
-            ProtocolKind::ReliableCausal => {
-                for to in self.push_targets(replica, None) {
-                    self.send_reliable(replica, to, index);
-                }
-            }
-            ProtocolKind::AntiEntropy | ProtocolKind::DeltaSync => {}
-        }
+        self.flush(replica);
         if !keeps_every_record
-            && self.updates.len() as u64 > self.scenario.bounds.update_records_kept_max
+            && self.net.updates.len() as u64 > self.scenario.bounds.update_records_kept_max
         {
             // The observer has seen the record, and nothing refers to it again.
-            self.updates.pop();
+            self.net.updates.pop();
         }
     }
 
-    /// Applies one update at a node if it is new there; returns whether it was.
-    fn apply_update(&mut self, node: NodeId, index: u32) -> bool {
-        let replica = &mut self.nodes[node as usize];
-        if replica.delivered.contains(index) {
-            return false;
+    fn deliver(
+        &mut self,
+        message: u64,
+        from: NodeId,
+        to: NodeId,
+        payload: &Rc<P::Message>,
+        copy: bool,
+    ) {
+        if self.net.nodes[to as usize].status != Status::Up {
+            self.drop_message(from, to, message, crate::outcome::DropCause::Down);
+            return;
         }
-        // The writer applies its own update while the record is last, perhaps beyond the kept
-        // ones; every other update applied here has its record at its index.
-        let update = &self.updates[(index as usize).min(self.updates.len() - 1)];
-        debug_assert_eq!(update.index, index);
-        replica.crdt.apply(&update.op, &mut self.coins);
-        replica.delivered.insert(index);
-        self.clocks[node as usize].observe(update.stamp.time);
-        let origin = update.id.origin;
-        let protocol = &mut self.protocols[node as usize];
-        if self.scenario.protocol.kind == ProtocolKind::DeltaSync {
-            protocol.log.push(index);
+        self.messages.delivered += 1;
+        if copy {
+            self.net.coverage.duplicate_deliveries += 1;
         }
-        advance_vector(
-            &mut protocol.vector,
-            &self.by_origin,
-            &replica.delivered,
-            origin,
+        if self.last_on_link.deliver_is_reordered(from, to, message) {
+            self.net.coverage.reordered_deliveries += 1;
+        }
+        self.net.changed = false;
+        self.handle_with(to, Some(payload), |protocol, state, ctx| {
+            protocol.on_message(state, from, payload, ctx)
+        });
+        let changed = self.net.changed;
+        self.emit(
+            EventKind::Deliver {
+                from,
+                to,
+                message,
+                changed,
+            },
+            &[to],
         );
-        true
+        self.flush(to);
     }
 
-    /// Merges a received state; returns whether the node learned updates it did not have.
-    fn merge_state(&mut self, node: NodeId, state: &C, delivered: &UpdateSet) -> bool {
-        self.protocols[node as usize].awaiting_snapshot = false;
-        let replica = &mut self.nodes[node as usize];
-        replica.crdt.merge(state, &mut self.coins);
-        let clock = &mut self.clocks[node as usize];
-        // Only clocks that listen need the received state's greatest time, which costs a scan.
-        if matches!(clock.kind, ClockKind::Lamport | ClockKind::Hybrid) {
-            clock.observe(state.time_max());
+    /// A node restarted: a volatile restart rebuilds its replica, clock and protocol state first.
+    fn restart(&mut self, replica: ReplicaId, durable: bool) {
+        let node = replica as usize;
+        self.net.incarnations[node] += 1;
+        if !durable {
+            let fresh = (self.make)(replica);
+            let state = &mut self.net.nodes[node];
+            state.crdt = fresh;
+            state.delivered = UpdateSet::default();
+            let skew = self.net.clocks[node].skew;
+            self.net.clocks[node] = Clock::new(self.scenario.clock, skew);
+            let protocol = self.protocol;
+            let rebuilt = protocol.init(&Ctx::detached(&mut self.net, protocol, replica));
+            self.states[node] = rebuilt;
         }
-        let before = replica.delivered.len();
-        replica.delivered.union_with(delivered);
-        let learned = replica.delivered.len() > before;
-        let protocol = &mut self.protocols[node as usize];
-        if learned && !protocol.vector.is_empty() {
-            for origin in 0..self.replicas {
-                advance_vector(
-                    &mut protocol.vector,
-                    &self.by_origin,
-                    &replica.delivered,
-                    origin,
-                );
-            }
-        }
-        learned
+        self.net.nodes[node].status = Status::Up;
+        self.net.coverage.restarts += 1;
+        let restart = Restart {
+            durable,
+            incarnation: self.net.incarnations[node],
+        };
+        self.handle_with(replica, None, |protocol, state, ctx| {
+            protocol.on_restart(state, restart, ctx)
+        });
+        self.emit(EventKind::Restart { replica }, &[replica]);
+        self.flush(replica);
     }
 
     fn into_outcome(mut self) -> Outcome<C> {
@@ -717,21 +772,23 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
             },
             None => End::Completed,
         };
-        let server = self.server.map(|s| self.nodes[s as usize].crdt.clone());
-        self.nodes.truncate(self.replicas as usize);
+        let net = self.net;
+        let mut nodes = net.nodes;
+        let server = net.server.map(|s| nodes[s as usize].crdt.clone());
+        nodes.truncate(net.replicas as usize);
         Outcome {
             seed: self.seed,
             trace_hash: self.trace_hash,
             events: self.events,
             end,
-            end_us: self.now_us,
+            end_us: net.now_us,
             settle_start_us: self.scenario.duration.us,
-            replicas: self.nodes,
+            replicas: nodes,
             server,
-            updates: self.updates,
+            updates: net.updates,
             updates_issued: u64::from(self.updates_issued),
             messages: self.messages,
-            coverage: self.coverage,
+            coverage: net.coverage,
             trace: self.trace,
             trace_truncated: self.trace_truncated,
             faults: self.faults,
@@ -741,39 +798,127 @@ impl<'a, C: OpCrdt> Sim<'a, C> {
     }
 }
 
-/// A node's protocol bookkeeping before it has seen anything. The delivery vector (one entry per
-/// origin) is kept only by the protocols that read it, so that runs with many replicas do not pay
-/// replicas squared counters for nothing.
-fn fresh_protocol(scenario: &Scenario) -> Protocol {
-    let protocol = scenario.protocol;
-    let needs_vector = protocol.kind == ProtocolKind::ReliableCausal
-        || (protocol.kind == ProtocolKind::DeltaSync
-            && protocol.delta_position == DeltaPosition::VersionVector);
-    Protocol {
-        vector: if needs_vector {
-            vec![0; scenario.replicas as usize]
-        } else {
-            Vec::new()
-        },
-        ..Protocol::default()
+impl<C: OpCrdt, P: Protocol<C>> Net<C, P> {
+    /// What the topology may look at, lent to `look`.
+    fn with_view<R>(&self, look: impl FnOnce(&NodesView<'_>) -> R) -> R {
+        let nodes = &self.nodes;
+        let statuses = |node: NodeId| nodes[node as usize].status;
+        look(&NodesView {
+            replicas: self.replicas,
+            server: self.server,
+            statuses: &statuses,
+        })
+    }
+
+    pub(crate) fn push_targets(&mut self, node: NodeId, except: Option<NodeId>) -> Targets {
+        let topology = self.topology;
+        let targets = self.with_view(|view| topology.push_targets(view, node, except));
+        match targets {
+            Some(targets) => targets,
+            None => Targets::listed(
+                self.random_peers(node)
+                    .into_iter()
+                    .filter(|p| Some(*p) != except)
+                    .collect(),
+            ),
+        }
+    }
+
+    /// `fanout` distinct random peers (anti-entropy rounds and gossip); through the server in a
+    /// relay.
+    pub(crate) fn random_peers(&mut self, node: NodeId) -> Vec<NodeId> {
+        let topology = self.topology;
+        let candidates = self.with_view(|view| topology.random_candidates(view, node));
+        let mut pool: Vec<NodeId> = match candidates {
+            Candidates::Only(peer) => return vec![peer],
+            Candidates::OtherReplicas => (0..self.replicas).filter(|r| *r != node).collect(),
+        };
+        let fanout = (self.spec.fanout as usize).min(pool.len());
+        let mut chosen = Vec::with_capacity(fanout);
+        for _ in 0..fanout {
+            let pick = self.protocol_stream.below(pool.len() as u64) as usize;
+            chosen.push(pool.swap_remove(pick));
+        }
+        chosen
+    }
+
+    pub(crate) fn forwards(&self, node: NodeId, learned: bool) -> bool {
+        self.with_view(|view| self.topology.forwards(view, node, learned))
+    }
+
+    /// A copy of `node`'s state and delivered set, written over a copy nothing refers to any
+    /// more when there is one (allocating a state and a set per broadcast and freeing them at the
+    /// last delivery was a tenth of a run). The copies handed out are looked at from the oldest:
+    /// it is the likeliest to have been delivered everywhere.
+    pub(crate) fn snapshot(&mut self, node: NodeId) -> Snapshot<C> {
+        let replica = &self.nodes[node as usize];
+        let kept = self.snapshots.len();
+        for _ in 0..kept {
+            let at = self.snapshot_cursor;
+            self.snapshot_cursor = (at + 1) % kept;
+            if let Some(copy) = Rc::get_mut(&mut self.snapshots[at]) {
+                copy.state.clone_from(&replica.crdt);
+                copy.delivered.clone_from(&replica.delivered);
+                return Snapshot(Rc::clone(&self.snapshots[at]));
+            }
+        }
+        let copy = Rc::new(SnapshotCopy {
+            state: replica.crdt.clone(),
+            delivered: replica.delivered.clone(),
+        });
+        if kept < SNAPSHOTS_KEPT_MAX {
+            self.snapshots.push(Rc::clone(&copy));
+        }
+        Snapshot(copy)
+    }
+
+    /// Merges a received state; returns whether the node learned updates it did not have.
+    pub(crate) fn merge(&mut self, node: NodeId, snapshot: &Snapshot<C>) -> bool {
+        let copy = &*snapshot.0;
+        let replica = &mut self.nodes[node as usize];
+        replica.crdt.merge(&copy.state, &mut self.coins);
+        let clock = &mut self.clocks[node as usize];
+        // Only clocks that listen need the received state's greatest time, which costs a scan.
+        if matches!(clock.kind, ClockKind::Lamport | ClockKind::Hybrid) {
+            clock.observe(copy.state.time_max());
+        }
+        let before = replica.delivered.len();
+        replica.delivered.union_with(&copy.delivered);
+        let learned = replica.delivered.len() > before;
+        self.changed |= learned;
+        learned
+    }
+
+    /// Applies one update at a node if it is new there; returns whether it was.
+    pub(crate) fn apply(&mut self, node: NodeId, index: u32) -> bool {
+        let replica = &mut self.nodes[node as usize];
+        if replica.delivered.contains(index) {
+            return false;
+        }
+        // The writer applies its own update while the record is last, perhaps beyond the kept
+        // ones; every other update applied here has its record at its index.
+        let update = &self.updates[(index as usize).min(self.updates.len() - 1)];
+        debug_assert_eq!(update.index, index);
+        replica.crdt.apply(&update.op, &mut self.coins);
+        replica.delivered.insert(index);
+        self.clocks[node as usize].observe(update.stamp.time);
+        self.changed = true;
+        true
     }
 }
 
-/// Moves `origin`'s entry of a contiguous-delivery vector past every update now delivered.
-fn advance_vector(
-    vector: &mut [u32],
-    by_origin: &[Vec<u32>],
-    delivered: &UpdateSet,
-    origin: ReplicaId,
-) {
-    let Some(count) = vector.get_mut(origin as usize) else {
-        return;
-    };
-    let issued = &by_origin[origin as usize];
-    while let Some(index) = issued.get(*count as usize) {
-        if !delivered.contains(*index) {
-            break;
+impl<'a, C: OpCrdt, P: Protocol<C>> Ctx<'a, C, P> {
+    /// A context with no other nodes to peek at, for [`Protocol::init`].
+    fn detached(net: &'a mut Net<C, P>, protocol: &'a P, node: NodeId) -> Self {
+        Ctx {
+            net,
+            protocol,
+            node,
+            others: Others {
+                before: &[],
+                after: &[],
+            },
+            received: None,
         }
-        *count += 1;
     }
 }

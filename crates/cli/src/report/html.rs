@@ -754,6 +754,7 @@ mod tests {
             schema_version: 1,
             scenario: "dict".into(),
             description: "a <test>".into(),
+            protocol: "state-broadcast".into(),
             seed: 4,
             verdict: Verdict::Diverges,
             expected: Verdict::Diverges,

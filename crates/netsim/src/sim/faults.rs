@@ -1,15 +1,14 @@
 //! Faults: partition-like cuts evaluated per message, crashes and restarts (durable or volatile),
 //! late joins, permanent leaves, relay-server outages, and swarm mode's faults drawn from the
-//! `faults` stream.
+//! `faults` stream. What a node's protocol does about a crash, a restart or a join is the
+//! protocol's own handler.
 
-use std::rc::Rc;
+use converge_crdt::{OpCrdt, ReplicaId};
 
-use converge_crdt::{Clock, OpCrdt, ReplicaId};
-
-use super::protocol::{LogPosition, Protocol};
-use super::{fresh_protocol, Action, Payload, Sim, BACKOFF_DOUBLINGS_MAX, HEADER_BYTES};
-use crate::outcome::{EventKind, NodeId, Status, UpdateSet};
-use crate::scenario::{Direction, Durability, FaultSpec, ProtocolKind, Scenario, Topology};
+use super::Sim;
+use crate::outcome::{EventKind, NodeId, Status};
+use crate::protocol::Protocol;
+use crate::scenario::{Direction, Durability, FaultSpec, Scenario, Topology};
 use crate::streams::Stream;
 use crate::time::SimDuration;
 
@@ -59,51 +58,60 @@ impl Cut {
     }
 }
 
-impl<C: OpCrdt> Sim<'_, C> {
+impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
     pub(super) fn fault_start(&mut self, fault: u32) {
         let spec = self.faults[fault as usize].clone();
         match spec {
             FaultSpec::Partition {
                 groups, direction, ..
-            } => {
-                self.cuts.push((fault, Cut::Groups { groups, direction }));
-                self.emit(EventKind::FaultStart { fault }, &[]);
-            }
-            FaultSpec::Isolate { replica, .. } => {
-                self.cuts.push((fault, Cut::Isolate(replica)));
-                self.emit(EventKind::FaultStart { fault }, &[]);
-            }
+            } => self.cut(fault, Cut::Groups { groups, direction }),
+            FaultSpec::Isolate { replica, .. } => self.cut(fault, Cut::Isolate(replica)),
             FaultSpec::Bridge { groups, bridge, .. } => {
-                self.cuts.push((fault, Cut::Bridge { groups, bridge }));
-                self.emit(EventKind::FaultStart { fault }, &[]);
+                self.cut(fault, Cut::Bridge { groups, bridge })
             }
             FaultSpec::Crash { replica, .. } => {
-                if self.nodes[replica as usize].status == Status::Up {
-                    self.nodes[replica as usize].status = Status::Crashed;
-                    self.coverage.crashes += 1;
+                if self.net.nodes[replica as usize].status == Status::Up {
+                    self.net.nodes[replica as usize].status = Status::Crashed;
+                    self.net.coverage.crashes += 1;
                     self.emit(EventKind::Crash { replica }, &[replica]);
+                    self.handle_with(replica, None, |protocol, state, ctx| {
+                        protocol.on_crash(state, ctx)
+                    });
+                    self.flush(replica);
                 }
             }
             FaultSpec::Join { replica, .. } => {
-                if self.nodes[replica as usize].status == Status::Waiting {
-                    self.nodes[replica as usize].status = Status::Up;
-                    self.coverage.late_joins += 1;
+                if self.net.nodes[replica as usize].status == Status::Waiting {
+                    self.net.nodes[replica as usize].status = Status::Up;
+                    self.net.coverage.late_joins += 1;
+                    self.handle_with(replica, None, |protocol, state, ctx| {
+                        protocol.on_join(state, ctx)
+                    });
                     self.emit(EventKind::Join { replica }, &[replica]);
-                    self.catch_up(replica);
+                    self.flush(replica);
                 }
             }
             FaultSpec::Leave { replica, .. } => {
-                self.nodes[replica as usize].status = Status::Left;
+                self.handle_with(replica, None, |protocol, state, ctx| {
+                    protocol.on_leave(state, ctx)
+                });
+                self.flush(replica);
+                self.net.nodes[replica as usize].status = Status::Left;
                 self.emit(EventKind::Leave { replica }, &[replica]);
             }
             FaultSpec::ServerOutage { .. } => {
-                if let Some(server) = self.server {
-                    self.nodes[server as usize].status = Status::Crashed;
+                if let Some(server) = self.net.server {
+                    self.net.nodes[server as usize].status = Status::Crashed;
                     self.emit(EventKind::FaultStart { fault }, &[]);
                 }
             }
             FaultSpec::ClockSkew { .. } => {}
         }
+    }
+
+    fn cut(&mut self, fault: u32, cut: Cut) {
+        self.cuts.push((fault, cut));
+        self.emit(EventKind::FaultStart { fault }, &[]);
     }
 
     pub(super) fn fault_end(&mut self, fault: u32) {
@@ -115,29 +123,13 @@ impl<C: OpCrdt> Sim<'_, C> {
                 self.emit(EventKind::FaultEnd { fault }, &[]);
             }
             FaultSpec::Crash { replica, state, .. } => {
-                if self.nodes[replica as usize].status != Status::Crashed {
-                    return;
+                if self.net.nodes[replica as usize].status == Status::Crashed {
+                    self.restart(replica, state == Durability::Durable);
                 }
-                if state == Durability::Volatile {
-                    let node = &mut self.nodes[replica as usize];
-                    node.crdt = (self.make)(replica);
-                    node.delivered = UpdateSet::default();
-                    let skew = self.clocks[replica as usize].skew;
-                    self.clocks[replica as usize] = Clock::new(self.scenario.clock, skew);
-                    let epoch = self.protocols[replica as usize].log_epoch + 1;
-                    self.protocols[replica as usize] = Protocol {
-                        log_epoch: epoch,
-                        ..fresh_protocol(self.scenario)
-                    };
-                }
-                self.nodes[replica as usize].status = Status::Up;
-                self.coverage.restarts += 1;
-                self.emit(EventKind::Restart { replica }, &[replica]);
-                self.catch_up(replica);
             }
             FaultSpec::ServerOutage { .. } => {
-                if let Some(server) = self.server {
-                    self.nodes[server as usize].status = Status::Up;
+                if let Some(server) = self.net.server {
+                    self.net.nodes[server as usize].status = Status::Up;
                     self.emit(EventKind::FaultEnd { fault }, &[]);
                 }
             }
@@ -145,63 +137,10 @@ impl<C: OpCrdt> Sim<'_, C> {
         }
     }
 
-    /// A joining or restarting replica asks for a snapshot, when the protocol offers one.
-    pub(super) fn catch_up(&mut self, replica: ReplicaId) {
-        let protocol = self.scenario.protocol;
-        if protocol.kind == ProtocolKind::DeltaSync {
-            if protocol.snapshot_on_join {
-                self.protocols[replica as usize].wants_snapshot = true;
-            } else {
-                // Without a snapshot the joiner starts from its peers' current positions: it sees
-                // only what changes from now on.
-                for peer in self.push_targets(replica, None) {
-                    let peer_protocol = &self.protocols[peer as usize];
-                    let end = LogPosition {
-                        epoch: peer_protocol.log_epoch,
-                        position: peer_protocol.log_base + peer_protocol.log.len() as u64,
-                    };
-                    self.protocols[replica as usize]
-                        .positions_in_peer
-                        .insert(peer, end);
-                }
-            }
-            return;
-        }
-        if !protocol.snapshot_on_join {
-            return;
-        }
-        self.protocols[replica as usize].awaiting_snapshot = true;
-        self.request_snapshot(replica, 0);
-    }
-
-    /// Asks the relay server (or a random peer) for its state, and asks again with backoff until a
-    /// state arrives: one lost snapshot must not leave a joiner behind for good.
-    pub(super) fn request_snapshot(&mut self, replica: ReplicaId, attempt: u32) {
-        let peer = match self.server {
-            Some(server) => Some(server),
-            None => self.random_peers(replica).first().copied(),
-        };
-        if let Some(peer) = peer {
-            self.send(
-                replica,
-                peer,
-                Rc::new(Payload::SnapshotRequest),
-                HEADER_BYTES,
-            );
-        }
-        let timeout_us = self.scenario.protocol.retransmit_timeout.us;
-        let backoff_us = timeout_us.saturating_mul(1 << attempt.min(BACKOFF_DOUBLINGS_MAX));
-        let next = Action::SnapshotRetry {
-            node: replica,
-            attempt: attempt + 1,
-        };
-        self.schedule(self.now_us.saturating_add(backoff_us), next);
-    }
-
     pub(super) fn close_cut_count(&mut self, fault: u32) {
         if let Some((sides, writes)) = self.cut_writes.remove(&fault) {
             if sides.count_ones() >= 2 {
-                self.coverage.writes_both_sides_of_partition += writes;
+                self.net.coverage.writes_both_sides_of_partition += writes;
             }
         }
     }

@@ -9,12 +9,13 @@ use std::rc::Rc;
 
 use converge_crdt::OpCrdt;
 
-use super::{Action, Payload, Sim};
+use super::{Action, Sim};
 use crate::outcome::{DropCause, EventKind, NodeId};
+use crate::protocol::Protocol;
 use crate::scenario::{Fate, Latency, SettleDrop};
 use crate::time::SimDuration;
 
-impl<C: OpCrdt> Sim<'_, C> {
+impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
     pub(super) fn link(&self, from: NodeId, to: NodeId) -> (Latency, f64, f64) {
         let network = &self.scenario.network;
         let mut link = (network.latency, self.drop, self.duplicate);
@@ -53,7 +54,7 @@ impl<C: OpCrdt> Sim<'_, C> {
         round_half_up(clamped)
     }
 
-    pub(super) fn send(&mut self, from: NodeId, to: NodeId, payload: Rc<Payload<C>>, bytes: u64) {
+    pub(super) fn send(&mut self, from: NodeId, to: NodeId, payload: Rc<P::Message>, bytes: u64) {
         let message = self.next_message;
         self.next_message += 1;
         self.messages.sent += 1;
@@ -67,6 +68,11 @@ impl<C: OpCrdt> Sim<'_, C> {
             },
             &[],
         );
+        if self.net.nodes[from as usize].status != crate::outcome::Status::Up {
+            // A node that is down (a timer fired while it was) sends nothing.
+            self.drop_message(from, to, message, DropCause::Down);
+            return;
+        }
         if self.cuts.iter().any(|(_, cut)| cut.blocks(from, to)) {
             self.drop_message(from, to, message, DropCause::Partition);
             return;
@@ -107,7 +113,7 @@ impl<C: OpCrdt> Sim<'_, C> {
                 ([(after, false), (again, true)], 2)
             }
         };
-        let memory_bytes = payload.memory_bytes();
+        let memory_bytes = self.protocol.message_memory_bytes(&payload);
         for (after, copy) in &deliveries.0[..deliveries.1] {
             if self.in_flight >= self.scenario.bounds.in_flight_max {
                 self.bound = Some("in_flight_max");
@@ -126,7 +132,7 @@ impl<C: OpCrdt> Sim<'_, C> {
                 payload: payload.clone(),
                 copy: *copy,
             };
-            self.schedule(self.now_us.saturating_add(after.us), action);
+            self.schedule(self.net.now_us.saturating_add(after.us), action);
         }
     }
 }
@@ -213,7 +219,7 @@ impl LinkTable {
     }
 }
 
-impl<C: OpCrdt> Sim<'_, C> {
+impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
     /// Counts a lost message and records why it was lost.
     pub(super) fn drop_message(
         &mut self,

@@ -5,26 +5,27 @@ use converge_crdt::OpCrdt;
 
 use super::Sim;
 use crate::outcome::{EventKind, NodeId, TraceEvent, World};
+use crate::protocol::Protocol;
 
-impl<C: OpCrdt> Sim<'_, C> {
+impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
     pub(super) fn emit(&mut self, kind: EventKind, touched: &[NodeId]) {
         let event = TraceEvent {
             index: self.events,
-            at_us: self.now_us,
+            at_us: self.net.now_us,
             kind,
         };
         self.events += 1;
         hash_event(&mut self.trace_hash, &event);
-        let clients = self.replicas;
+        let clients = self.net.replicas;
         let touched_clients: &[NodeId] = if touched.iter().all(|t| *t < clients) {
             touched
         } else {
             &[]
         };
         let world = World {
-            now_us: self.now_us,
-            replicas: &self.nodes[..clients as usize],
-            updates: &self.updates,
+            now_us: self.net.now_us,
+            replicas: &self.net.nodes[..clients as usize],
+            updates: &self.net.updates,
             touched: touched_clients,
             settling: self.settling,
         };

@@ -1,0 +1,228 @@
+//! The built-in protocols, one module each, written against the public seam
+//! ([`crate::protocol::Protocol`]) exactly as a user's protocol is: [`StateBroadcast`],
+//! [`AntiEntropy`], [`OpBroadcast`], [`ReliableCausal`] and [`DeltaSync`]. They share one message
+//! type and one timer type ([`Message`], [`Timer`]) and the snapshot catch-up of a joining or
+//! restarting replica (`catch_up`); everything else is each protocol's own.
+//!
+//! [`run_builtin`] is the registry: the one place that maps a scenario's `[protocol] kind` to its
+//! implementation.
+
+use std::rc::Rc;
+
+use converge_crdt::{OpCrdt, ReplicaId};
+
+use crate::outcome::{NodeId, Observer, Outcome};
+use crate::protocol::{Ctx, Protocol, Snapshot, Update, HEADER_BYTES, MESSAGE_MEMORY_BYTES};
+use crate::scenario::{ProtocolKind, Scenario};
+use crate::sim::run_protocol;
+use crate::validation::ScenarioError;
+
+mod anti_entropy;
+mod catch_up;
+mod delta_sync;
+mod op_broadcast;
+mod reliable_causal;
+mod state_broadcast;
+
+pub use anti_entropy::AntiEntropy;
+pub use catch_up::CatchUp;
+pub use delta_sync::{DeltaNode, DeltaSync, LogPosition};
+pub use op_broadcast::OpBroadcast;
+pub use reliable_causal::{ReliableCausal, ReliableNode};
+pub use state_broadcast::StateBroadcast;
+
+/// Runs `scenario` under the built-in protocol its `[protocol] kind` names.
+pub(crate) fn run_builtin<C: OpCrdt>(
+    scenario: &Scenario,
+    seed: u64,
+    make: &dyn Fn(ReplicaId) -> C,
+    observer: &mut dyn Observer<C>,
+) -> Result<Outcome<C>, ScenarioError> {
+    match scenario.protocol.kind {
+        ProtocolKind::StateBroadcast => {
+            run_protocol(scenario, seed, &StateBroadcast, make, observer)
+        }
+        ProtocolKind::AntiEntropy => run_protocol(scenario, seed, &AntiEntropy, make, observer),
+        ProtocolKind::OpBroadcast => run_protocol(scenario, seed, &OpBroadcast, make, observer),
+        ProtocolKind::ReliableCausal => {
+            run_protocol(scenario, seed, &ReliableCausal, make, observer)
+        }
+        ProtocolKind::DeltaSync => run_protocol(scenario, seed, &DeltaSync, make, observer),
+    }
+}
+
+/// What the built-in protocols send. States and op lists are shared between copies
+/// (duplicates, relay fan-out) instead of cloned.
+pub enum Message<C> {
+    /// A whole state.
+    State(Snapshot<C>),
+    /// Ops, fire and forget.
+    Ops(Rc<[Update]>),
+    /// One update of reliable causal broadcast, with the origin's delivery vector when it was
+    /// issued (its causal past).
+    Reliable {
+        update: Update,
+        deps: Rc<[u32]>,
+    },
+    Ack {
+        update: Update,
+    },
+    /// A joiner asks for a state.
+    SnapshotRequest,
+    /// A delta-sync poll.
+    DeltaRequest {
+        /// The requester's position in the answering node's log (log-position mode).
+        position: LogPosition,
+        /// The requester's contiguous delivery vector (version-vector mode).
+        vector: Option<Rc<[u32]>>,
+        /// A joiner's first request: answer with a snapshot of the whole state.
+        snapshot: bool,
+    },
+    DeltaReply {
+        ops: Rc<[Update]>,
+        next_position: LogPosition,
+        snapshot: Option<Snapshot<C>>,
+    },
+}
+
+/// What the built-in protocols' timers carry.
+#[derive(Clone, Debug)]
+pub enum Timer {
+    /// A periodic full-state round.
+    AntiEntropy,
+    /// A periodic delta-sync poll.
+    Poll,
+    /// A joiner asks for a snapshot again unless a state has arrived.
+    SnapshotRetry { attempt: u32 },
+    /// Reliable causal: send `update` to `to` again unless it was acknowledged.
+    Retransmit {
+        to: NodeId,
+        update: Update,
+        attempt: u32,
+        deps: Rc<[u32]>,
+    },
+}
+
+/// The retransmission backoff doubles at most this many times (to 8 timeouts, 1.6 s by default):
+/// an uncapped backoff after a few losses in a row waited past the settle period, and a replica
+/// that would have caught up was judged not converged (zoo sweep, seed 2859).
+pub const BACKOFF_DOUBLINGS_MAX: u32 = 3;
+
+/// The wait before retry `attempt` (counting from 0): the timeout, doubled per attempt up to
+/// [`BACKOFF_DOUBLINGS_MAX`] times.
+fn backoff_us(timeout_us: u64, attempt: u32) -> u64 {
+    timeout_us.saturating_mul(1 << attempt.min(BACKOFF_DOUBLINGS_MAX))
+}
+
+/// The built-in protocols' message sizes on the wire: a header, plus ops and states.
+fn message_bytes<C: OpCrdt, P: Protocol<C>>(message: &Message<C>, ctx: &Ctx<'_, C, P>) -> u64 {
+    let ops = |ops: &[Update]| ops.iter().map(|u| ctx.op_bytes(*u)).sum::<u64>();
+    HEADER_BYTES
+        + match message {
+            Message::State(snapshot) => snapshot.size_bytes(),
+            Message::Ops(updates) => ops(updates),
+            Message::Reliable { update, .. } => ctx.op_bytes(*update),
+            Message::Ack { .. } => 4,
+            Message::SnapshotRequest => 0,
+            Message::DeltaRequest { vector, .. } => {
+                8 + vector.as_ref().map_or(0, |v| 4 * v.len() as u64)
+            }
+            Message::DeltaReply {
+                ops: updates,
+                snapshot,
+                ..
+            } => 8 + ops(updates) + snapshot.as_ref().map_or(0, |s| s.size_bytes()),
+        }
+}
+
+/// The memory a built-in message in flight is charged: a fixed cost, plus what grows with the
+/// run (the delivered sets that travel with states, one bit per update issued, and lists of
+/// updates). A state's own size is bounded by the scenario caps instead.
+fn message_memory_bytes<C: OpCrdt>(message: &Message<C>) -> u64 {
+    MESSAGE_MEMORY_BYTES
+        + match message {
+            Message::State(snapshot) => snapshot.memory_bytes(),
+            Message::Ops(ops) => 4 * ops.len() as u64,
+            Message::DeltaRequest { vector, .. } => {
+                vector.as_ref().map_or(0, |v| 4 * v.len() as u64)
+            }
+            Message::DeltaReply { ops, snapshot, .. } => {
+                4 * ops.len() as u64 + snapshot.as_ref().map_or(0, |s| s.memory_bytes())
+            }
+            Message::Reliable { .. } | Message::Ack { .. } | Message::SnapshotRequest => 0,
+        }
+}
+
+/// The periodic full-state round shared by anti-entropy and the broadcasts' optional
+/// anti-entropy: every node starts at a random offset within one period.
+fn start_rounds<C: OpCrdt, P>(period_us: u64, ctx: &mut Ctx<'_, C, P>)
+where
+    P: Protocol<C, Message = Message<C>, Timer = Timer>,
+{
+    let offset = ctx.random_below(period_us.max(1));
+    ctx.set_timer(offset, Timer::AntiEntropy);
+}
+
+/// One anti-entropy round: the node's whole state to `fanout` random peers, then the next round.
+fn anti_entropy_round<C: OpCrdt, P>(period_us: u64, ctx: &mut Ctx<'_, C, P>)
+where
+    P: Protocol<C, Message = Message<C>, Timer = Timer>,
+{
+    ctx.set_timer(period_us, Timer::AntiEntropy);
+    if ctx.is_up() {
+        let targets = ctx.random_peers();
+        if !targets.is_empty() {
+            let state = ctx.snapshot();
+            ctx.send_all(targets, Message::State(state));
+        }
+    }
+}
+
+/// A received state: merged; the relay server passes it on to the other clients, a gossiping
+/// replica that learned something pushes its own state on. Returns whether it learned.
+fn on_state<C: OpCrdt, P>(from: NodeId, state: &Snapshot<C>, ctx: &mut Ctx<'_, C, P>) -> bool
+where
+    P: Protocol<C, Message = Message<C>, Timer = Timer>,
+{
+    let learned = ctx.merge(state);
+    pass_state_on(from, learned, ctx);
+    learned
+}
+
+fn pass_state_on<C: OpCrdt, P>(from: NodeId, learned: bool, ctx: &mut Ctx<'_, C, P>)
+where
+    P: Protocol<C, Message = Message<C>, Timer = Timer>,
+{
+    if ctx.is_server() {
+        let targets = ctx.push_targets(Some(from));
+        ctx.forward(targets);
+    } else if ctx.forwards(learned) {
+        let own = ctx.snapshot();
+        let targets = ctx.push_targets(Some(from));
+        ctx.send_all(targets, Message::State(own));
+    }
+}
+
+/// Moves `origin`'s entry of a contiguous-delivery vector past every update now delivered.
+fn advance_vector<C: OpCrdt, P: Protocol<C>>(
+    vector: &mut [u32],
+    origin: ReplicaId,
+    ctx: &Ctx<'_, C, P>,
+) {
+    let Some(count) = vector.get_mut(origin as usize) else {
+        return;
+    };
+    while let Some(update) = ctx.updates_by(origin).nth(*count as usize) {
+        if !ctx.holds(update) {
+            break;
+        }
+        *count += 1;
+    }
+}
+
+/// Moves every origin's entry past what is now delivered (after a merged state).
+fn advance_vector_all<C: OpCrdt, P: Protocol<C>>(vector: &mut [u32], ctx: &Ctx<'_, C, P>) {
+    for origin in 0..ctx.replicas() {
+        advance_vector(vector, origin, ctx);
+    }
+}
