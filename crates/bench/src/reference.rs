@@ -169,6 +169,9 @@ struct Skeleton<'a> {
     queue: BinaryHeap<Reverse<SkeletonQueued>>,
     seq: u64,
     run: SkeletonRun,
+    /// Snapshots no message refers to any more, written over instead of allocated: as frugal as
+    /// converge's own state copies.
+    spare: Vec<Rc<LwwGrid>>,
 }
 
 impl Skeleton<'_> {
@@ -188,6 +191,26 @@ impl Skeleton<'_> {
             event,
         }));
         self.seq += 1;
+    }
+
+    /// A shared copy of `state`, written over a spare one when there is one.
+    fn snapshot(&mut self, state: &LwwGrid) -> Rc<LwwGrid> {
+        match self.spare.pop() {
+            Some(mut spare) => {
+                Rc::get_mut(&mut spare)
+                    .expect("spares are unshared")
+                    .clone_from(state);
+                spare
+            }
+            None => Rc::new(state.clone()),
+        }
+    }
+
+    /// Keeps a delivered snapshot nothing else refers to for the next broadcast.
+    fn recycle(&mut self, state: Rc<LwwGrid>) {
+        if Rc::strong_count(&state) == 1 && self.spare.len() < 64 {
+            self.spare.push(state);
+        }
     }
 
     fn send(&mut self, now_us: u64, to: usize, state: &Rc<LwwGrid>) {
@@ -226,6 +249,7 @@ pub fn skeleton_loop(scenario: &Scenario, seed: u64) -> SkeletonRun {
         queue: BinaryHeap::new(),
         seq: 0,
         run: SkeletonRun::default(),
+        spare: Vec::new(),
     };
     let mut states: Vec<LwwGrid> = (0..replicas).map(|r| grid(r as ReplicaId)).collect();
     let mut clocks = vec![0u64; replicas];
@@ -251,26 +275,29 @@ pub fn skeleton_loop(scenario: &Scenario, seed: u64) -> SkeletonRun {
                 let stamp = Stamp::new(clocks[replica], replica as ReplicaId);
                 let op = states[replica].prepare(&intent, stamp);
                 states[replica].apply(&op, coin);
-                let snapshot = Rc::new(states[replica].clone());
+                let snapshot = sim.snapshot(&states[replica]);
                 for to in (0..replicas).filter(|to| *to != replica) {
                     sim.send(at_us, to, &snapshot);
                 }
+                sim.recycle(snapshot);
                 let gap = sim.write_gap_us();
                 sim.schedule(at_us + gap, SkeletonEvent::Write { replica });
             }
             SkeletonEvent::AntiEntropy { replica } => {
-                let snapshot = Rc::new(states[replica].clone());
+                let snapshot = sim.snapshot(&states[replica]);
                 for _ in 0..scenario.protocol.fanout {
                     let peer = (sim.unit() * (replicas - 1) as f64) as usize;
                     let to = if peer >= replica { peer + 1 } else { peer };
                     sim.send(at_us, to, &snapshot);
                 }
+                sim.recycle(snapshot);
                 sim.schedule(at_us + interval_us, SkeletonEvent::AntiEntropy { replica });
             }
             SkeletonEvent::Deliver { to, state } => {
                 sim.run.work.merges += 1;
                 states[to].merge(&state, coin);
                 clocks[to] = clocks[to].max(state.time_max());
+                sim.recycle(state);
             }
         }
     }

@@ -68,6 +68,9 @@ pub struct Failure {
     pub shrunk: Option<Shrunk>,
     /// One command that replays the failing seed.
     pub reproduce: String,
+    /// Whether the protocol was the scenario's built-in one (a scenario file alone then
+    /// reproduces the run); a user's protocol needs the user's code.
+    pub builtin_protocol: bool,
 }
 
 impl fmt::Display for Failure {
@@ -78,7 +81,15 @@ impl fmt::Display for Failure {
             "scenario {:?} seed {}: expected {:?}, got {:?}",
             report.scenario, self.seed, report.expected, report.verdict
         )?;
-        writeln!(f, "protocol: {}", report.protocol)?;
+        if self.builtin_protocol {
+            writeln!(f, "protocol: {}", report.protocol)?;
+        } else {
+            writeln!(
+                f,
+                "protocol: {} (your code: a scenario's [protocol] table gives only its topology and options)",
+                report.protocol
+            )?;
+        }
         if let End::BoundReached { bound } = &report.end {
             writeln!(
                 f,
@@ -186,6 +197,12 @@ impl<C: OpCrdt> Verify<C> {
         seeds_from_environment(self.seeds.clone())
     }
 
+    /// Judges one seed, whatever the seed range says: the report `run` would look at.
+    pub fn judge_seed(&self, seed: u64) -> Result<RunReport, VerifyError> {
+        self.scenario.validate()?;
+        Ok(judge_with(&self.scenario, seed, &*self.protocol, &*self.make, None)?.report)
+    }
+
     /// Runs every seed; the first run that misses the expectation is the error.
     pub fn run(&self) -> Result<Result<Summary, Box<Failure>>, VerifyError> {
         self.scenario.validate()?;
@@ -209,6 +226,7 @@ impl<C: OpCrdt> Verify<C> {
                 return Ok(Err(Box::new(Failure {
                     seed,
                     reproduce: reproduce_command(seed),
+                    builtin_protocol: self.protocol.is_builtin(),
                     report,
                     shrunk,
                 })));

@@ -12,11 +12,15 @@
 //!   [`validation`], which refuses what cannot run before anything starts.
 //! - [`time`]: virtual durations with units.
 //! - `streams`: named random streams derived from the root seed.
-//! - `sim`: the event queue, the nodes and the run loop; [`run`] is its entry point. Its
-//!   submodules extend the same `Sim` value: `sim::network` (per-link parameters, latency
-//!   samplers, drops, duplicates, scripted fates), `sim::faults` (cuts, crashes, joins, leaves,
-//!   outages, swarm draws), `sim::protocol` (what each replication protocol sends and does on
-//!   delivery) and `sim::trace` (events, the observer, the trace hash).
+//! - [`protocol`]: the protocol seam, the [`Protocol`] trait any sync protocol implements (a user's
+//!   own too) and the [`protocol::Ctx`] its handlers act through; [`protocols`]: the five built-in
+//!   protocols, one module each, written against it; `topology`: mesh, relay and gossip.
+//! - `sim`: the event queue, the nodes and the run loop; [`run`] (the scenario's built-in
+//!   protocol) and [`run_protocol`] (any protocol) are its entry points. Its submodules extend
+//!   the same `Sim` value: `sim::network` (per-link parameters, latency samplers, drops,
+//!   duplicates, scripted fates), `sim::faults` (cuts, crashes, joins, leaves, outages, swarm
+//!   draws) and `sim::trace` (events, the observer, the trace hash). `Sim` knows no protocol by
+//!   name.
 //! - [`outcome`]: what a run produces and what an [`Observer`] sees after every event.
 //!
 //! The decision that matters most: **a run is a pure function of (scenario, seed)**. Actions wait in

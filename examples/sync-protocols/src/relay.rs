@@ -5,7 +5,8 @@
 //! also sends its state to the server on that period, as a client that resyncs on a timer does.
 //!
 //! It is the built-in `state-broadcast` protocol over the `relay` topology, written from
-//! scratch; the tests check that both give the same verdicts on the grid stories.
+//! scratch; the tests check that both give the same verdicts on the grid stories, and in fact the
+//! same trace, event for event.
 
 use converge::crdt::OpCrdt;
 use converge::netsim::protocol::{Ctx, NodeId, Protocol, Restart, Snapshot, Update, HEADER_BYTES};
@@ -110,14 +111,13 @@ impl<C: OpCrdt> Protocol<C> for WebSocketRelay {
                 let period = ctx.options().anti_entropy.expect("set at start");
                 ctx.set_timer(period.us, Timer::Resync);
                 if ctx.is_up() {
-                    let state = ctx.snapshot();
-                    let to = if ctx.is_server() {
-                        // The server resyncs with one client drawn at random.
-                        ctx.random_peers()[0]
-                    } else {
-                        server(ctx)
-                    };
-                    ctx.send(to, Message::State(state));
+                    // A client resyncs with the server; the server with `fanout` clients drawn
+                    // at random.
+                    let peers = ctx.random_peers();
+                    if !peers.is_empty() {
+                        let state = ctx.snapshot();
+                        ctx.send_all(peers, Message::State(state));
+                    }
                 }
             }
             Timer::AskAgain { attempt } => {
