@@ -336,7 +336,7 @@ pub fn render_table(report: &BenchReport) -> String {
             "vs_skeleton",
             format!("{:.3}", report.vs_skeleton),
             format!(
-                "judged over the skeleton simulator's {}/s; alone over it: {:.3}",
+                "judged over the skeleton simulator's {}/s; alone_vs_skeleton {:.3}",
                 millions(s.skeleton.events_per_sec),
                 report.alone_vs_skeleton
             ),
