@@ -122,10 +122,10 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
                 self.close_cut_count(fault);
                 self.emit(EventKind::FaultEnd { fault }, &[]);
             }
-            FaultSpec::Crash { replica, state, .. } => {
-                if self.net.nodes[replica as usize].status == Status::Crashed {
-                    self.restart(replica, state == Durability::Durable);
-                }
+            FaultSpec::Crash { replica, state, .. }
+                if self.net.nodes[replica as usize].status == Status::Crashed =>
+            {
+                self.restart(replica, state == Durability::Durable);
             }
             FaultSpec::ServerOutage { .. } => {
                 if let Some(server) = self.net.server {
