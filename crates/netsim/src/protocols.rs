@@ -203,6 +203,48 @@ where
     }
 }
 
+/// What the protocols that ship whole states to joiners do alike on a message (state broadcast,
+/// anti-entropy, op broadcast): merge a state, answer a snapshot request. Returns whether the
+/// message was one of those.
+fn on_state_or_request<C: OpCrdt, P>(
+    node: &mut CatchUp,
+    from: NodeId,
+    message: &Message<C>,
+    ctx: &mut Ctx<'_, C, P>,
+) -> bool
+where
+    P: Protocol<C, Message = Message<C>, Timer = Timer>,
+{
+    match message {
+        Message::State(state) => {
+            node.received_state();
+            on_state(from, state, ctx);
+            true
+        }
+        Message::SnapshotRequest => {
+            catch_up::answer(from, ctx);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Their timers: an anti-entropy round every `anti-entropy` (or `interval`), a joiner's retry.
+fn on_round_or_retry<C: OpCrdt, P>(node: &mut CatchUp, timer: Timer, ctx: &mut Ctx<'_, C, P>)
+where
+    P: Protocol<C, Message = Message<C>, Timer = Timer>,
+{
+    match timer {
+        Timer::AntiEntropy => {
+            let options = ctx.options();
+            let period = options.anti_entropy.unwrap_or(options.interval);
+            anti_entropy_round(period.us, ctx);
+        }
+        Timer::SnapshotRetry { attempt } => node.retry(attempt, ctx),
+        Timer::Poll | Timer::Retransmit { .. } => {}
+    }
+}
+
 /// Moves `origin`'s entry of a contiguous-delivery vector past every update now delivered.
 fn advance_vector<C: OpCrdt, P: Protocol<C>>(
     vector: &mut [u32],

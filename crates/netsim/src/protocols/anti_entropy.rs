@@ -3,10 +3,8 @@
 
 use converge_crdt::OpCrdt;
 
-use super::{
-    anti_entropy_round, catch_up, message_bytes, message_memory_bytes, on_state, start_rounds,
-};
-use super::{CatchUp, Message, Timer};
+use super::{message_bytes, message_memory_bytes, on_round_or_retry, on_state_or_request};
+use super::{start_rounds, CatchUp, Message, Timer};
 use crate::outcome::NodeId;
 use crate::protocol::{Ctx, Protocol, Restart};
 
@@ -47,22 +45,11 @@ impl<C: OpCrdt> Protocol<C> for AntiEntropy {
         message: &Message<C>,
         ctx: &mut Ctx<'_, C, Self>,
     ) {
-        match message {
-            Message::State(state) => {
-                node.received_state();
-                on_state(from, state, ctx);
-            }
-            Message::SnapshotRequest => catch_up::answer(from, ctx),
-            _ => {}
-        }
+        on_state_or_request(node, from, message, ctx);
     }
 
     fn on_timer(&self, node: &mut CatchUp, timer: Timer, ctx: &mut Ctx<'_, C, Self>) {
-        match timer {
-            Timer::AntiEntropy => anti_entropy_round(period_us(ctx), ctx),
-            Timer::SnapshotRetry { attempt } => node.retry(attempt, ctx),
-            _ => {}
-        }
+        on_round_or_retry(node, timer, ctx);
     }
 
     fn on_join(&self, node: &mut CatchUp, ctx: &mut Ctx<'_, C, Self>) {
