@@ -251,6 +251,106 @@ pub fn parse(text: &str, format: Format, path: &str) -> Result<Scenario, Scenari
             ),
         });
     }
+    if format == Format::Json {
+        if let Some(found) = json_top_level_not_object(text) {
+            let offset = text.len() - text.trim_start().len();
+            return Err(ScenarioFileError::Parse {
+                path: path.to_string(),
+                location: (found != "nothing").then(|| location_of(text, offset)),
+                key: None,
+                message: format!(
+                    "expected a scenario, a table of keys (a JSON object `{{ ... }}`) at the top \
+                     level; found {found}"
+                ),
+            });
+        }
+    }
+    let scenario = parse_typed(text, format, path)?;
+    if let Some(key) = array_for_a_table(text, format) {
+        let message = format!(
+            "expected a table (or a single value), found an array; only `{}` hold arrays",
+            ARRAY_KEYS.join("`, `")
+        );
+        return Err(ScenarioFileError::Parse {
+            path: path.to_string(),
+            location: find_key_path(text, format, &format!("key `{key}`")),
+            key: Some(key),
+            message,
+        });
+    }
+    Ok(scenario)
+}
+
+/// What a JSON text holds at the top level when that is not an object: "an array", "a number",
+/// ... (a JSON array deserializes into a scenario positionally, field by field, which nobody
+/// means).
+fn json_top_level_not_object(text: &str) -> Option<&'static str> {
+    match text.trim_start().chars().next() {
+        Some('{') => None,
+        Some('[') => Some("an array"),
+        Some('"') => Some("a string"),
+        Some('t' | 'f') => Some("a boolean"),
+        Some('n') => Some("null"),
+        Some(c) if c == '-' || c.is_ascii_digit() => Some("a number"),
+        Some(_) => None,
+        None => Some("nothing"),
+    }
+}
+
+/// The keys of a scenario that hold arrays (`[]` stands for any element); everywhere else a
+/// scenario has tables and single values.
+const ARRAY_KEYS: [&str; 8] = [
+    "workload.writers",
+    "workload.ops",
+    "network.links",
+    "faults",
+    "faults[].groups",
+    "faults[].groups[]",
+    "script.fates",
+    "script.coins",
+];
+
+/// The first key of a parsed scenario that holds an array where the scenario has a table: both
+/// parsers accept an array for a table and read it positionally, field by field (`protocol =
+/// ["op-broadcast", "mesh"]`), which nobody means. `None` when there is none (or the text does
+/// not parse as a tree, which the typed parse has already reported).
+fn array_for_a_table(text: &str, format: Format) -> Option<String> {
+    let tree: serde_json::Value = match format {
+        Format::Json => serde_json::from_str(text).ok()?,
+        Format::Toml => serde_json::to_value(toml::from_str::<toml::Table>(text).ok()?).ok()?,
+    };
+    // (path as written, path with indices as `[]`, value)
+    let mut stack: Vec<(String, String, &serde_json::Value)> =
+        vec![(String::new(), String::new(), &tree)];
+    while let Some((path, pattern, value)) = stack.pop() {
+        match value {
+            serde_json::Value::Array(items) => {
+                if !ARRAY_KEYS.contains(&pattern.as_str()) {
+                    return Some(path);
+                }
+                for (i, item) in items.iter().enumerate().rev() {
+                    stack.push((format!("{path}[{i}]"), format!("{pattern}[]"), item));
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (key, item) in map.iter().rev() {
+                    let join = |base: &str| {
+                        if base.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{base}.{key}")
+                        }
+                    };
+                    stack.push((join(&path), join(&pattern), item));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn parse_typed(text: &str, format: Format, path: &str) -> Result<Scenario, ScenarioFileError> {
     match format {
         Format::Toml => toml::from_str::<Scenario>(text).map_err(|error| {
             let offset = error
@@ -840,6 +940,52 @@ mod tests {
         let at = |needle: &str| json_key_path_at(text, text.find(needle).unwrap());
         assert_eq!(at("\"lots\"").as_deref(), Some("network.drop"));
         assert_eq!(at("9").as_deref(), Some("faults[1].replica"));
+    }
+
+    /// Regression (probe of issue 17): a JSON array was read positionally as a scenario (its
+    /// first element the name, its second the description, ...) and run.
+    #[test]
+    fn only_a_table_is_a_scenario() {
+        let refused = |text: &str, format: Format| {
+            let error = parse_and_validate(text, format, "x").expect_err("refused");
+            error.to_string()
+        };
+        let message = refused(r#"["positional", "read field by field", 2]"#, Format::Json);
+        assert!(
+            message.starts_with("x:1:1: expected a scenario, a table of keys"),
+            "{message}"
+        );
+        assert!(message.contains("found an array"), "{message}");
+        for (text, found) in [
+            ("3", "a number"),
+            ("\"s\"", "a string"),
+            ("null", "null"),
+            (" ", "nothing"),
+        ] {
+            let message = refused(text, Format::Json);
+            assert!(
+                message.contains(&format!("found {found}")),
+                "{text}: {message}"
+            );
+        }
+        // Nested: a table written as an array, in either format.
+        let message = refused(r#"{"protocol": ["op-broadcast", "mesh"]}"#, Format::Json);
+        assert!(
+            message.contains("key `protocol`: expected a table"),
+            "{message}"
+        );
+        let message = refused("[workload]\nrate = 1.0\n[[faults]]\nkind = \"partition\"\nat = \"1s\"\ngroups = [[0]]\n[network]\nlatency = [\"constant\", \"5ms\"]\n", Format::Toml);
+        assert!(
+            message.contains("key `network.latency`: expected a table"),
+            "{message}"
+        );
+        // The keys that do hold arrays are accepted.
+        parse_and_validate(
+            "[workload]\nwriters = [0, 1]\n[[faults]]\nkind = \"partition\"\nat = \"1s\"\nheal = \"2s\"\ngroups = [[0]]\n",
+            Format::Toml,
+            "x",
+        )
+        .unwrap();
     }
 
     #[test]
