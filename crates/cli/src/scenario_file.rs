@@ -80,6 +80,9 @@ pub enum ScenarioFileError {
     },
     /// The file is larger than [`SCENARIO_FILE_BYTES_MAX`].
     TooLarge { path: String },
+    /// The path names a FIFO, a device, a socket or a directory: only regular files are read, so
+    /// that a pipe with no writer cannot block a command forever.
+    NotRegular { path: String, kind: &'static str },
     /// The file holds bytes that are not UTF-8 text.
     NotText { path: String, location: Location },
     /// The text is not a scenario: bad syntax, an unknown key, a wrong type, a bad duration.
@@ -104,6 +107,7 @@ impl ScenarioFileError {
         match self {
             ScenarioFileError::Read { path, .. }
             | ScenarioFileError::TooLarge { path }
+            | ScenarioFileError::NotRegular { path, .. }
             | ScenarioFileError::NotText { path, .. }
             | ScenarioFileError::Parse { path, .. }
             | ScenarioFileError::Invalid { path, .. } => path,
@@ -122,6 +126,10 @@ impl fmt::Display for ScenarioFileError {
                 "{path}: the file is larger than {} MiB (SCENARIO_FILE_BYTES_MAX); a scenario file \
                  is a few kilobytes",
                 SCENARIO_FILE_BYTES_MAX / (1024 * 1024)
+            ),
+            ScenarioFileError::NotRegular { path, kind } => write!(
+                f,
+                "{path}: {kind}, not a regular file; converge reads scenarios from regular files only"
             ),
             ScenarioFileError::NotText { path, location } => write!(
                 f,
@@ -189,12 +197,16 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioFileError> {
         path: shown.clone(),
         source,
     };
-    // Reading at most one byte past the cap refuses a huge file (or an endless one, such as a
-    // device or a pipe) without reading it all.
+    let file = match open_regular(path) {
+        Ok(file) => file,
+        Err(OpenError::NotRegular(kind)) => {
+            return Err(ScenarioFileError::NotRegular { path: shown, kind })
+        }
+        Err(OpenError::Io(source)) => return Err(read_error(source)),
+    };
+    // Reading at most one byte past the cap refuses a huge file without reading it all.
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .map_err(read_error)?
-        .take(SCENARIO_FILE_BYTES_MAX + 1)
+    file.take(SCENARIO_FILE_BYTES_MAX + 1)
         .read_to_end(&mut bytes)
         .map_err(read_error)?;
     if bytes.len() as u64 > SCENARIO_FILE_BYTES_MAX {
@@ -211,6 +223,57 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioFileError> {
     // Editors on some systems start a UTF-8 file with a byte order mark; neither parser wants it.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     parse_and_validate(text, Format::of(path), &shown)
+}
+
+/// Why [`open_regular`] did not open a file.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The path names something other than a regular file: "a FIFO (named pipe)", "a
+    /// directory", ...
+    NotRegular(&'static str),
+    Io(std::io::Error),
+}
+
+/// Opens `path` for reading if it is a regular file. A FIFO is opened without blocking (on Unix,
+/// with `O_NONBLOCK`: opening a FIFO that no process writes to would otherwise wait forever, and
+/// no Ctrl-C handler can end a blocked `open`), and what was opened is checked on the open handle
+/// itself, so that a path swapped between a check and the open cannot slip through.
+pub fn open_regular(path: &Path) -> Result<std::fs::File, OpenError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Only FIFOs and devices heed O_NONBLOCK; a regular file reads as ever.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(OpenError::Io)?;
+    let file_type = file.metadata().map_err(OpenError::Io)?.file_type();
+    if file_type.is_file() {
+        return Ok(file);
+    }
+    Err(OpenError::NotRegular(kind_of(file_type)))
+}
+
+/// What a file that is not regular is, in words.
+fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    if file_type.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    "a special file"
 }
 
 /// Parses and validates scenario text; `path` is only used in messages.
