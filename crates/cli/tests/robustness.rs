@@ -510,6 +510,9 @@ fn tiny_report(dir: &Path) -> &'static str {
     "out/tiny-seed4.json"
 }
 
+/// A change made to a report's JSON.
+type Edit = fn(&mut Value);
+
 fn edit_report(dir: &Path, report: &str, to: &str, edit: impl Fn(&mut Value)) {
     let mut value = read_json(&dir.join(report));
     edit(&mut value);
@@ -521,7 +524,7 @@ fn replay_and_shrink_refuse_tampered_reports() {
     // Regression: both acted on reports with an edited scenario, run id or schema version.
     let dir = scratch("tampered");
     let report = tiny_report(&dir);
-    let cases: [(&str, fn(&mut Value), &str); 4] = [
+    let cases: [(&str, Edit, &str); 4] = [
         (
             "scenario.json",
             |v| v["scenario_spec"]["replicas"] = 3.into(),
