@@ -296,8 +296,8 @@ pub fn keep_previous_run(
     };
     eprintln!(
         "note: {} held {why}; it is kept in {}",
-        report_path.display(),
-        target.display()
+        super::terminal::clean(&report_path.display().to_string()),
+        super::terminal::clean(&target.display().to_string())
     );
     Ok(())
 }

@@ -142,7 +142,7 @@ pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
             "index": index,
             "reports_not_written": not_written.as_ref().map(|e| format!("{e:#}")),
         });
-        say!("{}", serde_json::to_string_pretty(&document)?);
+        say!("{}", super::terminal::json(&document)?);
     } else {
         if table {
             print_table(&summaries);
@@ -509,7 +509,7 @@ pub fn replay(args: &ReplayArgs) -> Result<Status> {
             "explanation": explanation,
             "reproduce": rerun.reproduce,
         });
-        say!("{}", serde_json::to_string_pretty(&document)?);
+        say!("{}", super::terminal::json(&document)?);
     } else if reproduced {
         say!(
             "reproduced: {scenario} seed {} gives trace hash {} and verdict {}, as {against} does",
@@ -607,7 +607,7 @@ pub fn shrink(args: &ShrinkArgs) -> Result<Status> {
             "report": files.html.display().to_string(),
             "reproduce": reproduce,
         });
-        say!("{}", serde_json::to_string_pretty(&document)?);
+        say!("{}", super::terminal::json(&document)?);
     } else {
         say!(
             "{} seed {} ({}): shrunk in {} runs from {} replicas, {} writes, {} faults, {} messages \

@@ -185,7 +185,7 @@ fn print_result(
 ) -> Result<()> {
     let failing: Vec<&RunSummary> = result.runs.iter().filter(|r| !r.met_expectation).collect();
     if output.json {
-        say!("{}", serde_json::to_string_pretty(result)?);
+        say!("{}", super::terminal::json(result)?);
         if let Some(note) = result.partial_note() {
             eprintln!("Partial: {note}.");
         }

@@ -31,6 +31,26 @@ pub fn clean_lines(text: &str) -> String {
         .join("\n")
 }
 
+/// `value` as pretty JSON for stdout. JSON escapes C0 control characters in strings itself, but
+/// not DEL and the C1 controls (U+007F to U+009F; U+009B starts an escape sequence on some
+/// terminals): those are written as `\u` escapes too, which leaves the document the same JSON.
+pub fn json(value: &impl serde::Serialize) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(value)?;
+    if !text.chars().any(|c| ('\u{7f}'..='\u{9f}').contains(&c)) {
+        return Ok(text);
+    }
+    Ok(text
+        .chars()
+        .map(|c| {
+            if ('\u{7f}'..='\u{9f}').contains(&c) {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +63,26 @@ mod tests {
         assert_eq!(clean("bell\u{7}\r\n"), "bell\\u{7}\\r\\n");
         assert_eq!(clean("c1\u{9b}31m"), "c1\\u{9b}31m");
         assert_eq!(clean_lines("one\u{1b}\ntwo"), "one\\u{1b}\ntwo");
+    }
+
+    #[test]
+    fn json_for_the_terminal_escapes_every_control_and_stays_the_same_json() {
+        let value = serde_json::json!({"name": "a\u{1b}b\u{9b}c\u{7f}"});
+        let text = json(&value).unwrap();
+        assert!(!text.chars().any(char::is_control_not_newline), "{text:?}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            value
+        );
+    }
+
+    trait NotNewline {
+        fn is_control_not_newline(self) -> bool;
+    }
+
+    impl NotNewline for char {
+        fn is_control_not_newline(self) -> bool {
+            self.is_control() && self != '\n'
+        }
     }
 }
