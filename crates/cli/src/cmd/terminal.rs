@@ -69,20 +69,13 @@ mod tests {
     fn json_for_the_terminal_escapes_every_control_and_stays_the_same_json() {
         let value = serde_json::json!({"name": "a\u{1b}b\u{9b}c\u{7f}"});
         let text = json(&value).unwrap();
-        assert!(!text.chars().any(char::is_control_not_newline), "{text:?}");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&text).unwrap(),
             value
         );
-    }
-
-    trait NotNewline {
-        fn is_control_not_newline(self) -> bool;
-    }
-
-    impl NotNewline for char {
-        fn is_control_not_newline(self) -> bool {
-            self.is_control() && self != '\n'
-        }
     }
 }
