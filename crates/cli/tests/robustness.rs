@@ -498,6 +498,32 @@ fn a_full_disk_exits_3_after_the_verdict_and_leaves_nothing_behind() {
         text(&output)
     );
     assert!(files_in(&dir.join("sweep"), |n| n.ends_with(".tmp")).is_empty());
+
+    // A model check prints its verdict before its scripted counterexample fails to be written.
+    let output = converge_with_file_size_limit(
+        &dir,
+        &[
+            "check",
+            "--crdt",
+            "lww-grid",
+            "--tie-break",
+            "random",
+            "--replicas",
+            "2",
+            "--writes",
+            "1",
+            "--out",
+            "check",
+        ],
+        16,
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("FAIL: strong convergence"),
+        "{}",
+        text(&output)
+    );
+    assert!(files_in(&dir.join("check"), |n| n.ends_with(".tmp")).is_empty());
 }
 
 // ---- 5. reports checked before use ----
