@@ -28,7 +28,7 @@ use super::args::shell_quote;
 /// disk, a read-only directory). Kept apart from bad input: the run happened and its verdict was
 /// printed, so the binary exits with [`EXIT_STATUS_NOT_WRITTEN`], not 2.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {what}: {source}")]
+#[error("{path}: {what}")]
 pub struct NotWritten {
     pub path: String,
     pub what: &'static str,
