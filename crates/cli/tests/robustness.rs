@@ -368,6 +368,40 @@ fn concurrent_runs_into_one_directory_keep_every_report() {
     }
 }
 
+#[cfg(unix)]
+#[test]
+fn a_run_waits_for_the_directory_another_converge_holds_and_says_so() {
+    use std::os::unix::io::AsRawFd as _;
+    let dir = scratch("lock-wait");
+    std::fs::write(dir.join("tiny.toml"), TINY).unwrap();
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    // Hold the directory's lock as another converge writing there would.
+    let held = std::fs::File::open(dir.join("out")).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_converge"))
+        .args(["run", "tiny.toml", "--out", "out"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert!(
+        !dir.join("out/tiny-seed0.json").exists(),
+        "nothing written while the lock is held"
+    );
+    drop(held);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        stderr(&output).contains("note: waiting for another converge that is writing into out"),
+        "{}",
+        text(&output)
+    );
+    assert!(dir.join("out/tiny-seed0.json").exists());
+}
+
 #[test]
 fn stale_temporary_files_are_removed_and_live_ones_kept() {
     let dir = scratch("stale");

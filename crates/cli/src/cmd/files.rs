@@ -149,6 +149,14 @@ pub struct DirLock {
     _dir: std::fs::File,
 }
 
+/// How often a locked reports directory is tried again.
+#[cfg(unix)]
+const LOCK_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// How long a command waits for a locked reports directory before it says so.
+#[cfg(unix)]
+const LOCK_WAIT_NOTICE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Locks `dir` (creating it), then removes stale temporary files in it.
 pub fn lock_dir(dir: &Path) -> Result<DirLock> {
     std::fs::create_dir_all(dir).map_err(not_written(dir, "cannot create the directory"))?;
@@ -156,9 +164,28 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock> {
     let lock = {
         use std::os::unix::io::AsRawFd as _;
         let handle = std::fs::File::open(dir).map_err(not_written(dir, "cannot open"))?;
-        // SAFETY: flock on a descriptor this function owns; it blocks until the lock is free.
-        if unsafe { libc::flock(handle.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(not_written(dir, "cannot lock")(std::io::Error::last_os_error()).into());
+        // Tried without blocking, again every few milliseconds: a directory another converge
+        // holds for long (a slow disk, a stopped process) is then said to be waited for, rather
+        // than hanging in silence.
+        let started = std::time::Instant::now();
+        let mut said = false;
+        loop {
+            // SAFETY: flock on a descriptor this function owns.
+            if unsafe { libc::flock(handle.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                break;
+            }
+            let error = std::io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(not_written(dir, "cannot lock")(error).into());
+            }
+            if !said && started.elapsed() >= LOCK_WAIT_NOTICE_AFTER {
+                eprintln!(
+                    "note: waiting for another converge that is writing into {}",
+                    super::terminal::clean(&dir.display().to_string())
+                );
+                said = true;
+            }
+            std::thread::sleep(LOCK_POLL_INTERVAL);
         }
         DirLock { _dir: handle }
     };
