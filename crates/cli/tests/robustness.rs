@@ -256,6 +256,21 @@ fn merge_refuses_shards_that_are_not_what_the_sweep_wrote() {
         "{}",
         text(&counts)
     );
+    // A shard that says it is partial may lack seeds: the merge is written, partial, exits 1 and
+    // counts the seed that has no run.
+    let partial = merge_edited(&dir, &shards, "partial", |v| {
+        v["runs"].as_array_mut().unwrap().remove(1);
+        recount(v);
+        v["partial"] = true.into();
+    });
+    assert_eq!(partial.status.code(), Some(1), "{}", text(&partial));
+    let merged: Value = serde_json::from_slice(&partial.stdout).unwrap();
+    assert_eq!(
+        (merged["partial"].clone(), merged["seeds_missing"].clone()),
+        (true.into(), 1.into())
+    );
+    assert_eq!(merged["complete"], true, "every shard is there");
+
     let version = merge_edited(&dir, &shards, "version", |v| v["schema_version"] = 7.into());
     assert_eq!(version.status.code(), Some(2), "{}", text(&version));
     assert!(
