@@ -501,9 +501,24 @@ fn a_full_disk_exits_3_after_the_verdict_and_leaves_nothing_behind() {
     // verdict, left its temporary file, and the next run failed too.
     let dir = scratch("full-disk");
     std::fs::write(dir.join("tiny.toml"), TINY).unwrap();
-    let output = converge_with_file_size_limit(&dir, &["run", "tiny.toml", "--out", "out"], 2_048);
+    std::fs::write(dir.join("two.toml"), tiny_named("two", 2)).unwrap();
+    let output = converge_with_file_size_limit(
+        &dir,
+        &["run", "tiny.toml", "two.toml", "--out", "out"],
+        2_048,
+    );
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("\ntwo seed 0: converges"),
+        "the next scenario still runs: {}",
+        text(&output)
+    );
+    assert!(
+        stdout.contains("2 of 2 runs met their expectation. Reports: not written"),
+        "{}",
+        text(&output)
+    );
     assert!(
         stdout.starts_with("tiny seed 0: converges (expected converges) ok"),
         "{}",

@@ -87,17 +87,19 @@ pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
                 print_failure(&summary, config.output.json);
             }
         }
-        if let Err(error) = write_run_files(
-            &config.output.dir,
-            &report,
-            shrunk.as_ref(),
-            partial_note.as_deref(),
-        ) {
-            summaries.push(summary);
-            not_written = Some(error);
-            break;
+        // After a write failed, the remaining scenarios still run and print their verdicts; their
+        // reports are not attempted (the disk that failed is full, or the directory read-only).
+        if not_written.is_none() {
+            match write_run_files(
+                &config.output.dir,
+                &report,
+                shrunk.as_ref(),
+                partial_note.as_deref(),
+            ) {
+                Ok(_) => html_paths.push(html.clone()),
+                Err(error) => not_written = Some(error),
+            }
         }
-        html_paths.push(html.clone());
         if let Some(note) = &partial_note {
             eprintln!(
                 "{} seed {}: partial report ({note}): {}",
