@@ -847,6 +847,7 @@ fn planned_fault(replicas: u32) -> BoxedStrategy<PlannedFault> {
             "partition",
             "isolate",
             "clock-skew",
+            "write",
         ]),
         0..replicas,
         times.clone(),
@@ -859,7 +860,7 @@ fn planned_fault(replicas: u32) -> BoxedStrategy<PlannedFault> {
             // Server outages always have an end; joins, leaves and skews never do.
             end: match kind {
                 "server-outage" => Some(end.unwrap_or(at + 5)),
-                "join" | "leave" | "clock-skew" => None,
+                "join" | "leave" | "clock-skew" | "write" => None,
                 _ => end,
             },
         })
@@ -886,8 +887,21 @@ fn plan_toml(replicas: u32, relay: bool, faults: &[PlannedFault]) -> String {
         PLAN_DURATION_TENTHS * 100,
         if relay { "relay" } else { "mesh" }
     );
-    for fault in faults {
-        let ms = |tenths: u64| format!("\"{}ms\"", tenths * 100);
+    let ms = |tenths: u64| format!("\"{}ms\"", tenths * 100);
+    // Explicit writes at the plan's times; the generated ones (rate 2) write as well.
+    let writes: Vec<String> = faults
+        .iter()
+        .filter(|f| f.kind == "write")
+        .map(|f| {
+            format!(
+                "{{ at = {}, replica = {}, key = 0, value = 1 }}",
+                ms(f.at),
+                f.replica
+            )
+        })
+        .collect();
+    text.push_str(&format!("[workload]\nops = [{}]\n", writes.join(", ")));
+    for fault in faults.iter().filter(|f| f.kind != "write") {
         text.push_str(&format!("[[faults]]\nkind = \"{}\"\n", fault.kind));
         let end_key = match fault.kind {
             "crash" => "restart",
@@ -917,6 +931,23 @@ fn plan_toml(replicas: u32, relay: bool, faults: &[PlannedFault]) -> String {
 /// overlap.
 fn plan_makes_sense(relay: bool, faults: &[PlannedFault]) -> bool {
     let timed = |f: &PlannedFault| f.kind != "clock-skew";
+    // Explicit writes come from running replicas: after the join (a write at the join's instant
+    // comes before it), not during a crash (after its start, up to and including its restart),
+    // not after the leave.
+    for write in faults.iter().filter(|f| f.kind == "write") {
+        let of_replica = |kind: &'static str| {
+            faults
+                .iter()
+                .filter(move |f| f.kind == kind && f.replica == write.replica)
+        };
+        if of_replica("join").any(|join| write.at <= join.at)
+            || of_replica("leave").any(|leave| write.at > leave.at)
+            || of_replica("crash")
+                .any(|crash| write.at > crash.at && crash.end.is_none_or(|end| write.at <= end))
+        {
+            return false;
+        }
+    }
     if faults
         .iter()
         .filter(|f| timed(f))
@@ -997,8 +1028,8 @@ fn fault_plans_are_accepted_exactly_when_they_make_sense() {
                     prop_assert!(!sensible, "refused a sensible plan ({error}):\n{text}");
                     let message = error.to_string();
                     prop_assert!(
-                        message.contains("key `faults["),
-                        "a refusal names the fault: {message}"
+                        message.contains("key `faults[") || message.contains("key `workload.ops["),
+                        "a refusal names the fault or the write: {message}"
                     );
                 }
             }

@@ -609,6 +609,7 @@ impl Scenario {
                 }
             }
         }
+        self.writes_by_running_replicas(&joins, &leaves, &crashes)?;
         // Crashes of one replica, and server outages, in time order: each must start after the
         // one before it ended (a crash of a crashed replica does nothing, and the earlier end
         // would cut the later one short).
@@ -630,6 +631,69 @@ impl Scenario {
                     format!("faults[{i}].at"),
                     overlap_message("the server to go down", first, end, at),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses an explicit write the simulator would drop: one after `duration`, or by a replica
+    /// that is not running at its time (before it joins, while it is crashed, after it left).
+    /// Writes at an instant come before faults at that instant, so a write at a join's time is
+    /// still before the join, one at a crash's time still before the crash, one at a restart's
+    /// time still during the crash and one at a leave's time still before the leave.
+    fn writes_by_running_replicas(
+        &self,
+        joins: &BTreeMap<u32, (usize, SimDuration)>,
+        leaves: &BTreeMap<u32, (usize, SimDuration)>,
+        crashes: &[(u32, SimDuration, Option<SimDuration>, usize)],
+    ) -> Result<(), ScenarioError> {
+        let duration = self.duration;
+        for (i, op) in self.workload.ops.iter().enumerate() {
+            let path = format!("workload.ops[{i}].at");
+            let (at, replica) = (op.at, op.replica);
+            if at > duration {
+                return Err(error(
+                    path,
+                    format!(
+                        "expected a time within duration ({duration}): writes stop when the \
+                         settle period starts; found {at}"
+                    ),
+                ));
+            }
+            let not_running = |why: String| {
+                error(
+                    path.clone(),
+                    format!(
+                        "expected a time when replica {replica} runs; at {at} it {why}, and the \
+                         write would be dropped"
+                    ),
+                )
+            };
+            if let Some((join, joined_at)) = joins.get(&replica) {
+                if at <= *joined_at {
+                    return Err(not_running(format!(
+                        "has not joined yet (it joins at {joined_at}, faults[{join}])"
+                    )));
+                }
+            }
+            if let Some((leave, left_at)) = leaves.get(&replica) {
+                if at > *left_at {
+                    return Err(not_running(format!(
+                        "has left (at {left_at}, faults[{leave}])"
+                    )));
+                }
+            }
+            if let Some((_, crashed_at, restart, crash)) = crashes
+                .iter()
+                .find(|c| c.0 == replica && at > c.1 && c.2.is_none_or(|restart| at <= restart))
+            {
+                return Err(not_running(match restart {
+                    Some(restart) => format!(
+                        "is crashed (from {crashed_at} until it restarts at {restart}, \
+                         faults[{crash}])"
+                    ),
+                    None => format!("is crashed (from {crashed_at} for good, faults[{crash}])"),
+                }));
             }
         }
         Ok(())
@@ -1141,6 +1205,64 @@ mod tests {
             crash(4, 1, None),
             leave(9, 2),
         ]);
+    }
+
+    #[test]
+    fn explicit_writes_come_from_running_replicas_within_the_run() {
+        let write = |at_ms: u64, replica: u32| TimedOp {
+            at: SimDuration::from_ms(at_ms),
+            replica,
+            key: 0,
+            value: Some(1),
+        };
+        let with = |faults: Vec<FaultSpec>, ops: Vec<TimedOp>| {
+            move |s: &mut Scenario| {
+                s.faults = faults;
+                s.workload.ops = ops;
+            }
+        };
+        let join = FaultSpec::Join {
+            at: secs(5),
+            replica: 1,
+        };
+        let leave = FaultSpec::Leave {
+            at: secs(6),
+            replica: 1,
+        };
+        // Regression (probe of issue 17): each of these writes was accepted and silently dropped.
+        for (ops, words) in [
+            (
+                vec![write(5_000, 1)],
+                "has not joined yet (it joins at 5s, faults[0])",
+            ),
+            (vec![write(6_001, 1)], "has left (at 6s, faults[1])"),
+            (
+                vec![write(5_500, 1), write(3_000, 0)],
+                "is crashed (from 2s until it restarts at 3s, faults[2])",
+            ),
+            (vec![write(10_001, 0)], "within duration (10s)"),
+        ] {
+            let key = format!("workload.ops[{}].at", ops.len() - 1);
+            let message = refused(
+                with(vec![join.clone(), leave.clone(), crash(2, 0, Some(3))], ops),
+                &key,
+                None,
+            );
+            assert!(message.contains(words), "{words}: {message}");
+        }
+        // At a join, a restart or a leave's instant, a write comes before the fault.
+        let mut fine = Scenario::default();
+        with(
+            vec![join.clone(), leave.clone(), crash(2, 0, Some(3))],
+            vec![
+                write(5_001, 1),
+                write(6_000, 1),
+                write(2_000, 0),
+                write(3_001, 0),
+                write(10_000, 2),
+            ],
+        )(&mut fine);
+        fine.validate().expect("writes while running are accepted");
     }
 
     #[test]
