@@ -796,6 +796,57 @@ fn a_fifo_is_refused_at_once_wherever_a_file_is_read() {
     }
 }
 
+#[cfg(unix)]
+#[test]
+fn the_first_ctrl_c_ends_a_command_still_reading_its_input() {
+    // Regression: the Ctrl-C handler was installed before the input was read, so the first
+    // Ctrl-C while loading did nothing (nothing polls the flag there) and the command went on.
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = scratch("ctrl-c-loading");
+    // 140,000 explicit writes (5.6 MB): seconds of parsing in a test build.
+    let mut text =
+        String::from("replicas = 3\nduration = \"10s\"\n[workload]\nrate = 0.0\nops = [\n");
+    for i in 0..140_000u64 {
+        text.push_str(&format!(
+            "{{at=\"{}us\",replica={},key=0,value=1}},\n",
+            1 + i,
+            i % 3
+        ));
+    }
+    text.push_str("]\n");
+    std::fs::write(dir.join("big.toml"), text).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_converge"))
+        .args(["run", "big.toml", "--out", "out"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still loading when interrupted"
+    );
+    let sent = Instant::now();
+    // SAFETY: signalling the child this test started.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGINT),
+        "ended by the Ctrl-C itself: {status:?}"
+    );
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "at once: {:?}",
+        sent.elapsed()
+    );
+    assert!(!dir.join("out").exists(), "nothing was written");
+}
+
 // ---- 7. exit statuses documented ----
 
 #[test]
