@@ -226,12 +226,14 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioFileError> {
 }
 
 /// Why [`open_regular`] did not open a file.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The path names something other than a regular file: "a FIFO (named pipe)", "a
     /// directory", ...
+    #[error("{0}, not a regular file")]
     NotRegular(&'static str),
-    Io(std::io::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 /// Opens `path` for reading if it is a regular file. A FIFO is opened without blocking (on Unix,
