@@ -18,7 +18,7 @@ use converge_checker::{RunReport, Violation};
 use converge_netsim::{End, Scenario, ScenarioError, Verdict};
 use serde::{Deserialize, Serialize};
 
-use crate::run_id::{run_id_of_merge, run_id_of_run, run_id_of_sweep};
+use crate::run_id::{run_id_of_merge, run_id_of_run, run_id_of_sweep, run_ids_of_runs};
 
 /// The `kind` field of a sweep result document, so that `converge merge` can recognise one.
 pub const SWEEP_KIND: &str = "converge-sweep";
@@ -527,6 +527,7 @@ pub fn verify_shard(file: &str, part: &SweepResult) -> Result<(), MergeError> {
         problem,
     };
     let mut seen: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+    let run_id_of_seed = run_ids_of_runs(&part.scenario_spec);
     for run in &part.runs {
         let seed = run.seed;
         if !(part.seeds.start..part.seeds.end).contains(&seed) || !shard.owns(seed) {
@@ -541,7 +542,7 @@ pub fn verify_shard(file: &str, part: &SweepResult) -> Result<(), MergeError> {
         if !seen.insert(seed) {
             return Err(seed_error(seed, "appears twice".to_string()));
         }
-        let expected = run_id_of_run(&part.scenario_spec, seed);
+        let expected = run_id_of_seed(seed);
         if run.run_id != expected {
             return Err(seed_error(
                 seed,
