@@ -251,9 +251,129 @@ fn materialize<C: OpCrdt>(
             },
         })
         .collect();
-    explicit.faults = faults.to_vec();
+    explicit.faults = effective_faults(faults);
     explicit.swarm = None;
     explicit
+}
+
+/// The faults of a run (listed and swarm-drawn) rewritten as the plan they amount to, which
+/// validation accepts where the draws alone would not be: swarm mode draws faults independently,
+/// so one replica may get two joins, a crash before it joins or two crashes that overlap, and two
+/// server outages may overlap. The simulator resolves those by status: a join of a replica already
+/// up, a crash of one not up, a restart of one not crashed do nothing, and whichever end comes
+/// first ends a crash or an outage. Replaying that here (events in time order, ties in list
+/// order, each fault's start before its end, as the simulator schedules them) leaves one join per
+/// replica, and the crashes and outages that took effect, from the start that took effect to the
+/// end that did, with the end's durability. Partitions, isolations, bridges, leaves and clock
+/// skews stay as they are. Each rewritten fault keeps the list position of the fault whose start
+/// took effect, so ties with other faults fall as before; shrinking still checks that the
+/// rewritten run fails the same way.
+fn effective_faults(faults: &[FaultSpec]) -> Vec<FaultSpec> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Phase {
+        Start,
+        End,
+    }
+    #[derive(Clone, Copy, PartialEq)]
+    enum Status {
+        Waiting,
+        Up,
+        Crashed,
+        Left,
+    }
+    let mut events: Vec<(SimDuration, usize, u8, Phase)> = Vec::new();
+    let mut kept: Vec<(usize, FaultSpec)> = Vec::new();
+    let mut status: std::collections::BTreeMap<ReplicaId, Status> = Default::default();
+    for (i, fault) in faults.iter().enumerate() {
+        match *fault {
+            FaultSpec::Join { at, replica } => {
+                status.insert(replica, Status::Waiting);
+                events.push((at, i, 0, Phase::Start));
+            }
+            FaultSpec::Crash { at, restart, .. } => {
+                events.push((at, i, 0, Phase::Start));
+                events.extend(restart.map(|r| (r, i, 1, Phase::End)));
+            }
+            FaultSpec::ServerOutage { at, until } => {
+                events.push((at, i, 0, Phase::Start));
+                events.push((until, i, 1, Phase::End));
+            }
+            FaultSpec::Leave { at, .. } => {
+                events.push((at, i, 0, Phase::Start));
+                kept.push((i, fault.clone()));
+            }
+            _ => kept.push((i, fault.clone())),
+        }
+    }
+    events.sort_by_key(|&(at, i, order, _)| (at, i, order));
+    // Crashes (by replica) and the outage that took effect and have not ended: start time and the
+    // index of the fault that started them.
+    let mut open_crashes: std::collections::BTreeMap<ReplicaId, (SimDuration, usize)> =
+        Default::default();
+    let mut open_outage: Option<(SimDuration, usize)> = None;
+    for (time, i, _, phase) in events {
+        match (&faults[i], phase) {
+            (FaultSpec::Join { replica, .. }, _) => {
+                let current = status.entry(*replica).or_insert(Status::Up);
+                if *current == Status::Waiting {
+                    *current = Status::Up;
+                    kept.push((i, faults[i].clone()));
+                }
+            }
+            (FaultSpec::Leave { replica, .. }, _) => {
+                status.insert(*replica, Status::Left);
+                open_crashes.remove(replica);
+            }
+            (FaultSpec::Crash { replica, state, .. }, Phase::Start) => {
+                let current = status.entry(*replica).or_insert(Status::Up);
+                if *current == Status::Up {
+                    *current = Status::Crashed;
+                    open_crashes.insert(*replica, (time, i));
+                    // Stays open (never restarted) unless an end takes effect below.
+                    kept.push((
+                        i,
+                        FaultSpec::Crash {
+                            at: time,
+                            replica: *replica,
+                            restart: None,
+                            state: *state,
+                        },
+                    ));
+                }
+            }
+            (FaultSpec::Crash { replica, state, .. }, Phase::End) => {
+                let current = status.entry(*replica).or_insert(Status::Up);
+                if *current == Status::Crashed {
+                    *current = Status::Up;
+                    if let Some((_, started_by)) = open_crashes.remove(replica) {
+                        if let Some((
+                            _,
+                            FaultSpec::Crash {
+                                restart,
+                                state: kept_state,
+                                ..
+                            },
+                        )) = kept.iter_mut().rev().find(|(k, _)| *k == started_by)
+                        {
+                            *restart = Some(time);
+                            *kept_state = *state;
+                        }
+                    }
+                }
+            }
+            (FaultSpec::ServerOutage { .. }, Phase::Start) if open_outage.is_none() => {
+                open_outage = Some((time, i));
+            }
+            (FaultSpec::ServerOutage { .. }, Phase::End) => {
+                if let Some((at, started_by)) = open_outage.take() {
+                    kept.push((started_by, FaultSpec::ServerOutage { at, until: time }));
+                }
+            }
+            _ => {}
+        }
+    }
+    kept.sort_by_key(|(i, _)| *i);
+    kept.into_iter().map(|(_, fault)| fault).collect()
 }
 
 fn fault_replicas(fault: &FaultSpec) -> Vec<ReplicaId> {
@@ -456,6 +576,7 @@ pub fn ddmin<T: Clone>(items: Vec<T>, mut fails: impl FnMut(&[T]) -> bool) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use converge_netsim::Durability;
 
     #[test]
     fn ddmin_finds_the_pair_that_fails() {
@@ -467,6 +588,66 @@ mod tests {
     #[test]
     fn ddmin_can_remove_everything() {
         assert_eq!(ddmin(vec![1, 2, 3], |_| true), Vec::<i32>::new());
+    }
+
+    fn secs(s: u64) -> SimDuration {
+        SimDuration::from_secs(s)
+    }
+
+    fn crash(at: u64, replica: u32, restart: Option<u64>, state: Durability) -> FaultSpec {
+        FaultSpec::Crash {
+            at: secs(at),
+            replica,
+            restart: restart.map(secs),
+            state,
+        }
+    }
+
+    /// Regression (issue 17): about one swarm seed in five drew faults that validation now refuses
+    /// when written down (two joins of one replica, a crash before the join, overlapping crashes),
+    /// so shrinking could not materialize those runs. Their effective plan is accepted.
+    #[test]
+    fn drawn_faults_become_the_plan_the_simulator_ran() {
+        use Durability::{Durable, Volatile};
+        let join = |at, replica| FaultSpec::Join {
+            at: secs(at),
+            replica,
+        };
+        let outage = |at, until| FaultSpec::ServerOutage {
+            at: secs(at),
+            until: secs(until),
+        };
+        let drawn = vec![
+            join(4, 1),
+            crash(1, 0, Some(6), Durable),
+            crash(3, 0, Some(5), Volatile), // starts while crashed; its restart ends the first
+            join(2, 1),                     // the earlier join of replica 1 is the one that counts
+            crash(1, 1, Some(3), Durable),  // before replica 1 joins: nothing
+            crash(7, 0, None, Durable),
+            outage(2, 9),
+            outage(3, 4),
+        ];
+        assert_eq!(
+            effective_faults(&drawn),
+            vec![
+                crash(1, 0, Some(5), Volatile),
+                join(2, 1),
+                crash(7, 0, None, Durable),
+                outage(2, 4),
+            ]
+        );
+        let mut scenario = Scenario {
+            faults: effective_faults(&drawn),
+            ..Scenario::default()
+        };
+        scenario.protocol.topology = converge_netsim::Topology::Relay;
+        scenario.validate().expect("the effective plan is valid");
+        let valid = vec![join(2, 1), crash(3, 1, Some(4), Durable)];
+        assert_eq!(
+            effective_faults(&valid),
+            valid,
+            "a valid plan is kept as it is"
+        );
     }
 
     #[test]

@@ -69,3 +69,45 @@ fn a_converging_run_has_nothing_to_shrink() {
     scenario.network.drop = 0.0;
     assert!(shrink_builtin(&scenario, 0).unwrap().is_none());
 }
+
+/// Regression (issue 17): a failing swarm run whose drawn faults, written down, break the rules
+/// between faults (two joins of one replica, overlapping crashes) could not be materialized once
+/// validation refused them, and shrank no further than its swarm form. It is materialized into
+/// the plan the simulator ran, and shrinks to a scenario without swarm mode.
+#[test]
+fn a_swarm_run_with_overlapping_draws_still_shrinks_to_plain_faults() {
+    let mut scenario = keep_local_grid();
+    scenario.swarm = Some(converge_netsim::SwarmSpec {
+        faults: 8,
+        ..Default::default()
+    });
+    let make = |_| {
+        converge_crdt::LwwGrid::new(LwwGridConfig {
+            tie_break: TieBreak::KeepLocal,
+            ..Default::default()
+        })
+    };
+    let seed = (0..60)
+        .find(|seed| {
+            let judged = converge_checker::judge::judge(&scenario, *seed, &make).unwrap();
+            let mut written = scenario.clone();
+            written.faults = judged.outcome.faults.clone();
+            written.swarm = None;
+            judged.report.verdict == Verdict::Diverges && written.validate().is_err()
+        })
+        .expect("some diverging seed draws faults that are refused as written");
+    let shrunk = shrink_builtin(&scenario, seed)
+        .unwrap()
+        .expect("a failing run shrinks");
+    assert_eq!(shrunk.verdict, Verdict::Diverges);
+    assert!(
+        shrunk.scenario.swarm.is_none(),
+        "seed {seed}: materialized, no longer drawn from the seed"
+    );
+    shrunk
+        .scenario
+        .validate()
+        .expect("the minimal scenario is valid");
+    let replay = judge_builtin(&shrunk.scenario, seed).unwrap();
+    assert_eq!(replay.verdict, Verdict::Diverges);
+}

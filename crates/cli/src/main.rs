@@ -1,8 +1,10 @@
 //! The `converge` binary: a thin layer over the library. See `converge --help`.
 //!
 //! Exit status: 0 when every run met its expectation, 1 when some did not, 2 on bad input or usage
-//! (clap's own usage errors exit 2 as well), 130 when the user interrupted a run, a sweep or the
-//! suite with Ctrl-C (partial reports are written first).
+//! (clap's own usage errors exit 2 as well; nothing was run), 3 when the runs ended (their verdict
+//! is printed) but their reports could not all be written (a full disk, a read-only directory),
+//! 130 when the user interrupted a run, a sweep or the suite with Ctrl-C (partial reports are
+//! written first).
 
 mod cmd;
 
@@ -17,8 +19,16 @@ fn main() -> ExitCode {
         Ok(cmd::Status::SomeFailed) => ExitCode::from(1),
         Ok(cmd::Status::Interrupted) => ExitCode::from(cmd::interrupt::EXIT_STATUS_INTERRUPTED),
         Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(2)
+            // Whatever the error quotes (paths, names, a file's text) is shown escaped.
+            eprintln!(
+                "error: {}",
+                cmd::terminal::clean_lines(&format!("{error:#}"))
+            );
+            if error.chain().any(|e| e.is::<cmd::files::NotWritten>()) {
+                ExitCode::from(cmd::files::EXIT_STATUS_NOT_WRITTEN)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

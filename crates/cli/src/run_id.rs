@@ -32,10 +32,12 @@ pub fn scenario_hash(scenario: &Scenario) -> u64 {
 }
 
 fn run_id_of(kind: &str, scenario: &Scenario, seeds: &str) -> String {
-    let key = format!(
-        "converge {CONVERGE_VERSION}\n{kind}\nscenario {:016x}\n{seeds}",
-        scenario_hash(scenario)
-    );
+    run_id_of_hashed(kind, scenario_hash(scenario), seeds)
+}
+
+fn run_id_of_hashed(kind: &str, scenario_hash: u64, seeds: &str) -> String {
+    let key =
+        format!("converge {CONVERGE_VERSION}\n{kind}\nscenario {scenario_hash:016x}\n{seeds}");
     format!("{:016x}", hash_bytes(key.as_bytes()))
 }
 
@@ -43,6 +45,13 @@ fn run_id_of(kind: &str, scenario: &Scenario, seeds: &str) -> String {
 /// `converge run` of that seed, because they are the same run.
 pub fn run_id_of_run(scenario: &Scenario, seed: u64) -> String {
     run_id_of("run", scenario, &format!("seed {seed}"))
+}
+
+/// [`run_id_of_run`] for many seeds of one scenario, which is serialized and hashed once (a merge
+/// checks the run id of every seed of a sweep, up to a million).
+pub fn run_ids_of_runs(scenario: &Scenario) -> impl Fn(u64) -> String {
+    let hash = scenario_hash(scenario);
+    move |seed| run_id_of_hashed("run", hash, &format!("seed {seed}"))
 }
 
 /// The id of a sweep (or one shard of it).
@@ -91,6 +100,11 @@ mod tests {
             ..Scenario::default()
         };
         assert_ne!(id, run_id_of_run(&other, 7));
+        assert_eq!(
+            run_ids_of_runs(&scenario)(7),
+            id,
+            "the same id, hashed once"
+        );
         let range = SeedRange { start: 0, end: 10 };
         let shard = Shard { index: 1, count: 2 };
         assert_ne!(

@@ -80,6 +80,9 @@ pub enum ScenarioFileError {
     },
     /// The file is larger than [`SCENARIO_FILE_BYTES_MAX`].
     TooLarge { path: String },
+    /// The path names a FIFO, a device, a socket or a directory: only regular files are read, so
+    /// that a pipe with no writer cannot block a command forever.
+    NotRegular { path: String, kind: &'static str },
     /// The file holds bytes that are not UTF-8 text.
     NotText { path: String, location: Location },
     /// The text is not a scenario: bad syntax, an unknown key, a wrong type, a bad duration.
@@ -104,6 +107,7 @@ impl ScenarioFileError {
         match self {
             ScenarioFileError::Read { path, .. }
             | ScenarioFileError::TooLarge { path }
+            | ScenarioFileError::NotRegular { path, .. }
             | ScenarioFileError::NotText { path, .. }
             | ScenarioFileError::Parse { path, .. }
             | ScenarioFileError::Invalid { path, .. } => path,
@@ -122,6 +126,10 @@ impl fmt::Display for ScenarioFileError {
                 "{path}: the file is larger than {} MiB (SCENARIO_FILE_BYTES_MAX); a scenario file \
                  is a few kilobytes",
                 SCENARIO_FILE_BYTES_MAX / (1024 * 1024)
+            ),
+            ScenarioFileError::NotRegular { path, kind } => write!(
+                f,
+                "{path}: {kind}, not a regular file; converge reads scenarios from regular files only"
             ),
             ScenarioFileError::NotText { path, location } => write!(
                 f,
@@ -189,12 +197,16 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioFileError> {
         path: shown.clone(),
         source,
     };
-    // Reading at most one byte past the cap refuses a huge file (or an endless one, such as a
-    // device or a pipe) without reading it all.
+    let file = match open_regular(path) {
+        Ok(file) => file,
+        Err(OpenError::NotRegular(kind)) => {
+            return Err(ScenarioFileError::NotRegular { path: shown, kind })
+        }
+        Err(OpenError::Io(source)) => return Err(read_error(source)),
+    };
+    // Reading at most one byte past the cap refuses a huge file without reading it all.
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .map_err(read_error)?
-        .take(SCENARIO_FILE_BYTES_MAX + 1)
+    file.take(SCENARIO_FILE_BYTES_MAX + 1)
         .read_to_end(&mut bytes)
         .map_err(read_error)?;
     if bytes.len() as u64 > SCENARIO_FILE_BYTES_MAX {
@@ -211,6 +223,59 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioFileError> {
     // Editors on some systems start a UTF-8 file with a byte order mark; neither parser wants it.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     parse_and_validate(text, Format::of(path), &shown)
+}
+
+/// Why [`open_regular`] did not open a file.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The path names something other than a regular file: "a FIFO (named pipe)", "a
+    /// directory", ...
+    #[error("{0}, not a regular file")]
+    NotRegular(&'static str),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens `path` for reading if it is a regular file. A FIFO is opened without blocking (on Unix,
+/// with `O_NONBLOCK`: opening a FIFO that no process writes to would otherwise wait forever, and
+/// no Ctrl-C handler can end a blocked `open`), and what was opened is checked on the open handle
+/// itself, so that a path swapped between a check and the open cannot slip through.
+pub fn open_regular(path: &Path) -> Result<std::fs::File, OpenError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Only FIFOs and devices heed O_NONBLOCK; a regular file reads as ever.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(OpenError::Io)?;
+    let file_type = file.metadata().map_err(OpenError::Io)?.file_type();
+    if file_type.is_file() {
+        return Ok(file);
+    }
+    Err(OpenError::NotRegular(kind_of(file_type)))
+}
+
+/// What a file that is not regular is, in words.
+fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    if file_type.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    "a special file"
 }
 
 /// Parses and validates scenario text; `path` is only used in messages.
@@ -251,6 +316,106 @@ pub fn parse(text: &str, format: Format, path: &str) -> Result<Scenario, Scenari
             ),
         });
     }
+    if format == Format::Json {
+        if let Some(found) = json_top_level_not_object(text) {
+            let offset = text.len() - text.trim_start().len();
+            return Err(ScenarioFileError::Parse {
+                path: path.to_string(),
+                location: (found != "nothing").then(|| location_of(text, offset)),
+                key: None,
+                message: format!(
+                    "expected a scenario, a table of keys (a JSON object `{{ ... }}`) at the top \
+                     level; found {found}"
+                ),
+            });
+        }
+    }
+    let scenario = parse_typed(text, format, path)?;
+    if let Some(key) = array_for_a_table(text, format) {
+        let message = format!(
+            "expected a table (or a single value), found an array; only `{}` hold arrays",
+            ARRAY_KEYS.join("`, `")
+        );
+        return Err(ScenarioFileError::Parse {
+            path: path.to_string(),
+            location: find_key_path(text, format, &format!("key `{key}`")),
+            key: Some(key),
+            message,
+        });
+    }
+    Ok(scenario)
+}
+
+/// What a JSON text holds at the top level when that is not an object: "an array", "a number",
+/// ... (a JSON array deserializes into a scenario positionally, field by field, which nobody
+/// means).
+fn json_top_level_not_object(text: &str) -> Option<&'static str> {
+    match text.trim_start().chars().next() {
+        Some('{') => None,
+        Some('[') => Some("an array"),
+        Some('"') => Some("a string"),
+        Some('t' | 'f') => Some("a boolean"),
+        Some('n') => Some("null"),
+        Some(c) if c == '-' || c.is_ascii_digit() => Some("a number"),
+        Some(_) => None,
+        None => Some("nothing"),
+    }
+}
+
+/// The keys of a scenario that hold arrays (`[]` stands for any element); everywhere else a
+/// scenario has tables and single values.
+const ARRAY_KEYS: [&str; 8] = [
+    "workload.writers",
+    "workload.ops",
+    "network.links",
+    "faults",
+    "faults[].groups",
+    "faults[].groups[]",
+    "script.fates",
+    "script.coins",
+];
+
+/// The first key of a parsed scenario that holds an array where the scenario has a table: both
+/// parsers accept an array for a table and read it positionally, field by field (`protocol =
+/// ["op-broadcast", "mesh"]`), which nobody means. `None` when there is none (or the text does
+/// not parse as a tree, which the typed parse has already reported).
+fn array_for_a_table(text: &str, format: Format) -> Option<String> {
+    let tree: serde_json::Value = match format {
+        Format::Json => serde_json::from_str(text).ok()?,
+        Format::Toml => serde_json::to_value(toml::from_str::<toml::Table>(text).ok()?).ok()?,
+    };
+    // (path as written, path with indices as `[]`, value)
+    let mut stack: Vec<(String, String, &serde_json::Value)> =
+        vec![(String::new(), String::new(), &tree)];
+    while let Some((path, pattern, value)) = stack.pop() {
+        match value {
+            serde_json::Value::Array(items) => {
+                if !ARRAY_KEYS.contains(&pattern.as_str()) {
+                    return Some(path);
+                }
+                for (i, item) in items.iter().enumerate().rev() {
+                    stack.push((format!("{path}[{i}]"), format!("{pattern}[]"), item));
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (key, item) in map.iter().rev() {
+                    let join = |base: &str| {
+                        if base.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{base}.{key}")
+                        }
+                    };
+                    stack.push((join(&path), join(&pattern), item));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn parse_typed(text: &str, format: Format, path: &str) -> Result<Scenario, ScenarioFileError> {
     match format {
         Format::Toml => toml::from_str::<Scenario>(text).map_err(|error| {
             let offset = error
@@ -840,6 +1005,52 @@ mod tests {
         let at = |needle: &str| json_key_path_at(text, text.find(needle).unwrap());
         assert_eq!(at("\"lots\"").as_deref(), Some("network.drop"));
         assert_eq!(at("9").as_deref(), Some("faults[1].replica"));
+    }
+
+    /// Regression (probe of issue 17): a JSON array was read positionally as a scenario (its
+    /// first element the name, its second the description, ...) and run.
+    #[test]
+    fn only_a_table_is_a_scenario() {
+        let refused = |text: &str, format: Format| {
+            let error = parse_and_validate(text, format, "x").expect_err("refused");
+            error.to_string()
+        };
+        let message = refused(r#"["positional", "read field by field", 2]"#, Format::Json);
+        assert!(
+            message.starts_with("x:1:1: expected a scenario, a table of keys"),
+            "{message}"
+        );
+        assert!(message.contains("found an array"), "{message}");
+        for (text, found) in [
+            ("3", "a number"),
+            ("\"s\"", "a string"),
+            ("null", "null"),
+            (" ", "nothing"),
+        ] {
+            let message = refused(text, Format::Json);
+            assert!(
+                message.contains(&format!("found {found}")),
+                "{text}: {message}"
+            );
+        }
+        // Nested: a table written as an array, in either format.
+        let message = refused(r#"{"protocol": ["op-broadcast", "mesh"]}"#, Format::Json);
+        assert!(
+            message.contains("key `protocol`: expected a table"),
+            "{message}"
+        );
+        let message = refused("[workload]\nrate = 1.0\n[[faults]]\nkind = \"partition\"\nat = \"1s\"\ngroups = [[0]]\n[network]\nlatency = [\"constant\", \"5ms\"]\n", Format::Toml);
+        assert!(
+            message.contains("key `network.latency`: expected a table"),
+            "{message}"
+        );
+        // The keys that do hold arrays are accepted.
+        parse_and_validate(
+            "[workload]\nwriters = [0, 1]\n[[faults]]\nkind = \"partition\"\nat = \"1s\"\nheal = \"2s\"\ngroups = [[0]]\n",
+            Format::Toml,
+            "x",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -18,7 +18,7 @@ use converge_checker::{RunReport, Violation};
 use converge_netsim::{End, Scenario, ScenarioError, Verdict};
 use serde::{Deserialize, Serialize};
 
-use crate::run_id::{run_id_of_merge, run_id_of_run, run_id_of_sweep};
+use crate::run_id::{run_id_of_merge, run_id_of_run, run_id_of_sweep, run_ids_of_runs};
 
 /// The `kind` field of a sweep result document, so that `converge merge` can recognise one.
 pub const SWEEP_KIND: &str = "converge-sweep";
@@ -219,6 +219,11 @@ pub struct SweepResult {
     /// Whether this result is the output of `converge merge` (which never merges it again).
     #[serde(default)]
     pub merged: bool,
+    /// In a merge: the seeds of the whole range that no run covers, those of missing shards and
+    /// those a partial shard did not reach (zero for a merge that is complete and whole). Zero in
+    /// a shard's own result.
+    #[serde(default)]
+    pub seeds_missing: u64,
 }
 
 impl SweepResult {
@@ -250,6 +255,7 @@ impl SweepResult {
             runs,
             shrunk: Vec::new(),
             merged: false,
+            seeds_missing: 0,
         }
     }
 }
@@ -437,12 +443,147 @@ pub enum MergeError {
         count: u64,
         file: String,
     },
+    /// A shard whose own fields disagree: not what `converge sweep` wrote (edited, or written by
+    /// another version).
+    #[error("{file}: {problem}; it is not a shard result as converge {version} writes one (edited, or written by another version)", version = crate::run_id::CONVERGE_VERSION)]
+    NotAShard { file: String, problem: String },
+    /// A seed in a shard that does not belong there.
+    #[error("{file}: seed {seed} {problem}")]
+    Seed {
+        file: String,
+        seed: u64,
+        problem: String,
+    },
+    /// A shard that is not partial but lacks some of its seeds.
+    #[error("{file}: shard {shard}/{count} lacks {missing} of its {planned} seeds (the first: {first}) yet does not say it is partial")]
+    MissingSeeds {
+        file: String,
+        shard: u64,
+        count: u64,
+        missing: u64,
+        planned: u64,
+        first: u64,
+    },
+}
+
+/// Checks that one shard result is what `converge sweep` wrote for its scenario, seed range and
+/// shard: its schema version, its run id, one shard of its split, its seed count, and every run a
+/// distinct seed of that shard with that seed's run id, the counts those of its runs; and that a
+/// shard which does not say it is partial holds every one of its seeds.
+pub fn verify_shard(file: &str, part: &SweepResult) -> Result<(), MergeError> {
+    let not_a_shard = |problem: String| MergeError::NotAShard {
+        file: file.to_string(),
+        problem,
+    };
+    if part.kind != SWEEP_KIND || part.schema_version != SWEEP_SCHEMA_VERSION {
+        return Err(not_a_shard(format!(
+            "kind {:?}, schema version {} (expected {SWEEP_KIND:?}, {SWEEP_SCHEMA_VERSION})",
+            part.kind, part.schema_version
+        )));
+    }
+    let [index] = part.shards[..] else {
+        return Err(not_a_shard(format!(
+            "it names shards {:?}; a shard result names exactly one",
+            part.shards
+        )));
+    };
+    let shard = Shard {
+        index,
+        count: part.shard_count,
+    };
+    if shard.count == 0 || !(1..=shard.count).contains(&index) {
+        return Err(not_a_shard(format!(
+            "shard {index}/{} does not exist",
+            shard.count
+        )));
+    }
+    // An unsharded sweep is shard 1/1 with the id of a sweep without --shard.
+    let ids = [
+        run_id_of_sweep(&part.scenario_spec, part.seeds, Some(shard)),
+        run_id_of_sweep(&part.scenario_spec, part.seeds, None),
+    ];
+    if !ids[..1 + usize::from(shard.count == 1)].contains(&part.run_id) {
+        return Err(not_a_shard(format!(
+            "its run id {:?} is not the id of its scenario, seeds {}..{} and shard {index}/{} ({})",
+            part.run_id, part.seeds.start, part.seeds.end, shard.count, ids[0]
+        )));
+    }
+    let planned = seed_count(part.seeds, Some(shard));
+    if part.seeds_planned != planned {
+        return Err(not_a_shard(format!(
+            "it plans {} seeds; shard {index}/{} of {}..{} has {planned}",
+            part.seeds_planned, shard.count, part.seeds.start, part.seeds.end
+        )));
+    }
+    if part.scenario != part.scenario_spec.name {
+        return Err(not_a_shard(format!(
+            "its scenario {:?} is not the name in its scenario_spec ({:?})",
+            part.scenario, part.scenario_spec.name
+        )));
+    }
+    let seed_error = |seed: u64, problem: String| MergeError::Seed {
+        file: file.to_string(),
+        seed,
+        problem,
+    };
+    let mut seen: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+    let run_id_of_seed = run_ids_of_runs(&part.scenario_spec);
+    for run in &part.runs {
+        let seed = run.seed;
+        if !(part.seeds.start..part.seeds.end).contains(&seed) || !shard.owns(seed) {
+            return Err(seed_error(
+                seed,
+                format!(
+                    "is not a seed of shard {index}/{} of {}..{}",
+                    shard.count, part.seeds.start, part.seeds.end
+                ),
+            ));
+        }
+        if !seen.insert(seed) {
+            return Err(seed_error(seed, "appears twice".to_string()));
+        }
+        let expected = run_id_of_seed(seed);
+        if run.run_id != expected {
+            return Err(seed_error(
+                seed,
+                format!(
+                    "has run id {:?}, not {expected}, the id of this scenario and seed: the run \
+                     was edited or belongs to another run",
+                    run.run_id
+                ),
+            ));
+        }
+    }
+    if part.counts != VerdictCounts::of(&part.runs) {
+        return Err(not_a_shard(
+            "its counts are not those of its runs".to_string(),
+        ));
+    }
+    let held = seen.len() as u64;
+    if held < planned && !part.partial {
+        let first = seeds_of(part.seeds, Some(shard))
+            .into_iter()
+            .find(|seed| !seen.contains(seed))
+            .unwrap_or_default();
+        return Err(MergeError::MissingSeeds {
+            file: file.to_string(),
+            shard: index,
+            count: shard.count,
+            missing: planned - held,
+            planned,
+            first,
+        });
+    }
+    Ok(())
 }
 
 /// Joins shard results (each with the file it came from) into one sweep result. They must come from
 /// the same scenario, the same seed range and shard count, and cover disjoint shards; a merge that
 /// lacks some shards is allowed and says so (`complete: false`).
 pub fn merge(parts: Vec<(String, SweepResult)>) -> Result<SweepResult, MergeError> {
+    for (file, part) in &parts {
+        verify_shard(file, part)?;
+    }
     let mut parts = parts.into_iter();
     let (_, first) = parts.next().ok_or(MergeError::Empty)?;
     let spec = serde_json::to_value(&first.scenario_spec).unwrap_or_default();
@@ -492,6 +633,7 @@ pub fn merge(parts: Vec<(String, SweepResult)>) -> Result<SweepResult, MergeErro
     merged.runs.sort_by_key(|run| run.seed);
     merged.shrunk.sort_by_key(|shrunk| shrunk.seed);
     merged.complete = merged.shards.len() as u64 == merged.shard_count;
+    merged.seeds_missing = seed_count(merged.seeds, None).saturating_sub(merged.runs.len() as u64);
     merged.merged = true;
     merged.counts = VerdictCounts::of(&merged.runs);
     Ok(merged)

@@ -342,8 +342,8 @@ fn scenario_tree() -> BoxedStrategy<Value> {
         ("groups", array(array(int(), 4), 3)),
         ("direction", word(&["both", "one-way"])),
         ("state", word(&["durable", "volatile"])),
-        ("offset-us", int()),
-        ("drift-ppm", int()),
+        ("offset_us", int()),
+        ("drift_ppm", int()),
     ]);
     let swarm = table(vec![
         ("faults", int()),
@@ -515,12 +515,14 @@ fn careful_fault() -> BoxedStrategy<Value> {
             "clock-skew",
             vec![
                 ("replica", small()),
+                // As the format spells them (the variant's fields are not kebab-case); the
+                // careful generator wrote `offset-us`, so no skew it drew was ever accepted.
                 (
-                    "offset-us",
+                    "offset_us",
                     (-1_000_000i64..1_000_000).prop_map(Value::Integer).boxed()
                 ),
                 (
-                    "drift-ppm",
+                    "drift_ppm",
                     (-1_000i64..1_000).prop_map(Value::Integer).boxed()
                 )
             ]
@@ -816,4 +818,224 @@ fn the_scenario_generator_knows_every_key() {
         missing.is_empty(),
         "keys the fuzzer never generates: {missing:?}"
     );
+}
+
+// ----- fault plans: relations between keys -----
+
+/// One fault of a plan, in the test's own terms: kind, replica, start and end in tenths of a
+/// second (times come from a handful of values, so that equal, crossing and nested times are
+/// common).
+#[derive(Clone, Debug)]
+struct PlannedFault {
+    kind: &'static str,
+    replica: u32,
+    at: u64,
+    end: Option<u64>,
+}
+
+/// The run lasts 3 s: times run past it, so that faults after `duration` are drawn too.
+const PLAN_DURATION_TENTHS: u64 = 30;
+
+fn planned_fault(replicas: u32) -> BoxedStrategy<PlannedFault> {
+    let times = prop::sample::select(vec![0u64, 5, 10, 15, 20, 30, 35]);
+    (
+        prop::sample::select(vec![
+            "join",
+            "leave",
+            "crash",
+            "server-outage",
+            "partition",
+            "isolate",
+            "clock-skew",
+            "write",
+        ]),
+        0..replicas,
+        times.clone(),
+        prop::option::of(times),
+    )
+        .prop_map(|(kind, replica, at, end)| PlannedFault {
+            kind,
+            replica,
+            at,
+            // Server outages always have an end; joins, leaves and skews never do.
+            end: match kind {
+                "server-outage" => Some(end.unwrap_or(at + 5)),
+                "join" | "leave" | "clock-skew" | "write" => None,
+                _ => end,
+            },
+        })
+        .boxed()
+}
+
+/// A plan: replicas, topology, faults.
+fn fault_plan() -> BoxedStrategy<(u32, bool, Vec<PlannedFault>)> {
+    (2u32..5, any::<bool>())
+        .prop_flat_map(|(replicas, relay)| {
+            (
+                Just(replicas),
+                Just(relay),
+                prop::collection::vec(planned_fault(replicas), 0..7),
+            )
+        })
+        .boxed()
+}
+
+/// The plan as a scenario file.
+fn plan_toml(replicas: u32, relay: bool, faults: &[PlannedFault]) -> String {
+    let mut text = format!(
+        "replicas = {replicas}\nduration = \"{}ms\"\nsettle = \"1s\"\n[protocol]\ntopology = \"{}\"\n",
+        PLAN_DURATION_TENTHS * 100,
+        if relay { "relay" } else { "mesh" }
+    );
+    let ms = |tenths: u64| format!("\"{}ms\"", tenths * 100);
+    // Explicit writes at the plan's times; the generated ones (rate 2) write as well.
+    let writes: Vec<String> = faults
+        .iter()
+        .filter(|f| f.kind == "write")
+        .map(|f| {
+            format!(
+                "{{ at = {}, replica = {}, key = 0, value = 1 }}",
+                ms(f.at),
+                f.replica
+            )
+        })
+        .collect();
+    text.push_str(&format!("[workload]\nops = [{}]\n", writes.join(", ")));
+    for fault in faults.iter().filter(|f| f.kind != "write") {
+        text.push_str(&format!("[[faults]]\nkind = \"{}\"\n", fault.kind));
+        let end_key = match fault.kind {
+            "crash" => "restart",
+            "server-outage" => "until",
+            _ => "heal",
+        };
+        if fault.kind != "clock-skew" {
+            text.push_str(&format!("at = {}\n", ms(fault.at)));
+        }
+        if let Some(end) = fault.end {
+            text.push_str(&format!("{end_key} = {}\n", ms(end)));
+        }
+        match fault.kind {
+            "partition" => text.push_str(&format!("groups = [[{}]]\n", fault.replica)),
+            "server-outage" => {}
+            "clock-skew" => text.push_str(&format!("replica = {}\noffset_us = 5\n", fault.replica)),
+            _ => text.push_str(&format!("replica = {}\n", fault.replica)),
+        }
+    }
+    text
+}
+
+/// Whether the plan makes sense, worked out here on its own terms (not with validation's code):
+/// every time within the run, every end after its start, a server outage only with a relay, per
+/// replica at most one join, leave and skew, the leave after the join, crashes after the join and
+/// before the leave (restarts too), no two crashes of one replica and no two outages that
+/// overlap.
+fn plan_makes_sense(relay: bool, faults: &[PlannedFault]) -> bool {
+    let timed = |f: &PlannedFault| f.kind != "clock-skew";
+    // Explicit writes come from running replicas: after the join (a write at the join's instant
+    // comes before it), not during a crash (after its start, up to and including its restart),
+    // not after the leave.
+    for write in faults.iter().filter(|f| f.kind == "write") {
+        let of_replica = |kind: &'static str| {
+            faults
+                .iter()
+                .filter(move |f| f.kind == kind && f.replica == write.replica)
+        };
+        if of_replica("join").any(|join| write.at <= join.at)
+            || of_replica("leave").any(|leave| write.at > leave.at)
+            || of_replica("crash")
+                .any(|crash| write.at > crash.at && crash.end.is_none_or(|end| write.at <= end))
+        {
+            return false;
+        }
+    }
+    if faults
+        .iter()
+        .filter(|f| timed(f))
+        .any(|f| f.at > PLAN_DURATION_TENTHS)
+    {
+        return false;
+    }
+    if faults.iter().any(|f| f.end.is_some_and(|end| end <= f.at)) {
+        return false;
+    }
+    if !relay && faults.iter().any(|f| f.kind == "server-outage") {
+        return false;
+    }
+    let of = |kind: &str, replica: u32| -> Vec<&PlannedFault> {
+        faults
+            .iter()
+            .filter(|f| f.kind == kind && f.replica == replica)
+            .collect()
+    };
+    let overlap = |a: &PlannedFault, b: &PlannedFault| {
+        let (first, second) = if a.at <= b.at { (a, b) } else { (b, a) };
+        first.end.is_none_or(|end| second.at <= end)
+    };
+    for replica in 0..5 {
+        let (joins, leaves, skews) = (
+            of("join", replica),
+            of("leave", replica),
+            of("clock-skew", replica),
+        );
+        if joins.len() > 1 || leaves.len() > 1 || skews.len() > 1 {
+            return false;
+        }
+        if let (Some(join), Some(leave)) = (joins.first(), leaves.first()) {
+            if leave.at <= join.at {
+                return false;
+            }
+        }
+        let crashes = of("crash", replica);
+        for crash in &crashes {
+            if joins.first().is_some_and(|join| crash.at <= join.at) {
+                return false;
+            }
+            if let Some(leave) = leaves.first() {
+                if crash.at >= leave.at || crash.end.is_some_and(|end| end >= leave.at) {
+                    return false;
+                }
+            }
+        }
+        for (i, a) in crashes.iter().enumerate() {
+            if crashes[i + 1..].iter().any(|b| overlap(a, b)) {
+                return false;
+            }
+        }
+    }
+    let outages: Vec<&PlannedFault> = faults
+        .iter()
+        .filter(|f| f.kind == "server-outage")
+        .collect();
+    for (i, a) in outages.iter().enumerate() {
+        if outages[i + 1..].iter().any(|b| overlap(a, b)) {
+            return false;
+        }
+    }
+    true
+}
+
+#[test]
+fn fault_plans_are_accepted_exactly_when_they_make_sense() {
+    let tally = Tally::default();
+    runner()
+        .run(&fault_plan(), |(replicas, relay, faults)| {
+            let text = plan_toml(replicas, relay, &faults);
+            let verdict = parse_and_validate(&text, Format::Toml, "plan.toml");
+            let sensible = plan_makes_sense(relay, &faults);
+            match &verdict {
+                Ok(_) => prop_assert!(sensible, "accepted a plan that makes no sense:\n{text}"),
+                Err(error) => {
+                    prop_assert!(!sensible, "refused a sensible plan ({error}):\n{text}");
+                    let message = error.to_string();
+                    prop_assert!(
+                        message.contains("key `faults[") || message.contains("key `workload.ops["),
+                        "a refusal names the fault or the write: {message}"
+                    );
+                }
+            }
+            // And the same properties as every other generator: clear refusals, runs that end.
+            check(&text, Format::Toml, &tally)
+        })
+        .unwrap();
+    tally.print("fault_plans_are_accepted_exactly_when_they_make_sense");
 }

@@ -9,6 +9,8 @@
 //! [`crate::scenario::Bounds`], and reaching one of those ends the run with "bound reached".
 //! docs/robustness.md lists every cap and what it protects.
 
+use std::collections::BTreeMap;
+
 use crate::scenario::{CrdtSpec, Fate, FaultSpec, Latency, ProtocolKind, Scenario, Topology};
 use crate::time::SimDuration;
 
@@ -91,6 +93,19 @@ fn at_most(
     Ok(())
 }
 
+/// Why a crash or an outage overlaps the one before it.
+fn overlap_message(what: &str, first: usize, end: Option<SimDuration>, at: SimDuration) -> String {
+    match end {
+        Some(end) => format!(
+            "expected {what} again only after faults[{first}] ends at {end}; found {at}, which \
+             overlaps it"
+        ),
+        None => format!(
+            "expected {what} again only after faults[{first}] ends, and it never does; found {at}"
+        ),
+    }
+}
+
 fn latency(path: &str, latency: &Latency) -> Result<(), ScenarioError> {
     match *latency {
         Latency::Uniform { min, max } if min > max => Err(error(
@@ -131,6 +146,16 @@ impl Scenario {
             NAME_CHARS_MAX as u64,
             "NAME_CHARS_MAX",
         )?;
+        if let Some(c) = self.name.chars().find(|c| c.is_control()) {
+            return Err(error(
+                "name",
+                format!(
+                    "expected a name without control characters (it names report files and is \
+                     printed on terminals), found {}",
+                    c.escape_debug()
+                ),
+            ));
+        }
         if self.replicas == 0 {
             return Err(error("replicas", "expected at least one replica, found 0"));
         }
@@ -285,8 +310,18 @@ impl Scenario {
                 ));
             }
         }
+        let mut writers_seen: BTreeMap<u32, usize> = BTreeMap::new();
         for (i, writer) in workload.writers.iter().flatten().enumerate() {
             replica(format!("workload.writers[{i}]"), *writer)?;
+            if let Some(first) = writers_seen.insert(*writer, i) {
+                return Err(error(
+                    format!("workload.writers[{i}]"),
+                    format!(
+                        "expected each replica at most once; replica {writer} is already \
+                         workload.writers[{first}]"
+                    ),
+                ));
+            }
         }
         at_most(
             "workload.ops",
@@ -352,12 +387,24 @@ impl Scenario {
                         FAULT_GROUP_MEMBERS_MAX as u64,
                         "FAULT_GROUP_MEMBERS_MAX",
                     )?;
+                    // Where each node was first listed: a node in two groups (or twice in one)
+                    // would be cut off from itself.
+                    let mut seen: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
                     for (g, group) in groups.iter().enumerate() {
                         for (m, member) in group.iter().enumerate() {
                             if *member >= nodes {
                                 return Err(error(
                                     path(&format!("groups[{g}][{m}]")),
                                     format!("expected a node below {nodes}, found {member}"),
+                                ));
+                            }
+                            if let Some((g0, m0)) = seen.insert(*member, (g, m)) {
+                                return Err(error(
+                                    path(&format!("groups[{g}][{m}]")),
+                                    format!(
+                                        "expected each node in at most one group, once; node \
+                                         {member} is already groups[{g0}][{m0}]"
+                                    ),
                                 ));
                             }
                         }
@@ -367,6 +414,15 @@ impl Scenario {
                             return Err(error(
                                 path("bridge"),
                                 format!("expected a node below {nodes}, found {bridge}"),
+                            ));
+                        }
+                        if let Some((g, m)) = seen.get(bridge) {
+                            return Err(error(
+                                path("bridge"),
+                                format!(
+                                    "expected a node outside the groups it bridges; node \
+                                     {bridge} is groups[{g}][{m}]"
+                                ),
                             ));
                         }
                     }
@@ -383,8 +439,11 @@ impl Scenario {
                             "a server outage needs topology = \"relay\"",
                         ));
                     }
-                    if until < at {
-                        return Err(error(path("until"), "expected until >= at"));
+                    if until <= at {
+                        return Err(error(
+                            path("until"),
+                            format!("expected a time after at ({at}), found {until}"),
+                        ));
                     }
                 }
             }
@@ -397,6 +456,7 @@ impl Scenario {
                 }
             }
         }
+        self.fault_relations()?;
         if let Some(swarm) = &self.swarm {
             probability("swarm.drop-max", swarm.drop_max)?;
             probability("swarm.duplicate-max", swarm.duplicate_max)?;
@@ -423,6 +483,218 @@ impl Scenario {
                 SCRIPT_ENTRIES_MAX as u64,
                 "SCRIPT_ENTRIES_MAX",
             )?;
+        }
+        Ok(())
+    }
+
+    /// Refuses faults that deserialize and name existing replicas but whose times or company make
+    /// no sense: a cut that heals before it starts, a restart before its crash, an outage that
+    /// ends before it begins, a fault that starts after `duration` (the settle period has none),
+    /// and, per replica, what the simulator would silently ignore or cut short: a second join, a
+    /// second leave, a leave before the join, a crash before the replica joins or after it left,
+    /// a restart after it left, two crashes that overlap, two clock skews; and two server outages
+    /// that overlap. Called by [`Scenario::validate`] after every key was checked on its own, so
+    /// replica numbers are in range here.
+    fn fault_relations(&self) -> Result<(), ScenarioError> {
+        let duration = self.duration;
+        let mut joins: BTreeMap<u32, (usize, SimDuration)> = BTreeMap::new();
+        let mut leaves: BTreeMap<u32, (usize, SimDuration)> = BTreeMap::new();
+        let mut skews: BTreeMap<u32, usize> = BTreeMap::new();
+        // (replica, at, restart, index) of every crash; (at, until, index) of every outage.
+        let mut crashes: Vec<(u32, SimDuration, Option<SimDuration>, usize)> = Vec::new();
+        let mut outages: Vec<(SimDuration, Option<SimDuration>, usize)> = Vec::new();
+        for (i, fault) in self.faults.iter().enumerate() {
+            let path = |key: &str| format!("faults[{i}].{key}");
+            let (at, end, end_key) = match *fault {
+                FaultSpec::Partition { at, heal, .. }
+                | FaultSpec::Isolate { at, heal, .. }
+                | FaultSpec::Bridge { at, heal, .. } => (Some(at), heal, "heal"),
+                FaultSpec::Crash { at, restart, .. } => (Some(at), restart, "restart"),
+                FaultSpec::ServerOutage { at, until } => (Some(at), Some(until), "until"),
+                FaultSpec::Join { at, .. } | FaultSpec::Leave { at, .. } => (Some(at), None, ""),
+                FaultSpec::ClockSkew { .. } => (None, None, ""),
+            };
+            if let Some(at) = at {
+                if at > duration {
+                    return Err(error(
+                        path("at"),
+                        format!(
+                            "expected a time within duration ({duration}): the settle period \
+                             that follows starts no fault; found {at}"
+                        ),
+                    ));
+                }
+                if let Some(end) = end.filter(|end| *end <= at) {
+                    return Err(error(
+                        path(end_key),
+                        format!("expected a time after at ({at}), found {end}"),
+                    ));
+                }
+            }
+            let already = |what: &str, first: usize| {
+                error(
+                    path("replica"),
+                    format!("expected one {what} per replica; faults[{first}] is already one for this replica"),
+                )
+            };
+            match *fault {
+                FaultSpec::Join { at, replica } => {
+                    if let Some((first, _)) = joins.insert(replica, (i, at)) {
+                        return Err(already("join", first));
+                    }
+                }
+                FaultSpec::Leave { at, replica } => {
+                    if let Some((first, _)) = leaves.insert(replica, (i, at)) {
+                        return Err(already("leave", first));
+                    }
+                }
+                FaultSpec::ClockSkew { replica, .. } => {
+                    if let Some(first) = skews.insert(replica, i) {
+                        return Err(already("clock skew", first));
+                    }
+                }
+                FaultSpec::Crash {
+                    at,
+                    replica,
+                    restart,
+                    ..
+                } => crashes.push((replica, at, restart, i)),
+                FaultSpec::ServerOutage { at, until } => outages.push((at, Some(until), i)),
+                _ => {}
+            }
+        }
+        for (replica, (leave, left_at)) in &leaves {
+            if let Some((join, joined_at)) = joins.get(replica) {
+                if left_at <= joined_at {
+                    return Err(error(
+                        format!("faults[{leave}].at"),
+                        format!(
+                            "expected replica {replica} to leave after it joins at {joined_at} \
+                             (faults[{join}]), found {left_at}"
+                        ),
+                    ));
+                }
+            }
+        }
+        for &(replica, at, restart, i) in &crashes {
+            if let Some((join, joined_at)) = joins.get(&replica) {
+                if at <= *joined_at {
+                    return Err(error(
+                        format!("faults[{i}].at"),
+                        format!(
+                            "expected replica {replica} to crash after it joins at {joined_at} \
+                             (faults[{join}]): before, there is nothing running to crash; found {at}"
+                        ),
+                    ));
+                }
+            }
+            if let Some((leave, left_at)) = leaves.get(&replica) {
+                if at >= *left_at {
+                    return Err(error(
+                        format!("faults[{i}].at"),
+                        format!(
+                            "expected replica {replica} to crash before it leaves at {left_at} \
+                             (faults[{leave}]); found {at}"
+                        ),
+                    ));
+                }
+                if let Some(restart) = restart.filter(|r| r >= left_at) {
+                    return Err(error(
+                        format!("faults[{i}].restart"),
+                        format!(
+                            "expected replica {replica} to restart before it leaves at {left_at} \
+                             (faults[{leave}]); found {restart}"
+                        ),
+                    ));
+                }
+            }
+        }
+        self.writes_by_running_replicas(&joins, &leaves, &crashes)?;
+        // Crashes of one replica, and server outages, in time order: each must start after the
+        // one before it ended (a crash of a crashed replica does nothing, and the earlier end
+        // would cut the later one short).
+        crashes.sort_by_key(|&(replica, at, _, i)| (replica, at, i));
+        for pair in crashes.windows(2) {
+            let ((replica, _, end, first), (next_replica, at, _, i)) = (pair[0], pair[1]);
+            if replica == next_replica && end.is_none_or(|end| at <= end) {
+                return Err(error(
+                    format!("faults[{i}].at"),
+                    overlap_message(&format!("replica {replica} to crash"), first, end, at),
+                ));
+            }
+        }
+        outages.sort_by_key(|&(at, _, i)| (at, i));
+        for pair in outages.windows(2) {
+            let ((_, end, first), (at, _, i)) = (pair[0], pair[1]);
+            if end.is_none_or(|end| at <= end) {
+                return Err(error(
+                    format!("faults[{i}].at"),
+                    overlap_message("the server to go down", first, end, at),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses an explicit write the simulator would drop: one after `duration`, or by a replica
+    /// that is not running at its time (before it joins, while it is crashed, after it left).
+    /// Writes at an instant come before faults at that instant, so a write at a join's time is
+    /// still before the join, one at a crash's time still before the crash, one at a restart's
+    /// time still during the crash and one at a leave's time still before the leave.
+    fn writes_by_running_replicas(
+        &self,
+        joins: &BTreeMap<u32, (usize, SimDuration)>,
+        leaves: &BTreeMap<u32, (usize, SimDuration)>,
+        crashes: &[(u32, SimDuration, Option<SimDuration>, usize)],
+    ) -> Result<(), ScenarioError> {
+        let duration = self.duration;
+        for (i, op) in self.workload.ops.iter().enumerate() {
+            let path = format!("workload.ops[{i}].at");
+            let (at, replica) = (op.at, op.replica);
+            if at > duration {
+                return Err(error(
+                    path,
+                    format!(
+                        "expected a time within duration ({duration}): writes stop when the \
+                         settle period starts; found {at}"
+                    ),
+                ));
+            }
+            let not_running = |why: String| {
+                error(
+                    path.clone(),
+                    format!(
+                        "expected a time when replica {replica} runs; at {at} it {why}, and the \
+                         write would be dropped"
+                    ),
+                )
+            };
+            if let Some((join, joined_at)) = joins.get(&replica) {
+                if at <= *joined_at {
+                    return Err(not_running(format!(
+                        "has not joined yet (it joins at {joined_at}, faults[{join}])"
+                    )));
+                }
+            }
+            if let Some((leave, left_at)) = leaves.get(&replica) {
+                if at > *left_at {
+                    return Err(not_running(format!(
+                        "has left (at {left_at}, faults[{leave}])"
+                    )));
+                }
+            }
+            if let Some((_, crashed_at, restart, crash)) = crashes
+                .iter()
+                .find(|c| c.0 == replica && at > c.1 && c.2.is_none_or(|restart| at <= restart))
+            {
+                return Err(not_running(match restart {
+                    Some(restart) => format!(
+                        "is crashed (from {crashed_at} until it restarts at {restart}, \
+                         faults[{crash}])"
+                    ),
+                    None => format!("is crashed (from {crashed_at} for good, faults[{crash}])"),
+                }));
+            }
         }
         Ok(())
     }
@@ -776,6 +1048,288 @@ mod tests {
             "faults[0].groups",
             None,
         );
+    }
+
+    fn secs(s: u64) -> SimDuration {
+        SimDuration::from_secs(s)
+    }
+
+    fn crash(at: u64, replica: u32, restart: Option<u64>) -> FaultSpec {
+        FaultSpec::Crash {
+            at: secs(at),
+            replica,
+            restart: restart.map(secs),
+            state: Default::default(),
+        }
+    }
+
+    fn partition(at: u64, heal: Option<u64>, groups: Vec<Vec<u32>>) -> FaultSpec {
+        FaultSpec::Partition {
+            at: secs(at),
+            heal: heal.map(secs),
+            groups,
+            direction: Default::default(),
+        }
+    }
+
+    /// Validates the default scenario with `faults` and returns the refusal, which must name
+    /// `key` and say `words`.
+    fn faults_refused(faults: Vec<FaultSpec>, key: &str, words: &str) {
+        let message = refused(|s| s.faults = faults, key, None);
+        assert!(message.contains(words), "says {words:?}: {message}");
+    }
+
+    fn faults_accepted(faults: Vec<FaultSpec>) {
+        let scenario = Scenario {
+            faults,
+            ..Scenario::default()
+        };
+        scenario
+            .validate()
+            .expect("a sensible fault plan is accepted");
+    }
+
+    #[test]
+    fn times_within_one_fault_are_ordered() {
+        // Regression (probe of issue 17): a partition that heals before it starts was accepted
+        // and ran as a partition that never heals.
+        faults_refused(
+            vec![
+                FaultSpec::Join {
+                    at: secs(1),
+                    replica: 1,
+                },
+                crash(2, 0, Some(3)),
+                partition(5, Some(2), vec![vec![0]]),
+            ],
+            "faults[2].heal",
+            "after at (5s), found 2s",
+        );
+        // Regression: a restart before its crash left the replica down for good.
+        faults_refused(vec![crash(4, 1, Some(1))], "faults[0].restart", "after at");
+        faults_refused(
+            vec![FaultSpec::Isolate {
+                at: secs(3),
+                heal: Some(secs(3)),
+                replica: 0,
+            }],
+            "faults[0].heal",
+            "after at",
+        );
+        refused(
+            |s| {
+                s.protocol.topology = Topology::Relay;
+                s.faults = vec![FaultSpec::ServerOutage {
+                    at: secs(2),
+                    until: secs(1),
+                }];
+            },
+            "faults[0].until",
+            None,
+        );
+        faults_refused(
+            vec![crash(11, 1, None)],
+            "faults[0].at",
+            "within duration (10s)",
+        );
+        faults_accepted(vec![
+            partition(2, Some(30), vec![vec![0]]),
+            crash(3, 1, Some(4)),
+        ]);
+    }
+
+    #[test]
+    fn a_replica_lives_through_join_crashes_and_leave_in_order() {
+        let join = |at, replica| FaultSpec::Join {
+            at: secs(at),
+            replica,
+        };
+        let leave = |at, replica| FaultSpec::Leave {
+            at: secs(at),
+            replica,
+        };
+        faults_refused(
+            vec![join(5, 1), leave(3, 1)],
+            "faults[1].at",
+            "leave after it joins at 5s",
+        );
+        faults_refused(
+            vec![leave(3, 1), join(5, 1)],
+            "faults[0].at",
+            "leave after it joins",
+        );
+        faults_refused(
+            vec![join(5, 1), crash(2, 1, Some(6))],
+            "faults[1].at",
+            "crash after it joins",
+        );
+        faults_refused(
+            vec![leave(5, 2), crash(6, 2, None)],
+            "faults[1].at",
+            "before it leaves",
+        );
+        faults_refused(
+            vec![leave(5, 2), crash(4, 2, Some(7))],
+            "faults[1].restart",
+            "restart before it leaves",
+        );
+        faults_refused(
+            vec![join(1, 1), join(2, 1)],
+            "faults[1].replica",
+            "faults[0] is already",
+        );
+        faults_refused(
+            vec![leave(1, 1), leave(2, 1)],
+            "faults[1].replica",
+            "one leave",
+        );
+        faults_refused(
+            vec![
+                FaultSpec::ClockSkew {
+                    replica: 0,
+                    offset_us: 5,
+                    drift_ppm: 0,
+                },
+                FaultSpec::ClockSkew {
+                    replica: 0,
+                    offset_us: 9,
+                    drift_ppm: 0,
+                },
+            ],
+            "faults[1].replica",
+            "one clock skew",
+        );
+        faults_accepted(vec![
+            join(1, 1),
+            crash(2, 1, Some(3)),
+            crash(4, 1, None),
+            leave(9, 2),
+        ]);
+    }
+
+    #[test]
+    fn explicit_writes_come_from_running_replicas_within_the_run() {
+        let write = |at_ms: u64, replica: u32| TimedOp {
+            at: SimDuration::from_ms(at_ms),
+            replica,
+            key: 0,
+            value: Some(1),
+        };
+        let with = |faults: Vec<FaultSpec>, ops: Vec<TimedOp>| {
+            move |s: &mut Scenario| {
+                s.faults = faults;
+                s.workload.ops = ops;
+            }
+        };
+        let join = FaultSpec::Join {
+            at: secs(5),
+            replica: 1,
+        };
+        let leave = FaultSpec::Leave {
+            at: secs(6),
+            replica: 1,
+        };
+        // Regression (probe of issue 17): each of these writes was accepted and silently dropped.
+        for (ops, words) in [
+            (
+                vec![write(5_000, 1)],
+                "has not joined yet (it joins at 5s, faults[0])",
+            ),
+            (vec![write(6_001, 1)], "has left (at 6s, faults[1])"),
+            (
+                vec![write(5_500, 1), write(3_000, 0)],
+                "is crashed (from 2s until it restarts at 3s, faults[2])",
+            ),
+            (vec![write(10_001, 0)], "within duration (10s)"),
+        ] {
+            let key = format!("workload.ops[{}].at", ops.len() - 1);
+            let message = refused(
+                with(vec![join.clone(), leave.clone(), crash(2, 0, Some(3))], ops),
+                &key,
+                None,
+            );
+            assert!(message.contains(words), "{words}: {message}");
+        }
+        // At a join, a restart or a leave's instant, a write comes before the fault.
+        let mut fine = Scenario::default();
+        with(
+            vec![join.clone(), leave.clone(), crash(2, 0, Some(3))],
+            vec![
+                write(5_001, 1),
+                write(6_000, 1),
+                write(2_000, 0),
+                write(3_001, 0),
+                write(10_000, 2),
+            ],
+        )(&mut fine);
+        fine.validate().expect("writes while running are accepted");
+    }
+
+    #[test]
+    fn crashes_of_one_replica_and_server_outages_do_not_overlap() {
+        // Listed out of time order: the later-starting crash is the one named.
+        faults_refused(
+            vec![crash(3, 0, Some(4)), crash(1, 0, Some(5))],
+            "faults[0].at",
+            "overlaps it",
+        );
+        faults_refused(
+            vec![crash(1, 0, None), crash(6, 0, Some(8))],
+            "faults[1].at",
+            "never does",
+        );
+        faults_refused(
+            vec![crash(1, 0, Some(3)), crash(3, 0, Some(8))],
+            "faults[1].at",
+            "ends at 3s",
+        );
+        faults_accepted(vec![
+            crash(1, 0, Some(3)),
+            crash(2, 1, Some(8)),
+            crash(4, 0, None),
+        ]);
+        let outage = |at, until| FaultSpec::ServerOutage {
+            at: secs(at),
+            until: secs(until),
+        };
+        refused(
+            |s| {
+                s.protocol.topology = Topology::Relay;
+                s.faults = vec![outage(1, 4), outage(6, 7), outage(2, 3)];
+            },
+            "faults[2].at",
+            None,
+        );
+    }
+
+    #[test]
+    fn groups_list_each_node_once_and_a_bridge_stands_outside_them() {
+        faults_refused(
+            vec![partition(1, Some(2), vec![vec![0, 1], vec![1]])],
+            "faults[0].groups[1][0]",
+            "already groups[0][1]",
+        );
+        faults_refused(
+            vec![FaultSpec::Bridge {
+                at: secs(1),
+                heal: None,
+                groups: vec![vec![0], vec![1]],
+                bridge: 1,
+            }],
+            "faults[0].bridge",
+            "groups[1][0]",
+        );
+        refused(
+            |s| s.workload.writers = Some(vec![0, 2, 0]),
+            "workload.writers[2]",
+            None,
+        );
+    }
+
+    #[test]
+    fn a_name_with_control_characters_is_refused() {
+        // Regression (probe of issue 17): a name holding a terminal escape reached the terminal.
+        refused(|s| s.name = "x\u{1b}[2Jy".to_string(), "name", None);
     }
 
     #[test]

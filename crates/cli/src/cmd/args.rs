@@ -17,7 +17,9 @@ pub const JOBS_MAX: usize = 1_024;
 /// Deterministic simulation and verification of CRDT convergence.
 ///
 /// Without a command, runs every scenario in ./scenarios with seed 0, writes reports/ and prints a
-/// summary table. Exit status: 0 every run met its expectation, 1 some did not, 2 bad input or usage.
+/// summary table. Exit status: 0 every run met its expectation, 1 some did not, 2 bad input or usage
+/// (nothing was run), 3 the runs ended (their verdict is printed) but their reports could not all be
+/// written, 130 interrupted by Ctrl-C (partial reports written).
 #[derive(Debug, Parser)]
 #[command(name = "converge", version, about, long_about)]
 pub struct Cli {

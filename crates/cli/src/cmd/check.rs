@@ -145,18 +145,29 @@ pub fn check(args: &CheckArgs) -> Result<Status> {
         Ok(report) => report,
         Err(error) => bail!("invalid check: {error}"),
     };
-    let replay = write_replay(&report, &args.out)?;
+    // A scripted scenario that cannot be written (a full disk) must not hide the verdict: it is
+    // printed first, then the error (exit status 3).
+    let (replay, not_written) = match write_replay(&report, &args.out) {
+        Ok(replay) => (replay, None),
+        Err(error) => (None, Some(error)),
+    };
     if args.json {
         let mut document = serde_json::to_value(&report)?;
         if let (Some(replay), Some(fields)) = (&replay, document.as_object_mut()) {
             fields.insert("replay".to_string(), serde_json::to_value(replay)?);
         }
-        println!("{}", serde_json::to_string_pretty(&document)?);
+        say!("{}", super::terminal::json(&document)?);
     } else {
         print_report(&report);
         if let Some(replay) = &replay {
             print_replay(replay);
         }
+    }
+    if let Some(error) = not_written {
+        return Err(error.context(
+            "the check ended and its verdict is printed above, but its scripted scenario could \
+             not be written",
+        ));
     }
     Ok(match report.verdict {
         Verdict::Pass => Status::AllMet,
@@ -208,7 +219,10 @@ fn print_report(report: &CheckReport) {
 fn print_replay(replay: &Replay) {
     match (&replay.scenario, &replay.reproduce) {
         (Some(path), Some(command)) => {
-            say!("scripted scenario: {}", path.display());
+            say!(
+                "scripted scenario: {}",
+                super::terminal::clean(&path.display().to_string())
+            );
             match replay.verdict {
                 Some(verdict) if replay.reproduced => {
                     say!("replays in netsim to verdict {verdict:?}: {command}")

@@ -17,12 +17,14 @@ pub mod interrupt;
 pub mod progress;
 pub mod run;
 pub mod sweep;
+pub mod terminal;
 
 use anyhow::Result;
 
 use args::{Cli, Command, RunConfig, SuiteArgs, SweepConfig};
 
-/// How a command ended, short of an error (an error is bad input: exit status 2).
+/// How a command ended, short of an error (an error is bad input, exit status 2, or reports that
+/// could not be written after the runs, [`files::NotWritten`], exit status 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     /// Every run met its expectation (or: reproduced, all properties held).
@@ -35,13 +37,9 @@ pub enum Status {
 
 pub fn execute(cli: Cli) -> Result<Status> {
     // The commands that run simulations turn Ctrl-C into partial reports; the others keep the
-    // default (Ctrl-C ends them at once).
-    if matches!(
-        cli.command,
-        None | Some(Command::Suite(_) | Command::Run(_) | Command::Sweep(_))
-    ) {
-        interrupt::install();
-    }
+    // default (Ctrl-C ends them at once). The handler is installed only once the input is read
+    // and checked: until a simulation runs, nothing would look at its flag, and the first Ctrl-C
+    // must end the command.
     match cli.command {
         None => {
             let suite = SuiteArgs {
@@ -52,11 +50,25 @@ pub fn execute(cli: Cli) -> Result<Status> {
                     json: false,
                 },
             };
-            run::run(&RunConfig::from_suite(&suite)?, true)
+            let config = RunConfig::from_suite(&suite)?;
+            interrupt::install();
+            run::run(&config, true)
         }
-        Some(Command::Suite(suite)) => run::run(&RunConfig::from_suite(&suite)?, true),
-        Some(Command::Run(run_args)) => run::run(&RunConfig::from_run(&run_args)?, false),
-        Some(Command::Sweep(sweep_args)) => sweep::sweep(&SweepConfig::from_args(&sweep_args)?),
+        Some(Command::Suite(suite)) => {
+            let config = RunConfig::from_suite(&suite)?;
+            interrupt::install();
+            run::run(&config, true)
+        }
+        Some(Command::Run(run_args)) => {
+            let config = RunConfig::from_run(&run_args)?;
+            interrupt::install();
+            run::run(&config, false)
+        }
+        Some(Command::Sweep(sweep_args)) => {
+            let config = SweepConfig::from_args(&sweep_args)?;
+            interrupt::install();
+            sweep::sweep(&config)
+        }
         Some(Command::Merge(merge_args)) => sweep::merge(&merge_args),
         Some(Command::Check(check_args)) => check::check(&check_args),
         Some(Command::Replay(replay_args)) => run::replay(&replay_args),

@@ -22,7 +22,7 @@ impl Progress {
             started: now,
             terminal: std::io::stderr().is_terminal(),
             last_plain_line: now,
-            label: label.to_string(),
+            label: super::terminal::clean(label).into_owned(),
             drew: false,
         }
     }

@@ -4,14 +4,16 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use converge::checker::judge::judge_builtin_until;
-use converge::checker::{judge_builtin, shrink_builtin, RunReport, Shrunk};
+use converge::checker::{judge_builtin, shrink_builtin, RunReport, Shrunk, SCHEMA_VERSION};
 use converge::netsim::{Scenario, Verdict};
 use converge::report::{interrupted_note, verdict_phrase};
+use converge::run_id::run_id_of_run;
 use converge::sweep::RunSummary;
 use serde_json::{json, Value};
 
 use super::args::{shell_quote, Output, ReplayArgs, RunConfig, ScenarioInput, ShrinkArgs};
-use super::files::{read_report_file, write_index, write_run_files};
+use super::files::{read_report_file, run_stem, write_index, write_run_files};
+use super::terminal::clean;
 use super::{interrupt, Status};
 
 /// The note of a report whose run finished but whose shrinking the user interrupted.
@@ -47,6 +49,7 @@ pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
     let mut summaries: Vec<RunSummary> = Vec::new();
     let mut html_paths: Vec<String> = Vec::new();
     let mut partial_notes: Vec<String> = Vec::new();
+    let mut not_written: Option<anyhow::Error> = None;
     for input in &config.inputs {
         if interrupt::requested() {
             break;
@@ -68,32 +71,47 @@ pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
         } else {
             None
         };
-        let files = write_run_files(
-            &config.output.dir,
-            &report,
-            shrunk.as_ref(),
-            partial_note.as_deref(),
-        )?;
-        html_paths.push(files.html.display().to_string());
         let summary = RunSummary::of(&report);
+        // The verdict is printed before any file is written: a full disk must not hide it.
+        let html = config
+            .output
+            .dir
+            .join(format!("{}.html", run_stem(&report.scenario, report.seed)))
+            .display()
+            .to_string();
+        if partial_note.is_none() {
+            if !config.output.json && !table {
+                print_run_line(&summary, &html);
+            }
+            if !summary.met_expectation {
+                print_failure(&summary, config.output.json);
+            }
+        }
+        // After a write failed, the remaining scenarios still run and print their verdicts; their
+        // reports are not attempted (the disk that failed is full, or the directory read-only).
+        if not_written.is_none() {
+            match write_run_files(
+                &config.output.dir,
+                &report,
+                shrunk.as_ref(),
+                partial_note.as_deref(),
+            ) {
+                Ok(_) => html_paths.push(html.clone()),
+                Err(error) => not_written = Some(error),
+            }
+        }
         if let Some(note) = &partial_note {
             eprintln!(
                 "{} seed {}: partial report ({note}): {}",
-                summary.scenario,
+                clean(&summary.scenario),
                 summary.seed,
-                files.html.display()
+                clean(&html)
             );
             partial_notes.push(format!(
                 "{} seed {}: {note}",
                 summary.scenario, summary.seed
             ));
             break;
-        }
-        if !config.output.json && !table {
-            print_run_line(&summary, &files.html.display().to_string());
-        }
-        if !summary.met_expectation {
-            print_failure(&summary, config.output.json);
         }
         summaries.push(summary);
     }
@@ -105,7 +123,16 @@ pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
             config.inputs.len()
         )
     });
-    let index = write_index(&config.output.dir, suite_note.as_deref())?;
+    let index = match &not_written {
+        Some(_) => None,
+        None => match write_index(&config.output.dir, suite_note.as_deref()) {
+            Ok(index) => Some(index.display().to_string()),
+            Err(error) => {
+                not_written = Some(error);
+                None
+            }
+        },
+    };
     let all_met = summaries.iter().all(|s| s.met_expectation);
     if config.output.json {
         let document = json!({
@@ -114,9 +141,10 @@ pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
             "partial": interrupted,
             "partial_note": suite_note,
             "reports": html_paths,
-            "index": index.display().to_string(),
+            "index": index,
+            "reports_not_written": not_written.as_ref().map(|e| format!("{e:#}")),
         });
-        say!("{}", serde_json::to_string_pretty(&document)?);
+        say!("{}", super::terminal::json(&document)?);
     } else {
         if table {
             print_table(&summaries);
@@ -125,11 +153,23 @@ pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
         say!(
             "\n{met} of {} runs met their expectation. Reports: {}",
             summaries.len(),
-            index.display()
+            clean(
+                index
+                    .as_deref()
+                    .unwrap_or("not written (see the error below)")
+            )
         );
         if let Some(note) = &suite_note {
             say!("Partial: {note}.");
         }
+    }
+    if let Some(error) = not_written {
+        return Err(error.context(format!(
+            "the runs ended ({} of {} met their expectation, as printed above), but their reports \
+             could not all be written",
+            summaries.iter().filter(|s| s.met_expectation).count(),
+            summaries.len()
+        )));
     }
     Ok(if interrupted {
         Status::Interrupted
@@ -142,8 +182,8 @@ pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
 
 fn print_run_line(summary: &RunSummary, html: &str) {
     say!(
-        "{} seed {}: {} (expected {}) {}  trace {}  report {html}",
-        summary.scenario,
+        "{} seed {}: {} (expected {}) {}  trace {}  report {}",
+        clean(&summary.scenario),
         summary.seed,
         verdict_phrase(summary.verdict),
         verdict_phrase(summary.expected),
@@ -152,7 +192,8 @@ fn print_run_line(summary: &RunSummary, html: &str) {
         } else {
             "FAILED"
         },
-        summary.trace_hash
+        clean(&summary.trace_hash),
+        clean(html)
     );
 }
 
@@ -161,15 +202,15 @@ fn print_run_line(summary: &RunSummary, html: &str) {
 pub fn print_failure(summary: &RunSummary, to_stderr: bool) {
     let mut text = format!(
         "FAILED {} seed {}: expected {}, got {}",
-        summary.scenario,
+        clean(&summary.scenario),
         summary.seed,
         verdict_phrase(summary.expected),
         verdict_phrase(summary.verdict)
     );
     if let Some(violation) = summary.violations.first() {
-        text.push_str(&format!("\n  {}", violation.detail));
+        text.push_str(&format!("\n  {}", clean(&violation.detail)));
     }
-    text.push_str(&format!("\n  reproduce: {}", summary.reproduce));
+    text.push_str(&format!("\n  reproduce: {}", clean(&summary.reproduce)));
     if to_stderr {
         eprintln!("{text}");
     } else {
@@ -191,7 +232,7 @@ fn print_table(summaries: &[RunSummary]) {
         .iter()
         .map(|s| {
             [
-                s.scenario.clone(),
+                clean(&s.scenario).into_owned(),
                 verdict_phrase(s.verdict).to_string(),
                 verdict_phrase(s.expected).to_string(),
                 if s.met_expectation { "yes" } else { "NO" }.to_string(),
@@ -204,7 +245,7 @@ fn print_table(summaries: &[RunSummary]) {
                     s.messages.dropped,
                     s.messages.duplicated
                 ),
-                s.trace_hash.clone(),
+                clean(&s.trace_hash).into_owned(),
             ]
         })
         .collect();
@@ -241,47 +282,46 @@ fn print_table(summaries: &[RunSummary]) {
 struct Rerun {
     scenario: Scenario,
     seed: u64,
-    /// What the report recorded, when the input was a report.
-    recorded: Option<(String, Verdict)>,
+    /// What the report recorded, when the input was a whole report.
+    recorded: Option<Recorded>,
     reproduce: String,
+    /// Why the report's own figures are not compared (a partial report), when they are not.
+    partial_note: Option<String>,
 }
 
+/// What a report says its run gave.
+struct Recorded {
+    trace_hash: String,
+    verdict: Verdict,
+    /// The other figures a rerun must give too: events, updates, messages sent.
+    figures: [(&'static str, Option<u64>); 3],
+}
+
+/// Characters of a trace hash as converge writes it: 16 hex digits.
+const TRACE_HASH_CHARS: usize = 16;
+
+/// Reads a report (or falls back to a scenario file and `seed`) and checks the report before it is
+/// used: it must be a run report of the schema version this converge reads; its run id must be
+/// the id of its scenario and seed (an edited scenario, seed or run id, or a report of another
+/// version, fails this); its scenario name must be the one in its scenario; its trace hash must be
+/// one converge writes. A partial report (a run cut short) is used for its scenario and seed only,
+/// and the caller says so.
 fn rerun_of(input: &Path, seed: u64) -> Result<Rerun> {
-    let shown = input.display().to_string();
+    let shown = clean(&input.display().to_string()).into_owned();
     let is_json = input.extension().and_then(|e| e.to_str()) == Some("json");
     if is_json {
         let text = read_report_file(input)?;
-        let value: Value =
-            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{shown}: not JSON: {e}"))?;
-        if let Some(spec) = value.get("scenario_spec") {
-            let scenario: Scenario = serde_json::from_value(spec.clone())
-                .map_err(|e| anyhow::anyhow!("{shown}: key `scenario_spec`: {e}"))?;
-            scenario.validate().map_err(|e| {
-                anyhow::anyhow!("{shown}: key `scenario_spec`: invalid scenario: {e}")
-            })?;
-            let seed = value
-                .get("seed")
-                .and_then(Value::as_u64)
-                .with_context(|| format!("{shown}: key `seed`: expected a whole number"))?;
-            let hash = value
-                .get("trace_hash")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let verdict: Verdict = value
-                .get("verdict")
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
-                .unwrap_or_default();
-            let reproduce = value.get("reproduce").and_then(Value::as_str).map_or_else(
-                || format!("converge replay {}", shell_quote(&shown)),
-                str::to_string,
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{shown}: not JSON (a truncated report?): {e}"))?;
+        if value.get("kind").and_then(Value::as_str) == Some(converge::sweep::SWEEP_KIND) {
+            bail!(
+                "{shown}: a sweep result, not a run report; replay or shrink one of its seeds \
+                 (`converge run FILE --seed N` writes its report) or give the scenario file with \
+                 --seed"
             );
-            return Ok(Rerun {
-                scenario,
-                seed,
-                recorded: Some((hash, verdict)),
-                reproduce,
-            });
+        }
+        if let Some(spec) = value.get("scenario_spec") {
+            return rerun_of_report(&shown, &value, spec);
         }
     }
     let loaded = ScenarioInput::load(input)?;
@@ -290,17 +330,129 @@ fn rerun_of(input: &Path, seed: u64) -> Result<Rerun> {
         scenario: loaded.scenario,
         seed,
         recorded: None,
+        partial_note: None,
+    })
+}
+
+fn rerun_of_report(shown: &str, value: &Value, spec: &Value) -> Result<Rerun> {
+    let refuse = |key: &str, problem: String| -> anyhow::Error {
+        anyhow::anyhow!(
+            "{shown}: key `{key}`: {problem}; the report was edited or is not one this converge \
+             ({}) wrote, so it is not used (rerun from the scenario file with --seed instead)",
+            converge::run_id::CONVERGE_VERSION
+        )
+    };
+    match value.get("schema_version").and_then(Value::as_u64) {
+        Some(version) if version == u64::from(SCHEMA_VERSION) => {}
+        Some(version) => {
+            return Err(refuse(
+                "schema_version",
+                format!("expected {SCHEMA_VERSION}, found {version}"),
+            ))
+        }
+        None => {
+            return Err(refuse(
+                "schema_version",
+                format!("expected {SCHEMA_VERSION}, found none"),
+            ))
+        }
+    }
+    let scenario: Scenario = serde_json::from_value(spec.clone())
+        .map_err(|e| anyhow::anyhow!("{shown}: key `scenario_spec`: {e}"))?;
+    scenario
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{shown}: key `scenario_spec`: invalid scenario: {e}"))?;
+    let seed = value
+        .get("seed")
+        .and_then(Value::as_u64)
+        .with_context(|| format!("{shown}: key `seed`: expected a whole number"))?;
+    let expected_id = run_id_of_run(&scenario, seed);
+    match value.get("run_id").and_then(Value::as_str) {
+        Some(id) if id == expected_id => {}
+        found => {
+            return Err(refuse(
+                "run_id",
+                format!(
+                    "expected {expected_id}, the id of its scenario_spec and seed {seed}, found {}",
+                    found.map_or("none".to_string(), |id| format!("{:?}", clean(id)))
+                ),
+            ))
+        }
+    }
+    let name = value.get("scenario").and_then(Value::as_str);
+    if name != Some(scenario.name.as_str()) {
+        return Err(refuse(
+            "scenario",
+            format!(
+                "expected {:?}, the name in its scenario_spec, found {}",
+                scenario.name,
+                name.map_or("none".to_string(), |n| format!("{:?}", clean(n)))
+            ),
+        ));
+    }
+    let trace_hash = value
+        .get("trace_hash")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if trace_hash.len() != TRACE_HASH_CHARS || !trace_hash.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(refuse(
+            "trace_hash",
+            format!(
+                "expected {TRACE_HASH_CHARS} hex digits, found {:?}",
+                clean(trace_hash)
+            ),
+        ));
+    }
+    let verdict: Verdict = value
+        .get("verdict")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .ok_or_else(|| refuse("verdict", "expected a verdict".to_string()))?;
+    let reproduce = value.get("reproduce").and_then(Value::as_str).map_or_else(
+        || format!("converge replay {}", shell_quote(shown)),
+        str::to_string,
+    );
+    let partial = value.get("partial").and_then(Value::as_bool) == Some(true);
+    let partial_note = partial.then(|| {
+        value
+            .get("partial_note")
+            .and_then(Value::as_str)
+            .unwrap_or("partial")
+            .to_string()
+    });
+    let figure = |pointer: &str| value.pointer(pointer).and_then(Value::as_u64);
+    Ok(Rerun {
+        scenario,
+        seed,
+        // A partial report's figures are those of a run cut short: a whole rerun cannot match.
+        recorded: (!partial).then(|| Recorded {
+            trace_hash: trace_hash.to_string(),
+            verdict,
+            figures: [
+                ("events", figure("/events")),
+                ("updates", figure("/updates")),
+                ("messages sent", figure("/messages/sent")),
+            ],
+        }),
+        reproduce,
+        partial_note,
     })
 }
 
 /// `converge replay`: rerun and compare trace hashes.
 pub fn replay(args: &ReplayArgs) -> Result<Status> {
     let rerun = rerun_of(&args.input, args.seed)?;
+    if let Some(note) = &rerun.partial_note {
+        eprintln!(
+            "note: the report is partial ({}): its trace hash is that of a run cut short, so the \
+             rerun is compared with a second run instead",
+            clean(note)
+        );
+    }
     let first = judge_builtin(&rerun.scenario, rerun.seed)
         .map_err(|e| anyhow::anyhow!("invalid scenario: {e}"))?;
     // Without a recorded hash, determinism is what is checked: a second run must match the first.
     let (expected_hash, expected_verdict, against) = match &rerun.recorded {
-        Some((hash, verdict)) => (hash.clone(), *verdict, "the report"),
+        Some(recorded) => (recorded.trace_hash.clone(), recorded.verdict, "the report"),
         None => {
             let second = judge_builtin(&rerun.scenario, rerun.seed)
                 .map_err(|e| anyhow::anyhow!("invalid scenario: {e}"))?;
@@ -308,6 +460,43 @@ pub fn replay(args: &ReplayArgs) -> Result<Status> {
         }
     };
     let reproduced = first.trace_hash == expected_hash && first.verdict == expected_verdict;
+    // The report's run id matched its scenario and seed, so this is the run it describes. When
+    // its hash still differs, a second run tells a report whose hash is off (the runs agree with
+    // each other) from a run that is not deterministic (they do not).
+    let mut explanation = None;
+    if let (false, Some(recorded)) = (reproduced, &rerun.recorded) {
+        let second = judge_builtin(&rerun.scenario, rerun.seed)
+            .map_err(|e| anyhow::anyhow!("invalid scenario: {e}"))?;
+        explanation = Some(if second.trace_hash != first.trace_hash {
+            format!(
+                "two reruns disagree ({} and {}): the run is not deterministic (a user type or \
+                 protocol that reads a clock, a hash map's order or a global)",
+                first.trace_hash, second.trace_hash
+            )
+        } else {
+            let rerun_figures = [first.events, first.updates, first.messages.sent];
+            let differing: Vec<&str> = (recorded.figures.iter().zip(rerun_figures))
+                .filter(|((_, recorded), rerun)| *recorded != Some(*rerun))
+                .map(|((name, _), _)| *name)
+                .collect();
+            if differing.is_empty() && first.verdict == recorded.verdict {
+                "two reruns agree, and so do the report's verdict, events, updates and messages: \
+                 the report's trace_hash was most likely edited"
+                    .to_string()
+            } else {
+                format!(
+                    "two reruns agree with each other but not with the report ({} differ too): \
+                     the report was edited, or written by a build that simulates differently",
+                    if differing.is_empty() {
+                        "the verdict".to_string()
+                    } else {
+                        differing.join(", ")
+                    }
+                )
+            }
+        });
+    }
+    let scenario = clean(&first.scenario);
     if args.json {
         let document = json!({
             "scenario": first.scenario,
@@ -317,27 +506,31 @@ pub fn replay(args: &ReplayArgs) -> Result<Status> {
             "expected_trace_hash": expected_hash,
             "verdict": first.verdict,
             "expected_verdict": expected_verdict,
+            "compared_with": against,
+            "partial_note": rerun.partial_note,
+            "explanation": explanation,
             "reproduce": rerun.reproduce,
         });
-        say!("{}", serde_json::to_string_pretty(&document)?);
+        say!("{}", super::terminal::json(&document)?);
     } else if reproduced {
         say!(
-            "reproduced: {} seed {} gives trace hash {} and verdict {}, as {against} does",
-            first.scenario,
+            "reproduced: {scenario} seed {} gives trace hash {} and verdict {}, as {against} does",
             rerun.seed,
             first.trace_hash,
             verdict_phrase(first.verdict)
         );
     } else {
         say!(
-            "did NOT reproduce: {} seed {} gives trace hash {} and verdict {}; {against} has {} and {}",
-            first.scenario,
+            "did NOT reproduce: {scenario} seed {} gives trace hash {} and verdict {}; {against} has {} and {}",
             rerun.seed,
             first.trace_hash,
             verdict_phrase(first.verdict),
-            expected_hash,
+            clean(&expected_hash),
             verdict_phrase(expected_verdict)
         );
+        if let Some(explanation) = &explanation {
+            say!("  {explanation}");
+        }
     }
     Ok(if reproduced {
         Status::AllMet
@@ -353,6 +546,26 @@ pub fn shrink(args: &ShrinkArgs) -> Result<Status> {
     let mut report = judge_builtin(&rerun.scenario, rerun.seed)
         .map_err(|e| anyhow::anyhow!("invalid scenario: {e}"))?;
     report.reproduce = rerun.reproduce.clone();
+    if let Some(note) = &rerun.partial_note {
+        eprintln!(
+            "note: the report is partial ({}); its scenario and seed are shrunk from a whole rerun",
+            clean(note)
+        );
+    }
+    if let Some(recorded) = &rerun.recorded {
+        if recorded.trace_hash != report.trace_hash || recorded.verdict != report.verdict {
+            bail!(
+                "{}: the report's trace hash {} and verdict {} are not what its scenario and seed \
+                 give now ({} and {}): the report was edited, or the run is not deterministic; \
+                 `converge replay` on it tells which. Nothing was shrunk",
+                clean(&args.input.display().to_string()),
+                recorded.trace_hash,
+                verdict_phrase(recorded.verdict),
+                report.trace_hash,
+                verdict_phrase(report.verdict)
+            );
+        }
+    }
     let shrunk: Option<Shrunk> = shrink_builtin(&rerun.scenario, rerun.seed)
         .map_err(|e| anyhow::anyhow!("shrinking failed: {e}"))?;
     let Some(shrunk) = shrunk else {
@@ -396,7 +609,7 @@ pub fn shrink(args: &ShrinkArgs) -> Result<Status> {
             "report": files.html.display().to_string(),
             "reproduce": reproduce,
         });
-        say!("{}", serde_json::to_string_pretty(&document)?);
+        say!("{}", super::terminal::json(&document)?);
     } else {
         say!(
             "{} seed {} ({}): shrunk in {} runs from {} replicas, {} writes, {} faults, {} messages \

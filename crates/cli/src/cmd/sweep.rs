@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use converge::checker::judge::judge_builtin_until;
 use converge::netsim::{End, Verdict};
-use converge::report::{file_safe, verdict_phrase};
+use converge::report::verdict_phrase;
 use converge::sweep::{
     merge as merge_results, run_seeds_until, seeds_of, RunSummary, ShrunkSeed, SweepResult,
     SWEEP_KIND,
@@ -13,9 +13,10 @@ use converge::sweep::{
 use serde_json::Value;
 
 use super::args::{shell_quote, MergeArgs, Output, SweepConfig};
-use super::files::{read_report_file, write_index, write_run_files, write_sweep_result};
+use super::files::{name_stem, read_report_file, write_index, write_run_files, write_sweep_result};
 use super::progress::Progress;
 use super::run::{print_failure, shrink_unless_interrupted};
+use super::terminal::clean;
 use super::{interrupt, Status};
 
 /// Failing seeds listed with their reproduce command in the text output.
@@ -36,7 +37,7 @@ pub fn sweep(config: &SweepConfig) -> Result<Status> {
         .map_or(String::new(), |s| format!(" shard {}/{}", s.index, s.count));
     eprintln!(
         "sweep {} seeds {}..{}{shard_label}: {} runs on {} workers",
-        input.path_shown,
+        clean(&input.path_shown),
         config.seeds.start,
         config.seeds.end,
         seeds.len(),
@@ -74,6 +75,7 @@ pub fn sweep(config: &SweepConfig) -> Result<Status> {
         .take(config.shrink_max)
         .map(|r| r.seed)
         .collect();
+    let mut not_written: Option<anyhow::Error> = None;
     for seed in failing_seeds {
         if interrupt::requested() {
             result.partial = true;
@@ -98,7 +100,14 @@ pub fn sweep(config: &SweepConfig) -> Result<Status> {
                 }
             };
         result.partial |= partial_note.is_some();
-        let files = write_run_files(&config.output.dir, &report, shrunk.as_ref(), partial_note)?;
+        let files =
+            match write_run_files(&config.output.dir, &report, shrunk.as_ref(), partial_note) {
+                Ok(files) => files,
+                Err(error) => {
+                    not_written = Some(error);
+                    break;
+                }
+            };
         if let (Some(shrunk), Some(path)) = (&shrunk, &files.minimal_scenario) {
             let shown = path.display().to_string();
             result.shrunk.push(ShrunkSeed {
@@ -115,16 +124,29 @@ pub fn sweep(config: &SweepConfig) -> Result<Status> {
 
     let mut name = format!(
         "{}-sweep-{}-{}",
-        file_safe(&input.scenario.name),
+        name_stem(&input.scenario.name),
         config.seeds.start,
         config.seeds.end
     );
     if let Some(shard) = config.shard {
         name.push_str(&format!("-shard{}of{}", shard.index, shard.count));
     }
-    let path = write_sweep_result(&config.output.dir, &name, &result)?;
-    let index = write_index(&config.output.dir, None)?;
-    print_result(&result, &config.output, Some(elapsed_s), &path, &index)?;
+    // The result is printed before it is written: a full disk must not hide it.
+    let path = config.output.dir.join(format!("{name}.json"));
+    print_result(
+        &result,
+        &config.output,
+        Some(elapsed_s),
+        &path,
+        &config.output.dir.join("index.html"),
+    )?;
+    written_after_runs(not_written.map_or_else(
+        || {
+            write_sweep_result(&config.output.dir, &name, &result)?;
+            write_index(&config.output.dir, None).map(drop)
+        },
+        Err,
+    ))?;
     // A shard covers part of the range by design; only its own seeds decide its status.
     Ok(if result.partial {
         Status::Interrupted
@@ -133,6 +155,13 @@ pub fn sweep(config: &SweepConfig) -> Result<Status> {
     } else {
         Status::SomeFailed
     })
+}
+
+/// A failure to write reports after the runs ended, said as such (exit status 3).
+fn written_after_runs(written: Result<()>) -> Result<()> {
+    written.context(
+        "the runs ended and their result is printed above, but the reports could not all be written",
+    )
 }
 
 /// A merge passes when it covers every shard, every shard ran all its seeds, and every seed met
@@ -156,7 +185,7 @@ fn print_result(
 ) -> Result<()> {
     let failing: Vec<&RunSummary> = result.runs.iter().filter(|r| !r.met_expectation).collect();
     if output.json {
-        say!("{}", serde_json::to_string_pretty(result)?);
+        say!("{}", super::terminal::json(result)?);
         if let Some(note) = result.partial_note() {
             eprintln!("Partial: {note}.");
         }
@@ -176,7 +205,7 @@ fn print_result(
         .collect();
     say!(
         "{}: {} runs (seeds {}..{}, shards {:?} of {}), expected {}: met {}, failed {}; verdicts: {}{}",
-        result.scenario,
+        clean(&result.scenario),
         counts.runs,
         result.seeds.start,
         result.seeds.end,
@@ -201,6 +230,15 @@ fn print_result(
             result.shard_count
         );
     }
+    if result.merged && result.seeds_missing > 0 {
+        say!(
+            "incomplete: {} of the {} seeds of {}..{} have no run",
+            result.seeds_missing,
+            converge::sweep::seed_count(result.seeds, None),
+            result.seeds.start,
+            result.seeds.end
+        );
+    }
     for run in failing.iter().take(FAILING_SEEDS_SHOWN_MAX) {
         print_failure(run, false);
     }
@@ -208,19 +246,23 @@ fn print_result(
         say!(
             "... and {} more failing seeds (see {})",
             failing.len() - FAILING_SEEDS_SHOWN_MAX,
-            path.display()
+            clean(&path.display().to_string())
         );
     }
     for shrunk in &result.shrunk {
         say!(
             "seed {} shrunk to {} ({}): reproduce with {}",
             shrunk.seed,
-            shrunk.scenario_file.as_deref().unwrap_or("?"),
+            clean(shrunk.scenario_file.as_deref().unwrap_or("?")),
             shrunk.minimal,
-            shrunk.reproduce
+            clean(&shrunk.reproduce)
         );
     }
-    say!("result: {}\nindex: {}", path.display(), index.display());
+    say!(
+        "result: {}\nindex: {}",
+        clean(&path.display().to_string()),
+        clean(&index.display().to_string())
+    );
     Ok(())
 }
 
@@ -258,8 +300,15 @@ fn sweep_files(inputs: &[PathBuf]) -> Result<Vec<(String, SweepResult)>> {
     for path in paths {
         let shown = path.display().to_string();
         let text = read_report_file(&path)?;
-        let Ok(value) = serde_json::from_str::<Value>(&text) else {
-            continue;
+        let value = match serde_json::from_str::<Value>(&text) {
+            Ok(value) => value,
+            // A file that says it is a sweep result (or is named like one) but does not parse is
+            // a shard cut short (a full disk, a copy interrupted): merging without it would
+            // report success on seeds that never ran.
+            Err(error) if looks_like_sweep_result(&path, &text) => {
+                bail!("{shown}: a sweep result that is not whole JSON (truncated?): {error}")
+            }
+            Err(_) => continue,
         };
         if value.get("kind").and_then(Value::as_str) != Some(SWEEP_KIND) {
             continue;
@@ -276,18 +325,38 @@ fn sweep_files(inputs: &[PathBuf]) -> Result<Vec<(String, SweepResult)>> {
     Ok(results)
 }
 
+/// Whether a file that does not parse was meant to be a sweep result: its name is one `converge
+/// sweep` gives, or its head holds the sweep kind (the first field a sweep result writes).
+fn looks_like_sweep_result(path: &Path, text: &str) -> bool {
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.contains("-sweep-"));
+    let head: String = text.chars().take(256).collect();
+    named || head.contains(SWEEP_KIND)
+}
+
 pub fn merge(args: &MergeArgs) -> Result<Status> {
     let output = Output::from(&args.output);
     let parts = sweep_files(&args.inputs)?;
     let merged = merge_results(parts).map_err(anyhow::Error::msg)?;
     let name = format!(
         "{}-sweep-{}-{}-merged",
-        file_safe(&merged.scenario),
+        name_stem(&merged.scenario),
         merged.seeds.start,
         merged.seeds.end
     );
-    let path = write_sweep_result(&output.dir, &name, &merged)?;
-    let index = write_index(&output.dir, None)?;
-    print_result(&merged, &output, None, &path, &index)?;
+    let path = output.dir.join(format!("{name}.json"));
+    print_result(
+        &merged,
+        &output,
+        None,
+        &path,
+        &output.dir.join("index.html"),
+    )?;
+    written_after_runs(
+        write_sweep_result(&output.dir, &name, &merged)
+            .and_then(|_| write_index(&output.dir, None).map(drop)),
+    )?;
     Ok(status_of(&merged))
 }
