@@ -132,10 +132,32 @@ pub fn judge_with<C: OpCrdt>(
     let ConvergenceWatch {
         strong, timeline, ..
     } = convergence;
-    let mut violations = strong.violations.clone();
-    violations.extend(eventual_convergence(&outcome));
-    let intent_violations = intent(&outcome, intent_watch);
-    let verdict = if matches!(outcome.end, End::BoundReached { .. } | End::Interrupted) {
+    let mut violations = Vec::new();
+    if let End::Panicked {
+        message,
+        after_events,
+    } = &outcome.end
+    {
+        // The run stopped half way: what it reached is not judged, only the panic is reported.
+        violations.push(crate::oracles::panic_violation(
+            &outcome,
+            message,
+            *after_events,
+        ));
+    }
+    violations.extend(strong.violations.iter().cloned());
+    let finished = !matches!(outcome.end, End::Panicked { .. });
+    if finished {
+        violations.extend(eventual_convergence(&outcome));
+    }
+    let intent_violations = if finished {
+        intent(&outcome, intent_watch)
+    } else {
+        Vec::new()
+    };
+    let verdict = if !finished {
+        Verdict::Panicked
+    } else if matches!(outcome.end, End::BoundReached { .. } | End::Interrupted) {
         Verdict::BoundReached
     } else if strong.count > 0 {
         Verdict::Diverges

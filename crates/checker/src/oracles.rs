@@ -30,6 +30,9 @@ pub enum Oracle {
     StrongConvergence,
     EventualConvergence,
     Intent,
+    /// Nothing the run calls panics: a panic in a user's CRDT or protocol is a verdict of its
+    /// own ([`converge_netsim::Verdict::Panicked`]).
+    NoPanic,
 }
 
 /// One replica's observable state, rendered for people and for JSON.
@@ -708,6 +711,25 @@ impl<C: OpCrdt, O: Observer<C>> Observer<C> for StopFlag<'_, O> {
 }
 
 /// Eventual convergence at the end of the settle period.
+/// The violation a panic is reported as: the message, and when the run stopped.
+pub fn panic_violation<C: OpCrdt>(
+    outcome: &Outcome<C>,
+    message: &str,
+    after_events: u64,
+) -> Violation {
+    Violation {
+        oracle: Oracle::NoPanic,
+        event_index: after_events.checked_sub(1),
+        at_us: outcome.end_us,
+        replicas: Vec::new(),
+        detail: format!(
+            "the run panicked at {:.3} ms, after event {after_events}: {message}",
+            outcome.end_us as f64 / 1e3
+        ),
+        states: Vec::new(),
+    }
+}
+
 /// Updates shown by name in a sentence at most; the rest are counted.
 const UPDATES_NAMED_MAX: usize = 4;
 

@@ -210,3 +210,64 @@ fn misbehaving_protocols_end_at_named_bounds_with_the_seed() {
     let (bound, _) = bound_of(Misbehaving::Floods);
     assert!(bound == "in_flight_max" || bound == "events_max", "{bound}");
 }
+
+/// Panics in its handler once a replica has received three messages.
+struct PanicsOnTheThirdMessage;
+
+impl<C: OpCrdt> Protocol<C> for PanicsOnTheThirdMessage {
+    type Message = Snapshot<C>;
+    type Node = u32;
+    type Timer = ();
+
+    fn refers_to_updates(&self) -> bool {
+        false
+    }
+
+    fn init(&self, _ctx: &Ctx<'_, C, Self>) -> u32 {
+        0
+    }
+
+    fn on_write(&self, _node: &mut u32, _update: Update, ctx: &mut Ctx<'_, C, Self>) {
+        let state = ctx.snapshot();
+        let peers = ctx.push_targets(None);
+        ctx.send_all(peers, state);
+    }
+
+    fn on_message(
+        &self,
+        received: &mut u32,
+        _from: NodeId,
+        state: &Snapshot<C>,
+        ctx: &mut Ctx<'_, C, Self>,
+    ) {
+        *received += 1;
+        assert!(*received < 3, "replica {} got a third message", ctx.id());
+        ctx.merge(state);
+    }
+}
+
+#[test]
+fn a_panic_in_user_code_is_a_verdict_with_a_seed_and_a_minimal_counterexample() {
+    let failure = Verify::new(small(), |_| grid())
+        .protocol(PanicsOnTheThirdMessage)
+        .seeds(5..10)
+        .run()
+        .expect("valid")
+        .expect_err("the protocol panics");
+    assert_eq!(failure.seed, 5);
+    assert_eq!(failure.report.verdict, Verdict::Panicked);
+    let End::Panicked { message, .. } = &failure.report.end else {
+        panic!("ended by the panic: {:?}", failure.report.end);
+    };
+    assert!(message.contains("got a third message"), "{message}");
+    let text = failure.to_string();
+    assert!(text.contains("NoPanic"), "{text}");
+    assert!(text.contains("CONVERGE_SEED=5"), "{text}");
+    let shrunk = failure
+        .shrunk
+        .as_ref()
+        .expect("a panic shrinks like any failure");
+    assert_eq!(shrunk.verdict, Verdict::Panicked);
+    // Three messages to one replica: two writes elsewhere and one more, or fewer with a duplicate.
+    assert!(shrunk.minimal.writes <= 3, "{text}");
+}

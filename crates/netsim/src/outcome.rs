@@ -403,6 +403,10 @@ pub enum End {
     /// The observer asked the run to stop ([`Observer::interrupted`]) before it ended; the
     /// outcome covers the events up to that point.
     Interrupted,
+    /// Code the run called panicked (a user's CRDT or protocol, most likely) while handling the
+    /// action after event `after_events`; the outcome covers the events up to then, and the
+    /// replicas as the panic left them.
+    Panicked { message: String, after_events: u64 },
 }
 
 /// Everything a run produced.

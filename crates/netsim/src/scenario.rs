@@ -517,6 +517,8 @@ pub enum Verdict {
     NotConverged,
     /// Strong convergence violated: replicas that delivered the same updates hold different states.
     Diverges,
+    /// Code the run called (a user's CRDT or protocol) panicked; the run ended there.
+    Panicked,
     /// A named bound was reached before the run ended; nothing is concluded.
     BoundReached,
 }

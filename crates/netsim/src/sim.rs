@@ -73,9 +73,28 @@ pub fn run_protocol<C: OpCrdt, P: Protocol<C>>(
 ) -> Result<Outcome<C>, ScenarioError> {
     scenario.validate()?;
     let mut sim = Sim::new(scenario, seed, protocol, make, observer);
-    sim.schedule_start();
-    sim.run_loop();
+    // A panic in a user's CRDT or protocol ends this run with a verdict instead of the whole
+    // sweep. It is caught once around the run rather than per action, which costs the loop
+    // nothing; what the panic interrupted is left as it was, and only reported.
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sim.schedule_start();
+        sim.run_loop();
+    }));
+    if let Err(payload) = ran {
+        sim.panicked = Some(panic_message(payload.as_ref()));
+    }
     Ok(sim.into_outcome())
+}
+
+/// The text a panic was raised with.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
 }
 
 enum Action<M, T> {
@@ -210,6 +229,8 @@ struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
     trace: Vec<TraceEvent>,
     trace_truncated: bool,
     bound: Option<&'static str>,
+    /// What a panic during the run said.
+    panicked: Option<String>,
 }
 
 /// Room for the update records a run will likely keep, reserved up front: the planned updates
@@ -377,6 +398,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             trace: Vec::new(),
             trace_truncated: false,
             bound: None,
+            panicked: None,
         }
     }
 
@@ -765,12 +787,16 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
 
     fn into_outcome(mut self) -> Outcome<C> {
         self.close_cut_counts();
-        let end = match self.bound {
-            Some(INTERRUPTED) => End::Interrupted,
-            Some(bound) => End::BoundReached {
+        let end = match (self.panicked.take(), self.bound) {
+            (Some(message), _) => End::Panicked {
+                message,
+                after_events: self.events,
+            },
+            (None, Some(INTERRUPTED)) => End::Interrupted,
+            (None, Some(bound)) => End::BoundReached {
                 bound: bound.to_string(),
             },
-            None => End::Completed,
+            (None, None) => End::Completed,
         };
         let net = self.net;
         let mut nodes = net.nodes;

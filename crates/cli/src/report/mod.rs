@@ -101,6 +101,7 @@ pub fn verdict_phrase(verdict: Verdict) -> &'static str {
         Verdict::IntentViolated => "intent violated",
         Verdict::NotConverged => "not converged",
         Verdict::Diverges => "diverges",
+        Verdict::Panicked => "panicked",
         Verdict::BoundReached => "bound reached",
     }
 }
@@ -141,6 +142,10 @@ pub fn verdict_in_words(report: &RunReport) -> String {
             first_of(converge_checker::Oracle::StrongConvergence).trim_end_matches('.'),
             report.strong_violations_total
         ),
+        Verdict::Panicked => format!(
+            "Panicked: {}.",
+            first_of(converge_checker::Oracle::NoPanic).trim_end_matches('.')
+        ),
         Verdict::BoundReached => match &report.end {
             converge_netsim::End::BoundReached { bound } => {
                 format!("Bound reached: the run hit {bound} before it ended; nothing is concluded.")
@@ -149,7 +154,9 @@ pub fn verdict_in_words(report: &RunReport) -> String {
                 "Interrupted by the user at virtual time {:.1} ms, before the run ended; nothing is concluded.",
                 report.end_ms
             ),
-            converge_netsim::End::Completed => "Bound reached; nothing is concluded.".to_string(),
+            converge_netsim::End::Completed | converge_netsim::End::Panicked { .. } => {
+                "Bound reached; nothing is concluded.".to_string()
+            }
         },
     }
 }
