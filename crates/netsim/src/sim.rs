@@ -141,21 +141,55 @@ pub(crate) enum Command<M, T> {
 
 /// Where tie-break coins come from: the seeded stream, or the script's list.
 #[allow(clippy::large_enum_variant)] // One value per run: boxing the stream would buy nothing.
-pub(crate) enum Coins {
+pub(crate) enum CoinSource {
     Stream(Stream),
     Script { flips: Vec<bool>, next: usize },
 }
 
+/// The run's coin, which also keeps a trail of the flips since the last trace event, so that the
+/// trace hash covers every coin a tie-break flipped: two runs that break a tie differently never
+/// share a hash.
+pub(crate) struct Coins {
+    source: CoinSource,
+    trail: u64,
+    flips: u32,
+}
+
+impl Coins {
+    fn new(source: CoinSource) -> Self {
+        Coins {
+            source,
+            trail: 0,
+            flips: 0,
+        }
+    }
+
+    /// The flips since the last call, as one word (with their count), if there were any.
+    pub(crate) fn take_trail(&mut self) -> Option<u64> {
+        if self.flips == 0 {
+            return None;
+        }
+        let word = self.trail ^ u64::from(self.flips) << 56;
+        self.trail = 0;
+        self.flips = 0;
+        Some(word)
+    }
+}
+
 impl Coin for Coins {
     fn flip(&mut self) -> bool {
-        match self {
-            Coins::Stream(stream) => stream.next_u64() & 1 == 1,
-            Coins::Script { flips, next } => {
+        let flip = match &mut self.source {
+            CoinSource::Stream(stream) => stream.next_u64() & 1 == 1,
+            CoinSource::Script { flips, next } => {
                 let flip = flips.get(*next).copied().unwrap_or(false);
                 *next += 1;
                 flip
             }
-        }
+        };
+        // The flips are folded in order into one word; their count goes in with it.
+        self.trail = self.trail.rotate_left(1) ^ u64::from(flip);
+        self.flips = self.flips.saturating_add(1);
+        flip
     }
 }
 
@@ -177,7 +211,7 @@ pub(crate) struct Net<C: OpCrdt, P: Protocol<C>> {
     pub(crate) updates: Vec<UpdateRecord<C>>,
     /// Each origin's update indices, where the protocol refers to updates.
     pub(crate) by_origin: Vec<Vec<u32>>,
-    coins: Coins,
+    pub(crate) coins: Coins,
     pub(crate) protocol_stream: Stream,
     pub(crate) outbox: Vec<Command<P::Message, P::Timer>>,
     pub(crate) next_timer: u64,
@@ -323,13 +357,13 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
                 delivered: UpdateSet::default(),
             })
             .collect();
-        let coins = match &scenario.script {
-            Some(script) => Coins::Script {
+        let coins = Coins::new(match &scenario.script {
+            Some(script) => CoinSource::Script {
                 flips: script.coins.clone(),
                 next: 0,
             },
-            None => Coins::Stream(Stream::new(root, "tie-breaks")),
-        };
+            None => CoinSource::Stream(Stream::new(root, "tie-breaks")),
+        });
         let keeps_every_record = protocol.refers_to_updates();
         let mut net = Net {
             now_us: 0,

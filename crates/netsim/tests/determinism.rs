@@ -132,3 +132,51 @@ fn adding_a_fault_does_not_change_the_delays() {
         &b.trace[..prefix.min(before(&b))]
     );
 }
+
+/// Two replicas write one cell at the same virtual time under a random tie-break; the script
+/// decides the coins. The same events, different coins: the runs end differently, and the trace
+/// hash tells them apart (it used to cover network events only).
+#[test]
+fn runs_that_flip_different_coins_never_share_a_hash() {
+    use converge_crdt::TieBreak;
+    use converge_netsim::{Script, TimedOp};
+    let random = LwwGridConfig {
+        tie_break: TieBreak::Random,
+        ..LwwGridConfig::default()
+    };
+    let scripted = |coins: Vec<bool>| {
+        let mut scenario = Scenario {
+            name: "coins".into(),
+            replicas: 2,
+            duration: SimDuration::from_secs(1),
+            settle: SimDuration::from_secs(1),
+            ..Scenario::default()
+        };
+        scenario.workload.rate = 0.0;
+        scenario.workload.ops = (0..2)
+            .map(|replica| TimedOp {
+                at: SimDuration::from_ms(100),
+                replica,
+                key: 0,
+                value: Some(u64::from(replica) + 1),
+            })
+            .collect();
+        scenario.script = Some(Script {
+            coins,
+            ..Script::default()
+        });
+        run(&scenario, 0, &|_| LwwGrid::new(random), &mut NoObserver).expect("valid")
+    };
+    let heads = scripted(vec![true, true]);
+    let tails = scripted(vec![false, false]);
+    assert_eq!(heads.events, tails.events);
+    assert_eq!(heads.trace, tails.trace, "the same network events");
+    let views = |o: &converge_netsim::Outcome<LwwGrid>| {
+        o.replicas
+            .iter()
+            .map(|r| r.crdt.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(views(&heads), views(&tails), "the coins decided the cells");
+    assert_ne!(heads.trace_hash, tails.trace_hash);
+}

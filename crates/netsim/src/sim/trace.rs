@@ -15,6 +15,10 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
             kind,
         };
         self.events += 1;
+        if let Some(flips) = self.net.coins.take_trail() {
+            // The coins the action behind this event flipped.
+            hash_word(&mut self.trace_hash, flips);
+        }
         hash_event(&mut self.trace_hash, &event);
         let clients = self.net.replicas;
         let touched_clients: &[NodeId] = if touched.iter().all(|t| *t < clients) {
