@@ -15,10 +15,12 @@
 //! (which updates each replica has delivered) but cannot change a run, so a run judged by any set of
 //! oracles is the same run, with the same trace hash, as a run judged by none.
 
+pub mod determinism;
 pub mod judge;
 pub mod model;
 pub mod oracles;
 pub mod shrink;
+pub use determinism::{check_determinism, Nondeterminism};
 pub use judge::{
     judge, judge_builtin, judge_builtin_until, judge_until, judge_with, Judged, RunReport,
     SCHEMA_VERSION,

@@ -33,7 +33,9 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
-use converge_checker::{judge_with, shrink_with, RunReport, Shrunk};
+use converge_checker::{
+    check_determinism, judge_with, shrink_with, Nondeterminism, RunReport, Shrunk,
+};
 use converge_crdt::{OpCrdt, ReplicaId};
 use converge_netsim::{
     End, Protocol, Runner, Scenario, ScenarioError, ScenarioProtocol, UserProtocol, Verdict,
@@ -233,6 +235,34 @@ impl<C: OpCrdt> Verify<C> {
             }
         }
         Ok(Ok(summary))
+    }
+
+    /// Runs every seed twice and compares the two runs' decisions (trace hashes) and states,
+    /// event by event: a type or protocol that depends on anything but its inputs (hash-map
+    /// iteration order, a clock, a global counter) is caught. Returns the seeds checked, or the
+    /// first that was not deterministic.
+    pub fn determinism(&self) -> Result<Result<u64, Nondeterminism>, VerifyError> {
+        self.scenario.validate()?;
+        let mut checked = 0;
+        for seed in self.effective_seeds()? {
+            if let Some(found) =
+                check_determinism(&self.scenario, seed, &*self.protocol, &*self.make)?
+            {
+                return Ok(Err(found));
+            }
+            checked += 1;
+        }
+        Ok(Ok(checked))
+    }
+
+    /// [`Verify::determinism`], panicking with the seed and what differed.
+    #[track_caller]
+    pub fn assert_deterministic(&self) -> u64 {
+        match self.determinism() {
+            Ok(Ok(seeds)) => seeds,
+            Ok(Err(found)) => panic!("{found}\nreproduce: {}", reproduce_command(found.seed)),
+            Err(error) => panic!("converge could not run: {error}"),
+        }
     }
 
     /// Runs every seed and panics with the failure's full story if one misses the expectation.
