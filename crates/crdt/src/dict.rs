@@ -190,6 +190,16 @@ impl StateCrdt for LwwDict {
             .map(|e| 4 + 2 + e.add.map_or(0, |_| 20) + e.remove.map_or(0, |_| 12))
             .sum()
     }
+
+    fn memory_bytes(&self) -> usize {
+        // Two ordered-map entries per key (the entry and its change version), with the maps'
+        // per-entry overhead, about a word per entry.
+        const OVERHEAD_BYTES: usize = 8;
+        self.entries.len()
+            * (std::mem::size_of::<(u32, Entry)>()
+                + std::mem::size_of::<(u32, u64)>()
+                + 2 * OVERHEAD_BYTES)
+    }
 }
 
 impl OpCrdt for LwwDict {

@@ -320,6 +320,11 @@ impl StateCrdt for LwwGrid {
             .map(|c| if c[0] & WRITTEN != 0 { 21 } else { 1 })
             .sum()
     }
+
+    fn memory_bytes(&self) -> usize {
+        // Every cell is held, written or not, with its change version.
+        self.cells.len() * (std::mem::size_of::<PackedCell>() + std::mem::size_of::<u64>())
+    }
 }
 
 impl OpCrdt for LwwGrid {

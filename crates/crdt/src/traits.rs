@@ -99,6 +99,14 @@ pub trait StateCrdt: Clone + Debug + PartialEq {
     fn size_bytes(&self) -> usize {
         0
     }
+
+    /// An estimate of the memory a copy of this state holds, in bytes: what a state in flight is
+    /// charged against the run's memory bound (`bounds.in-flight-bytes-max`). The default is
+    /// [`StateCrdt::size_bytes`]; a type whose copy holds much more than it encodes (a dense
+    /// table of mostly empty cells) says so here.
+    fn memory_bytes(&self) -> usize {
+        self.size_bytes()
+    }
 }
 
 /// An op-based CRDT: ops are built first, then applied, which makes them easy to send, log, replay

@@ -135,9 +135,8 @@ fn message_bytes<C: OpCrdt, P: Protocol<C>>(message: &Message<C>, ctx: &Ctx<'_, 
         }
 }
 
-/// The memory a built-in message in flight is charged: a fixed cost, plus what grows with the
-/// run (the delivered sets that travel with states, one bit per update issued, and lists of
-/// updates). A state's own size is bounded by the scenario caps instead.
+/// The memory a built-in message in flight is charged: a fixed cost, plus what it holds (states
+/// with their delivered sets, lists of updates).
 fn message_memory_bytes<C: OpCrdt>(message: &Message<C>) -> u64 {
     MESSAGE_MEMORY_BYTES
         + match message {

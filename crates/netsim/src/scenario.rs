@@ -472,10 +472,10 @@ pub struct Bounds {
     pub events_max: u64,
     /// Messages in flight at once. Default 1 million.
     pub in_flight_max: u64,
-    /// Memory held by messages in flight, in bytes: each copy is charged 64 bytes plus what grows
-    /// with the run (the delivered-update set a state carries, one bit per update issued, and
-    /// lists of updates), so that many large states in flight end the run instead of exhausting
-    /// memory. Default 1 GiB.
+    /// Memory held by messages in flight, in bytes: each copy is charged 64 bytes plus what it
+    /// holds (a state's size, the delivered-update set a state carries, one bit per update
+    /// issued, and lists of updates; a user's protocol says what its messages hold), so that many
+    /// large states in flight end the run instead of exhausting memory. Default 1 GiB.
     pub in_flight_bytes_max: u64,
     /// Updates issued in the whole run. Default 1 million.
     pub updates_max: u64,

@@ -37,7 +37,7 @@ mod queue;
 mod trace;
 
 use faults::{draw_fault, Cut};
-use network::LinkTable;
+use network::{LinkParameters, LinkTable};
 use queue::EventQueue;
 use trace::HASH_SEED;
 
@@ -256,6 +256,7 @@ struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
     /// The memory charged to messages in flight (see `Bounds::in_flight_bytes_max`).
     in_flight_bytes: u64,
     timers_pending: u64,
+    links: LinkParameters,
     last_on_link: LinkTable,
     messages: MessageStats,
     events: u64,
@@ -425,6 +426,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             in_flight: 0,
             in_flight_bytes: 0,
             timers_pending: 0,
+            links: LinkParameters::default(),
             last_on_link: LinkTable::new(node_count),
             messages: MessageStats::default(),
             events: 0,
