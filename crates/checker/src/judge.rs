@@ -21,8 +21,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Points of the distinct-states chart kept per run.
 pub const TIMELINE_POINTS_MAX: usize = 2_000;
 
-/// Trace events copied into a report for its diagrams and exports.
-pub const REPORT_TRACE_EVENTS_MAX: usize = 2_000;
+/// Trace events copied into a report for its diagrams and exports, by default
+/// (`bounds.report-events-max` sets it per scenario).
+pub const REPORT_TRACE_EVENTS_MAX: usize = converge_netsim::REPORT_EVENTS_MAX_DEFAULT as usize;
 
 /// One replica at the end of the run.
 #[derive(Clone, Debug, Serialize)]
@@ -62,6 +63,19 @@ pub struct RunReport {
     pub end_ms: f64,
     /// When the live replicas last came to agree and stayed so; `None` if they never did.
     pub converged_at_ms: Option<f64>,
+    /// When the live replicas last came to agree and stayed so, whatever the verdict: a run that
+    /// diverged and then healed has it, though it has no `converged_at_ms`.
+    #[serde(default)]
+    pub agreed_at_ms: Option<f64>,
+    /// When the settle period began (no writes and no faults from then on).
+    #[serde(default)]
+    pub settle_start_ms: f64,
+    /// The drop and duplicate probabilities the network ran with: the scenario's, or in swarm
+    /// mode the ones the seed drew.
+    #[serde(default)]
+    pub network_drop: f64,
+    #[serde(default)]
+    pub network_duplicate: f64,
     pub updates: u64,
     pub messages: MessageStats,
     pub coverage: NonVacuity,
@@ -143,6 +157,13 @@ pub fn judge_until<C: OpCrdt>(
         _ => None,
     };
     let coverage = non_vacuity(&outcome);
+    let report_events_max = usize::try_from(
+        scenario
+            .bounds
+            .report_events_max
+            .min(scenario.bounds.trace_events_kept_max),
+    )
+    .unwrap_or(usize::MAX);
     let (met_expectation, expectation_notes) =
         meets_expectation(scenario, verdict, converged_at_ms, &coverage);
     let report = RunReport {
@@ -159,6 +180,10 @@ pub fn judge_until<C: OpCrdt>(
         end: outcome.end.clone(),
         end_ms: outcome.end_us as f64 / 1e3,
         converged_at_ms,
+        agreed_at_ms: timeline.agreed_since_us.map(|us| us as f64 / 1e3),
+        settle_start_ms: outcome.settle_start_us as f64 / 1e3,
+        network_drop: outcome.network_drop,
+        network_duplicate: outcome.network_duplicate,
         updates: outcome.updates_issued,
         messages: outcome.messages,
         coverage,
@@ -180,10 +205,10 @@ pub fn judge_until<C: OpCrdt>(
         trace: outcome
             .trace
             .iter()
-            .take(REPORT_TRACE_EVENTS_MAX)
+            .take(report_events_max)
             .cloned()
             .collect(),
-        trace_truncated: outcome.trace_truncated || outcome.trace.len() > REPORT_TRACE_EVENTS_MAX,
+        trace_truncated: outcome.trace_truncated || outcome.trace.len() > report_events_max,
         faults: outcome.faults.clone(),
         reproduce: format!("converge run <scenario file> --seed {seed}"),
         scenario_spec: scenario.clone(),
@@ -252,9 +277,13 @@ fn meets_expectation(
     let mut notes = Vec::new();
     let mut met = verdict == expect.verdict;
     notes.push(if met {
-        format!("verdict {verdict:?} as expected")
+        format!("verdict \"{}\", as expected", kebab(&verdict))
     } else {
-        format!("expected verdict {:?}, got {verdict:?}", expect.verdict)
+        format!(
+            "expected verdict \"{}\", got \"{}\"",
+            kebab(&expect.verdict),
+            kebab(&verdict)
+        )
     });
     if let (Some(bound), Some(at_ms)) = (expect.converged_by, converged_at_ms) {
         if at_ms > bound.as_ms_f64() {

@@ -474,6 +474,20 @@ pub struct Bounds {
     /// (shrinking, which lists every write, runs the seed again with all of them). Op-based
     /// protocols keep every record, since their messages and logs refer to them. Default 100,000.
     pub update_records_kept_max: u64,
+    /// Trace events copied into a run's report, and so drawn on its page and written to its
+    /// Perfetto and ShiViz exports: the first this many (never more than `trace_events_kept_max`).
+    /// A report that stops short says so, and so do its exports. Default 2,000.
+    #[serde(skip_serializing_if = "is_default_report_events")]
+    pub report_events_max: u64,
+}
+
+/// The default of `bounds.report-events-max`.
+pub const REPORT_EVENTS_MAX_DEFAULT: u64 = 2_000;
+
+/// Left out of a serialized scenario at its default, so that scenarios written before the key
+/// existed keep their run ids.
+fn is_default_report_events(value: &u64) -> bool {
+    *value == REPORT_EVENTS_MAX_DEFAULT
 }
 
 impl Default for Bounds {
@@ -485,6 +499,7 @@ impl Default for Bounds {
             updates_max: 1_000_000,
             trace_events_kept_max: 100_000,
             update_records_kept_max: 100_000,
+            report_events_max: REPORT_EVENTS_MAX_DEFAULT,
         }
     }
 }
@@ -517,4 +532,9 @@ pub struct Expect {
     pub converged_by: Option<SimDuration>,
     /// Lower bound on conflicting writes exercised (non-vacuity).
     pub conflicts_min: Option<u64>,
+    /// For a sweep of a scenario expected not to converge: the share of seeds (0 to 1) that must
+    /// end with the expected verdict. Without it, one such seed is enough: a bug that needs an
+    /// equal-stamp tie shows on some seeds, not on all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seeds_share_min: Option<f64>,
 }
