@@ -307,11 +307,19 @@ fn meets_expectation(
 
 /// A compact label of what a scenario runs, for the convergence matrix: `(crdt, protocol, faults)`.
 pub fn matrix_labels(scenario: &Scenario) -> (String, String, String) {
+    // The clock is part of the row: runs that differ only in their clock are different configurations.
     let crdt = match &scenario.crdt {
-        CrdtSpec::LwwGrid(c) => format!("lww-grid {}", kebab(&c.tie_break)),
-        CrdtSpec::LwwDict(c) => {
-            format!("lww-dict {} bias, {}", kebab(&c.bias), kebab(&c.tie_break))
-        }
+        CrdtSpec::LwwGrid(c) => format!(
+            "lww-grid {}, {} clock",
+            kebab(&c.tie_break),
+            kebab(&scenario.clock)
+        ),
+        CrdtSpec::LwwDict(c) => format!(
+            "lww-dict {} bias, {}, {} clock",
+            kebab(&c.bias),
+            kebab(&c.tie_break),
+            kebab(&scenario.clock)
+        ),
     };
     let protocol = &scenario.protocol;
     let mut protocol_label = format!("{} / {}", kebab(&protocol.kind), kebab(&protocol.topology));

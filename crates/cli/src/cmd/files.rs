@@ -295,11 +295,13 @@ pub fn write_index(dir: &Path, partial: Option<&str>) -> Result<PathBuf> {
                     failing_seeds: sweep
                         .runs
                         .iter()
-                        .filter(|r| !r.met_expectation)
+                        .filter(|r| converge::sweep::surprises(r))
                         .take(5)
                         .map(|r| r.seed)
                         .collect(),
                     partial: sweep.partial_note(),
+                    expectation_met: sweep.expectation.met,
+                    verdicts: sweep.counts.verdicts.clone(),
                 });
             }
             continue;

@@ -135,14 +135,22 @@ pub fn timeline_section(html: &mut String, report: &RunReport) {
         height - 6.0,
         -(top + (height - top - bottom) / 2.0)
     );
-    for (i, mark) in landmarks(report).iter().enumerate() {
+    let mut marks = landmarks(report);
+    marks.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    // Labels that would overlap go on the next of three rows above the plot.
+    let mut row_ends = [f64::MIN; 3];
+    for mark in &marks {
+        let width = 6.5 * mark.label.len() as f64;
+        let start = x(mark.at_ms) - width / 2.0;
+        let row = row_ends.iter().position(|end| *end < start).unwrap_or(2);
+        row_ends[row] = start + width + 4.0;
         let _ = write!(
             html,
             "<g class=\"mark\"><line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{top}\" y2=\"{}\" stroke=\"{c}\" stroke-dasharray=\"4 3\"/>\
              <text x=\"{:.1}\" y=\"{}\" fill=\"{c}\" text-anchor=\"middle\">{}</text></g>",
             height - bottom,
             x(mark.at_ms),
-            12 + 13 * (i % 2),
+            12 + 12 * row,
             escape(&mark.label),
             x = x(mark.at_ms),
             c = mark.colour
