@@ -185,7 +185,7 @@ impl SweepExpectation {
         let total = runs.len() as u64;
         let matching = runs.iter().filter(|r| r.verdict == expected).count() as u64;
         let share_min = scenario.expect.seeds_share_min;
-        let phrase = verdict_name(expected);
+        let phrase = verdict_name(expected).replace('-', " ");
         let (met, note) = if expected == Verdict::Converges {
             let met = runs.iter().all(|r| r.met_expectation);
             let failed = runs.iter().filter(|r| !r.met_expectation).count();

@@ -65,12 +65,68 @@ impl Default for Scenario {
     }
 }
 
-/// Which CRDT every replica runs. In files: `[crdt] kind = "lww-grid"` plus the type's options.
+/// Which CRDT every replica runs. In files: `[crdt] kind = "lww-grid"` plus the type's options;
+/// every key is optional, `kind` included (the LWW grid).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", try_from = "CrdtTable")]
 pub enum CrdtSpec {
     LwwGrid(LwwGridConfig),
     LwwDict(LwwDictConfig),
+}
+
+/// A `[crdt]` table as written: any subset of the keys. An internally tagged enum would require
+/// `kind`, which the documentation promises is optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CrdtTable {
+    kind: Option<CrdtKind>,
+    rows: Option<u32>,
+    cols: Option<u32>,
+    tie_break: Option<converge_crdt::TieBreak>,
+    bias: Option<converge_crdt::Bias>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum CrdtKind {
+    LwwGrid,
+    LwwDict,
+}
+
+impl TryFrom<CrdtTable> for CrdtSpec {
+    type Error = String;
+
+    fn try_from(table: CrdtTable) -> Result<Self, String> {
+        let only = |key: &str, kind: &str| {
+            format!(
+                "key `{key}` applies to kind = \"{kind}\" only (`kind` defaults to \"lww-grid\")"
+            )
+        };
+        match table.kind.unwrap_or(CrdtKind::LwwGrid) {
+            CrdtKind::LwwGrid => {
+                if table.bias.is_some() {
+                    return Err(only("bias", "lww-dict"));
+                }
+                let defaults = LwwGridConfig::default();
+                Ok(CrdtSpec::LwwGrid(LwwGridConfig {
+                    rows: table.rows.unwrap_or(defaults.rows),
+                    cols: table.cols.unwrap_or(defaults.cols),
+                    tie_break: table.tie_break.unwrap_or(defaults.tie_break),
+                }))
+            }
+            CrdtKind::LwwDict => {
+                if table.rows.is_some() || table.cols.is_some() {
+                    let key = if table.rows.is_some() { "rows" } else { "cols" };
+                    return Err(only(key, "lww-grid"));
+                }
+                let defaults = LwwDictConfig::default();
+                Ok(CrdtSpec::LwwDict(LwwDictConfig {
+                    bias: table.bias.unwrap_or(defaults.bias),
+                    tie_break: table.tie_break.unwrap_or(defaults.tie_break),
+                }))
+            }
+        }
+    }
 }
 
 impl Default for CrdtSpec {

@@ -656,4 +656,43 @@ mod tests {
             "{shiviz}"
         );
     }
+
+    #[test]
+    fn exports_say_when_they_stop_short() {
+        let mut report = diverged_report();
+        let whole: Value =
+            serde_json::from_str(&super::super::exports::chrome_trace(&report)).unwrap();
+        assert_eq!(whole["otherData"]["truncation"], Value::Null);
+        report.trace_truncated = true;
+        report.events = 9_000;
+        let chrome: Value =
+            serde_json::from_str(&super::super::exports::chrome_trace(&report)).unwrap();
+        let note = "trace truncated: the first 6 of the run's 9000 events are exported (bounds.report-events-max)";
+        assert_eq!(chrome["otherData"]["truncation"], note);
+        assert_eq!(chrome["otherData"]["events_exported"], 6);
+        let markers: Vec<&Value> = chrome["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["cat"] == "truncated")
+            .collect();
+        assert_eq!(markers.len(), 1);
+        assert_eq!(markers[0]["name"], note);
+        let shiviz = super::super::exports::shiviz_log(&report);
+        let last_event = shiviz.lines().rev().nth(1).unwrap();
+        assert_eq!(last_event, note, "{shiviz}");
+        assert!(
+            shiviz.ends_with("r1 {\"r0\":2,\"r1\":5}\n"),
+            "one tick after r1's drop: {shiviz}"
+        );
+        let page = render(&RunPage {
+            report: &report,
+            shrunk: None,
+            links: Vec::new(),
+            index_href: None,
+            run_id: None,
+            partial: None,
+        });
+        assert!(page.contains("Both hold the first 6 of the run's 9000 events"));
+    }
 }

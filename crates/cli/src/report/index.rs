@@ -80,7 +80,9 @@ impl Tally {
 
     fn add_sweep(&mut self, sweep: &IndexSweep) {
         for (name, count) in &sweep.verdicts {
-            if let Ok(verdict) = serde_json::from_value::<Verdict>(serde_json::Value::from(name.as_str())) {
+            if let Ok(verdict) =
+                serde_json::from_value::<Verdict>(serde_json::Value::from(name.as_str()))
+            {
                 *self.verdicts.entry(verdict).or_default() += count;
             }
         }
@@ -174,7 +176,8 @@ fn legend(html: &mut String) {
 
 /// Runs that are seeds of a scenario, and minimal counterexamples (shrunk runs), apart.
 fn split_shrunk(runs: &[IndexRun]) -> (Vec<&IndexRun>, Vec<&IndexRun>) {
-    runs.iter().partition(|run| !run.href.ends_with("-minimal.toml"))
+    runs.iter()
+        .partition(|run| !run.href.ends_with("-minimal.toml"))
 }
 
 /// One bar per scenario: the share of its seeds with each verdict, and the median time to converge.
@@ -184,7 +187,10 @@ fn summary_chart(html: &mut String, seeds: &[&IndexRun], sweeps: &[IndexSweep]) 
         by_scenario.entry(&run.scenario).or_default().add_run(run);
     }
     for sweep in sweeps {
-        by_scenario.entry(&sweep.scenario).or_default().add_sweep(sweep);
+        by_scenario
+            .entry(&sweep.scenario)
+            .or_default()
+            .add_sweep(sweep);
     }
     if by_scenario.is_empty() {
         return;
@@ -229,7 +235,11 @@ fn summary_chart(html: &mut String, seeds: &[&IndexRun], sweeps: &[IndexSweep]) 
             "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
             label_width + bar_width + 6.0,
             y + 12.0,
-            if tally.all_met() { "\u{2713}" } else { "\u{2717}" }
+            if tally.all_met() {
+                "\u{2713}"
+            } else {
+                "\u{2717}"
+            }
         );
         if let Some(ms) = tally.median_converged_ms() {
             let width = 250.0 * ms / slowest;
@@ -258,11 +268,25 @@ fn matrix(html: &mut String, seeds: &[&IndexRun], sweeps: &[IndexSweep]) {
     let mut cells: BTreeMap<&str, BTreeMap<&str, BTreeMap<&str, Tally>>> = BTreeMap::new();
     for run in seeds {
         let (crdt, protocol, faults) = &run.labels;
-        cells.entry(crdt).or_default().entry(protocol).or_default().entry(faults).or_default().add_run(run);
+        cells
+            .entry(crdt)
+            .or_default()
+            .entry(protocol)
+            .or_default()
+            .entry(faults)
+            .or_default()
+            .add_run(run);
     }
     for sweep in sweeps {
         let (crdt, protocol, faults) = &sweep.labels;
-        cells.entry(crdt).or_default().entry(protocol).or_default().entry(faults).or_default().add_sweep(sweep);
+        cells
+            .entry(crdt)
+            .or_default()
+            .entry(protocol)
+            .or_default()
+            .entry(faults)
+            .or_default()
+            .add_sweep(sweep);
     }
     let mut protocols: Vec<&str> = cells.values().flat_map(|row| row.keys().copied()).collect();
     protocols.sort_unstable();
@@ -365,7 +389,12 @@ pub fn render(runs: &[IndexRun], sweeps: &[IndexSweep], partial: Option<&str>) -
 }
 
 /// Every partial report named at the top, so that nobody mistakes it for a whole one.
-fn partial_notes(html: &mut String, runs: &[IndexRun], sweeps: &[IndexSweep], partial: Option<&str>) {
+fn partial_notes(
+    html: &mut String,
+    runs: &[IndexRun],
+    sweeps: &[IndexSweep],
+    partial: Option<&str>,
+) {
     let mut lines: Vec<String> = partial.map(str::to_string).into_iter().collect();
     for run in runs {
         if let Some(note) = &run.partial {
@@ -374,7 +403,10 @@ fn partial_notes(html: &mut String, runs: &[IndexRun], sweeps: &[IndexSweep], pa
     }
     for sweep in sweeps {
         if let Some(note) = &sweep.partial {
-            lines.push(format!("sweep of {} seeds {}: {note}", sweep.scenario, sweep.seeds));
+            lines.push(format!(
+                "sweep of {} seeds {}: {note}",
+                sweep.scenario, sweep.seeds
+            ));
         }
     }
     if lines.is_empty() {
@@ -464,7 +496,11 @@ mod tests {
             converged_at_ms: (verdict == Verdict::Converges).then_some(1_500.0),
             trace_hash: "00".into(),
             href: href.into(),
-            labels: ("lww-grid peer-id, lamport clock".into(), "state-broadcast / mesh".into(), "none".into()),
+            labels: (
+                "lww-grid peer-id, lamport clock".into(),
+                "state-broadcast / mesh".into(),
+                "none".into(),
+            ),
             partial: None,
         }
     }
@@ -472,15 +508,41 @@ mod tests {
     #[test]
     fn cells_are_coloured_by_verdict_and_marked_met_apart() {
         let runs = vec![
-            run("a", 0, Verdict::Converges, Verdict::Diverges, "a-seed0.html"),
-            run("a", 1, Verdict::Converges, Verdict::Diverges, "a-seed1.html"),
-            run("a-minimal", 1, Verdict::Diverges, Verdict::Diverges, "a-seed1-minimal.toml"),
+            run(
+                "a",
+                0,
+                Verdict::Converges,
+                Verdict::Diverges,
+                "a-seed0.html",
+            ),
+            run(
+                "a",
+                1,
+                Verdict::Converges,
+                Verdict::Diverges,
+                "a-seed1.html",
+            ),
+            run(
+                "a-minimal",
+                1,
+                Verdict::Diverges,
+                Verdict::Diverges,
+                "a-seed1-minimal.toml",
+            ),
         ];
         let html = render(&runs, &[], None);
         let matrix = &html[html.find("id=\"matrix\"").unwrap()..html.find("id=\"runs\"").unwrap()];
         // Converged everywhere, yet unmet: green for the verdict, the unmet mark apart.
-        assert!(matrix.contains("<div class=\"cell v-converges\"><b>none</b> <span class=\"badge unmet\">"), "{matrix}");
-        assert!(matrix.contains("converges 2 — "), "the shrunk run is not a seed: {matrix}");
+        assert!(
+            matrix.contains(
+                "<div class=\"cell v-converges\"><b>none</b> <span class=\"badge unmet\">"
+            ),
+            "{matrix}"
+        );
+        assert!(
+            matrix.contains("converges 2 — "),
+            "the shrunk run is not a seed: {matrix}"
+        );
         assert!(!matrix.contains("diverges 1"), "{matrix}");
         assert!(html.contains("id=\"minimal-runs\""));
         assert!(html.contains("2 runs, 0 met their expectation"));
