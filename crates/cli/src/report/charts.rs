@@ -229,11 +229,11 @@ pub fn spacetime_section(
     }
     let _ = writeln!(
         html,
-        "<section id=\"spacetime\"><h2>Space-time diagram</h2><p class=\"muted\">Of {}: {} events in {} windows \
+        "<section id=\"spacetime\"><h2>Space-time diagram</h2><p class=\"muted\">Of {}: {} events in {} \
          of virtual time{}.</p>",
         escape(caption),
         shown,
-        windows.len(),
+        if windows.len() == 1 { "one window".to_string() } else { format!("{} windows", windows.len()) },
         if missing.is_empty() { String::new() } else { format!(" (<span class=\"cap\">{}</span>)", escape(&missing.join("; "))) }
     );
     legend(html);

@@ -336,7 +336,8 @@ th{background:#f6f8fa}.num{text-align:right;font-variant-numeric:tabular-nums}co
 .met{color:#1a7f37;font-weight:600}.unmet{color:#cf222e;font-weight:600}.muted{color:#57606a}
 .badge{font-size:12px;padding:0 .35em;border-radius:3px;background:#fff;white-space:nowrap}
 .partial{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:0 1em;margin:.6em 0}
-.cell{margin:.15em 0;padding:.2em .45em;border-radius:3px;border-left:5px solid;min-width:12em}
+.cell{margin:.15em 0;padding:.2em .45em;border-radius:3px;border-left:5px solid}
+#matrix table{font-size:12.5px}#matrix td,#matrix th{padding:.25em .4em}#matrix tr>th:first-child{min-width:11em}#matrix td{min-width:8em}
 .v-converges{background:#dafbe1;border-color:#2da44e}.v-intent{background:#fff8c5;border-color:#d4a72c}
 .v-not-converged{background:#fbefff;border-color:#8250df}.v-diverges{background:#ffebe9;border-color:#cf222e}
 .v-bound{background:#f6f8fa;border-color:#8c959f}

@@ -303,10 +303,10 @@ pub fn stepper_section(html: &mut String, steps: &Steps) {
     let last = steps.steps.len();
     let _ = write!(
         html,
-        "<section id=\"stepper\"><h2>Step through the counterexample</h2><p class=\"muted\">{}{}. Step 0 is before \
+        "<section id=\"stepper\"><h2>Step through the counterexample</h2><p class=\"muted\">Steps of {}{}. Step 0 is before \
          the first event; step k shows the replicas after event k. Use the slider, the buttons or the arrow keys; \
          <code>#step=k</code> in the address opens step k.</p>\
-         <div class=\"controls\"><button type=\"button\" id=\"stepper-first\">&#9198;</button>\
+         <div class=\"controls\"><button type=\"button\" id=\"stepper-first\">&#9664;&#9664; start</button>\
          <button type=\"button\" id=\"stepper-prev\">&#9664; back</button>\
          <input type=\"range\" id=\"stepper-range\" min=\"0\" max=\"{last}\" value=\"0\" aria-label=\"step\">\
          <button type=\"button\" id=\"stepper-next\">next &#9654;</button>\
