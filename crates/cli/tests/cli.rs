@@ -1126,3 +1126,55 @@ fn the_stepper_shows_each_step_in_a_real_browser() {
         );
     }
 }
+
+/// The README's tour, command by command, run from a copy of the project's scenarios after the
+/// main job, with the exit status its comment gives. The sweep runs 200 of its 10,000 seeds, so
+/// that a test build stays quick (the full range runs in .ci/run's release sweeps).
+#[test]
+fn the_readme_commands_exit_as_documented() {
+    let dir = scratch("readme");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let copy = dir.join("scenarios");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(scenarios_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    }
+    let main = converge(&dir, &[]);
+    assert_eq!(
+        main.status.code(),
+        Some(0),
+        "cargo run --release: {}",
+        text(&main)
+    );
+    let tour: Vec<&str> = readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("cargo run --release -- "))
+        .collect();
+    assert_eq!(tour.len(), 5, "{readme}");
+    for line in tour {
+        let (command, comment) = line
+            .split_once('#')
+            .expect("each command says how it exits");
+        let expected: i32 = comment
+            .trim()
+            .rsplit("exits ")
+            .next()
+            .unwrap()
+            .parse()
+            .expect("exits N");
+        let args: Vec<&str> = command
+            .split_whitespace()
+            .map(|arg| if arg == "0..10000" { "0..200" } else { arg })
+            .collect();
+        let output = converge(&dir, &args);
+        assert_eq!(
+            output.status.code(),
+            Some(expected),
+            "{command}: {}",
+            text(&output)
+        );
+    }
+}
