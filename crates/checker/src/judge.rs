@@ -1,6 +1,7 @@
 //! Runs a scenario with every oracle watching and turns what they saw into a [`RunReport`]: the
 //! verdict, the evidence, and the counts that say what the run exercised.
 
+use std::fmt::Write as _;
 use std::sync::atomic::AtomicBool;
 
 use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId};
@@ -326,6 +327,14 @@ pub fn matrix_labels(scenario: &Scenario) -> (String, String, String) {
     if protocol.anti_entropy.is_some() {
         protocol_label.push_str(" + anti-entropy");
     }
+    // Options that change what the protocol does are part of the column too, so that one cell
+    // never mixes two configurations.
+    if protocol.kind == converge_netsim::ProtocolKind::DeltaSync {
+        let _ = write!(protocol_label, " by {}", kebab(&protocol.delta_position));
+    }
+    if !protocol.snapshot_on_join {
+        protocol_label.push_str(", no snapshot on join");
+    }
     let mut faults: Vec<String> = Vec::new();
     if scenario.network.drop > 0.0 {
         faults.push("drop".into());
@@ -358,4 +367,29 @@ fn kebab<T: Serialize>(value: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use converge_crdt::ClockKind;
+
+    use super::*;
+
+    /// Scenarios 10 to 12 differ only by their clock, 3 and 4 only by the snapshot on join: each
+    /// is a configuration of its own in the matrix.
+    #[test]
+    fn matrix_labels_tell_configurations_apart() {
+        let lamport = Scenario::default();
+        let mut wall = Scenario::default();
+        wall.clock = ClockKind::WallClock;
+        assert_ne!(matrix_labels(&lamport).0, matrix_labels(&wall).0);
+        assert_eq!(matrix_labels(&lamport).0, "lww-grid peer-id, lamport clock");
+        let mut no_snapshot = Scenario::default();
+        no_snapshot.protocol.snapshot_on_join = false;
+        assert_eq!(
+            matrix_labels(&no_snapshot).1,
+            "state-broadcast / mesh, no snapshot on join"
+        );
+        assert_ne!(matrix_labels(&lamport).1, matrix_labels(&no_snapshot).1);
+    }
 }

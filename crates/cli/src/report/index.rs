@@ -199,12 +199,13 @@ fn summary_chart(html: &mut String, seeds: &[&IndexRun], sweeps: &[IndexSweep]) 
         .values()
         .filter_map(Tally::median_converged_ms)
         .fold(1.0, f64::max);
-    let (row, label_width, bar_width, time_left) = (22.0, 230.0, 300.0, 560.0);
+    // Sized to the page's narrowest readable width (760 px), so that the text is not scaled down.
+    let (row, label_width, bar_width, time_left) = (22.0, 200.0, 250.0, 490.0);
     let height = 30.0 + row * by_scenario.len() as f64;
     let _ = write!(
         html,
         "<section id=\"summary-chart\"><h2>Verdicts and time to converge, per scenario</h2>\
-         <svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 900 {height}\" role=\"img\" \
+         <svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 760 {height}\" role=\"img\" \
          aria-label=\"verdicts and time to converge per scenario\">\
          <text class=\"axis-title\" x=\"{label_width}\" y=\"14\">share of seeds by verdict</text>\
          <text class=\"axis-title\" x=\"{time_left}\" y=\"14\">median time to converge (virtual)</text>"
@@ -242,7 +243,7 @@ fn summary_chart(html: &mut String, seeds: &[&IndexRun], sweeps: &[IndexSweep]) 
             }
         );
         if let Some(ms) = tally.median_converged_ms() {
-            let width = 250.0 * ms / slowest;
+            let width = 190.0 * ms / slowest;
             let _ = write!(
                 html,
                 "<rect x=\"{time_left}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"11\" fill=\"#54aeff\"/>\
@@ -305,7 +306,8 @@ fn matrix(html: &mut String, seeds: &[&IndexRun], sweeps: &[IndexSweep]) {
     for (crdt, row) in &cells {
         let _ = write!(html, "<tr><th>{}</th>", escape(crdt));
         for protocol in &protocols {
-            html.push_str("<td>");
+            // The protocol again on the cell: a narrow screen shows the matrix as a list.
+            let _ = write!(html, "<td data-protocol=\"{}\">", escape(protocol));
             for (faults, tally) in row.get(protocol).into_iter().flatten() {
                 let _ = write!(
                     html,
@@ -344,6 +346,9 @@ th{background:#f6f8fa}.num{text-align:right;font-variant-numeric:tabular-nums}co
 .legend span{margin-right:1.1em;display:inline-block}.legend i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:-1px;border-radius:2px}
 svg{max-width:100%;height:auto;border:1px solid #d0d7de;border-radius:4px}svg text{font:12px system-ui,sans-serif}
 svg .axis-title{font-weight:600;fill:#57606a}
+@media (max-width:900px){#matrix table,#matrix tbody,#matrix tr,#matrix td,#matrix th{display:block;border:none;min-width:0}
+#matrix tr:first-child{display:none}#matrix tr{border-top:1px solid #d0d7de;padding:.3em 0}#matrix td:empty{display:none}
+#matrix td::before{content:attr(data-protocol);font-weight:600;color:#57606a;display:block}}
 ";
 
 /// Renders the index of `runs` and `sweeps`. `partial` says why the command that wrote it stopped

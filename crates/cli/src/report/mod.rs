@@ -140,10 +140,7 @@ fn intent_in_words(report: &RunReport) -> String {
         .filter(|v| v.oracle == converge_checker::Oracle::Intent)
         .collect();
     match intent.iter().find(|v| v.states.is_empty()) {
-        Some(lost) => format!(
-            "Converged, but causally later writes lost to earlier ones: {}.",
-            lost.detail.trim_end_matches('.')
-        ),
+        Some(lost) => format!("Converged, but {}.", lost.detail.trim_end_matches('.')),
         None => format!(
             "Converged, but not to the sequential specification: {}. No causally later write lost; concurrent \
              writes with equal stamps (ties) were settled differently from the specification's order.",
@@ -170,8 +167,9 @@ pub fn verdict_in_words(report: &RunReport) -> String {
     match report.verdict {
         Verdict::Converges => match report.converged_at_ms {
             Some(at_ms) => format!(
-                "Converged: all {live} live replicas hold the same state and all {} updates, since {at_ms:.1} ms.",
-                report.updates
+                "Converged: all {live} live replicas hold the same state and all {} updates, since {}.",
+                report.updates,
+                charts::human_ms(at_ms)
             ),
             None => format!("Converged: all {live} live replicas hold the same state and all {} updates.", report.updates),
         },
