@@ -380,8 +380,10 @@ mod tests {
     #[test]
     fn matrix_labels_tell_configurations_apart() {
         let lamport = Scenario::default();
-        let mut wall = Scenario::default();
-        wall.clock = ClockKind::WallClock;
+        let wall = Scenario {
+            clock: ClockKind::WallClock,
+            ..Scenario::default()
+        };
         assert_ne!(matrix_labels(&lamport).0, matrix_labels(&wall).0);
         assert_eq!(matrix_labels(&lamport).0, "lww-grid peer-id, lamport clock");
         let mut no_snapshot = Scenario::default();

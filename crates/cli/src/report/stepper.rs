@@ -327,11 +327,11 @@ pub fn stepper_section(html: &mut String, steps: &Steps) {
             id = replica.replica
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         html,
         "</table></div><h3>Messages in flight: <span id=\"stepper-inflight-count\">0</span></h3><ul id=\"stepper-inflight\"></ul>\
          <noscript><p>The stepper needs JavaScript; the space-time diagram shows the same events.</p></noscript>\
-         <script type=\"application/json\" id=\"stepper-data\">{}</script><script>{STEPPER_SCRIPT}</script></section>\n",
+         <script type=\"application/json\" id=\"stepper-data\">{}</script><script>{STEPPER_SCRIPT}</script></section>",
         script_json(steps)
     );
 }
