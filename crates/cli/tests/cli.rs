@@ -1101,17 +1101,22 @@ fn the_stepper_shows_each_step_in_a_real_browser() {
         let id = replica["replica"].as_u64().unwrap();
         let cells = replica["view"]["cells"].as_array().unwrap();
         let cols = replica["view"]["cols"].as_u64().unwrap() as usize;
-        let rows: Vec<String> = cells
+        let texts: Vec<String> = cells
+            .iter()
+            .map(|c| {
+                if c.is_null() {
+                    "·".to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let width = texts.iter().map(|t| t.chars().count()).max().unwrap();
+        let rows: Vec<String> = texts
             .chunks(cols)
             .map(|row| {
                 row.iter()
-                    .map(|c| {
-                        if c.is_null() {
-                            "·".to_string()
-                        } else {
-                            c.to_string()
-                        }
-                    })
+                    .map(|t| format!("{t:>width$}"))
                     .collect::<Vec<_>>()
                     .join(" ")
             })

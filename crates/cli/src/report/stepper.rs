@@ -84,11 +84,21 @@ pub fn state_text(view: &Value) -> String {
         view.get("cols").and_then(Value::as_u64),
         view.get("cells").and_then(Value::as_array),
     ) {
-        (Some(_), Some(cols), Some(cells)) if cells.len() <= GRID_ROWS_CELLS_MAX => cells
-            .chunks(cols.max(1) as usize)
-            .map(|row| row.iter().map(cell).collect::<Vec<_>>().join(" "))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        (Some(_), Some(cols), Some(cells)) if cells.len() <= GRID_ROWS_CELLS_MAX => {
+            // Every cell as wide as the widest, so that the columns line up.
+            let texts: Vec<String> = cells.iter().map(cell).collect();
+            let width = texts.iter().map(|t| t.chars().count()).max().unwrap_or(1);
+            texts
+                .chunks(cols.max(1) as usize)
+                .map(|row| {
+                    row.iter()
+                        .map(|t| format!("{t:>width$}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
         (Some(_), Some(cols), Some(cells)) => {
             let written: Vec<String> = cells
                 .iter()
@@ -418,6 +428,11 @@ mod tests {
         assert_eq!(
             state_text(&json!({"rows": 2, "cols": 2, "cells": [1, null, null, "b"]})),
             "1 ·\n· b"
+        );
+        assert_eq!(
+            state_text(&json!({"rows": 1, "cols": 2, "cells": [75, null]})),
+            "75  ·",
+            "columns line up"
         );
         assert_eq!(state_text(&json!({"1": 7, "2": 8})), "1 = 7, 2 = 8");
         assert_eq!(state_text(&json!({})), "(empty)");
