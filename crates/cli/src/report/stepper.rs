@@ -1,16 +1,16 @@
 //! The counterexample stepper: the minimal counterexample (or, without one, the start of the run)
 //! event by event, with each replica's state, the messages in flight and the moment an oracle
-//! fails. The run is replayed here, deterministically, with an observer that writes down the state
-//! of every replica an event touched; the page carries those steps as JSON and a small script
-//! (inline: the page fetches nothing) that shows any step. `#step=K` in the address opens step K.
+//! fails. The run is replayed, deterministically, by [`converge_checker::steps`], which shows
+//! each event with the state of every replica it touched; the page carries those steps as JSON
+//! and a small script (inline: the page fetches nothing) that shows any step. `#step=K` in the
+//! address opens step K.
 
 use std::fmt::Write as _;
 
+use converge_checker::steps::{replay_steps, ReplicaStep, StepWatch};
 use converge_checker::RunReport;
-use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId, StateCrdt};
-use converge_netsim::{
-    CrdtSpec, EventKind, FaultSpec, Observer, Scenario, Status, TraceEvent, World,
-};
+use converge_crdt::ReplicaId;
+use converge_netsim::{EventKind, Scenario, Status, TraceEvent};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -143,56 +143,34 @@ fn cell(value: &Value) -> String {
     }
 }
 
-/// Writes down every replica an event touched, and stops the run once the stepper is full.
-struct StepObserver<'a> {
+/// Writes down every step, and stops the run once the stepper is full.
+struct StepRecorder<'a> {
     report: &'a RunReport,
     steps: Vec<Step>,
     cut: bool,
 }
 
-impl<C: OpCrdt> Observer<C> for StepObserver<'_> {
-    fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>) {
+impl StepWatch for StepRecorder<'_> {
+    fn on_event(&mut self, event: &TraceEvent, touched: Vec<ReplicaStep>) -> bool {
         if matches!(event.kind, EventKind::Timer { .. }) {
-            return;
+            return true;
         }
         if self.steps.len() == STEPPER_EVENTS_MAX {
             self.cut = true;
-            return;
+            return false;
         }
-        let mut touched: Vec<ReplicaId> = world.touched.to_vec();
-        if let EventKind::Crash { replica }
-        | EventKind::Restart { replica }
-        | EventKind::Join { replica }
-        | EventKind::Leave { replica } = event.kind
-        {
-            touched.push(replica);
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        let replicas = touched
-            .iter()
-            .filter_map(|id| world.replicas.get(*id as usize))
-            .map(|r| replica_state(r.id, r.status, r.delivered.len(), &r.crdt))
-            .collect();
+        let replicas = touched.iter().map(replica_state).collect();
         self.steps.push(step_of(self.report, event, replicas));
-    }
-
-    fn interrupted(&self) -> bool {
-        self.cut
+        true
     }
 }
 
-fn replica_state<C: StateCrdt>(
-    replica: ReplicaId,
-    status: Status,
-    delivered: u32,
-    crdt: &C,
-) -> ReplicaState {
+fn replica_state(step: &ReplicaStep) -> ReplicaState {
     ReplicaState {
-        replica,
-        status: status_word(status),
-        delivered,
-        state: state_text(&serde_json::to_value(crdt.view()).unwrap_or(Value::Null)),
+        replica: step.replica,
+        status: status_word(step.status),
+        delivered: step.delivered,
+        state: state_text(&step.view),
     }
 }
 
@@ -231,56 +209,20 @@ pub fn steps_of(
     seed: u64,
     caption: String,
 ) -> Option<Steps> {
-    let mut observer = StepObserver {
+    let mut recorder = StepRecorder {
         report,
         steps: Vec::new(),
         cut: false,
     };
-    let initial = match scenario.crdt {
-        CrdtSpec::LwwGrid(config) => {
-            replay(scenario, seed, &|_| LwwGrid::new(config), &mut observer)?
-        }
-        CrdtSpec::LwwDict(config) => {
-            replay(scenario, seed, &|_| LwwDict::new(config), &mut observer)?
-        }
-    };
-    let failure = first_failure(report, &observer.steps);
+    let initial = replay_steps(scenario, seed, &mut recorder).ok()?;
+    let failure = first_failure(report, &recorder.steps);
     Some(Steps {
         caption,
-        initial,
-        steps: observer.steps,
+        initial: initial.iter().map(replica_state).collect(),
+        steps: recorder.steps,
         failure,
-        cut: observer.cut,
+        cut: recorder.cut,
     })
-}
-
-fn replay<C: OpCrdt>(
-    scenario: &Scenario,
-    seed: u64,
-    make: &dyn Fn(ReplicaId) -> C,
-    observer: &mut StepObserver<'_>,
-) -> Option<Vec<ReplicaState>> {
-    converge_netsim::run(scenario, seed, make, observer).ok()?;
-    let late: Vec<ReplicaId> = scenario
-        .faults
-        .iter()
-        .filter_map(|f| match f {
-            FaultSpec::Join { replica, .. } => Some(*replica),
-            _ => None,
-        })
-        .collect();
-    Some(
-        (0..scenario.replicas)
-            .map(|id| {
-                let status = if late.contains(&id) {
-                    Status::Waiting
-                } else {
-                    Status::Up
-                };
-                replica_state(id, status, 0, &make(id))
-            })
-            .collect(),
-    )
 }
 
 /// The step after which the first violation was seen: its event's step, or the last step for a
