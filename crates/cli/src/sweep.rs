@@ -337,6 +337,13 @@ impl SweepResult {
 }
 
 impl SweepResult {
+    /// The median virtual time at which the seeds that converged did so.
+    pub fn converged_median_ms(&self) -> Option<f64> {
+        let mut times: Vec<f64> = self.runs.iter().filter_map(|r| r.converged_at_ms).collect();
+        times.sort_by(f64::total_cmp);
+        times.get(times.len() / 2).copied()
+    }
+
     /// What a partial result covers, in words: "interrupted by the user after N of M seeds".
     pub fn partial_note(&self) -> Option<String> {
         self.partial.then(|| {

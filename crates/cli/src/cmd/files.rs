@@ -301,6 +301,7 @@ pub fn write_index(dir: &Path, partial: Option<&str>) -> Result<PathBuf> {
                         .collect(),
                     partial: sweep.partial_note(),
                     expectation_met: sweep.expectation.met,
+                    converged_median_ms: sweep.converged_median_ms(),
                     verdicts: sweep.counts.verdicts.clone(),
                 });
             }

@@ -49,6 +49,8 @@ pub struct IndexSweep {
     pub expectation_met: bool,
     /// Verdict (kebab-case) to number of seeds.
     pub verdicts: BTreeMap<String, u64>,
+    /// The median virtual time at which its converging seeds converged.
+    pub converged_median_ms: Option<f64>,
     /// Why the sweep is partial ("interrupted by the user after N of M seeds"), if it is.
     pub partial: Option<String>,
 }
@@ -88,6 +90,7 @@ impl Tally {
         }
         self.runs += sweep.runs;
         self.judged += 1;
+        self.converged_ms.extend(sweep.converged_median_ms);
         self.met += u64::from(sweep.expectation_met);
         if !sweep.expectation_met && self.first_failure.is_none() {
             self.first_failure = Some(sweep.href.clone());
@@ -256,7 +259,7 @@ fn summary_chart(html: &mut String, seeds: &[&IndexRun], sweeps: &[IndexSweep]) 
         } else {
             let _ = write!(
                 html,
-                "<text x=\"{time_left}\" y=\"{:.1}\" fill=\"#57606a\">never converged</text>",
+                "<text x=\"{time_left}\" y=\"{:.1}\" fill=\"#57606a\">no seed converged</text>",
                 y + 12.0
             );
         }
@@ -553,5 +556,43 @@ mod tests {
         assert!(html.contains("id=\"minimal-runs\""));
         assert!(html.contains("2 runs, 0 met their expectation"));
         assert!(html.contains("id=\"summary-chart\""));
+    }
+
+    #[test]
+    fn a_sweep_counts_its_verdicts_and_its_time_to_converge() {
+        let sweep = IndexSweep {
+            scenario: "b".into(),
+            seeds: "0..40".into(),
+            runs: 40,
+            converged: 26,
+            met_expectation: 14,
+            complete: true,
+            href: "b-sweep-0-40.json".into(),
+            labels: (
+                "lww-grid random, per-key-counter clock".into(),
+                "state-broadcast / mesh".into(),
+                "none".into(),
+            ),
+            failing_seeds: Vec::new(),
+            expectation_met: true,
+            verdicts: BTreeMap::from([("converges".to_string(), 26), ("diverges".to_string(), 14)]),
+            converged_median_ms: Some(2_000.0),
+            partial: None,
+        };
+        let html = render(&[], &[sweep], None);
+        assert!(html.contains("converges 26, diverges 14"), "{html}");
+        assert!(
+            html.contains(">2.00 s</text>"),
+            "the sweep's median time to converge: {html}"
+        );
+        assert!(
+            html.contains("0 runs, 0 met their expectation; 1 sweeps, 1 met theirs."),
+            "{html}"
+        );
+        let sweeps = &html[html.find("id=\"sweeps\"").unwrap()..];
+        assert!(
+            sweeps.contains("&#10003; met"),
+            "met as a whole, though 26 seeds converged: {sweeps}"
+        );
     }
 }
