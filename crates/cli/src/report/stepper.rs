@@ -20,6 +20,10 @@ use super::{escape, node_name};
 
 /// Events the stepper steps through at most; a longer run is cut there, and the page says so.
 pub const STEPPER_EVENTS_MAX: usize = 400;
+/// Cells and keys of the replicas' states the stepper reads in all: a run of large states stops
+/// earlier than [`STEPPER_EVENTS_MAX`], so that a page is written in a time and a size linear in
+/// what it shows.
+pub const STEPPER_STATE_VALUES_MAX: usize = 2_000_000;
 /// Characters of one replica's state shown at most.
 const STATE_TEXT_MAX: usize = 600;
 /// Cells of a grid shown as rows; a larger grid shows its written cells only.
@@ -148,6 +152,16 @@ struct StepRecorder<'a> {
     report: &'a RunReport,
     steps: Vec<Step>,
     cut: bool,
+    /// Cells and keys read so far, against [`STEPPER_STATE_VALUES_MAX`].
+    values: usize,
+}
+
+/// How many cells or keys a view holds.
+fn view_size(view: &Value) -> usize {
+    match view.get("cells").and_then(Value::as_array) {
+        Some(cells) => cells.len(),
+        None => view.as_object().map_or(1, serde_json::Map::len),
+    }
 }
 
 impl StepWatch for StepRecorder<'_> {
@@ -155,7 +169,8 @@ impl StepWatch for StepRecorder<'_> {
         if matches!(event.kind, EventKind::Timer { .. }) {
             return true;
         }
-        if self.steps.len() == STEPPER_EVENTS_MAX {
+        self.values += touched.iter().map(|r| view_size(&r.view)).sum::<usize>();
+        if self.steps.len() == STEPPER_EVENTS_MAX || self.values > STEPPER_STATE_VALUES_MAX {
             self.cut = true;
             return false;
         }
@@ -213,6 +228,7 @@ pub fn steps_of(
         report,
         steps: Vec::new(),
         cut: false,
+        values: 0,
     };
     let initial = replay_steps(scenario, seed, &mut recorder).ok()?;
     let failure = first_failure(report, &recorder.steps);
@@ -266,7 +282,11 @@ pub fn stepper_section(html: &mut String, steps: &Steps) {
          <p id=\"stepper-event\">Before the first event.</p><p id=\"stepper-oracle\" class=\"oracle\"></p>\
          <div class=\"scroll\"><table id=\"stepper-replicas\"><tr><th>replica</th><th>status</th><th>delivered</th><th>state</th></tr>",
         escape(&steps.caption),
-        if steps.cut { format!(" (the first {STEPPER_EVENTS_MAX} events)") } else { String::new() }
+        if steps.cut {
+            format!(" (its first {} events: more, or larger states, would make the page too large)", steps.steps.len())
+        } else {
+            String::new()
+        }
     );
     for replica in &steps.initial {
         let _ = write!(
@@ -390,5 +410,33 @@ mod tests {
     #[test]
     fn script_json_cannot_close_the_script_element() {
         assert_eq!(script_json(&"</script>"), "\"<\\/script>\"");
+    }
+
+    /// A 256 x 256 grid: every step that touches a replica reads 65,536 cells, so the stepper
+    /// stops at its budget of cells, long before its budget of events, and says so.
+    #[test]
+    fn large_states_cut_the_stepper_short() {
+        let scenario = Scenario {
+            replicas: 4,
+            crdt: converge_netsim::CrdtSpec::LwwGrid(converge_crdt::LwwGridConfig {
+                rows: 256,
+                cols: 256,
+                ..Default::default()
+            }),
+            ..Scenario::default()
+        };
+        let report = converge_checker::judge_builtin(&scenario, 0).unwrap();
+        let steps = steps_of(&report, &scenario, 0, "the run".into()).unwrap();
+        assert!(steps.cut);
+        assert!(
+            steps.steps.len() < STEPPER_EVENTS_MAX,
+            "{}",
+            steps.steps.len()
+        );
+        let read: usize = steps.steps.iter().map(|s| s.replicas.len()).sum::<usize>() * 65_536;
+        assert!(read <= STEPPER_STATE_VALUES_MAX, "{read}");
+        let mut html = String::new();
+        stepper_section(&mut html, &steps);
+        assert!(html.contains(&format!("(its first {} events:", steps.steps.len())));
     }
 }
