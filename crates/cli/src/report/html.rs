@@ -695,4 +695,64 @@ mod tests {
         });
         assert!(page.contains("Both hold the first 6 of the run's 9000 events"));
     }
+
+    #[test]
+    fn a_healed_divergence_is_named_as_such() {
+        let mut report = diverged_report();
+        report.agreed_at_ms = Some(9.5);
+        let words = verdict_in_words(&report);
+        assert!(
+            words.starts_with("Diverged, then healed: replicas 0 and 1"),
+            "{words}"
+        );
+        assert!(
+            words.contains("hold the same state again, since 10 ms"),
+            "{words}"
+        );
+        let html = render(&RunPage {
+            report: &report,
+            shrunk: None,
+            links: Vec::new(),
+            index_href: None,
+            run_id: None,
+            partial: None,
+        });
+        assert!(html.contains("diverged, then healed: all agree since 10 ms"));
+        assert!(!html.contains(">never<"));
+    }
+
+    #[test]
+    fn ties_are_called_ties_and_lost_writes_are_causally_later_ones() {
+        let mut report = diverged_report();
+        report.verdict = Verdict::IntentViolated;
+        report.violations = vec![Violation {
+            oracle: Oracle::Intent,
+            event_index: None,
+            at_us: 10_000,
+            replicas: vec![0],
+            detail: "replica 0 differs from the sequential specification (all 2 updates applied in stamp order)".into(),
+            states: report.replicas.iter().map(|r| r.snapshot.clone()).collect(),
+        }];
+        let tie = verdict_in_words(&report);
+        assert!(tie.contains("equal stamps (ties)"), "{tie}");
+        assert!(!tie.contains("lost to"), "{tie}");
+        report.violations.insert(
+            0,
+            Violation {
+                oracle: Oracle::Intent,
+                event_index: None,
+                at_us: 3_000,
+                replicas: vec![1],
+                detail:
+                    "1 causally later writes lost to earlier ones; the first: replica 1 wrote key 1"
+                        .into(),
+                states: Vec::new(),
+            },
+        );
+        let lost = verdict_in_words(&report);
+        assert!(
+            lost.starts_with("Converged, but 1 causally later writes lost to earlier ones"),
+            "{lost}"
+        );
+    }
 }
