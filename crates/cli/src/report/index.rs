@@ -295,8 +295,17 @@ fn matrix(html: &mut String, seeds: &[&IndexRun], sweeps: &[IndexSweep]) {
     let mut protocols: Vec<&str> = cells.values().flat_map(|row| row.keys().copied()).collect();
     protocols.sort_unstable();
     protocols.dedup();
+    let _ = write!(
+        html,
+        "<section id=\"matrix\"{}>",
+        if protocols.len() > MATRIX_COLUMNS_MAX {
+            " class=\"as-list\""
+        } else {
+            ""
+        }
+    );
     html.push_str(
-        "<section id=\"matrix\"><h2>Convergence matrix</h2><p class=\"muted\">Rows: CRDT, tie-break and clock; \
+        "<h2>Convergence matrix</h2><p class=\"muted\">Rows: CRDT, tie-break and clock; \
          columns: protocol and topology; in each cell, one entry per fault mix, coloured by the verdict most of its \
          seeds ended with, with the count of each verdict.</p>",
     );
@@ -349,10 +358,20 @@ th{background:#f6f8fa}.num{text-align:right;font-variant-numeric:tabular-nums}co
 .legend span{margin-right:1.1em;display:inline-block}.legend i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:-1px;border-radius:2px}
 svg{max-width:100%;height:auto;border:1px solid #d0d7de;border-radius:4px}svg text{font:12px system-ui,sans-serif}
 svg .axis-title{font-weight:600;fill:#57606a}
-@media (max-width:900px){#matrix table,#matrix tbody,#matrix tr,#matrix td,#matrix th{display:block;border:none;min-width:0}
-#matrix tr:first-child{display:none}#matrix tr{border-top:1px solid #d0d7de;padding:.3em 0}#matrix td:empty{display:none}
-#matrix td::before{content:attr(data-protocol);font-weight:600;color:#57606a;display:block}}
+#summary-chart svg{max-width:800px}
 ";
+
+/// The matrix as a list of cards, one block per CRDT row: for a matrix too wide for the screen
+/// (`M` is the selector it applies to).
+const MATRIX_AS_LIST: &str = "
+M table,M tbody,M tr,M td,M th{display:block;border:none;min-width:0}M tr:first-child{display:none}
+M tr{display:flex;flex-wrap:wrap;gap:.2em .6em;border-top:1px solid #d0d7de;padding:.4em 0}
+M tr>th:first-child{flex:1 1 100%;background:none;padding-left:0}M td{flex:0 1 17em;padding:0}M td:empty{display:none}
+M td::before{content:attr(data-protocol);font-weight:600;color:#57606a;display:block}
+";
+
+/// Protocol columns the matrix shows as a table on a wide screen; more make it a list of cards.
+const MATRIX_COLUMNS_MAX: usize = 6;
 
 /// Renders the index of `runs` and `sweeps`. `partial` says why the command that wrote it stopped
 /// early ("interrupted by the user after 3 of 18 scenarios"), if it did.
@@ -360,7 +379,9 @@ pub fn render(runs: &[IndexRun], sweeps: &[IndexSweep], partial: Option<&str>) -
     let mut html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>converge reports</title>\
-         <style>{STYLE}</style></head><body>\n<h1>converge reports</h1>\n"
+         <style>{STYLE}{}@media (max-width:900px){{{}}}</style></head><body>\n<h1>converge reports</h1>\n",
+        MATRIX_AS_LIST.replace('M', ".as-list"),
+        MATRIX_AS_LIST.replace('M', "#matrix")
     );
     partial_notes(&mut html, runs, sweeps, partial);
     let (seeds, shrunk) = split_shrunk(runs);
