@@ -1,6 +1,7 @@
 //! Runs a scenario with every oracle watching and turns what they saw into a [`RunReport`]: the
 //! verdict, the evidence, and the counts that say what the run exercised.
 
+use std::fmt::Write as _;
 use std::sync::atomic::AtomicBool;
 
 use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId};
@@ -21,8 +22,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Points of the distinct-states chart kept per run.
 pub const TIMELINE_POINTS_MAX: usize = 2_000;
 
-/// Trace events copied into a report for its diagrams and exports.
-pub const REPORT_TRACE_EVENTS_MAX: usize = 2_000;
+/// Trace events copied into a report for its diagrams and exports, by default
+/// (`bounds.report-events-max` sets it per scenario).
+pub const REPORT_TRACE_EVENTS_MAX: usize = converge_netsim::REPORT_EVENTS_MAX_DEFAULT as usize;
 
 /// One replica at the end of the run.
 #[derive(Clone, Debug, Serialize)]
@@ -64,6 +66,19 @@ pub struct RunReport {
     pub end_ms: f64,
     /// When the live replicas last came to agree and stayed so; `None` if they never did.
     pub converged_at_ms: Option<f64>,
+    /// When the live replicas last came to agree and stayed so, whatever the verdict: a run that
+    /// diverged and then healed has it, though it has no `converged_at_ms`.
+    #[serde(default)]
+    pub agreed_at_ms: Option<f64>,
+    /// When the settle period began (no writes and no faults from then on).
+    #[serde(default)]
+    pub settle_start_ms: f64,
+    /// The drop and duplicate probabilities the network ran with: the scenario's, or in swarm
+    /// mode the ones the seed drew.
+    #[serde(default)]
+    pub network_drop: f64,
+    #[serde(default)]
+    pub network_duplicate: f64,
     pub updates: u64,
     pub messages: MessageStats,
     pub coverage: NonVacuity,
@@ -179,6 +194,13 @@ pub fn judge_with<C: OpCrdt>(
         _ => None,
     };
     let coverage = non_vacuity(&outcome);
+    let report_events_max = usize::try_from(
+        scenario
+            .bounds
+            .report_events_max
+            .min(scenario.bounds.trace_events_kept_max),
+    )
+    .unwrap_or(usize::MAX);
     let (met_expectation, expectation_notes) =
         meets_expectation(scenario, verdict, converged_at_ms, &coverage);
     let report = RunReport {
@@ -196,6 +218,10 @@ pub fn judge_with<C: OpCrdt>(
         end: outcome.end.clone(),
         end_ms: outcome.end_us as f64 / 1e3,
         converged_at_ms,
+        agreed_at_ms: timeline.agreed_since_us.map(|us| us as f64 / 1e3),
+        settle_start_ms: outcome.settle_start_us as f64 / 1e3,
+        network_drop: outcome.network_drop,
+        network_duplicate: outcome.network_duplicate,
         updates: outcome.updates_issued,
         messages: outcome.messages,
         coverage,
@@ -217,10 +243,10 @@ pub fn judge_with<C: OpCrdt>(
         trace: outcome
             .trace
             .iter()
-            .take(REPORT_TRACE_EVENTS_MAX)
+            .take(report_events_max)
             .cloned()
             .collect(),
-        trace_truncated: outcome.trace_truncated || outcome.trace.len() > REPORT_TRACE_EVENTS_MAX,
+        trace_truncated: outcome.trace_truncated || outcome.trace.len() > report_events_max,
         faults: outcome.faults.clone(),
         reproduce: format!("converge run <scenario file> --seed {seed}"),
         scenario_spec: scenario.clone(),
@@ -289,9 +315,13 @@ fn meets_expectation(
     let mut notes = Vec::new();
     let mut met = verdict == expect.verdict;
     notes.push(if met {
-        format!("verdict {verdict:?} as expected")
+        format!("verdict \"{}\", as expected", kebab(&verdict))
     } else {
-        format!("expected verdict {:?}, got {verdict:?}", expect.verdict)
+        format!(
+            "expected verdict \"{}\", got \"{}\"",
+            kebab(&expect.verdict),
+            kebab(&verdict)
+        )
     });
     if let (Some(bound), Some(at_ms)) = (expect.converged_by, converged_at_ms) {
         if at_ms > bound.as_ms_f64() {
@@ -315,16 +345,32 @@ fn meets_expectation(
 
 /// A compact label of what a scenario runs, for the convergence matrix: `(crdt, protocol, faults)`.
 pub fn matrix_labels(scenario: &Scenario) -> (String, String, String) {
+    // The clock is part of the row: runs that differ only in their clock are different configurations.
     let crdt = match &scenario.crdt {
-        CrdtSpec::LwwGrid(c) => format!("lww-grid {}", kebab(&c.tie_break)),
-        CrdtSpec::LwwDict(c) => {
-            format!("lww-dict {} bias, {}", kebab(&c.bias), kebab(&c.tie_break))
-        }
+        CrdtSpec::LwwGrid(c) => format!(
+            "lww-grid {}, {} clock",
+            kebab(&c.tie_break),
+            kebab(&scenario.clock)
+        ),
+        CrdtSpec::LwwDict(c) => format!(
+            "lww-dict {} bias, {}, {} clock",
+            kebab(&c.bias),
+            kebab(&c.tie_break),
+            kebab(&scenario.clock)
+        ),
     };
     let protocol = &scenario.protocol;
     let mut protocol_label = format!("{} / {}", kebab(&protocol.kind), kebab(&protocol.topology));
     if protocol.anti_entropy.is_some() {
         protocol_label.push_str(" + anti-entropy");
+    }
+    // Options that change what the protocol does are part of the column too, so that one cell
+    // never mixes two configurations.
+    if protocol.kind == converge_netsim::ProtocolKind::DeltaSync {
+        let _ = write!(protocol_label, " by {}", kebab(&protocol.delta_position));
+    }
+    if !protocol.snapshot_on_join {
+        protocol_label.push_str(", no snapshot on join");
     }
     let mut faults: Vec<String> = Vec::new();
     if scenario.network.drop > 0.0 {
@@ -358,4 +404,31 @@ fn kebab<T: Serialize>(value: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use converge_crdt::ClockKind;
+
+    use super::*;
+
+    /// Scenarios 10 to 12 differ only by their clock, 3 and 4 only by the snapshot on join: each
+    /// is a configuration of its own in the matrix.
+    #[test]
+    fn matrix_labels_tell_configurations_apart() {
+        let lamport = Scenario::default();
+        let wall = Scenario {
+            clock: ClockKind::WallClock,
+            ..Scenario::default()
+        };
+        assert_ne!(matrix_labels(&lamport).0, matrix_labels(&wall).0);
+        assert_eq!(matrix_labels(&lamport).0, "lww-grid peer-id, lamport clock");
+        let mut no_snapshot = Scenario::default();
+        no_snapshot.protocol.snapshot_on_join = false;
+        assert_eq!(
+            matrix_labels(&no_snapshot).1,
+            "state-broadcast / mesh, no snapshot on join"
+        );
+        assert_ne!(matrix_labels(&lamport).1, matrix_labels(&no_snapshot).1);
+    }
 }

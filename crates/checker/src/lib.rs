@@ -10,6 +10,8 @@
 //!   with a verdict, the evidence, and non-vacuity counts.
 //! - [`shrink`]: delta debugging from a failing run to a minimal, scripted scenario.
 //! - [`model`]: exhaustive model checking of 2-4 replicas with stateright.
+//! - [`steps`]: a run replayed event by event, with the states of the replicas each event
+//!   touched, for the report's counterexample stepper.
 //!
 //! The decision that matters most: oracles are observers that see the simulator's ghost state
 //! (which updates each replica has delivered) but cannot change a run, so a run judged by any set of
@@ -20,6 +22,7 @@ pub mod judge;
 pub mod model;
 pub mod oracles;
 pub mod shrink;
+pub mod steps;
 pub use determinism::{check_determinism, Nondeterminism};
 pub use judge::{
     judge, judge_builtin, judge_builtin_until, judge_until, judge_with, Judged, RunReport,

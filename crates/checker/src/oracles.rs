@@ -796,9 +796,11 @@ pub fn eventual_convergence<C: OpCrdt>(outcome: &Outcome<C>) -> Option<Violation
     shown.dedup();
     let detail = if missing.is_empty() {
         format!(
-            "after settling, {} of {} live replicas hold a different state",
+            "after settling, the {} live replicas hold {} different states ({} differ from replica {})",
+            live.len(),
+            distinct_views(&live),
             differing.len(),
-            live.len()
+            live.first().map_or(0, |r| r.id)
         )
     } else {
         let lacks: Vec<String> = missing
@@ -827,6 +829,18 @@ pub fn eventual_convergence<C: OpCrdt>(outcome: &Outcome<C>) -> Option<Violation
             .map(|id| snapshot(&outcome.replicas[*id as usize]))
             .collect(),
     })
+}
+
+/// How many different views `replicas` hold: each is compared with one member of each class
+/// found so far.
+fn distinct_views<C: OpCrdt>(replicas: &[&Replica<C>]) -> usize {
+    let mut classes: Vec<C::View> = Vec::new();
+    for replica in replicas {
+        if !classes.iter().any(|view| replica.crdt.view_matches(view)) {
+            classes.push(replica.crdt.view());
+        }
+    }
+    classes.len()
 }
 
 /// Follows every write for the intent oracle, so that it needs no update records at the end: it

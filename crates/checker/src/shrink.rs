@@ -203,8 +203,12 @@ pub fn shrink_with<C: OpCrdt>(
     );
     current.name = format!("{}-minimal", scenario.name);
     current.description = format!(
-        "Shrunk from {} seed {seed}: the smallest run found that still ends with verdict {verdict:?}.",
-        scenario.name
+        "Shrunk from {} seed {seed}: the smallest run found that still ends with verdict \"{}\".",
+        scenario.name,
+        serde_json::to_value(verdict)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
     );
     current.expect.verdict = verdict;
     last.report.scenario = current.name.clone();

@@ -13,7 +13,16 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cmd::args::Cli::parse();
+    let cli = cmd::args::Cli::try_parse().unwrap_or_else(|error| {
+        let hint = (error.kind() == clap::error::ErrorKind::InvalidSubcommand)
+            .then(|| std::env::args().nth(1).and_then(|word| path_hint(&word)))
+            .flatten();
+        let _ = error.print();
+        if let Some(hint) = hint {
+            eprintln!("\n{hint}");
+        }
+        std::process::exit(error.exit_code());
+    });
     match cmd::execute(cli) {
         Ok(cmd::Status::AllMet) => ExitCode::SUCCESS,
         Ok(cmd::Status::SomeFailed) => ExitCode::from(1),
@@ -30,5 +39,23 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         }
+    }
+}
+
+/// What to type instead, when the word taken for a command names a file or a directory.
+fn path_hint(word: &str) -> Option<String> {
+    let path = std::path::Path::new(word);
+    let quoted = cmd::args::shell_quote(word);
+    if path.is_dir() {
+        Some(format!(
+            "`{word}` is a directory: to run every scenario in it, converge suite {quoted}"
+        ))
+    } else if path.is_file() || word.ends_with(".toml") || word.ends_with(".json") {
+        Some(format!(
+            "`{word}` looks like a scenario file: to run it, converge run {quoted} \
+             (or converge sweep {quoted} --seeds 0..100 for many seeds)"
+        ))
+    } else {
+        None
     }
 }

@@ -24,7 +24,7 @@ use crate::run_id::{run_id_of_merge, run_id_of_run, run_id_of_sweep, run_ids_of_
 pub const SWEEP_KIND: &str = "converge-sweep";
 
 /// Bumped whenever a field of [`SweepResult`] changes meaning or disappears.
-pub const SWEEP_SCHEMA_VERSION: u32 = 1;
+pub const SWEEP_SCHEMA_VERSION: u32 = 2;
 
 /// Seeds one sweep (or one shard) may run: a million. Every seed's summary stays in memory and in
 /// the result file (about half a kilobyte each); a larger range is split with `--shard K/N`.
@@ -163,6 +163,85 @@ impl VerdictCounts {
     }
 }
 
+/// Whether a sweep as a whole met its scenario's `[expect]` block. A scenario expected to converge
+/// must converge on every seed. One expected to show a bug (diverge, not converge, lose writes)
+/// meets it when some seed shows it, or at least `expect.seeds-share-min` of the seeds: such bugs
+/// need a tie, a loss or an unlucky order, which many seeds do not draw.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepExpectation {
+    pub met: bool,
+    /// Seeds whose verdict is the expected one.
+    pub seeds_expected_verdict: u64,
+    /// The share of seeds required to show the expected verdict; `None`: every seed (a
+    /// converging expectation) or at least one (any other).
+    pub seeds_share_min: Option<f64>,
+    /// The judgement in one sentence.
+    pub note: String,
+}
+
+impl SweepExpectation {
+    pub fn of(scenario: &Scenario, runs: &[RunSummary]) -> SweepExpectation {
+        let expected = scenario.expect.verdict;
+        let total = runs.len() as u64;
+        let matching = runs.iter().filter(|r| r.verdict == expected).count() as u64;
+        let share_min = scenario.expect.seeds_share_min;
+        let phrase = verdict_name(expected).replace('-', " ");
+        let (met, note) = if expected == Verdict::Converges {
+            let met = runs.iter().all(|r| r.met_expectation);
+            let failed = runs.iter().filter(|r| !r.met_expectation).count();
+            let note = if met {
+                format!("every one of {total} seeds converged as expected")
+            } else {
+                format!("{failed} of {total} seeds did not meet the expectation to converge")
+            };
+            (met, note)
+        } else if let Some(share) = share_min {
+            let needed = (share * total as f64).ceil() as u64;
+            let met = total > 0 && matching >= needed.max(1);
+            (
+                met,
+                format!(
+                    "{matching} of {total} seeds ended {phrase}; at least {:.0}% ({needed}) were required",
+                    share * 100.0
+                ),
+            )
+        } else {
+            (
+                matching > 0,
+                format!("{matching} of {total} seeds ended {phrase}; at least one was required"),
+            )
+        };
+        SweepExpectation {
+            met,
+            seeds_expected_verdict: matching,
+            seeds_share_min: share_min,
+            note,
+        }
+    }
+}
+
+/// Whether one seed's result is a surprise worth a line of its own: a scenario expected to
+/// converge that did not, or any verdict that is neither the expected one nor convergence (a
+/// scenario expected to diverge that hit a bound, say). Seeds that converged where a bug was
+/// expected are the common case, counted but not listed.
+pub fn surprises(run: &RunSummary) -> bool {
+    if run.expected == Verdict::Converges {
+        !run.met_expectation
+    } else {
+        run.verdict != run.expected && run.verdict != Verdict::Converges
+    }
+}
+
+/// `expect.seeds-share-min` checked where only a sweep reads it: a share must lie in (0, 1].
+pub fn check_seeds_share(scenario: &Scenario) -> Result<(), String> {
+    match scenario.expect.seeds_share_min {
+        Some(share) if !(share > 0.0 && share <= 1.0) => Err(format!(
+            "key `expect.seeds-share-min`: expected a share of seeds above 0 and at most 1, found {share}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A verdict as written in files: `converges`, `not-converged`, ...
 pub fn verdict_name(verdict: Verdict) -> String {
     serde_json::to_value(verdict)
@@ -213,6 +292,8 @@ pub struct SweepResult {
     /// Whether every shard of the range is present.
     pub complete: bool,
     pub counts: VerdictCounts,
+    /// Whether the sweep as a whole met the scenario's expectation.
+    pub expectation: SweepExpectation,
     /// Every run, in seed order.
     pub runs: Vec<RunSummary>,
     pub shrunk: Vec<ShrunkSeed>,
@@ -252,6 +333,7 @@ impl SweepResult {
             complete: shards.len() as u64 == shard_count,
             shards,
             counts: VerdictCounts::of(&runs),
+            expectation: SweepExpectation::of(scenario, &runs),
             runs,
             shrunk: Vec::new(),
             merged: false,
@@ -261,6 +343,13 @@ impl SweepResult {
 }
 
 impl SweepResult {
+    /// The median virtual time at which the seeds that converged did so.
+    pub fn converged_median_ms(&self) -> Option<f64> {
+        let mut times: Vec<f64> = self.runs.iter().filter_map(|r| r.converged_at_ms).collect();
+        times.sort_by(f64::total_cmp);
+        times.get(times.len() / 2).copied()
+    }
+
     /// What a partial result covers, in words: "interrupted by the user after N of M seeds".
     pub fn partial_note(&self) -> Option<String> {
         self.partial.then(|| {
@@ -636,6 +725,7 @@ pub fn merge(parts: Vec<(String, SweepResult)>) -> Result<SweepResult, MergeErro
     merged.seeds_missing = seed_count(merged.seeds, None).saturating_sub(merged.runs.len() as u64);
     merged.merged = true;
     merged.counts = VerdictCounts::of(&merged.runs);
+    merged.expectation = SweepExpectation::of(&merged.scenario_spec, &merged.runs);
     Ok(merged)
 }
 

@@ -476,7 +476,9 @@ fn the_report_page_holds_its_sections() {
         "timeline",
         "spacetime",
         "states",
+        "stepper",
         "violations",
+        "faults",
         "exports",
     ] {
         assert!(
@@ -485,14 +487,22 @@ fn the_report_page_holds_its_sections() {
         );
     }
     assert!(html.contains("<svg id=\"timeline-chart\""));
-    assert!(html.contains("<svg id=\"spacetime-diagram\""));
+    assert!(html.contains("<svg class=\"spacetime-diagram\""));
     assert!(html.contains("converge run small.toml --seed 2"));
     assert!(html.contains("Expectation met"));
     assert!(
         html.contains("<table class=\"grid\">"),
         "a grid state is drawn as a table"
     );
-    assert!(!html.contains("<script"), "no scripts");
+    assert_eq!(
+        html.matches("<script").count(),
+        2,
+        "only the stepper's data and its inline script"
+    );
+    assert!(
+        !html.contains("src="),
+        "no script or image is loaded from elsewhere"
+    );
     assert!(!html.contains("<link"), "no external stylesheets or fonts");
     assert!(
         !html
@@ -539,7 +549,15 @@ fn a_diverging_run_is_shrunk_and_drawn() {
     let output = converge(&dir, &["run", scenario.to_str().unwrap(), "--out", "out"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let html = std::fs::read_to_string(dir.join("out/dict-keep-local-seed0.html")).unwrap();
-    assert!(html.contains("Diverged: replicas"), "the verdict in words");
+    assert!(html.contains("Diverged"), "the verdict in words");
+    assert!(
+        html.find("id=\"states\"") < html.find("id=\"violation-states\""),
+        "final states first, the first violation second"
+    );
+    assert!(
+        html.contains("id=\"stepper-data\""),
+        "the stepper of the minimal counterexample"
+    );
     assert!(html.contains("id=\"shrunk\""), "the minimal counterexample");
     assert!(
         html.contains("class=\"diff\""),
@@ -682,4 +700,486 @@ fn a_failing_check_writes_a_scripted_scenario_that_replays_the_violation() {
 
     let usage = converge(&dir, &["check", "--crdt", "lww-grid", "--threads", "0"]);
     assert_eq!(usage.status.code(), Some(2), "{}", text(&usage));
+}
+
+/// Converges on some seeds, diverges on others: a random tie-break needs a concurrent equal-stamp
+/// edit, which only some seeds draw.
+const SOMETIMES_DIVERGES: &str = r#"
+name = "sometimes-diverges"
+replicas = 2
+clock = "per-key-counter"
+duration = "2s"
+settle = "2s"
+
+[crdt]
+tie-break = "random"
+
+[workload]
+rate = 4.0
+keys = 2
+
+[expect]
+verdict = "diverges"
+"#;
+
+#[test]
+fn a_sweep_expecting_a_bug_is_met_when_some_seed_shows_it() {
+    let dir = scratch("sweep-expect");
+    let file = write(&dir, "sometimes.toml", SOMETIMES_DIVERGES);
+    let output = converge(
+        &dir,
+        &[
+            "sweep", &file, "--seeds", "0..20", "--jobs", "2", "--out", "out",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("expected diverges: met (6 of 20 seeds ended diverges; at least one was required); verdicts: 14 converges, 6 diverges"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        !stdout.contains("FAILED"),
+        "converged seeds are no surprise: {stdout}"
+    );
+    assert!(
+        stdout.contains("shrunk to"),
+        "the first diverging seeds are shrunk as evidence: {stdout}"
+    );
+
+    let json = converge(
+        &dir,
+        &["sweep", &file, "--seeds", "0..20", "--json", "--out", "out"],
+    );
+    assert_eq!(json_of(&json)["expectation"]["met"], true);
+    assert_eq!(json_of(&json)["expectation"]["seeds_expected_verdict"], 6);
+
+    // Half the seeds required: six are not enough.
+    let strict = write(
+        &dir,
+        "strict.toml",
+        &SOMETIMES_DIVERGES.replace(
+            "verdict = \"diverges\"",
+            "verdict = \"diverges\"\nseeds-share-min = 0.5",
+        ),
+    );
+    let output = converge(
+        &dir,
+        &["sweep", &strict, "--seeds", "0..20", "--out", "out"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("NOT met (6 of 20 seeds ended diverges; at least 50% (10) were required)"),
+        "{}",
+        text(&output)
+    );
+    let bad = write(
+        &dir,
+        "bad.toml",
+        &SOMETIMES_DIVERGES.replace(
+            "verdict = \"diverges\"",
+            "verdict = \"diverges\"\nseeds-share-min = 1.5",
+        ),
+    );
+    let output = converge(&dir, &["sweep", &bad, "--seeds", "0..2", "--out", "out"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("expect.seeds-share-min"));
+}
+
+#[test]
+fn help_describes_every_flag_and_every_exit_status() {
+    let dir = scratch("help");
+    let help = converge(&dir, &["--help"]);
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("130 interrupted by Ctrl-C"),
+        "{}",
+        text(&help)
+    );
+    let help = converge(&dir, &["check", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    // Every option line of the help is followed by its description on the same line or the next.
+    let lines: Vec<&str> = help.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("--") {
+            let own = trimmed
+                .split_once("  ")
+                .map(|(_, rest)| rest.trim())
+                .unwrap_or("");
+            let next = lines.get(i + 1).map_or("", |l| l.trim());
+            assert!(
+                !own.is_empty() || !(next.is_empty() || next.starts_with('-')),
+                "{line:?} has no description:\n{help}"
+            );
+        }
+    }
+    assert!(help.contains("Exit status"), "{help}");
+}
+
+#[test]
+fn a_directory_or_a_bare_file_gets_the_command_to_type() {
+    let dir = scratch("suggest");
+    write(&dir, "x.toml", SMALL);
+    std::fs::create_dir_all(dir.join("scenarios")).unwrap();
+    let output = converge(&dir, &["run", "scenarios"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is a directory, not a scenario file; to run every scenario in it: converge suite scenarios"), "{}", text(&output));
+    let output = converge(&dir, &["x.toml"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("to run it, converge run x.toml"),
+        "{}",
+        text(&output)
+    );
+    let output = converge(&dir, &["scenarios"]);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("converge suite scenarios"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn a_crdt_table_without_kind_is_a_grid() {
+    let dir = scratch("crdt-kind");
+    let file = write(
+        &dir,
+        "partial.toml",
+        &SOMETIMES_DIVERGES.replace("[expect]\nverdict = \"diverges\"\n", ""),
+    );
+    let output = converge(
+        &dir,
+        &[
+            "run",
+            &file,
+            "--seed",
+            "1",
+            "--json",
+            "--no-shrink",
+            "--out",
+            "out",
+        ],
+    );
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        text(&output)
+    );
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out/sometimes-diverges-seed1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["scenario_spec"]["crdt"]["kind"], "lww-grid");
+    assert_eq!(report["scenario_spec"]["crdt"]["tie-break"], "random");
+    let error = error_of(&dir, "bias.toml", "[crdt]\nbias = \"add\"\n");
+    assert!(
+        error.contains("key `bias` applies to kind = \"lww-dict\" only"),
+        "{error}"
+    );
+}
+
+#[test]
+fn pages_speak_in_words_and_human_units() {
+    let dir = scratch("words");
+    let swarm = scenarios_dir().join("20-stress-swarm.toml");
+    let skew = scenarios_dir().join("10-wall-clock-skew.toml");
+    let output = converge(
+        &dir,
+        &[
+            "run",
+            swarm.to_str().unwrap(),
+            skew.to_str().unwrap(),
+            "--no-shrink",
+            "--out",
+            "out",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let mut pages = String::new();
+    for entry in std::fs::read_dir(dir.join("out")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "html") {
+            pages.push_str(&std::fs::read_to_string(path).unwrap());
+        }
+    }
+    for debug_name in [
+        "Diverges",
+        "IntentViolated",
+        "NotConverged",
+        "StrongConvergence",
+        "BoundReached",
+    ] {
+        assert!(
+            !pages.contains(debug_name),
+            "{debug_name} leaks into a page"
+        );
+    }
+    let swarm_page = std::fs::read_to_string(dir.join("out/stress-swarm-seed0.html")).unwrap();
+    assert!(
+        swarm_page.contains("id=\"swarm\""),
+        "what swarm mode drew is shown"
+    );
+    assert!(swarm_page.contains("# swarm mode drew, for this seed: drop = "));
+    assert!(
+        swarm_page.contains("id=\"faults-chart\""),
+        "faults as a timeline"
+    );
+    let faults = &swarm_page
+        [swarm_page.find("id=\"faults\"").unwrap()..swarm_page.find("id=\"exports\"").unwrap()];
+    assert!(faults.contains("<li>"), "{faults}");
+    assert!(
+        !(0..10).any(|digit| faults.contains(&format!("{digit}us"))),
+        "no raw microseconds in the fault list: {faults}"
+    );
+    for mark in [
+        "writes end",
+        "settle starts",
+        "virtual time",
+        "distinct states",
+    ] {
+        assert!(swarm_page.contains(mark), "the chart shows {mark}");
+    }
+}
+
+/// Where Chromium is, if it is installed: `CONVERGE_CHROMIUM`, else `chromium` or
+/// `chromium-browser` on the PATH.
+fn chromium() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("CONVERGE_CHROMIUM") {
+        return Some(path.into());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The page's DOM after its scripts ran, from headless Chromium (a fresh profile, nothing fetched).
+fn dump_dom(browser: &Path, profile: &Path, url: &str) -> String {
+    let mut child = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+            url,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut dom = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut dom).map(|_| dom)
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium did not finish loading {url} within two minutes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    reader.join().unwrap().unwrap()
+}
+
+/// The text inside the element with `id` (its first child text, entities undone).
+fn text_of(dom: &str, id: &str) -> String {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the page"));
+    let after = &dom[start..];
+    let open = after.find('>').unwrap() + 1;
+    let close = after[open..].find("</").unwrap();
+    after[open..open + close]
+        .replace("&gt;", ">")
+        .replace("&lt;", "<")
+        .replace("&amp;", "&")
+}
+
+/// The stepper, seen in a real browser at given steps, against what the report itself says: the
+/// event, the messages in flight (counted from the trace), the replicas' states at the end, and the
+/// oracle line before and at the failure.
+#[test]
+fn the_stepper_shows_each_step_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var("CONVERGE_BROWSER_TESTS").is_err(),
+            "CONVERGE_BROWSER_TESTS is set but no chromium was found (set CONVERGE_CHROMIUM or install chromium)"
+        );
+        eprintln!("skipped: the stepper's browser test needs chromium (apt-get install chromium); .ci/run runs it");
+        return;
+    };
+    let dir = scratch("stepper");
+    let scenario = scenarios_dir().join("01-grid-random-tiebreak.toml");
+    let output = converge(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--seed",
+            "7",
+            "--out",
+            "out",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let minimal: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out/grid-random-tiebreak-seed7-minimal.json")).unwrap(),
+    )
+    .unwrap();
+    // The steps are the minimal run's events without its timers.
+    let events: Vec<&Value> = minimal["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] != "timer")
+        .collect();
+    let in_flight_after = |k: usize| {
+        events[..k]
+            .iter()
+            .fold(0i64, |n, e| match e["kind"].as_str() {
+                Some("send" | "duplicate") => n + 1,
+                Some("deliver" | "drop") => n - 1,
+                _ => n,
+            })
+    };
+    let page = std::fs::canonicalize(dir.join("out/grid-random-tiebreak-seed7.html")).unwrap();
+    let last = events.len();
+    let profile = dir.join("chromium-profile");
+    let middle = (1..last)
+        .find(|&k| in_flight_after(k) > 0)
+        .expect("a step with a message in flight");
+    for k in [0, middle, last] {
+        let dom = dump_dom(
+            &browser,
+            &profile,
+            &format!("file://{}#step={k}", page.display()),
+        );
+        assert_eq!(
+            text_of(&dom, "stepper-position"),
+            format!("step {k} of {last}")
+        );
+        assert_eq!(
+            text_of(&dom, "stepper-inflight-count"),
+            in_flight_after(k).to_string(),
+            "step {k}"
+        );
+        let event = text_of(&dom, "stepper-event");
+        if k == 0 {
+            assert_eq!(event, "Before the first event.");
+            assert!(
+                text_of(&dom, "stepper-oracle").starts_with("No oracle has failed yet"),
+                "{dom}"
+            );
+        } else {
+            assert!(
+                event.starts_with(&format!("Event #{} at ", events[k - 1]["index"])),
+                "step {k}: {event}"
+            );
+        }
+    }
+    let dom = dump_dom(
+        &browser,
+        &profile,
+        &format!("file://{}#step={last}", page.display()),
+    );
+    assert!(
+        text_of(&dom, "stepper-oracle").contains("strong convergence fails"),
+        "{dom}"
+    );
+    // At the last step each replica shows the state the minimal run ended with.
+    for replica in minimal["replicas"].as_array().unwrap() {
+        let id = replica["replica"].as_u64().unwrap();
+        let cells = replica["view"]["cells"].as_array().unwrap();
+        let cols = replica["view"]["cols"].as_u64().unwrap() as usize;
+        let texts: Vec<String> = cells
+            .iter()
+            .map(|c| {
+                if c.is_null() {
+                    "·".to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let width = texts.iter().map(|t| t.chars().count()).max().unwrap();
+        let rows: Vec<String> = texts
+            .chunks(cols)
+            .map(|row| {
+                row.iter()
+                    .map(|t| format!("{t:>width$}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let row_start = dom.find(&format!("id=\"stepper-replica-{id}\"")).unwrap();
+        let pre = &dom[row_start..];
+        let pre = &pre[pre.find("class=\"state\">").unwrap() + "class=\"state\">".len()..];
+        assert_eq!(
+            &pre[..pre.find("</pre>").unwrap()],
+            rows.join("\n"),
+            "replica {id}"
+        );
+    }
+}
+
+/// The README's tour, command by command, run from a copy of the project's scenarios after the
+/// main job, with the exit status its comment gives. The sweep runs 200 of its 10,000 seeds, so
+/// that a test build stays quick (the full range runs in .ci/run's release sweeps).
+#[test]
+fn the_readme_commands_exit_as_documented() {
+    let dir = scratch("readme");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let copy = dir.join("scenarios");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(scenarios_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    }
+    let main = converge(&dir, &[]);
+    assert_eq!(
+        main.status.code(),
+        Some(0),
+        "cargo run --release: {}",
+        text(&main)
+    );
+    let tour: Vec<&str> = readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("cargo run --release -- "))
+        .collect();
+    assert_eq!(tour.len(), 5, "{readme}");
+    for line in tour {
+        let (command, comment) = line
+            .split_once('#')
+            .expect("each command says how it exits");
+        let expected: i32 = comment
+            .trim()
+            .rsplit("exits ")
+            .next()
+            .unwrap()
+            .parse()
+            .expect("exits N");
+        let args: Vec<&str> = command
+            .split_whitespace()
+            .map(|arg| if arg == "0..10000" { "0..200" } else { arg })
+            .collect();
+        let output = converge(&dir, &args);
+        assert_eq!(
+            output.status.code(),
+            Some(expected),
+            "{command}: {}",
+            text(&output)
+        );
+    }
 }

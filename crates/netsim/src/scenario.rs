@@ -65,12 +65,68 @@ impl Default for Scenario {
     }
 }
 
-/// Which CRDT every replica runs. In files: `[crdt] kind = "lww-grid"` plus the type's options.
+/// Which CRDT every replica runs. In files: `[crdt] kind = "lww-grid"` plus the type's options;
+/// every key is optional, `kind` included (the LWW grid).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", try_from = "CrdtTable")]
 pub enum CrdtSpec {
     LwwGrid(LwwGridConfig),
     LwwDict(LwwDictConfig),
+}
+
+/// A `[crdt]` table as written: any subset of the keys. An internally tagged enum would require
+/// `kind`, which the documentation promises is optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CrdtTable {
+    kind: Option<CrdtKind>,
+    rows: Option<u32>,
+    cols: Option<u32>,
+    tie_break: Option<converge_crdt::TieBreak>,
+    bias: Option<converge_crdt::Bias>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum CrdtKind {
+    LwwGrid,
+    LwwDict,
+}
+
+impl TryFrom<CrdtTable> for CrdtSpec {
+    type Error = String;
+
+    fn try_from(table: CrdtTable) -> Result<Self, String> {
+        let only = |key: &str, kind: &str| {
+            format!(
+                "key `{key}` applies to kind = \"{kind}\" only (`kind` defaults to \"lww-grid\")"
+            )
+        };
+        match table.kind.unwrap_or(CrdtKind::LwwGrid) {
+            CrdtKind::LwwGrid => {
+                if table.bias.is_some() {
+                    return Err(only("bias", "lww-dict"));
+                }
+                let defaults = LwwGridConfig::default();
+                Ok(CrdtSpec::LwwGrid(LwwGridConfig {
+                    rows: table.rows.unwrap_or(defaults.rows),
+                    cols: table.cols.unwrap_or(defaults.cols),
+                    tie_break: table.tie_break.unwrap_or(defaults.tie_break),
+                }))
+            }
+            CrdtKind::LwwDict => {
+                if table.rows.is_some() || table.cols.is_some() {
+                    let key = if table.rows.is_some() { "rows" } else { "cols" };
+                    return Err(only(key, "lww-grid"));
+                }
+                let defaults = LwwDictConfig::default();
+                Ok(CrdtSpec::LwwDict(LwwDictConfig {
+                    bias: table.bias.unwrap_or(defaults.bias),
+                    tie_break: table.tie_break.unwrap_or(defaults.tie_break),
+                }))
+            }
+        }
+    }
 }
 
 impl Default for CrdtSpec {
@@ -487,6 +543,20 @@ pub struct Bounds {
     /// (shrinking, which lists every write, runs the seed again with all of them). Op-based
     /// protocols keep every record, since their messages and logs refer to them. Default 100,000.
     pub update_records_kept_max: u64,
+    /// Trace events copied into a run's report, and so drawn on its page and written to its
+    /// Perfetto and ShiViz exports: the first this many (never more than `trace_events_kept_max`).
+    /// A report that stops short says so, and so do its exports. Default 2,000.
+    #[serde(skip_serializing_if = "is_default_report_events")]
+    pub report_events_max: u64,
+}
+
+/// The default of `bounds.report-events-max`.
+pub const REPORT_EVENTS_MAX_DEFAULT: u64 = 2_000;
+
+/// Left out of a serialized scenario at its default, so that scenarios written before the key
+/// existed keep their run ids.
+fn is_default_report_events(value: &u64) -> bool {
+    *value == REPORT_EVENTS_MAX_DEFAULT
 }
 
 impl Default for Bounds {
@@ -498,6 +568,7 @@ impl Default for Bounds {
             updates_max: 1_000_000,
             trace_events_kept_max: 100_000,
             update_records_kept_max: 100_000,
+            report_events_max: REPORT_EVENTS_MAX_DEFAULT,
         }
     }
 }
@@ -532,4 +603,9 @@ pub struct Expect {
     pub converged_by: Option<SimDuration>,
     /// Lower bound on conflicting writes exercised (non-vacuity).
     pub conflicts_min: Option<u64>,
+    /// For a sweep of a scenario expected not to converge: the share of seeds (0 to 1) that must
+    /// end with the expected verdict. Without it, one such seed is enough: a bug that needs an
+    /// equal-stamp tie shows on some seeds, not on all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seeds_share_min: Option<f64>,
 }

@@ -14,6 +14,10 @@ use converge::sweep::{seed_count, SeedRange, Shard, SWEEP_SEEDS_MAX};
 /// asking the system for a million fails.
 pub const JOBS_MAX: usize = 1_024;
 
+/// Exit statuses, shown under every command's help.
+pub const EXIT_STATUS_HELP: &str = "Exit status: 0 every run met its expectation, 1 some did not, \
+2 bad input or usage, 130 interrupted by Ctrl-C (the reports written then say they are partial).";
+
 /// Deterministic simulation and verification of CRDT convergence.
 ///
 /// Without a command, runs every scenario in ./scenarios with seed 0, writes reports/ and prints a
@@ -21,7 +25,7 @@ pub const JOBS_MAX: usize = 1_024;
 /// (nothing was run), 3 the runs ended (their verdict is printed) but their reports could not all be
 /// written, 130 interrupted by Ctrl-C (partial reports written).
 #[derive(Debug, Parser)]
-#[command(name = "converge", version, about, long_about)]
+#[command(name = "converge", version, about, long_about, after_help = EXIT_STATUS_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -30,18 +34,25 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run scenario files with one seed, judge them, write reports.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Run(RunArgs),
     /// Run every scenario of a directory (default ./scenarios) with seed 0: what `converge` alone does.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Suite(SuiteArgs),
     /// Run one scenario over many seeds in parallel; shrink the first failing seeds.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Sweep(SweepArgs),
     /// Join the shard results of a sharded sweep into one sweep report.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Merge(MergeArgs),
     /// Exhaustively model-check a small configuration.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Check(CheckArgs),
     /// Rerun a report (or a scenario file and seed) and say whether it reproduced.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Replay(ReplayArgs),
     /// Shrink a failing run to a minimal scenario.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Shrink(ShrinkArgs),
 }
 
@@ -151,13 +162,17 @@ pub enum NetworkArg {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// The CRDT every replica runs.
     #[arg(long, value_enum)]
     pub crdt: CrdtArg,
+    /// How equal stamps are broken: by peer id (correct), at random or keeping the local write
+    /// (reproductions of real bugs).
     #[arg(long, value_enum, default_value = "peer-id")]
     pub tie_break: TieBreakArg,
     /// Dictionary only: which side wins at equal add and remove stamps.
     #[arg(long, value_enum, default_value = "add")]
     pub bias: BiasArg,
+    /// How replicas exchange updates.
     #[arg(long, value_enum, default_value = "state-broadcast")]
     pub protocol: ProtocolArg,
     /// Replicas (2 to 4).
@@ -166,6 +181,8 @@ pub struct CheckArgs {
     /// Writes per replica (1 to 3).
     #[arg(long, default_value_t = 1)]
     pub writes: u32,
+    /// What the network may do to a message: deliver it (reliable), lose it, duplicate it, both,
+    /// or deliver messages out of order.
     #[arg(long, value_enum, default_value = "reliable")]
     pub network: NetworkArg,
     /// Lossy networks: how many messages may be dropped in all.
@@ -217,6 +234,13 @@ pub struct ScenarioInput {
 
 impl ScenarioInput {
     pub fn load(path: &Path) -> Result<ScenarioInput> {
+        if path.is_dir() {
+            bail!(
+                "{}: is a directory, not a scenario file; to run every scenario in it: converge suite {}",
+                path.display(),
+                shell_quote(&path.display().to_string())
+            );
+        }
         let scenario = scenario_file::load(path).map_err(anyhow::Error::msg)?;
         Ok(ScenarioInput {
             path_shown: path.display().to_string(),

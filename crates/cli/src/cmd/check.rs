@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
+use converge::report::verdict_phrase;
 use converge_checker::judge_builtin;
 use converge_checker::model::{
     check as check_model, CheckConfig, CheckReport, ModelCrdt, ModelProtocol, NetworkKind, Verdict,
@@ -177,13 +178,16 @@ pub fn check(args: &CheckArgs) -> Result<Status> {
 
 fn print_report(report: &CheckReport) {
     say!(
-        "{} unique states, {} states, {:.0} states/s, depth {}, {} ms, symmetry {:?}, {} threads",
+        "{} unique states, {} states, {:.0} states/s, depth {}, {} ms, symmetry {}, {} threads",
         report.unique_states,
         report.states,
         report.states_per_sec,
         report.max_depth,
         report.elapsed_ms,
-        report.symmetry,
+        match report.symmetry {
+            converge_checker::model::Symmetry::On => "on",
+            converge_checker::model::Symmetry::Off => "off",
+        },
         report.config.threads
     );
     if let Some(note) = &report.symmetry_note {
@@ -225,10 +229,14 @@ fn print_replay(replay: &Replay) {
             );
             match replay.verdict {
                 Some(verdict) if replay.reproduced => {
-                    say!("replays in netsim to verdict {verdict:?}: {command}")
+                    say!(
+                        "replays in netsim to verdict \"{}\": {command}",
+                        verdict_phrase(verdict)
+                    )
                 }
                 Some(verdict) => say!(
-                    "replay: {command} (netsim concluded {verdict:?}, not the model's violation)"
+                    "replay: {command} (netsim concluded \"{}\", not the model's violation)",
+                    verdict_phrase(verdict)
                 ),
                 None => say!("replay: {command} (netsim could not run it here)"),
             }

@@ -487,11 +487,14 @@ pub fn write_index(dir: &Path, partial: Option<&str>) -> Result<PathBuf> {
                     failing_seeds: sweep
                         .runs
                         .iter()
-                        .filter(|r| !r.met_expectation)
+                        .filter(|r| converge::sweep::surprises(r))
                         .take(5)
                         .map(|r| r.seed)
                         .collect(),
                     partial: sweep.partial_note(),
+                    expectation_met: sweep.expectation.met,
+                    converged_median_ms: sweep.converged_median_ms(),
+                    verdicts: sweep.counts.verdicts.clone(),
                 });
             }
             continue;

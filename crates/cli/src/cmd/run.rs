@@ -635,9 +635,9 @@ pub fn shrink(args: &ShrinkArgs) -> Result<Status> {
     }
     if shrunk.verdict != report.verdict {
         bail!(
-            "the shrunk run ends with verdict {:?}, not {:?}",
-            shrunk.verdict,
-            report.verdict
+            "the shrunk run ends with verdict \"{}\", not \"{}\"",
+            verdict_phrase(shrunk.verdict),
+            verdict_phrase(report.verdict)
         );
     }
     Ok(Status::AllMet)

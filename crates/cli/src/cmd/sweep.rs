@@ -7,8 +7,8 @@ use converge::checker::judge::judge_builtin_until;
 use converge::netsim::{End, Verdict};
 use converge::report::verdict_phrase;
 use converge::sweep::{
-    merge as merge_results, run_seeds_until, seeds_of, RunSummary, ShrunkSeed, SweepResult,
-    SWEEP_KIND,
+    check_seeds_share, merge as merge_results, run_seeds_until, seeds_of, surprises, RunSummary,
+    ShrunkSeed, SweepResult, SWEEP_KIND,
 };
 use serde_json::Value;
 
@@ -24,6 +24,7 @@ const FAILING_SEEDS_SHOWN_MAX: usize = 10;
 
 pub fn sweep(config: &SweepConfig) -> Result<Status> {
     let input = &config.input;
+    check_seeds_share(&input.scenario).map_err(|e| anyhow::anyhow!("{}: {e}", input.path_shown))?;
     let seeds = seeds_of(config.seeds, config.shard);
     if seeds.is_empty() {
         bail!(
@@ -68,15 +69,8 @@ pub fn sweep(config: &SweepConfig) -> Result<Status> {
         summaries,
     );
     result.partial = interrupt::requested();
-    let failing_seeds: Vec<u64> = result
-        .runs
-        .iter()
-        .filter(|r| !r.met_expectation)
-        .take(config.shrink_max)
-        .map(|r| r.seed)
-        .collect();
     let mut not_written: Option<anyhow::Error> = None;
-    for seed in failing_seeds {
+    for seed in seeds_to_report(&result, config.shrink_max) {
         if interrupt::requested() {
             result.partial = true;
             break;
@@ -150,7 +144,7 @@ pub fn sweep(config: &SweepConfig) -> Result<Status> {
     // A shard covers part of the range by design; only its own seeds decide its status.
     Ok(if result.partial {
         Status::Interrupted
-    } else if result.counts.failed_expectation == 0 {
+    } else if result.expectation.met {
         Status::AllMet
     } else {
         Status::SomeFailed
@@ -164,10 +158,29 @@ fn written_after_runs(written: Result<()>) -> Result<()> {
     )
 }
 
-/// A merge passes when it covers every shard, every shard ran all its seeds, and every seed met
-/// the expectation.
+/// The seeds that get full reports (and a shrunk counterexample): first the surprises, then, for a
+/// scenario expected to show a bug, the first seeds that show it, as evidence.
+fn seeds_to_report(result: &SweepResult, count: usize) -> Vec<u64> {
+    let expected = result.scenario_spec.expect.verdict;
+    let evidence = result
+        .runs
+        .iter()
+        .filter(|r| expected != Verdict::Converges && r.verdict == expected);
+    let mut seeds: Vec<u64> = result
+        .runs
+        .iter()
+        .filter(|r| surprises(r))
+        .map(|r| r.seed)
+        .collect();
+    seeds.extend(evidence.map(|r| r.seed));
+    seeds.truncate(count);
+    seeds
+}
+
+/// A merge passes when it covers every shard, every shard ran all its seeds, and the seeds
+/// together met the expectation.
 fn status_of(result: &SweepResult) -> Status {
-    if result.counts.failed_expectation == 0 && result.complete && !result.partial {
+    if result.expectation.met && result.complete && !result.partial {
         Status::AllMet
     } else {
         Status::SomeFailed
@@ -183,7 +196,7 @@ fn print_result(
     path: &Path,
     index: &Path,
 ) -> Result<()> {
-    let failing: Vec<&RunSummary> = result.runs.iter().filter(|r| !r.met_expectation).collect();
+    let failing: Vec<&RunSummary> = result.runs.iter().filter(|r| surprises(r)).collect();
     if output.json {
         say!("{}", super::terminal::json(result)?);
         if let Some(note) = result.partial_note() {
@@ -198,25 +211,7 @@ fn print_result(
         return Ok(());
     }
     let counts = &result.counts;
-    let verdicts: Vec<String> = counts
-        .verdicts
-        .iter()
-        .map(|(v, n)| format!("{v} {n}"))
-        .collect();
-    say!(
-        "{}: {} runs (seeds {}..{}, shards {:?} of {}), expected {}: met {}, failed {}; verdicts: {}{}",
-        clean(&result.scenario),
-        counts.runs,
-        result.seeds.start,
-        result.seeds.end,
-        result.shards,
-        result.shard_count,
-        verdict_phrase(result.scenario_spec.expect.verdict),
-        counts.met_expectation,
-        counts.failed_expectation,
-        verdicts.join(", "),
-        if counts.vacuous > 0 { format!("; {} vacuous runs", counts.vacuous) } else { String::new() }
-    );
+    say!("{}", clean(&summary_line(result)));
     if let Some(elapsed_s) = elapsed_s {
         say!("{}", rate_line(counts.runs, elapsed_s));
     }
@@ -225,8 +220,8 @@ fn print_result(
     }
     if result.merged && !result.complete {
         say!(
-            "incomplete: shards {:?} of {} are missing",
-            result.missing_shards(),
+            "incomplete: shards {} of {} are missing",
+            joined(&result.missing_shards()),
             result.shard_count
         );
     }
@@ -244,7 +239,7 @@ fn print_result(
     }
     if failing.len() > FAILING_SEEDS_SHOWN_MAX {
         say!(
-            "... and {} more failing seeds (see {})",
+            "... and {} more surprising seeds (see {})",
             failing.len() - FAILING_SEEDS_SHOWN_MAX,
             clean(&path.display().to_string())
         );
@@ -264,6 +259,53 @@ fn print_result(
         clean(&index.display().to_string())
     );
     Ok(())
+}
+
+/// One line: the expectation met or not, why, and how many seeds ended with each verdict.
+fn summary_line(result: &SweepResult) -> String {
+    let counts = &result.counts;
+    let verdicts: Vec<String> = counts
+        .verdicts
+        .iter()
+        .map(|(v, n)| format!("{n} {}", v.replace('-', " ")))
+        .collect();
+    let shards = if result.shard_count > 1 {
+        format!(
+            ", shards {} of {}",
+            joined(&result.shards),
+            result.shard_count
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{}: {} seeds {}..{}{shards}, expected {}: {} ({}); verdicts: {}{}",
+        result.scenario,
+        counts.runs,
+        result.seeds.start,
+        result.seeds.end,
+        verdict_phrase(result.scenario_spec.expect.verdict),
+        if result.expectation.met {
+            "met"
+        } else {
+            "NOT met"
+        },
+        result.expectation.note,
+        verdicts.join(", "),
+        if counts.vacuous > 0 {
+            format!("; {} vacuous runs", counts.vacuous)
+        } else {
+            String::new()
+        }
+    )
+}
+
+fn joined(numbers: &[u64]) -> String {
+    numbers
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn rate_line(runs: u64, elapsed_s: f64) -> String {

@@ -169,13 +169,32 @@ pub fn chrome_trace(report: &RunReport) -> String {
             }
         }
     }
+    if let Some(note) = truncation_note(report) {
+        // A global marker where the export stops, so that nobody reads the quiet after it as the run's.
+        let ts = report.trace.last().map_or(0, |e| e.at_us);
+        events.push(json!({"ph": "i", "s": "g", "name": note, "cat": "truncated", "pid": PID, "tid": 0,
+            "ts": ts, "args": {"events_exported": report.trace.len(), "events_in_run": report.events}}));
+    }
     let document = json!({
         "displayTimeUnit": "ms",
         "otherData": {"scenario": report.scenario, "seed": report.seed, "trace_hash": report.trace_hash,
-            "verdict": report.verdict, "truncated": report.trace_truncated},
+            "verdict": report.verdict, "truncated": report.trace_truncated,
+            "events_exported": report.trace.len(), "events_in_run": report.events,
+            "truncation": truncation_note(report)},
         "traceEvents": events,
     });
     serde_json::to_string(&document).unwrap_or_default()
+}
+
+/// Why an export stops short of the run, when it does.
+pub fn truncation_note(report: &RunReport) -> Option<String> {
+    report.trace_truncated.then(|| {
+        format!(
+            "trace truncated: the first {} of the run's {} events are exported (bounds.report-events-max)",
+            report.trace.len(),
+            report.events
+        )
+    })
 }
 
 /// The ShiViz parser regex: an event line, then `host {clock}`.
@@ -210,6 +229,17 @@ pub fn shiviz_log(report: &RunReport) -> String {
             "{what} @ {} us\n{host_name} {clock_json}\n",
             event.at_us
         ));
+    }
+    // ShiViz has no comments: the truncation is a last event, on the host of the last one.
+    if let (Some(note), Some(host)) = (
+        truncation_note(report),
+        report.trace.iter().rev().find_map(|e| host_of(&e.kind)),
+    ) {
+        let host_name = node_name(report, host);
+        let clock = clocks.entry(host).or_default();
+        *clock.entry(host_name.clone()).or_default() += 1;
+        let clock_json = serde_json::to_string(&*clock).unwrap_or_default();
+        out.push_str(&format!("{note}\n{host_name} {clock_json}\n"));
     }
     out
 }

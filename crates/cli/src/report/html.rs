@@ -1,28 +1,26 @@
-//! The HTML page of one run: one self-contained file (inline CSS, inline SVG, no script, no font,
-//! nothing fetched), so that it opens offline and can be attached to an issue.
+//! The HTML page of one run: one self-contained file (inline CSS, inline SVG, one inline script for
+//! the stepper, no font, nothing fetched), so that it opens offline and can be attached to an issue.
 //!
 //! Sections, each with a stable id that tests and links rely on: `verdict`, `reproduce`, `metrics`,
-//! `coverage`, `timeline`, `spacetime`, `states`, `violations`, `shrunk` (when shrinking ran),
-//! `faults`, `exports`, `scenario`.
+//! `coverage`, `states` (the final states), `violation-states` (at the first violation),
+//! `timeline`, `spacetime`, `stepper`, `violations`, `shrunk` (when shrinking ran), `faults`,
+//! `exports`, `scenario`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use converge_checker::oracles::ReplicaSnapshot;
 use converge_checker::{RunReport, Shrunk};
-use converge_netsim::{EventKind, TraceEvent, Verdict};
-use serde_json::Value;
+use converge_netsim::{Status, Verdict};
 
-use super::exports::describe;
-use super::{escape, node_count, node_name, verdict_in_words, verdict_phrase};
-
-/// Trace events drawn in the space-time diagram.
-pub const SPACETIME_EVENTS_MAX: usize = 200;
+use super::charts::{faults_section, human_ms, spacetime_section, timeline_section};
+use super::states::{group_by_view, render_groups};
+use super::stepper::{stepper_section, steps_of};
+use super::{escape, oracle_name, verdict_in_words, verdict_phrase};
 
 /// What the page of one run shows besides the report itself.
 pub struct RunPage<'a> {
     pub report: &'a RunReport,
-    /// The minimal counterexample, when the run was shrunk: the diagram draws it instead.
+    /// The minimal counterexample, when the run was shrunk: the diagram and the stepper show it.
     pub shrunk: Option<&'a Shrunk>,
     /// File names of the run's trace exports and minimal scenario, as `(label, href)`.
     pub links: Vec<(String, String)>,
@@ -35,25 +33,62 @@ pub struct RunPage<'a> {
 }
 
 const STYLE: &str = "
-body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1100px;padding:1em 2em;color:#1b1f24}
-h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.6em}
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1100px;padding:1em 1.2em;color:#1b1f24}
+h1{font-size:1.5em;margin:.2em 0;overflow-wrap:anywhere}h2{font-size:1.15em;border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.6em}
+h3{font-size:1em;margin:.4em 0}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
-pre{background:#f6f8fa;padding:.7em;overflow:auto;border-radius:4px}
+pre{background:#f6f8fa;padding:.7em;overflow:auto;border-radius:4px;white-space:pre-wrap;overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f6f8fa}.num{text-align:right;font-variant-numeric:tabular-nums}
+.scroll{overflow-x:auto;max-width:100%}
 .verdict{font-size:1.15em;padding:.7em 1em;border-radius:6px;margin:.6em 0}
 .good{background:#dafbe1;border:1px solid #4ac26b}.bad{background:#ffebe9;border:1px solid #ff8182}.warn{background:#fff8c5;border:1px solid #d4a72c}
-.met{color:#1a7f37;font-weight:600}.unmet{color:#cf222e;font-weight:600}
-.grid td{width:2.6em;height:2.1em;text-align:center;font-variant-numeric:tabular-nums}
-.diff{background:#ffcecb;font-weight:700}.states{display:flex;flex-wrap:wrap;gap:1.5em}
-.muted{color:#57606a}svg{background:#fff;border:1px solid #d0d7de;border-radius:4px}
-svg text{font:11px system-ui,sans-serif}
+.met{color:#1a7f37;font-weight:600}.unmet{color:#cf222e;font-weight:600}.cap{color:#9a6700}
+.grid td{min-width:2.2em;height:2.1em;text-align:center;font-variant-numeric:tabular-nums}
+.diff,.diff td{background:#ffcecb;font-weight:700}.states{display:flex;flex-wrap:wrap;gap:1.5em}
+.muted{color:#57606a}svg{background:#fff;border:1px solid #d0d7de;border-radius:4px;max-width:100%;height:auto}
+svg text{font:11px system-ui,sans-serif}svg .axis-title{font-weight:600;fill:#57606a}
+.legend span{margin-right:1.2em;white-space:nowrap}details.window{margin:.4em 0}details.window summary{cursor:pointer;color:#0969da}
+.controls{display:flex;flex-wrap:wrap;gap:.4em;align-items:center;margin:.5em 0}.controls input{flex:1 1 200px}
+#stepper tr.changed td{background:#ddf4ff}#stepper pre.state{margin:0;padding:.2em .4em;background:none}
+.oracle{padding:.3em .6em;border-radius:4px}
+.kv th{width:16em}
 ";
 
 /// Renders the page.
 pub fn render(page: &RunPage<'_>) -> String {
     let report = page.report;
     let mut html = String::new();
+    head(&mut html, page);
+    verdict_section(&mut html, report);
+    reproduce_section(&mut html, report);
+    states_section(&mut html, report);
+    violation_states_section(&mut html, report);
+    metrics_section(&mut html, report);
+    coverage_section(&mut html, report);
+    timeline_section(&mut html, report);
+    let (diagram_report, caption) = diagram_subject(page);
+    spacetime_section(&mut html, diagram_report, &diagram_report.trace, &caption);
+    let replayed = match page.shrunk {
+        Some(shrunk) => steps_of(&shrunk.report, &shrunk.scenario, shrunk.seed, caption),
+        None => steps_of(report, &report.scenario_spec, report.seed, caption),
+    };
+    if let Some(steps) = replayed {
+        stepper_section(&mut html, &steps);
+    }
+    violations_section(&mut html, report);
+    if let Some(shrunk) = page.shrunk {
+        shrunk_section(&mut html, shrunk);
+    }
+    faults_section(&mut html, report);
+    exports_section(&mut html, page);
+    scenario_section(&mut html, report);
+    html.push_str("</body></html>\n");
+    html
+}
+
+fn head(html: &mut String, page: &RunPage<'_>) {
+    let report = page.report;
     let title = format!(
         "{} seed {}: {}",
         report.scenario,
@@ -97,28 +132,25 @@ pub fn render(page: &RunPage<'_>) -> String {
     if !report.description.is_empty() {
         let _ = writeln!(html, "<p>{}</p>", escape(&report.description));
     }
-    verdict_section(&mut html, report);
-    reproduce_section(&mut html, report);
-    metrics_section(&mut html, report);
-    coverage_section(&mut html, report);
-    timeline_section(&mut html, report);
-    spacetime_section(&mut html, page);
-    states_section(&mut html, report);
-    violations_section(&mut html, report);
-    if let Some(shrunk) = page.shrunk {
-        shrunk_section(&mut html, shrunk);
+}
+
+/// The run the diagram and the stepper show: the minimal counterexample when there is one.
+fn diagram_subject<'a>(page: &RunPage<'a>) -> (&'a RunReport, String) {
+    match page.shrunk {
+        Some(shrunk) => (
+            &shrunk.report,
+            format!(
+                "the minimal counterexample ({} replicas, {} writes, {} messages; shrunk from {} replicas, {} writes, {} messages)",
+                shrunk.minimal.replicas,
+                shrunk.minimal.writes,
+                shrunk.minimal.messages,
+                shrunk.original.replicas,
+                shrunk.original.writes,
+                shrunk.original.messages
+            ),
+        ),
+        None => (page.report, "the run".to_string()),
     }
-    faults_section(&mut html, report);
-    exports_section(&mut html, page);
-    let spec =
-        toml::to_string(&report.scenario_spec).unwrap_or_else(|e| format!("(cannot render: {e})"));
-    let _ = writeln!(
-        html,
-        "<h2 id=\"scenario\">Scenario as run</h2><pre>{}</pre>",
-        escape(&spec)
-    );
-    html.push_str("</body></html>\n");
-    html
 }
 
 fn verdict_section(html: &mut String, report: &RunReport) {
@@ -150,10 +182,11 @@ fn verdict_section(html: &mut String, report: &RunReport) {
         }
         html.push_str("</ul>\n");
     }
-    if report.coverage.vacuous {
+    // Only a clean verdict needs the warning: a failure is evidence whatever the run exercised.
+    if report.coverage.vacuous && report.verdict == Verdict::Converges {
         html.push_str(
-            "<p class=\"verdict warn\"><b>Vacuous run:</b> it exercised no concurrent write to one key, \
-             so a clean verdict on it is not evidence.</p>\n",
+            "<p class=\"verdict warn\" id=\"vacuous\"><b>Vacuous run:</b> it exercised no concurrent write to \
+             one key, so this clean verdict is not evidence.</p>\n",
         );
     }
     html.push_str("</section>\n");
@@ -178,28 +211,46 @@ fn row(html: &mut String, name: &str, value: impl std::fmt::Display) {
     );
 }
 
+/// When the replicas came to agree, in words that fit the verdict.
+fn agreement_words(report: &RunReport) -> String {
+    match (report.converged_at_ms, report.agreed_at_ms, report.verdict) {
+        (Some(at), _, _) => human_ms(at),
+        (None, Some(at), Verdict::Diverges) => {
+            format!("diverged, then healed: all agree since {}", human_ms(at))
+        }
+        (None, Some(at), _) => format!("all agree since {}", human_ms(at)),
+        (None, None, _) => "never".to_string(),
+    }
+}
+
 fn metrics_section(html: &mut String, report: &RunReport) {
-    html.push_str("<section id=\"metrics\"><h2>Metrics</h2><table>");
+    html.push_str("<section id=\"metrics\"><h2>Metrics</h2><table class=\"kv\">");
     row(html, "events", report.events);
     row(html, "updates (writes)", report.updates);
-    row(
-        html,
-        "virtual time simulated",
-        format!("{:.1} ms", report.end_ms),
-    );
-    row(
-        html,
-        "converged at",
-        report
-            .converged_at_ms
-            .map_or("never".to_string(), |at| format!("{at:.1} ms")),
-    );
+    row(html, "virtual time simulated", human_ms(report.end_ms));
+    row(html, "settle period from", human_ms(report.settle_start_ms));
+    row(html, "converged at", agreement_words(report));
     let m = &report.messages;
     row(html, "messages sent", m.sent);
     row(html, "messages delivered", m.delivered);
     row(html, "messages dropped", m.dropped);
     row(html, "messages duplicated", m.duplicated);
     row(html, "bytes sent", m.bytes_sent);
+    let drawn = if report.scenario_spec.swarm.is_some() {
+        " (drawn by swarm mode)"
+    } else {
+        ""
+    };
+    row(
+        html,
+        &format!("drop probability{drawn}"),
+        format!("{:.3}", report.network_drop),
+    );
+    row(
+        html,
+        &format!("duplicate probability{drawn}"),
+        format!("{:.3}", report.network_duplicate),
+    );
     row(
         html,
         "strong-convergence violations",
@@ -210,7 +261,9 @@ fn metrics_section(html: &mut String, report: &RunReport) {
 
 fn coverage_section(html: &mut String, report: &RunReport) {
     let c = &report.coverage.coverage;
-    html.push_str("<section id=\"coverage\"><h2>Coverage (what the run exercised)</h2><table>");
+    html.push_str(
+        "<section id=\"coverage\"><h2>Coverage (what the run exercised)</h2><table class=\"kv\">",
+    );
     row(
         html,
         "concurrent writes to one key",
@@ -234,388 +287,71 @@ fn coverage_section(html: &mut String, report: &RunReport) {
     row(html, "retransmissions", c.retransmissions);
     html.push_str("</table>");
     if report.coverage.vacuous {
-        html.push_str("<p class=\"unmet\">Vacuous: no conflicting writes were exercised.</p>");
+        html.push_str("<p class=\"muted\">No conflicting writes were exercised.</p>");
     }
     html.push_str("</section>\n");
 }
 
-/// The distinct-states chart: a step line of how many different states the live replicas hold.
-fn timeline_section(html: &mut String, report: &RunReport) {
-    html.push_str("<section id=\"timeline\"><h2>Distinct replica states over virtual time</h2>\n");
-    let (width, height, left, bottom, top, right) = (900.0, 220.0, 48.0, 30.0, 12.0, 16.0);
-    let end_ms = report
-        .end_ms
-        .max(report.timeline.last().map_or(0.0, |p| p.0))
-        .max(1.0);
-    let max_states = report
-        .timeline
-        .iter()
-        .map(|p| p.1)
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let x = |ms: f64| left + (ms / end_ms) * (width - left - right);
-    let y = |n: u32| top + (1.0 - f64::from(n) / f64::from(max_states)) * (height - top - bottom);
-    let _ = write!(
-        html,
-        "<svg id=\"timeline-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
-         viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"distinct states over time\">"
-    );
-    // Axes and gridlines.
-    for n in 0..=max_states {
-        let _ = write!(
-            html,
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eaeef2\"/>\
-             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{n}</text>",
-            width - right,
-            left - 6.0,
-            y(n) + 4.0,
-            y = y(n)
-        );
-    }
-    for tick in 0..=5 {
-        let ms = end_ms * f64::from(tick) / 5.0;
-        let _ = write!(
-            html,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"{}\">{}</text>",
-            x(ms),
-            height - 10.0,
-            if tick == 5 { "end" } else { "middle" },
-            format_ms(ms)
-        );
-    }
-    if let Some(at_ms) = report.converged_at_ms {
-        let _ = write!(
-            html,
-            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{top}\" y2=\"{}\" stroke=\"#1a7f37\" stroke-dasharray=\"4 3\"/>\
-             <text x=\"{:.1}\" y=\"{}\" fill=\"#1a7f37\">converged</text>",
-            height - bottom,
-            x(at_ms) + 4.0,
-            top + 10.0,
-            x = x(at_ms)
-        );
-    }
-    let mut path = String::new();
-    let mut last: Option<u32> = None;
-    for &(ms, n) in &report.timeline {
-        match last {
-            None => {
-                let _ = write!(path, "M{:.1},{:.1}", x(ms), y(n));
-            }
-            Some(_) => {
-                let _ = write!(path, " H{:.1} V{:.1}", x(ms), y(n));
-            }
-        }
-        last = Some(n);
-    }
-    if last.is_some() {
-        let _ = write!(path, " H{:.1}", x(end_ms));
-        let _ = write!(
-            html,
-            "<path d=\"{path}\" fill=\"none\" stroke=\"#0969da\" stroke-width=\"2\"/>"
-        );
-    }
-    html.push_str("</svg>");
-    let _ = writeln!(
-        html,
-        "<p class=\"muted\">One line: how many different states the live replicas hold (1 = agreement). \
-         {} change points{}.</p></section>",
-        report.timeline.len(),
-        if report.timeline.is_empty() { "; nothing changed" } else { "" }
-    );
-}
-
-fn format_ms(ms: f64) -> String {
-    if ms >= 10_000.0 {
-        format!("{:.0} s", ms / 1e3)
-    } else if ms >= 1_000.0 {
-        format!("{:.1} s", ms / 1e3)
-    } else {
-        format!("{ms:.0} ms")
-    }
-}
-
-/// The space-time (Lamport) diagram: one vertical line per node, time flowing down (one row per
-/// event, so that causality stays readable whatever the latencies), messages as arrows from send
-/// to delivery, lost messages as arrows ending in an x, writes as dots.
-fn spacetime_section(html: &mut String, page: &RunPage<'_>) {
-    let (report, trace, caption) = match page.shrunk {
-        Some(shrunk) => (
-            &shrunk.report,
-            &shrunk.report.trace,
-            format!(
-                "the minimal counterexample ({} replicas, {} writes, {} messages; shrunk from {} replicas, {} writes, {} messages)",
-                shrunk.minimal.replicas,
-                shrunk.minimal.writes,
-                shrunk.minimal.messages,
-                shrunk.original.replicas,
-                shrunk.original.writes,
-                shrunk.original.messages
-            ),
-        ),
-        None => (page.report, &page.report.trace, "the run".to_string()),
-    };
-    let drawn: Vec<&TraceEvent> = trace
-        .iter()
-        .filter(|e| {
-            !matches!(
-                e.kind,
-                EventKind::Timer { .. } | EventKind::Duplicate { .. }
-            )
-        })
-        .take(SPACETIME_EVENTS_MAX)
-        .collect();
-    let _ = writeln!(
-        html,
-        "<section id=\"spacetime\"><h2>Space-time diagram</h2><p class=\"muted\">Of {}: the first {} events \
-         (of {}{}). Time flows down; arrows are messages, <span style=\"color:#cf222e\">red arrows ending in x</span> \
-         were lost, dots are writes.</p>",
-        escape(&caption),
-        drawn.len(),
-        report.events,
-        if report.trace_truncated { ", trace truncated" } else { "" }
-    );
-    let nodes = node_count(report).max(1);
-    let lane_width = 110.0;
-    let row_height = 14.0;
-    let top = 36.0;
-    let width = 40.0 + lane_width * f64::from(nodes);
-    let height = top + row_height * (drawn.len() as f64 + 1.0) + 10.0;
-    let lane_x = |node: u32| 40.0 + lane_width * f64::from(node) + lane_width / 2.0 - 20.0;
-    let row_y = |row: usize| top + row_height * (row as f64 + 0.5);
-    let _ = write!(
-        html,
-        "<svg id=\"spacetime-diagram\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height:.0}\" \
-         viewBox=\"0 0 {width} {height:.0}\" role=\"img\" aria-label=\"space-time diagram\">\
-         <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" \
-         orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#57606a\"/></marker></defs>"
-    );
-    for node in 0..nodes {
-        let x = lane_x(node);
-        let _ = write!(
-            html,
-            "<text x=\"{x:.1}\" y=\"18\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\
-             <line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{}\" y2=\"{:.1}\" stroke=\"#8c959f\"/>",
-            escape(&node_name(report, node)),
-            top - 8.0,
-            height - 6.0
-        );
-    }
-    let mut sends: BTreeMap<u64, (u32, usize)> = BTreeMap::new();
-    for (row, event) in drawn.iter().enumerate() {
-        let y = row_y(row);
-        let title = escape(&format!(
-            "#{} at {:.3} ms: {}",
-            event.index,
-            event.at_us as f64 / 1e3,
-            describe(report, event)
-        ));
-        match event.kind {
-            EventKind::Write { replica, key, .. } => {
-                let _ = write!(
-                    html,
-                    "<circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"4.5\" fill=\"#0969da\"><title>{title}</title></circle>\
-                     <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#0969da\">w{key}</text>",
-                    lane_x(replica),
-                    lane_x(replica) + 7.0,
-                    y + 4.0
-                );
-            }
-            EventKind::Send { from, message, .. } => {
-                sends.insert(message, (from, row));
-                let _ = write!(
-                    html,
-                    "<circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"2\" fill=\"#57606a\"><title>{title}</title></circle>",
-                    lane_x(from)
-                );
-            }
-            EventKind::Deliver {
-                from,
-                to,
-                message,
-                changed,
-            } => {
-                let (sender, start_y) = sends
-                    .get(&message)
-                    .map_or((from, top), |&(sender, send_row)| (sender, row_y(send_row)));
-                let colour = if changed { "#1a7f37" } else { "#8c959f" };
-                let _ = write!(
-                    html,
-                    "<line x1=\"{:.1}\" y1=\"{start_y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{colour}\" \
-                     marker-end=\"url(#arrow)\"><title>{title}</title></line>",
-                    lane_x(sender),
-                    lane_x(to)
-                );
-            }
-            EventKind::Drop {
-                from, to, message, ..
-            } => {
-                let (sender, start_y) = sends
-                    .get(&message)
-                    .map_or((from, top), |&(sender, send_row)| (sender, row_y(send_row)));
-                let (x1, x2) = (lane_x(sender), lane_x(to));
-                let end_x = x1 + (x2 - x1) * 0.6;
-                let _ = write!(
-                    html,
-                    "<g class=\"drop\"><title>{title}</title><line x1=\"{x1:.1}\" y1=\"{start_y:.1}\" x2=\"{end_x:.1}\" \
-                     y2=\"{y:.1}\" stroke=\"#cf222e\" stroke-dasharray=\"3 2\"/>\
-                     <path d=\"M{:.1},{:.1} L{:.1},{:.1} M{:.1},{:.1} L{:.1},{:.1}\" stroke=\"#cf222e\" stroke-width=\"2\"/></g>",
-                    end_x - 4.0,
-                    y - 4.0,
-                    end_x + 4.0,
-                    y + 4.0,
-                    end_x - 4.0,
-                    y + 4.0,
-                    end_x + 4.0,
-                    y - 4.0
-                );
-            }
-            EventKind::Crash { replica }
-            | EventKind::Restart { replica }
-            | EventKind::Join { replica }
-            | EventKind::Leave { replica } => {
-                let (label, colour) = match event.kind {
-                    EventKind::Crash { .. } => ("crash", "#cf222e"),
-                    EventKind::Restart { .. } => ("restart", "#1a7f37"),
-                    EventKind::Join { .. } => ("join", "#1a7f37"),
-                    _ => ("leave", "#57606a"),
-                };
-                let x = lane_x(replica);
-                let _ = write!(
-                    html,
-                    "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"9\" height=\"9\" fill=\"{colour}\"><title>{title}</title></rect>\
-                     <text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\">{label}</text>",
-                    x - 4.5,
-                    y - 4.5,
-                    x + 8.0,
-                    y + 4.0
-                );
-            }
-            EventKind::FaultStart { .. } | EventKind::FaultEnd { .. } | EventKind::SettleStart => {
-                let _ = write!(
-                    html,
-                    "<line x1=\"30\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#bf8700\" stroke-dasharray=\"2 4\">\
-                     <title>{title}</title></line><text x=\"2\" y=\"{:.1}\" fill=\"#9a6700\">{}</text>",
-                    width - 10.0,
-                    y + 4.0,
-                    match event.kind {
-                        EventKind::FaultStart { fault } => format!("f{fault}+"),
-                        EventKind::FaultEnd { fault } => format!("f{fault}-"),
-                        _ => "settle".to_string(),
-                    }
-                );
-            }
-            EventKind::Timer { .. } | EventKind::Duplicate { .. } => {}
-        }
-    }
-    html.push_str("</svg></section>\n");
-}
-
-/// The states to compare: the first violation's, else every final replica.
-fn states_to_compare(report: &RunReport) -> (String, Vec<ReplicaSnapshot>) {
-    if let Some(violation) = report.violations.iter().find(|v| v.states.len() >= 2) {
-        return (violation.detail.clone(), violation.states.clone());
-    }
-    (
-        "final states of every replica".to_string(),
-        report.replicas.iter().map(|r| r.snapshot.clone()).collect(),
-    )
-}
-
-fn replica_label(snapshot: &ReplicaSnapshot) -> String {
-    if snapshot.replica == u32::MAX {
-        "sequential specification".to_string()
-    } else {
-        format!(
-            "replica {} ({} updates delivered)",
-            snapshot.replica, snapshot.delivered
-        )
-    }
-}
-
-/// The differing states side by side: a grid as a table of cells, a dictionary as key/value rows,
-/// anything else as JSON; cells and keys that differ between the states are highlighted.
+/// The final states of the live replicas, grouped by equal state, differences highlighted.
 fn states_section(html: &mut String, report: &RunReport) {
-    let (caption, states) = states_to_compare(report);
-    let _ = writeln!(
-        html,
-        "<section id=\"states\"><h2>States side by side</h2><p>{}</p><div class=\"states\">",
-        escape(&caption)
-    );
-    let views: Vec<&Value> = states.iter().map(|s| &s.view).collect();
-    for snapshot in &states {
-        let _ = write!(html, "<div><h3>{}</h3>", escape(&replica_label(snapshot)));
-        render_view(html, &snapshot.view, &views);
-        html.push_str("</div>");
-    }
-    html.push_str("</div></section>\n");
-}
-
-fn cell_text(value: Option<&Value>) -> String {
-    match value {
-        None | Some(Value::Null) => "·".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn render_view(html: &mut String, view: &Value, all: &[&Value]) {
-    let grid = |v: &Value| -> Option<(u64, u64, Vec<Value>)> {
-        Some((
-            v.get("rows")?.as_u64()?,
-            v.get("cols")?.as_u64()?,
-            v.get("cells")?.as_array()?.clone(),
-        ))
+    let live: Vec<ReplicaSnapshot> = report
+        .replicas
+        .iter()
+        .filter(|r| r.status == Status::Up)
+        .map(|r| r.snapshot.clone())
+        .collect();
+    let groups = group_by_view(&live);
+    let summary = match groups.len() {
+        0 => "No replica is live at the end.".to_string(),
+        1 => format!("All {} live replicas hold the same state.", live.len()),
+        n => format!("The {} live replicas hold {n} different states; the cells or keys that differ are highlighted.", live.len()),
     };
-    if let Some((rows, cols, cells)) = grid(view) {
-        html.push_str("<table class=\"grid\">");
-        for r in 0..rows {
-            html.push_str("<tr>");
-            for c in 0..cols {
-                let index = (r * cols + c) as usize;
-                let differs = all.iter().any(|other| {
-                    grid(other).is_some_and(|(_, _, theirs)| theirs.get(index) != cells.get(index))
-                });
-                let _ = write!(
-                    html,
-                    "<td{}>{}</td>",
-                    if differs { " class=\"diff\"" } else { "" },
-                    escape(&cell_text(cells.get(index)))
-                );
-            }
-            html.push_str("</tr>");
-        }
-        html.push_str("</table>");
-    } else if let Some(map) = view.as_object() {
-        let mut keys: Vec<&String> = all
-            .iter()
-            .filter_map(|v| v.as_object())
-            .flat_map(|m| m.keys())
-            .collect();
-        keys.sort_by_key(|k| (k.parse::<u64>().unwrap_or(u64::MAX), (*k).clone()));
-        keys.dedup();
-        html.push_str("<table class=\"dict\"><tr><th>key</th><th>value</th></tr>");
-        for key in keys {
-            let mine = map.get(key);
-            let differs = all.iter().any(|other| other.get(key) != mine);
-            let _ = write!(
-                html,
-                "<tr{}><td>{}</td><td>{}</td></tr>",
-                if differs { " class=\"diff\"" } else { "" },
-                escape(key),
-                escape(&mine.map_or("(absent)".to_string(), |v| cell_text(Some(v))))
-            );
-        }
-        html.push_str("</table>");
-    } else {
-        let differs = all.iter().any(|other| *other != view);
+    let _ = write!(
+        html,
+        "<section id=\"states\"><h2>Final states</h2><p id=\"states-summary\">{}</p>",
+        escape(&summary)
+    );
+    let not_live: Vec<String> = report
+        .replicas
+        .iter()
+        .filter(|r| r.status != Status::Up)
+        .map(|r| format!("replica {} ({})", r.snapshot.replica, status_word(r.status)))
+        .collect();
+    if !not_live.is_empty() {
         let _ = write!(
             html,
-            "<pre{}>{}</pre>",
-            if differs { " class=\"diff\"" } else { "" },
-            escape(&serde_json::to_string_pretty(view).unwrap_or_default())
+            "<p class=\"muted\">Not live, so not judged: {}.</p>",
+            escape(&not_live.join(", "))
         );
     }
+    render_groups(html, &groups);
+    html.push_str("</section>\n");
+}
+
+fn status_word(status: Status) -> &'static str {
+    match status {
+        Status::Waiting => "never joined",
+        Status::Up => "up",
+        Status::Crashed => "crashed",
+        Status::Left => "left",
+    }
+}
+
+/// The states the first violation names, after the final states.
+fn violation_states_section(html: &mut String, report: &RunReport) {
+    let Some(violation) = report.violations.iter().find(|v| v.states.len() >= 2) else {
+        return;
+    };
+    let groups = group_by_view(&violation.states);
+    let _ = write!(
+        html,
+        "<section id=\"violation-states\"><h2>At the first violation</h2><p>{} at {}: {}.</p>",
+        escape(oracle_name(violation.oracle)),
+        human_ms(violation.at_us as f64 / 1e3),
+        escape(violation.detail.trim_end_matches('.'))
+    );
+    render_groups(html, &groups);
+    html.push_str("</section>\n");
 }
 
 fn violations_section(html: &mut String, report: &RunReport) {
@@ -623,17 +359,13 @@ fn violations_section(html: &mut String, report: &RunReport) {
     if report.violations.is_empty() {
         html.push_str("<p>None: every oracle held.</p>");
     } else {
-        html.push_str("<table><tr><th>oracle</th><th>at</th><th>event</th><th>replicas</th><th>detail</th></tr>");
+        html.push_str("<div class=\"scroll\"><table><tr><th>oracle</th><th>at</th><th>event</th><th>replicas</th><th>detail</th></tr>");
         for violation in &report.violations {
-            let oracle = serde_json::to_value(violation.oracle)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
             let _ = write!(
                 html,
-                "<tr><td>{}</td><td class=\"num\">{:.3} ms</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&oracle),
-                violation.at_us as f64 / 1e3,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+                oracle_name(violation.oracle),
+                human_ms(violation.at_us as f64 / 1e3),
                 violation.event_index.map_or("end".to_string(), |i| format!("#{i}")),
                 escape(
                     &violation
@@ -646,7 +378,7 @@ fn violations_section(html: &mut String, report: &RunReport) {
                 escape(&violation.detail)
             );
         }
-        html.push_str("</table>");
+        html.push_str("</table></div>");
     }
     html.push_str("</section>\n");
 }
@@ -673,24 +405,6 @@ fn shrunk_section(html: &mut String, shrunk: &Shrunk) {
     let _ = writeln!(html, "</table><pre>{}</pre></section>", escape(&spec));
 }
 
-fn faults_section(html: &mut String, report: &RunReport) {
-    html.push_str("<section id=\"faults\"><h2>Faults in force</h2>");
-    if report.faults.is_empty() {
-        html.push_str("<p>None scheduled.</p>");
-    } else {
-        html.push_str("<ol start=\"0\">");
-        for fault in &report.faults {
-            let _ = write!(
-                html,
-                "<li><code>{}</code></li>",
-                escape(&serde_json::to_string(fault).unwrap_or_default())
-            );
-        }
-        html.push_str("</ol>");
-    }
-    html.push_str("</section>\n");
-}
-
 fn exports_section(html: &mut String, page: &RunPage<'_>) {
     html.push_str("<section id=\"exports\"><h2>Files</h2><ul>");
     for (label, href) in &page.links {
@@ -701,9 +415,34 @@ fn exports_section(html: &mut String, page: &RunPage<'_>) {
             escape(label)
         );
     }
-    html.push_str(
-        "</ul><p class=\"muted\">Open the Chrome trace in <code>ui.perfetto.dev</code> or chrome://tracing; \
-         the ShiViz log in the ShiViz web app (upload the file as is).</p></section>\n",
+    html.push_str("</ul><p class=\"muted\">Open the Chrome trace in <code>ui.perfetto.dev</code> or chrome://tracing; \
+         the ShiViz log in the ShiViz web app (upload the file as is).");
+    if page.report.trace_truncated {
+        let _ = write!(
+            html,
+            " <span class=\"cap\">Both hold the first {} of the run's {} events (<code>bounds.report-events-max</code>), \
+             and say so inside.</span>",
+            page.report.trace.len(),
+            page.report.events
+        );
+    }
+    html.push_str("</p></section>\n");
+}
+
+/// The scenario as run, with what swarm mode drew written above the keys it overrides.
+fn scenario_section(html: &mut String, report: &RunReport) {
+    let mut spec =
+        toml::to_string(&report.scenario_spec).unwrap_or_else(|e| format!("(cannot render: {e})"));
+    if report.scenario_spec.swarm.is_some() {
+        spec = format!(
+            "# swarm mode drew, for this seed: drop = {:.3}, duplicate = {:.3}, and the faults listed above\n{spec}",
+            report.network_drop, report.network_duplicate
+        );
+    }
+    let _ = writeln!(
+        html,
+        "<h2 id=\"scenario\">Scenario as run</h2><pre>{}</pre>",
+        escape(&spec)
     );
 }
 
@@ -711,8 +450,11 @@ fn exports_section(html: &mut String, page: &RunPage<'_>) {
 mod tests {
     use converge_checker::judge::{FinalReplica, NonVacuity};
     use converge_checker::oracles::{Oracle, ReplicaSnapshot, Violation};
-    use converge_netsim::{Coverage, End, MessageStats, NodeId, Scenario, Status, TraceEvent};
+    use converge_netsim::{
+        Coverage, End, EventKind, MessageStats, NodeId, Scenario, Status, TraceEvent,
+    };
     use serde_json::json;
+    use serde_json::Value;
 
     use super::*;
 
@@ -759,12 +501,16 @@ mod tests {
             verdict: Verdict::Diverges,
             expected: Verdict::Diverges,
             met_expectation: true,
-            expectation_notes: vec!["verdict Diverges as expected".into()],
+            expectation_notes: vec!["verdict \"diverges\", as expected".into()],
             trace_hash: "00000000000000ab".into(),
             events: 6,
             end: End::Completed,
             end_ms: 10.0,
             converged_at_ms: None,
+            agreed_at_ms: None,
+            settle_start_ms: 8.0,
+            network_drop: 0.0,
+            network_duplicate: 0.0,
             updates: 2,
             messages: MessageStats {
                 sent: 2,
@@ -862,13 +608,23 @@ mod tests {
         ));
         assert!(html.contains("a &lt;test&gt;"), "text is escaped");
         assert!(
-            html.contains("<tr class=\"diff\"><td>1</td><td>7</td></tr>"),
+            html.contains("<tr class=\"diff\"><td>1</td><td>7</td><td>8</td></tr>"),
             "key 1 differs"
         );
         assert!(
-            html.contains("<tr><td>0</td><td>5</td></tr>"),
+            html.contains("<tr><td>0</td><td>5</td><td>5</td></tr>"),
             "key 0 agrees"
         );
+        assert!(html.contains("The 2 live replicas hold 2 different states"));
+        assert!(
+            html.find("id=\"states\"") < html.find("id=\"violation-states\""),
+            "final states first, the first violation second"
+        );
+        assert!(
+            !html.contains("Diverges") && !html.contains("StrongConvergence"),
+            "no debug names"
+        );
+        assert!(!html.contains("id=\"vacuous\""));
         assert_eq!(
             html.matches("marker-end=\"url(#arrow)\"").count(),
             1,
@@ -899,6 +655,105 @@ mod tests {
         assert!(
             shiviz.contains("r1 delivers message 0 from r0 @ 4000 us\nr1 {\"r0\":2,\"r1\":3}"),
             "{shiviz}"
+        );
+    }
+
+    #[test]
+    fn exports_say_when_they_stop_short() {
+        let mut report = diverged_report();
+        let whole: Value =
+            serde_json::from_str(&super::super::exports::chrome_trace(&report)).unwrap();
+        assert_eq!(whole["otherData"]["truncation"], Value::Null);
+        report.trace_truncated = true;
+        report.events = 9_000;
+        let chrome: Value =
+            serde_json::from_str(&super::super::exports::chrome_trace(&report)).unwrap();
+        let note = "trace truncated: the first 6 of the run's 9000 events are exported (bounds.report-events-max)";
+        assert_eq!(chrome["otherData"]["truncation"], note);
+        assert_eq!(chrome["otherData"]["events_exported"], 6);
+        let markers: Vec<&Value> = chrome["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["cat"] == "truncated")
+            .collect();
+        assert_eq!(markers.len(), 1);
+        assert_eq!(markers[0]["name"], note);
+        let shiviz = super::super::exports::shiviz_log(&report);
+        let last_event = shiviz.lines().rev().nth(1).unwrap();
+        assert_eq!(last_event, note, "{shiviz}");
+        assert!(
+            shiviz.ends_with("r1 {\"r0\":2,\"r1\":5}\n"),
+            "one tick after r1's drop: {shiviz}"
+        );
+        let page = render(&RunPage {
+            report: &report,
+            shrunk: None,
+            links: Vec::new(),
+            index_href: None,
+            run_id: None,
+            partial: None,
+        });
+        assert!(page.contains("Both hold the first 6 of the run's 9000 events"));
+    }
+
+    #[test]
+    fn a_healed_divergence_is_named_as_such() {
+        let mut report = diverged_report();
+        report.agreed_at_ms = Some(9.5);
+        let words = verdict_in_words(&report);
+        assert!(
+            words.starts_with("Diverged, then healed: replicas 0 and 1"),
+            "{words}"
+        );
+        assert!(
+            words.contains("hold the same state again, since 10 ms"),
+            "{words}"
+        );
+        let html = render(&RunPage {
+            report: &report,
+            shrunk: None,
+            links: Vec::new(),
+            index_href: None,
+            run_id: None,
+            partial: None,
+        });
+        assert!(html.contains("diverged, then healed: all agree since 10 ms"));
+        assert!(!html.contains(">never<"));
+    }
+
+    #[test]
+    fn ties_are_called_ties_and_lost_writes_are_causally_later_ones() {
+        let mut report = diverged_report();
+        report.verdict = Verdict::IntentViolated;
+        report.violations = vec![Violation {
+            oracle: Oracle::Intent,
+            event_index: None,
+            at_us: 10_000,
+            replicas: vec![0],
+            detail: "replica 0 differs from the sequential specification (all 2 updates applied in stamp order)".into(),
+            states: report.replicas.iter().map(|r| r.snapshot.clone()).collect(),
+        }];
+        let tie = verdict_in_words(&report);
+        assert!(tie.contains("equal stamps (ties)"), "{tie}");
+        assert!(!tie.contains("lost to"), "{tie}");
+        report.violations.insert(
+            0,
+            Violation {
+                oracle: Oracle::Intent,
+                event_index: None,
+                at_us: 3_000,
+                replicas: vec![1],
+                detail:
+                    "1 causally later writes lost to earlier ones; the first: replica 1 wrote key 1"
+                        .into(),
+                states: Vec::new(),
+            },
+        );
+        let lost = verdict_in_words(&report);
+        assert!(
+            lost.starts_with("Converged, but 1 causally later writes lost to earlier ones"),
+            "{lost}"
         );
     }
 }

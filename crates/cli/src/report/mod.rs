@@ -7,10 +7,15 @@
 //! - [`exports`]: the trace as Chrome trace event JSON (Perfetto, chrome://tracing) and as a
 //!   ShiViz log with vector clocks.
 //! - [`index`]: `index.html`, linking every run, with the convergence matrix.
+//! - [`states`], [`charts`] and [`stepper`]: the parts of a run's page: states side by side, the
+//!   pictures, and the counterexample stepper.
 
+pub mod charts;
 pub mod exports;
 pub mod html;
 pub mod index;
+pub mod states;
+pub mod stepper;
 
 use converge_checker::RunReport;
 use converge_netsim::{Topology, Verdict};
@@ -106,6 +111,46 @@ pub fn verdict_phrase(verdict: Verdict) -> &'static str {
     }
 }
 
+/// An oracle's name in words: "strong convergence", "eventual convergence", "intent".
+pub fn oracle_name(oracle: converge_checker::Oracle) -> &'static str {
+    match oracle {
+        converge_checker::Oracle::StrongConvergence => "strong convergence",
+        converge_checker::Oracle::EventualConvergence => "eventual convergence",
+        converge_checker::Oracle::Intent => "intent",
+        converge_checker::Oracle::NoPanic => "no panic",
+    }
+}
+
+/// How many different states the live replicas hold at the end.
+pub fn distinct_live_states(report: &RunReport) -> usize {
+    let live: Vec<converge_checker::oracles::ReplicaSnapshot> = report
+        .replicas
+        .iter()
+        .filter(|r| r.status == converge_netsim::Status::Up)
+        .map(|r| r.snapshot.clone())
+        .collect();
+    states::group_by_view(&live).len()
+}
+
+/// An intent violation in words: causally later writes that lost, or, when none did, a converged
+/// state that differs from the sequential specification only because concurrent writes with
+/// equal stamps (ties) were broken another way than stamp order breaks them.
+fn intent_in_words(report: &RunReport) -> String {
+    let intent: Vec<&converge_checker::Violation> = report
+        .violations
+        .iter()
+        .filter(|v| v.oracle == converge_checker::Oracle::Intent)
+        .collect();
+    match intent.iter().find(|v| v.states.is_empty()) {
+        Some(lost) => format!("Converged, but {}.", lost.detail.trim_end_matches('.')),
+        None => format!(
+            "Converged, but not to the sequential specification: {}. No causally later write lost; concurrent \
+             writes with equal stamps (ties) were settled differently from the specification's order.",
+            intent.first().map_or("", |v| v.detail.trim_end_matches('.'))
+        ),
+    }
+}
+
 /// The verdict of a run in one or two sentences, naming the evidence.
 pub fn verdict_in_words(report: &RunReport) -> String {
     let first_of = |oracle: converge_checker::Oracle| {
@@ -124,24 +169,42 @@ pub fn verdict_in_words(report: &RunReport) -> String {
     match report.verdict {
         Verdict::Converges => match report.converged_at_ms {
             Some(at_ms) => format!(
-                "Converged: all {live} live replicas hold the same state and all {} updates, since {at_ms:.1} ms.",
-                report.updates
+                "Converged: all {live} live replicas hold the same state and all {} updates, since {}.",
+                report.updates,
+                charts::human_ms(at_ms)
             ),
             None => format!("Converged: all {live} live replicas hold the same state and all {} updates.", report.updates),
         },
-        Verdict::IntentViolated => format!(
-            "Converged, but the intent oracle found lost writes: {}.",
-            first_of(converge_checker::Oracle::Intent).trim_end_matches('.')
-        ),
+        Verdict::IntentViolated => intent_in_words(report),
         Verdict::NotConverged => format!(
             "Not converged: {}.",
             first_of(converge_checker::Oracle::EventualConvergence).trim_end_matches('.')
         ),
-        Verdict::Diverges => format!(
-            "Diverged: {} ({} strong-convergence violations in all).",
-            first_of(converge_checker::Oracle::StrongConvergence).trim_end_matches('.'),
-            report.strong_violations_total
-        ),
+        Verdict::Diverges => {
+            let first = report
+                .violations
+                .iter()
+                .find(|v| v.oracle == converge_checker::Oracle::StrongConvergence);
+            let when = first.map_or(String::new(), |v| {
+                format!(" at {}", charts::human_ms(v.at_us as f64 / 1e3))
+            });
+            let evidence = format!(
+                "{}{when} ({} strong-convergence violations in all)",
+                first_of(converge_checker::Oracle::StrongConvergence).trim_end_matches('.'),
+                report.strong_violations_total
+            );
+            match report.agreed_at_ms {
+                Some(at_ms) => format!(
+                    "Diverged, then healed: {evidence}. By the end all {live} live replicas hold the same state again, \
+                     since {}.",
+                    charts::human_ms(at_ms)
+                ),
+                None => format!(
+                    "Diverged: {evidence}. At the end the {live} live replicas hold {} different states.",
+                    distinct_live_states(report)
+                ),
+            }
+        }
         Verdict::Panicked => format!(
             "Panicked: {}.",
             first_of(converge_checker::Oracle::NoPanic).trim_end_matches('.')
