@@ -319,7 +319,7 @@ fn merge_refuses_a_truncated_shard_and_says_what_is_missing() {
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("incomplete: shards [3] of 3 are missing"),
+        stdout.contains("incomplete: shards 3 of 3 are missing"),
         "{stdout}"
     );
     assert!(
@@ -557,7 +557,7 @@ fn a_full_disk_exits_3_after_the_verdict_and_leaves_nothing_behind() {
     );
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     assert!(
-        String::from_utf8_lossy(&output.stdout).starts_with("tiny: 3 runs"),
+        String::from_utf8_lossy(&output.stdout).starts_with("tiny: 3 seeds"),
         "{}",
         text(&output)
     );
@@ -778,7 +778,7 @@ fn a_fifo_is_refused_at_once_wherever_a_file_is_read() {
         ),
         (
             &["run", "shards"][..],
-            "shards: a directory, not a regular file",
+            "shards: is a directory, not a scenario file; to run every scenario in it: converge suite shards",
         ),
     ] {
         let started = Instant::now();
