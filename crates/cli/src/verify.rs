@@ -37,6 +37,8 @@ use converge_checker::{
     check_determinism, judge_with, shrink_with, Nondeterminism, RunReport, Shrunk,
 };
 use converge_crdt::{OpCrdt, ReplicaId};
+
+use crate::report::{oracle_name, verdict_phrase};
 use converge_netsim::{
     End, Protocol, Runner, Scenario, ScenarioError, ScenarioProtocol, UserProtocol, Verdict,
 };
@@ -80,8 +82,11 @@ impl fmt::Display for Failure {
         let report = &self.report;
         writeln!(
             f,
-            "scenario {:?} seed {}: expected {:?}, got {:?}",
-            report.scenario, self.seed, report.expected, report.verdict
+            "scenario {:?} seed {}: expected {}, got {}",
+            report.scenario,
+            self.seed,
+            verdict_phrase(report.expected),
+            verdict_phrase(report.verdict)
         )?;
         if self.builtin_protocol {
             writeln!(f, "protocol: {}", report.protocol)?;
@@ -101,8 +106,9 @@ impl fmt::Display for Failure {
         if let Some(violation) = report.violations.first() {
             writeln!(
                 f,
-                "violated oracle: {:?}: {}",
-                violation.oracle, violation.detail
+                "violated oracle: {}: {}",
+                oracle_name(violation.oracle),
+                violation.detail
             )?;
         }
         if let Some(shrunk) = &self.shrunk {

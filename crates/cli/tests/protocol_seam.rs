@@ -261,7 +261,7 @@ fn a_panic_in_user_code_is_a_verdict_with_a_seed_and_a_minimal_counterexample() 
     };
     assert!(message.contains("got a third message"), "{message}");
     let text = failure.to_string();
-    assert!(text.contains("NoPanic"), "{text}");
+    assert!(text.contains("violated oracle: no panic"), "{text}");
     assert!(text.contains("CONVERGE_SEED=5"), "{text}");
     let shrunk = failure
         .shrunk
