@@ -6,8 +6,10 @@
 //! clock or a global counter gives two different trails, and the check names the first event
 //! where they part.
 
-use converge_crdt::{digest_round, OpCrdt, ReplicaId, StateCrdt};
-use converge_netsim::{Observer, Runner, Scenario, ScenarioError, TraceEvent, World};
+use converge_crdt::{digest_round, LwwDict, LwwGrid, OpCrdt, ReplicaId, StateCrdt};
+use converge_netsim::{
+    CrdtSpec, Observer, Runner, Scenario, ScenarioError, ScenarioProtocol, TraceEvent, World,
+};
 
 /// Events whose fingerprints are kept one by one, to name the first that differs; beyond them
 /// only the running trail is compared.
@@ -114,4 +116,20 @@ pub fn check_determinism<C: OpCrdt>(
         None => return Ok(None),
     };
     Ok(Some(Nondeterminism { seed, detail }))
+}
+
+/// [`check_determinism`] for a scenario of one of our CRDTs under its built-in protocol, as
+/// `converge run --check-determinism` runs it.
+pub fn check_builtin_determinism(
+    scenario: &Scenario,
+    seed: u64,
+) -> Result<Option<Nondeterminism>, ScenarioError> {
+    match scenario.crdt {
+        CrdtSpec::LwwGrid(config) => {
+            check_determinism(scenario, seed, &ScenarioProtocol, &|_| LwwGrid::new(config))
+        }
+        CrdtSpec::LwwDict(config) => {
+            check_determinism(scenario, seed, &ScenarioProtocol, &|_| LwwDict::new(config))
+        }
+    }
 }

@@ -77,6 +77,10 @@ pub struct RunArgs {
     /// Do not shrink failing runs for the report's counterexample diagram.
     #[arg(long)]
     pub no_shrink: bool,
+    /// Run each scenario twice and compare the two runs event by event (decisions and replica
+    /// states); a difference fails the run, naming the first event where they part.
+    #[arg(long)]
+    pub check_determinism: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -89,6 +93,9 @@ pub struct SuiteArgs {
     /// Do not shrink failing runs for the reports' counterexample diagrams.
     #[arg(long)]
     pub no_shrink: bool,
+    /// Run each scenario twice and compare the two runs event by event; a difference fails it.
+    #[arg(long)]
+    pub check_determinism: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -290,6 +297,8 @@ pub struct RunConfig {
     pub inputs: Vec<ScenarioInput>,
     pub seed: u64,
     pub shrink: bool,
+    /// Each run made twice and compared (`--check-determinism`).
+    pub check_determinism: bool,
     pub output: Output,
 }
 
@@ -348,6 +357,7 @@ impl RunConfig {
             inputs: load_all(&args.files)?,
             seed: args.seed,
             shrink: !args.no_shrink,
+            check_determinism: args.check_determinism,
             output: Output::from(&args.output),
         })
     }
@@ -357,6 +367,7 @@ impl RunConfig {
             inputs: load_all(&scenario_files_in(&args.dir)?)?,
             seed: 0,
             shrink: !args.no_shrink,
+            check_determinism: args.check_determinism,
             output: Output::from(&args.output),
         })
     }

@@ -45,6 +45,7 @@ pub fn execute(cli: Cli) -> Result<Status> {
             let suite = SuiteArgs {
                 dir: "scenarios".into(),
                 no_shrink: false,
+                check_determinism: false,
                 output: args::OutputArgs {
                     out: "reports".into(),
                     json: false,

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use converge::checker::judge::judge_builtin_until;
-use converge::checker::{judge_builtin, shrink_builtin, RunReport, Shrunk, SCHEMA_VERSION};
+use converge::checker::{
+    check_builtin_determinism, judge_builtin, shrink_builtin, RunReport, Shrunk, SCHEMA_VERSION,
+};
 use converge::netsim::{Scenario, Verdict};
 use converge::report::{interrupted_note, verdict_phrase};
 use converge::run_id::run_id_of_run;
@@ -57,6 +59,14 @@ pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
         let mut report = judge_builtin_until(&input.scenario, config.seed, Some(interrupt::flag()))
             .map_err(|e| anyhow::anyhow!("{}: invalid scenario: {e}", input.path_shown))?;
         report.reproduce = input.reproduce(config.seed);
+        if config.check_determinism {
+            let found = check_builtin_determinism(&input.scenario, config.seed)
+                .map_err(|e| anyhow::anyhow!("{}: invalid scenario: {e}", input.path_shown))?;
+            if let Some(found) = found {
+                report.met_expectation = false;
+                report.expectation_notes.push(found.to_string());
+            }
+        }
         let mut partial_note = interrupted_note(&report);
         let shrunk = if config.shrink && shrinkable(&report) {
             match shrink_unless_interrupted(&input.scenario, config.seed)
