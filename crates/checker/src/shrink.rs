@@ -47,6 +47,23 @@ pub struct Shrunk {
     pub report: RunReport,
 }
 
+impl Shrunk {
+    /// The sizes before and after, in words: `2 replicas, 2 writes, 132 messages; shrunk from 4
+    /// replicas, 43 writes, 504 messages`.
+    pub fn sizes(&self) -> String {
+        let (minimal, original) = (&self.minimal, &self.original);
+        format!(
+            "{} replicas, {} writes, {} messages; shrunk from {} replicas, {} writes, {} messages",
+            minimal.replicas,
+            minimal.writes,
+            minimal.messages,
+            original.replicas,
+            original.writes,
+            original.messages
+        )
+    }
+}
+
 /// Shrinks a run of one of our CRDTs, as named in the scenario's `[crdt]` table.
 pub fn shrink_builtin(scenario: &Scenario, seed: u64) -> Result<Option<Shrunk>, ScenarioError> {
     match scenario.crdt {

@@ -112,16 +112,7 @@ impl fmt::Display for Failure {
             )?;
         }
         if let Some(shrunk) = &self.shrunk {
-            writeln!(
-                f,
-                "minimal counterexample ({} replicas, {} writes, {} messages; from {} replicas, {} writes, {} messages):",
-                shrunk.minimal.replicas,
-                shrunk.minimal.writes,
-                shrunk.minimal.messages,
-                shrunk.original.replicas,
-                shrunk.original.writes,
-                shrunk.original.messages
-            )?;
+            writeln!(f, "minimal counterexample ({}):", shrunk.sizes())?;
             match toml::to_string(&shrunk.scenario) {
                 Ok(text) => writeln!(f, "{text}")?,
                 Err(error) => writeln!(f, "(could not render the scenario: {error})")?,

@@ -139,15 +139,7 @@ fn diagram_subject<'a>(page: &RunPage<'a>) -> (&'a RunReport, String) {
     match page.shrunk {
         Some(shrunk) => (
             &shrunk.report,
-            format!(
-                "the minimal counterexample ({} replicas, {} writes, {} messages; shrunk from {} replicas, {} writes, {} messages)",
-                shrunk.minimal.replicas,
-                shrunk.minimal.writes,
-                shrunk.minimal.messages,
-                shrunk.original.replicas,
-                shrunk.original.writes,
-                shrunk.original.messages
-            ),
+            format!("the minimal counterexample ({})", shrunk.sizes()),
         ),
         None => (page.report, "the run".to_string()),
     }
