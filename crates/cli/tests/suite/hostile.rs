@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 use common::{converge, scratch};
 
 /// Any of these files is refused well within this time (a debug build parses 8 MiB in about two

@@ -4,7 +4,7 @@
 //! status of a run whose reports could not be written. One named test per bug the probe found,
 //! with its input as data.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

@@ -9,7 +9,7 @@ use converge::crdt::{LwwGrid, LwwGridConfig};
 use converge::netsim::{End, Observer, Scenario, TraceEvent, World, INTERRUPT_CHECK_EVENTS};
 use serde_json::Value;
 
-mod common;
+use crate::common;
 use common::scratch;
 
 /// An interrupted command must be gone within this long. It takes a few milliseconds on an idle

@@ -5,7 +5,7 @@
 //! fates over gossip), so that a change to the simulator's protocol code that changes any run's
 //! behaviour is seen here.
 //!
-//! Regenerate only on purpose: `CONVERGE_BLESS=1 cargo test -p converge-netsim --test
+//! Regenerate only on purpose: `CONVERGE_BLESS=1 cargo test -p converge-netsim --test suite
 //! protocol_matrix`, and say why in the commit.
 
 use std::fmt::Write;

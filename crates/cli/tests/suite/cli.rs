@@ -7,7 +7,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-mod common;
+use crate::common;
 use common::{converge, scenarios_dir, scratch};
 
 fn text(output: &Output) -> String {

@@ -1,0 +1,15 @@
+//! The CLI's end-to-end tests in one binary: every test file of this directory used to be a test
+//! binary of its own, each compiling and linking the whole simulator again, which was most of a
+//! fresh machine's test build. `golden` and `fuzz_scenarios` stay apart, as `.ci/run` and the
+//! bless command name them.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod determinism_check;
+mod hostile;
+mod interrupt;
+mod protocol_seam;
+mod robustness;
+mod run_ids;

@@ -1,0 +1,6 @@
+//! The simulator's integration tests in one binary (one link of the simulator, not four).
+
+mod behaviour;
+mod determinism;
+mod protocol_matrix;
+mod stories;

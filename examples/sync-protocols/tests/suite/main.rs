@@ -1,0 +1,5 @@
+//! The example protocols' tests, one module per protocol, in one test binary.
+
+mod pull_sync;
+mod relay;
+mod resend;
