@@ -1183,3 +1183,38 @@ fn the_readme_commands_exit_as_documented() {
         );
     }
 }
+
+/// A shard of a sweep expected to show a bug, none of whose seeds shows it, has not failed:
+/// the merge judges the sweep as a whole.
+#[test]
+fn a_shard_without_the_expected_bug_leaves_the_verdict_to_the_merge() {
+    let dir = scratch("shard-bug");
+    std::fs::write(
+        dir.join("bug.toml"),
+        "name = \"rare-bug\"\nreplicas = 3\nduration = \"2s\"\nsettle = \"1s\"\n[crdt]\nkind = \"lww-grid\"\ntie-break = \"random\"\n[protocol]\ntopology = \"relay\"\n[workload]\nrate = 1.0\n[expect]\nverdict = \"diverges\"\n",
+    )
+    .unwrap();
+    for shard in ["1/2", "2/2"] {
+        let output = converge(
+            &dir,
+            &[
+                "sweep", "bug.toml", "--seeds", "0..4", "--shard", shard, "--out", "shards",
+            ],
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("judged when the shards are merged")
+        );
+    }
+    let merged = converge(&dir, &["merge", "shards", "--out", "merged"]);
+    assert_eq!(
+        merged.status.code(),
+        Some(1),
+        "no seed diverged: the sweep's expectation fails"
+    );
+}
