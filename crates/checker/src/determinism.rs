@@ -79,20 +79,16 @@ pub fn check_determinism<C: OpCrdt>(
     protocol: &dyn Runner<C>,
     make: &dyn Fn(ReplicaId) -> C,
 ) -> Result<Option<Nondeterminism>, ScenarioError> {
-    let mut runs = Vec::with_capacity(2);
-    for _ in 0..2 {
+    let run = || -> Result<(u64, u64, StateTrail), ScenarioError> {
         let mut trail = StateTrail {
             per_event: Vec::new(),
             trail: 0,
         };
         let outcome = protocol.run(scenario, seed, make, &mut trail)?;
-        runs.push((outcome.trace_hash, outcome.events, trail));
-    }
-    let (second, first) = (runs.pop(), runs.pop());
-    let (Some((hash_a, events_a, trail_a)), Some((hash_b, events_b, trail_b))) = (first, second)
-    else {
-        unreachable!("two runs were made");
+        Ok((outcome.trace_hash, outcome.events, trail))
     };
+    let (hash_a, events_a, trail_a) = run()?;
+    let (hash_b, events_b, trail_b) = run()?;
     let parted = trail_a
         .per_event
         .iter()
