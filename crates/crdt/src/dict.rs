@@ -76,6 +76,15 @@ impl PartialEq for LwwDict {
     }
 }
 
+impl std::hash::Hash for LwwDict {
+    /// What equality compares (policy and entries), so a model checker can fingerprint a
+    /// dictionary.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.config.hash(state);
+        self.entries.hash(state);
+    }
+}
+
 impl LwwDict {
     /// The present keys and their values, in key order: what the view shows.
     fn shown(&self) -> impl Iterator<Item = (u32, u64)> + '_ {

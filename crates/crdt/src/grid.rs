@@ -184,6 +184,14 @@ impl PartialEq for LwwGrid {
     }
 }
 
+impl std::hash::Hash for LwwGrid {
+    /// What equality compares (shape, policy, cells), so a model checker can fingerprint a grid.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.config.hash(state);
+        self.cells.hash(state);
+    }
+}
+
 impl LwwGrid {
     /// An empty grid.
     ///

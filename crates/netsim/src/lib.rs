@@ -34,6 +34,7 @@
 //! delivered, which writes were stale or concurrent) and shows it to observers, and the checker's
 //! oracles decide what it means.
 
+pub mod explore;
 pub mod outcome;
 pub mod protocol;
 pub mod protocols;

@@ -54,7 +54,7 @@
 //! [`Ctx::incarnation`] if it matters); a durable one keeps it. New kinds of event come as new
 //! handlers with a default body, so adding one never breaks a protocol written before it.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use converge_crdt::{OpCrdt, ReplicaId, UpdateId};
 
@@ -177,11 +177,28 @@ pub struct TimerId(pub(crate) u64);
 
 /// A copy of a node's replica state and of the updates it holds, as a state message carries it.
 /// Cloning shares the copy.
-pub struct Snapshot<C>(pub(crate) Rc<SnapshotCopy<C>>);
+pub struct Snapshot<C>(pub(crate) Arc<SnapshotCopy<C>>);
 
 impl<C> Clone for Snapshot<C> {
     fn clone(&self) -> Self {
-        Snapshot(Rc::clone(&self.0))
+        Snapshot(Arc::clone(&self.0))
+    }
+}
+
+impl<C: std::hash::Hash> std::hash::Hash for Snapshot<C> {
+    /// The copied state and the updates it holds, as a model checker fingerprints a message.
+    fn hash<H: std::hash::Hasher>(&self, hasher: &mut H) {
+        self.0.state.hash(hasher);
+        self.0.delivered.hash(hasher);
+    }
+}
+
+impl<C: std::fmt::Debug> std::fmt::Debug for Snapshot<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("state", &self.0.state)
+            .field("updates", &self.0.delivered.len())
+            .finish()
     }
 }
 
@@ -229,7 +246,7 @@ pub struct Ctx<'a, C: OpCrdt, P: Protocol<C>> {
     pub(crate) node: NodeId,
     pub(crate) others: Others<'a, P::Node>,
     /// The message being handled, so that it can be passed on without a copy.
-    pub(crate) received: Option<&'a Rc<P::Message>>,
+    pub(crate) received: Option<&'a Arc<P::Message>>,
 }
 
 impl<C: OpCrdt, P: Protocol<C>> Ctx<'_, C, P> {
@@ -380,18 +397,18 @@ impl<C: OpCrdt, P: Protocol<C>> Ctx<'_, C, P> {
     /// Sends `message` to `to`.
     pub fn send(&mut self, to: NodeId, message: P::Message) {
         let bytes = self.protocol.message_bytes(&message, self);
-        let message = Rc::new(message);
+        let message = Arc::new(message);
         self.net.outbox.push(Command::Send { to, message, bytes });
     }
 
     /// Sends one `message` to every node of `targets`; the copies share it.
     pub fn send_all(&mut self, targets: impl IntoIterator<Item = NodeId>, message: P::Message) {
         let bytes = self.protocol.message_bytes(&message, self);
-        let message = Rc::new(message);
+        let message = Arc::new(message);
         for to in targets {
             self.net.outbox.push(Command::Send {
                 to,
-                message: Rc::clone(&message),
+                message: Arc::clone(&message),
                 bytes,
             });
         }
@@ -407,7 +424,7 @@ impl<C: OpCrdt, P: Protocol<C>> Ctx<'_, C, P> {
         for to in targets {
             self.net.outbox.push(Command::Send {
                 to,
-                message: Rc::clone(received),
+                message: Arc::clone(received),
                 bytes,
             });
         }

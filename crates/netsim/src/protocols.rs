@@ -7,7 +7,7 @@
 //! [`run_builtin`] is the registry: the one place that maps a scenario's `[protocol] kind` to its
 //! implementation.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use converge_crdt::{OpCrdt, ReplicaId};
 
@@ -52,17 +52,19 @@ pub(crate) fn run_builtin<C: OpCrdt>(
 }
 
 /// What the built-in protocols send. States and op lists are shared between copies
-/// (duplicates, relay fan-out) instead of cloned.
+/// (duplicates, relay fan-out) instead of cloned. `Debug` and `Hash` (where the CRDT has them)
+/// let the model checker explore them.
+#[derive(Debug, Hash)]
 pub enum Message<C> {
     /// A whole state.
     State(Snapshot<C>),
     /// Ops, fire and forget.
-    Ops(Rc<[Update]>),
+    Ops(Arc<[Update]>),
     /// One update of reliable causal broadcast, with the origin's delivery vector when it was
     /// issued (its causal past).
     Reliable {
         update: Update,
-        deps: Rc<[u32]>,
+        deps: Arc<[u32]>,
     },
     Ack {
         update: Update,
@@ -74,19 +76,19 @@ pub enum Message<C> {
         /// The requester's position in the answering node's log (log-position mode).
         position: LogPosition,
         /// The requester's contiguous delivery vector (version-vector mode).
-        vector: Option<Rc<[u32]>>,
+        vector: Option<Arc<[u32]>>,
         /// A joiner's first request: answer with a snapshot of the whole state.
         snapshot: bool,
     },
     DeltaReply {
-        ops: Rc<[Update]>,
+        ops: Arc<[Update]>,
         next_position: LogPosition,
         snapshot: Option<Snapshot<C>>,
     },
 }
 
 /// What the built-in protocols' timers carry.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Timer {
     /// A periodic full-state round.
     AntiEntropy,
@@ -99,7 +101,7 @@ pub enum Timer {
         to: NodeId,
         update: Update,
         attempt: u32,
-        deps: Rc<[u32]>,
+        deps: Arc<[u32]>,
     },
 }
 

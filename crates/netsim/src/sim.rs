@@ -15,7 +15,7 @@
 //! wait in the outbox until the event that called it is in the trace.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use converge_crdt::clock::Skew;
 use converge_crdt::{Clock, ClockKind, Coin, Intent, OpCrdt, ReplicaId, Stamp, UpdateId};
@@ -87,7 +87,7 @@ pub fn run_protocol<C: OpCrdt, P: Protocol<C>>(
 }
 
 /// The text a panic was raised with.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_string()
     } else if let Some(text) = payload.downcast_ref::<String>() {
@@ -108,7 +108,7 @@ enum Action<M, T> {
         message: u64,
         from: NodeId,
         to: NodeId,
-        payload: Rc<M>,
+        payload: Arc<M>,
         copy: bool,
     },
     FaultStart {
@@ -129,7 +129,7 @@ enum Action<M, T> {
 pub(crate) enum Command<M, T> {
     Send {
         to: NodeId,
-        message: Rc<M>,
+        message: Arc<M>,
         bytes: u64,
     },
     Timer {
@@ -143,7 +143,14 @@ pub(crate) enum Command<M, T> {
 #[allow(clippy::large_enum_variant)] // One value per run: boxing the stream would buy nothing.
 pub(crate) enum CoinSource {
     Stream(Stream),
-    Script { flips: Vec<bool>, next: usize },
+    Script {
+        flips: Vec<bool>,
+        next: usize,
+    },
+    /// The bits of one word, lowest first, then false: a model checker's chosen flips.
+    Bits {
+        bits: u64,
+    },
 }
 
 /// The run's coin, which also keeps a trail of the flips since the last trace event, so that the
@@ -156,12 +163,17 @@ pub(crate) struct Coins {
 }
 
 impl Coins {
-    fn new(source: CoinSource) -> Self {
+    pub(crate) fn new(source: CoinSource) -> Self {
         Coins {
             source,
             trail: 0,
             flips: 0,
         }
+    }
+
+    /// Coins flipped since the last [`Coins::take_trail`].
+    pub(crate) fn flips(&self) -> u32 {
+        self.flips
     }
 
     /// The flips since the last call, as one word (with their count), if there were any.
@@ -185,6 +197,7 @@ impl Coin for Coins {
                 *next += 1;
                 flip
             }
+            CoinSource::Bits { bits } => self.flips < 64 && *bits >> self.flips & 1 == 1,
         };
         // The flips are folded in order into one word; their count goes in with it.
         self.trail = self.trail.rotate_left(1) ^ u64::from(flip);
@@ -200,15 +213,15 @@ pub(crate) struct Net<C: OpCrdt, P: Protocol<C>> {
     pub(crate) replicas: u32,
     pub(crate) server: Option<NodeId>,
     pub(crate) spec: ProtocolSpec,
-    topology: &'static dyn Topology,
+    pub(crate) topology: &'static dyn Topology,
     pub(crate) nodes: Vec<Replica<C>>,
-    clocks: Vec<Clock>,
+    pub(crate) clocks: Vec<Clock>,
     /// Restarts per node.
     pub(crate) incarnations: Vec<u32>,
     /// The update records kept (all of them where the protocol refers to updates, otherwise the
     /// first `bounds.update_records_kept_max`); the record of update `i` is at position `i`,
     /// except that a write beyond the kept ones puts its record last while the write is handled.
-    pub(crate) updates: Vec<UpdateRecord<C>>,
+    pub(crate) updates: Arc<Vec<UpdateRecord<C>>>,
     /// Each origin's update indices, where the protocol refers to updates.
     pub(crate) by_origin: Vec<Vec<u32>>,
     pub(crate) coins: Coins,
@@ -218,10 +231,10 @@ pub(crate) struct Net<C: OpCrdt, P: Protocol<C>> {
     pub(crate) cancelled_timers: BTreeSet<u64>,
     pub(crate) coverage: Coverage,
     /// State copies handed out, reused once nothing else refers to one (see `snapshot`).
-    snapshots: Vec<Rc<SnapshotCopy<C>>>,
-    snapshot_cursor: usize,
+    pub(crate) snapshots: Vec<Arc<SnapshotCopy<C>>>,
+    pub(crate) snapshot_cursor: usize,
     /// Whether the handler running now changed its node's replica (learned an update).
-    changed: bool,
+    pub(crate) changed: bool,
 }
 
 struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
@@ -375,7 +388,10 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             nodes,
             clocks: clocks_of(scenario, node_count),
             incarnations: vec![0; node_count as usize],
-            updates: Vec::with_capacity(records_reserved(scenario, keeps_every_record)),
+            updates: Arc::new(Vec::with_capacity(records_reserved(
+                scenario,
+                keeps_every_record,
+            ))),
             by_origin: vec![Vec::new(); replicas as usize],
             coins,
             protocol_stream: Stream::new(root, "protocol"),
@@ -610,7 +626,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
     fn handle_with(
         &mut self,
         node: NodeId,
-        received: Option<&Rc<P::Message>>,
+        received: Option<&Arc<P::Message>>,
         handler: impl FnOnce(&P, &mut P::Node, &mut Ctx<'_, C, P>),
     ) {
         let (before, rest) = self.states.split_at_mut(node as usize);
@@ -726,7 +742,8 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             origin: replica,
             seq,
         };
-        self.net.updates.push(UpdateRecord {
+        // Only a model checker's world shares the records; a run holds them alone.
+        Arc::make_mut(&mut self.net.updates).push(UpdateRecord {
             index,
             id,
             at_us: now_us,
@@ -753,7 +770,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             && self.net.updates.len() as u64 > self.scenario.bounds.update_records_kept_max
         {
             // The observer has seen the record, and nothing refers to it again.
-            self.net.updates.pop();
+            Arc::make_mut(&mut self.net.updates).pop();
         }
     }
 
@@ -762,7 +779,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
         message: u64,
         from: NodeId,
         to: NodeId,
-        payload: &Rc<P::Message>,
+        payload: &Arc<P::Message>,
         copy: bool,
     ) {
         if self.net.nodes[to as usize].status != Status::Up {
@@ -847,7 +864,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             settle_start_us: self.scenario.duration.us,
             replicas: nodes,
             server,
-            updates: net.updates,
+            updates: Arc::try_unwrap(net.updates).unwrap_or_else(|shared| (*shared).clone()),
             updates_issued: u64::from(self.updates_issued),
             messages: self.messages,
             coverage: net.coverage,
@@ -918,18 +935,18 @@ impl<C: OpCrdt, P: Protocol<C>> Net<C, P> {
         for _ in 0..kept {
             let at = self.snapshot_cursor;
             self.snapshot_cursor = (at + 1) % kept;
-            if let Some(copy) = Rc::get_mut(&mut self.snapshots[at]) {
+            if let Some(copy) = Arc::get_mut(&mut self.snapshots[at]) {
                 copy.state.clone_from(&replica.crdt);
                 copy.delivered.clone_from(&replica.delivered);
-                return Snapshot(Rc::clone(&self.snapshots[at]));
+                return Snapshot(Arc::clone(&self.snapshots[at]));
             }
         }
-        let copy = Rc::new(SnapshotCopy {
+        let copy = Arc::new(SnapshotCopy {
             state: replica.crdt.clone(),
             delivered: replica.delivered.clone(),
         });
         if kept < SNAPSHOTS_KEPT_MAX {
-            self.snapshots.push(Rc::clone(&copy));
+            self.snapshots.push(Arc::clone(&copy));
         }
         Snapshot(copy)
     }
@@ -971,7 +988,7 @@ impl<C: OpCrdt, P: Protocol<C>> Net<C, P> {
 
 impl<'a, C: OpCrdt, P: Protocol<C>> Ctx<'a, C, P> {
     /// A context with no other nodes to peek at, for [`Protocol::init`].
-    fn detached(net: &'a mut Net<C, P>, protocol: &'a P, node: NodeId) -> Self {
+    pub(crate) fn detached(net: &'a mut Net<C, P>, protocol: &'a P, node: NodeId) -> Self {
         Ctx {
             net,
             protocol,

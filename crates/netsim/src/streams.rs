@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::outcome::mix64;
 
 /// One named stream.
+#[derive(Clone)]
 pub struct Stream {
     rng: ChaCha8Rng,
 }

@@ -18,7 +18,7 @@ pub(crate) struct NodesView<'a> {
 }
 
 /// One topology. Random choices are the protocol's: a topology only names the candidates.
-pub(crate) trait Topology {
+pub(crate) trait Topology: Sync {
     /// Nodes beyond the replicas (the relay server).
     fn servers(&self) -> u32 {
         0

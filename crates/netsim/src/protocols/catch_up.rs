@@ -10,7 +10,7 @@ use crate::outcome::NodeId;
 use crate::protocol::{Ctx, Protocol};
 
 /// A node's catch-up bookkeeping.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CatchUp {
     /// Asked for a snapshot and has not received a state since.
     pub awaiting_snapshot: bool,

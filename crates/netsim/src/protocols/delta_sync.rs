@@ -6,7 +6,7 @@
 //! its peers' current positions and sees only what changes from then on.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use converge_crdt::OpCrdt;
 
@@ -24,14 +24,14 @@ pub struct DeltaSync;
 /// A place in a node's change log. A node that restarts with its state lost starts a new log, in
 /// a new epoch (its incarnation): a position from an earlier epoch says nothing about the new log,
 /// and reading it as one would skip the new log's first entries (or slice past its end).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LogPosition {
     pub epoch: u32,
     pub position: u64,
 }
 
 /// A node's delta-sync bookkeeping.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DeltaNode {
     /// Updates applied here, in order: the change log. `log[i]` is at position `log_base + i`.
     pub log: Vec<Update>,
@@ -60,7 +60,7 @@ impl DeltaNode {
     }
 
     fn poll<C: OpCrdt>(&mut self, ctx: &mut Ctx<'_, C, DeltaSync>) {
-        let vector = (!self.vector.is_empty()).then(|| Rc::<[u32]>::from(self.vector.as_slice()));
+        let vector = (!self.vector.is_empty()).then(|| Arc::<[u32]>::from(self.vector.as_slice()));
         // A joiner asks every peer it polls this round for a snapshot; if those requests are
         // lost it still catches up from position zero (or a pruned log's snapshot fallback) on
         // later rounds.
@@ -122,7 +122,7 @@ impl DeltaNode {
         };
         let snapshot = snapshot.then(|| ctx.snapshot());
         let reply = Message::DeltaReply {
-            ops: Rc::from(ops.as_slice()),
+            ops: Arc::from(ops.as_slice()),
             next_position: LogPosition {
                 epoch: self.log_epoch,
                 position: next_position,

@@ -3,7 +3,7 @@
 //! snapshot for joiners. Nothing is retransmitted: a lost op stays lost unless anti-entropy or a
 //! snapshot brings it.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use converge_crdt::OpCrdt;
 
@@ -37,7 +37,7 @@ impl<C: OpCrdt> Protocol<C> for OpBroadcast {
 
     fn on_write(&self, _node: &mut CatchUp, update: Update, ctx: &mut Ctx<'_, C, Self>) {
         let targets = ctx.push_targets(None);
-        ctx.send_all(targets, Message::Ops(Rc::from([update].as_slice())));
+        ctx.send_all(targets, Message::Ops(Arc::from([update].as_slice())));
     }
 
     fn on_message(

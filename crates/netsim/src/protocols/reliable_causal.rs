@@ -5,7 +5,7 @@
 //! hop by hop, reliably. Duplicates are filtered here, by the protocol's own bookkeeping.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use converge_crdt::OpCrdt;
 
@@ -19,13 +19,13 @@ use crate::protocol::{Ctx, Protocol, Restart, Update};
 pub struct ReliableCausal;
 
 /// A node's reliable-causal bookkeeping.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ReliableNode {
     pub catch_up: CatchUp,
     /// Per origin, how many of its updates were delivered here without a gap.
     pub vector: Vec<u32>,
     /// Received updates waiting for their dependencies, with those dependencies.
-    pub buffer: BTreeMap<Update, Rc<[u32]>>,
+    pub buffer: BTreeMap<Update, Arc<[u32]>>,
     /// `(peer, update)` sent and not yet acknowledged.
     pub outstanding: BTreeSet<(NodeId, Update)>,
 }
@@ -33,13 +33,19 @@ pub struct ReliableNode {
 type Cx<'a, 'b, C> = &'a mut Ctx<'b, C, ReliableCausal>;
 
 impl ReliableNode {
-    fn send<C: OpCrdt>(&mut self, to: NodeId, update: Update, deps: Rc<[u32]>, ctx: Cx<'_, '_, C>) {
+    fn send<C: OpCrdt>(
+        &mut self,
+        to: NodeId,
+        update: Update,
+        deps: Arc<[u32]>,
+        ctx: Cx<'_, '_, C>,
+    ) {
         self.outstanding.insert((to, update));
         ctx.send(
             to,
             Message::Reliable {
                 update,
-                deps: Rc::clone(&deps),
+                deps: Arc::clone(&deps),
             },
         );
         let timeout_us = ctx.options().retransmit_timeout.us;
@@ -56,7 +62,7 @@ impl ReliableNode {
 
     fn retransmit<C: OpCrdt>(
         &mut self,
-        timer: (NodeId, Update, u32, Rc<[u32]>),
+        timer: (NodeId, Update, u32, Arc<[u32]>),
         ctx: Cx<'_, '_, C>,
     ) {
         let (to, update, attempt, deps) = timer;
@@ -86,7 +92,7 @@ impl ReliableNode {
             to,
             Message::Reliable {
                 update,
-                deps: Rc::clone(&deps),
+                deps: Arc::clone(&deps),
             },
         );
         let next = Timer::Retransmit {
@@ -100,7 +106,7 @@ impl ReliableNode {
 
     /// Delivers every buffered update whose causal past has been delivered; returns them in
     /// order, with their dependencies.
-    fn deliver_ready<C: OpCrdt>(&mut self, ctx: Cx<'_, '_, C>) -> Vec<(Update, Rc<[u32]>)> {
+    fn deliver_ready<C: OpCrdt>(&mut self, ctx: Cx<'_, '_, C>) -> Vec<(Update, Arc<[u32]>)> {
         let mut delivered = Vec::new();
         loop {
             let ready = self.buffer.iter().find(|(update, deps)| {
@@ -129,7 +135,7 @@ impl ReliableNode {
     fn pass_on<C: OpCrdt>(
         &mut self,
         from: NodeId,
-        delivered: Vec<(Update, Rc<[u32]>)>,
+        delivered: Vec<(Update, Arc<[u32]>)>,
         ctx: Cx<'_, '_, C>,
     ) {
         for (update, deps) in delivered {
@@ -137,7 +143,7 @@ impl ReliableNode {
             if ctx.forwards(true) && origin != ctx.id() {
                 for target in ctx.push_targets(Some(from)) {
                     if target != origin {
-                        self.send(target, update, Rc::clone(&deps), ctx);
+                        self.send(target, update, Arc::clone(&deps), ctx);
                     }
                 }
             }
@@ -162,10 +168,10 @@ impl<C: OpCrdt> Protocol<C> for ReliableCausal {
     }
 
     fn on_write(&self, node: &mut ReliableNode, update: Update, ctx: &mut Ctx<'_, C, Self>) {
-        let deps: Rc<[u32]> = Rc::from(node.vector.as_slice());
+        let deps: Arc<[u32]> = Arc::from(node.vector.as_slice());
         advance_vector(&mut node.vector, ctx.id(), ctx);
         for to in ctx.push_targets(None) {
-            node.send(to, update, Rc::clone(&deps), ctx);
+            node.send(to, update, Arc::clone(&deps), ctx);
         }
     }
 
@@ -180,7 +186,7 @@ impl<C: OpCrdt> Protocol<C> for ReliableCausal {
             Message::Reliable { update, deps } => {
                 ctx.send(from, Message::Ack { update: *update });
                 if !ctx.holds(*update) {
-                    node.buffer.insert(*update, Rc::clone(deps));
+                    node.buffer.insert(*update, Arc::clone(deps));
                 }
                 let delivered = node.deliver_ready(ctx);
                 node.pass_on(from, delivered, ctx);

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use converge_crdt::OpCrdt;
 
@@ -69,7 +69,7 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
         round_half_up(clamped)
     }
 
-    pub(super) fn send(&mut self, from: NodeId, to: NodeId, payload: Rc<P::Message>, bytes: u64) {
+    pub(super) fn send(&mut self, from: NodeId, to: NodeId, payload: Arc<P::Message>, bytes: u64) {
         let message = self.next_message;
         self.next_message += 1;
         self.messages.sent += 1;

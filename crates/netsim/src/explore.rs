@@ -1,0 +1,696 @@
+//! Stepping a protocol one event at a time, as a model checker explores it.
+//!
+//! The simulator runs a protocol against a seeded network; a model checker instead chooses every
+//! step itself (which message arrives next, which is lost, when a replica writes, which way a
+//! coin lands) and explores all the choices. This module gives it what it needs, over the same
+//! [`Protocol`] trait and the same [`Ctx`] a run uses, so that what is checked exhaustively is
+//! exactly the code that runs: the built-in protocols and a user's own alike.
+//!
+//! An [`Explorer`] holds what is fixed (the protocol, the replicas' factory, the `[protocol]`
+//! options and the topology) and makes the first [`System`]; each step ([`System::write`],
+//! [`System::deliver`], [`System::drop_message`], [`System::fire`]) returns a new `System`. A
+//! system hashes as what it *means*: the replicas, their clocks, delivered sets and protocol
+//! states, the messages in flight (by content) and the pending timers (by their delay from
+//! now). What only tells paths apart (the message numbers a scripted replay needs, the absolute
+//! time, the position of the protocol's random stream) is kept but not hashed, so two paths to
+//! the same situation meet.
+//!
+//! # Time
+//!
+//! Writes and deliveries take no time; only firing a timer moves the clock, to that timer's
+//! deadline. Timers fire in the order a run would fire them (earliest deadline, then the one set
+//! first), and any number of writes and deliveries may happen before the next one: the network
+//! may be as slow or as fast as it likes, the timers keep their schedule. A protocol that reads
+//! [`Ctx::now_us`] between timers sees the time of the last timer.
+//!
+//! # What the protocol draws
+//!
+//! The protocol's own random draws ([`Ctx::random_below`], random peers) come from its stream
+//! exactly as in a scripted run (rooted at zero), so a path replays in the simulator; they are
+//! not explored as choices.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use converge_crdt::{Clock, ClockKind, Intent, OpCrdt, ReplicaId, Stamp, UpdateId};
+
+use crate::outcome::{mix64, NodeId, Replica, Status, UpdateRecord, UpdateSet};
+use crate::protocol::{Ctx, Others, Protocol, Update};
+use crate::scenario::ProtocolSpec;
+use crate::sim::{panic_message, CoinSource, Coins, Command, Net};
+use crate::streams::Stream;
+use crate::topology::{self, Topology};
+
+/// How the network holds messages in flight.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Flight {
+    /// One queue per link: a link delivers in the order it was sent on.
+    #[default]
+    Queues,
+    /// Any order, each copy delivered once.
+    Bag,
+    /// Any order, and a delivered message stays in flight (it may come again); two copies of one
+    /// message are one.
+    Set,
+}
+
+/// What is fixed while a model checker explores: the system's shape and its bounds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExploreSpec {
+    /// Replicas, nodes `0..replicas` (the relay server, when the topology has one, comes after).
+    pub replicas: u32,
+    /// The `[protocol]` options and topology the protocol reads ([`Ctx::options`]).
+    pub protocol: ProtocolSpec,
+    /// How writes are stamped. Default: Lamport.
+    pub clock: ClockKind,
+    /// The most writes any replica issues: update `k` of replica `r` is update
+    /// `r * writes_per_replica + k`, whatever order the writes happen in, so that two paths that
+    /// issue the same writes in different orders reach equal systems.
+    pub writes_per_replica: u32,
+    /// How the network holds messages.
+    pub flight: Flight,
+    /// The most messages in flight at once; a step that would exceed it ends the system at bound
+    /// `in_flight_max`. Default 12.
+    pub in_flight_max: usize,
+    /// The most pending timers; beyond it, bound `timers_max`. Default 12.
+    pub timers_max: usize,
+}
+
+impl ExploreSpec {
+    /// `replicas` replicas over a mesh under `protocol`'s options, with the default bounds.
+    pub fn new(replicas: u32, protocol: ProtocolSpec, writes_per_replica: u32) -> Self {
+        ExploreSpec {
+            replicas,
+            protocol,
+            clock: ClockKind::Lamport,
+            writes_per_replica,
+            flight: Flight::Queues,
+            in_flight_max: 12,
+            timers_max: 12,
+        }
+    }
+}
+
+/// Why a system stopped: a bound it reached, or a panic in the CRDT or the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Ending {
+    Bound(&'static str),
+    Panicked(String),
+}
+
+/// What is fixed while exploring: the protocol, the replicas' factory and the spec.
+pub struct Explorer<C: OpCrdt, P: Protocol<C>> {
+    spec: ExploreSpec,
+    protocol: P,
+    make: Box<dyn Fn(ReplicaId) -> C + Send + Sync>,
+    topology: &'static dyn Topology,
+    server: Option<NodeId>,
+}
+
+/// One message in flight.
+pub struct InFlight<M> {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub message: Arc<M>,
+    /// Its number in send order, as the simulator numbers messages (scripted fates name them).
+    pub number: u64,
+    /// When it was sent, in virtual time.
+    pub sent_us: u64,
+    /// The hash of its content: what the system's hash and canonical order use.
+    digest: u64,
+}
+
+impl<M> Clone for InFlight<M> {
+    fn clone(&self) -> Self {
+        InFlight {
+            message: Arc::clone(&self.message),
+            ..*self
+        }
+    }
+}
+
+/// One pending timer.
+#[derive(Clone)]
+struct PendingTimer<T> {
+    node: NodeId,
+    at_us: u64,
+    /// Set order, which breaks ties between equal deadlines as the simulator's queue does.
+    id: u64,
+    timer: T,
+}
+
+/// The whole system at one moment: replicas, protocol states, messages and timers.
+pub struct System<C: OpCrdt, P: Protocol<C>> {
+    now_us: u64,
+    nodes: Vec<Replica<C>>,
+    states: Vec<P::Node>,
+    clocks: Vec<Clock>,
+    records: Arc<Vec<UpdateRecord<C>>>,
+    /// Updates issued per replica.
+    issued: Vec<u32>,
+    in_flight: Vec<InFlight<P::Message>>,
+    timers: Vec<PendingTimer<P::Timer>>,
+    next_timer: u64,
+    next_message: u64,
+    stream: Stream,
+    ending: Option<Ending>,
+    /// [`ExploreSpec::writes_per_replica`]: update `k` of replica `r` is `r * stride + k`.
+    stride: u32,
+}
+
+impl<C: OpCrdt, P: Protocol<C>> Clone for System<C, P>
+where
+    P::Node: Clone,
+    P::Timer: Clone,
+{
+    fn clone(&self) -> Self {
+        System {
+            now_us: self.now_us,
+            nodes: self.nodes.clone(),
+            states: self.states.clone(),
+            clocks: self.clocks.clone(),
+            records: Arc::clone(&self.records),
+            issued: self.issued.clone(),
+            in_flight: self.in_flight.clone(),
+            timers: self.timers.clone(),
+            next_timer: self.next_timer,
+            next_message: self.next_message,
+            stream: self.stream.clone(),
+            ending: self.ending.clone(),
+            stride: self.stride,
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepEffect {
+    /// Whether the node handling it learned updates it did not hold.
+    pub learned: bool,
+    /// Coins the step flipped (tie-breaks of the random policy).
+    pub flips: u32,
+}
+
+impl<C: OpCrdt, P: Protocol<C>> Explorer<C, P>
+where
+    P::Node: Clone,
+    P::Timer: Clone,
+    P::Message: Hash,
+{
+    pub fn new(
+        spec: ExploreSpec,
+        protocol: P,
+        make: impl Fn(ReplicaId) -> C + Send + Sync + 'static,
+    ) -> Self {
+        let topology = topology::of(spec.protocol.topology);
+        let server = (topology.servers() > 0).then_some(spec.replicas);
+        Explorer {
+            spec,
+            protocol,
+            make: Box::new(make),
+            topology,
+            server,
+        }
+    }
+
+    pub fn spec(&self) -> &ExploreSpec {
+        &self.spec
+    }
+
+    pub fn protocol(&self) -> &P {
+        &self.protocol
+    }
+
+    fn node_count(&self) -> u32 {
+        self.spec.replicas + self.topology.servers()
+    }
+
+    /// The system at time zero: every node's protocol state from [`Protocol::init`], and every
+    /// node started ([`Protocol::on_start`]), as a run starts.
+    pub fn start(&self) -> System<C, P> {
+        let nodes = self.node_count();
+        let mut system = System {
+            now_us: 0,
+            nodes: (0..nodes)
+                .map(|id| Replica {
+                    id,
+                    status: Status::Up,
+                    crdt: (self.make)(id),
+                    delivered: UpdateSet::default(),
+                })
+                .collect(),
+            states: Vec::with_capacity(nodes as usize),
+            clocks: vec![Clock::new(self.spec.clock, Default::default()); nodes as usize],
+            records: Arc::new(Vec::new()),
+            issued: vec![0; self.spec.replicas as usize],
+            in_flight: Vec::new(),
+            timers: Vec::new(),
+            next_timer: 0,
+            next_message: 0,
+            // As in a scripted run, whose streams are rooted at zero.
+            stream: Stream::new(0, "protocol"),
+            ending: None,
+            stride: self.spec.writes_per_replica,
+        };
+        let mut net = system.lend(self, 0);
+        let mut states = Vec::with_capacity(nodes as usize);
+        for node in 0..nodes {
+            let ctx = Ctx::detached(&mut net, &self.protocol, node);
+            states.push(self.protocol.init(&ctx));
+        }
+        system.take_back(net);
+        system.states = states;
+        for node in 0..nodes {
+            system.handle(self, node, 0, None, |p, state, ctx| p.on_start(state, ctx));
+        }
+        system
+    }
+}
+
+impl<C: OpCrdt, P: Protocol<C>> System<C, P>
+where
+    P::Node: Clone,
+    P::Timer: Clone,
+    P::Message: Hash,
+{
+    /// Replica `replica` writes `intent` (its next write), stamped by its clock, and the
+    /// protocol hears of it ([`Protocol::on_write`]).
+    pub fn write(&self, explorer: &Explorer<C, P>, replica: ReplicaId, intent: Intent) -> Self {
+        let mut next = self.clone();
+        let spec = &explorer.spec;
+        let seq = next.issued[replica as usize];
+        assert!(
+            seq < spec.writes_per_replica,
+            "replica {replica} has issued all its writes"
+        );
+        next.issued[replica as usize] += 1;
+        let index = replica * spec.writes_per_replica + seq;
+        let node = &next.nodes[replica as usize];
+        let key_time = node.crdt.key_time(intent.key());
+        let time = next.clocks[replica as usize].tick(next.now_us, key_time);
+        let stamp = Stamp { time, replica };
+        let record = UpdateRecord {
+            index,
+            id: UpdateId {
+                origin: replica,
+                seq: seq + 1,
+            },
+            at_us: next.now_us,
+            intent,
+            stamp,
+            op: node.crdt.prepare(&intent, stamp),
+            stale_against_time: key_time.filter(|seen| *seen >= time),
+            concurrent: false,
+        };
+        let records = Arc::make_mut(&mut next.records);
+        // Updates not issued yet hold a copy of this one as a placeholder: no handle to them
+        // exists, so nothing reads it.
+        while records.len() <= index as usize {
+            let mut filler = record.clone();
+            filler.index = records.len() as u32;
+            records.push(filler);
+        }
+        records[index as usize] = record;
+        next.guarded(|system| {
+            let mut net = system.lend(explorer, 0);
+            net.apply(replica, index);
+            system.take_back(net);
+            system.handle(explorer, replica, 0, None, |p, state, ctx| {
+                p.on_write(state, Update(index), ctx)
+            });
+        });
+        next
+    }
+
+    /// Message `index` of [`System::in_flight`] arrives, with coins for the tie-breaks it asks
+    /// for taken from the bits of `coins`, lowest first. Under [`Flight::Set`] it stays in flight.
+    pub fn deliver(
+        &self,
+        explorer: &Explorer<C, P>,
+        index: usize,
+        coins: u64,
+    ) -> (Self, StepEffect) {
+        let mut next = self.clone();
+        let flying = if explorer.spec.flight == Flight::Set {
+            next.in_flight[index].clone()
+        } else {
+            next.in_flight.remove(index)
+        };
+        let mut effect = StepEffect::default();
+        next.guarded(|system| {
+            effect = system.handle(
+                explorer,
+                flying.to,
+                coins,
+                Some(&flying.message),
+                |p, state, ctx| p.on_message(state, flying.from, &flying.message, ctx),
+            );
+        });
+        (next, effect)
+    }
+
+    /// Message `index` of [`System::in_flight`] is lost.
+    pub fn drop_message(&self, index: usize) -> Self {
+        let mut next = self.clone();
+        next.in_flight.remove(index);
+        next
+    }
+
+    /// The next timer fires (the one [`System::next_timer`] names), moving the clock to its
+    /// deadline; `None` when no timer is pending.
+    pub fn fire(&self, explorer: &Explorer<C, P>, coins: u64) -> Option<(Self, StepEffect)> {
+        let head = self.next_timer_index()?;
+        let mut next = self.clone();
+        let timer = next.timers.remove(head);
+        next.now_us = next.now_us.max(timer.at_us);
+        let mut effect = StepEffect::default();
+        next.guarded(|system| {
+            effect = system.handle(explorer, timer.node, coins, None, |p, state, ctx| {
+                p.on_timer(state, timer.timer, ctx)
+            });
+        });
+        Some((next, effect))
+    }
+
+    fn next_timer_index(&self) -> Option<usize> {
+        (0..self.timers.len()).min_by_key(|i| (self.timers[*i].at_us, self.timers[*i].id))
+    }
+
+    /// The node and deadline of the timer that fires next.
+    pub fn next_timer(&self) -> Option<(NodeId, u64)> {
+        self.next_timer_index()
+            .map(|i| (self.timers[i].node, self.timers[i].at_us))
+    }
+
+    /// Runs `step`, turning a panic in the CRDT or the protocol into the system's ending.
+    fn guarded(&mut self, step: impl FnOnce(&mut Self)) {
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(self)));
+        if let Err(payload) = ran {
+            self.ending = Some(Ending::Panicked(panic_message(payload.as_ref())));
+        }
+    }
+
+    /// Lends the system's replicas, clocks, records and stream to a [`Net`] for one handler.
+    fn lend(&mut self, explorer: &Explorer<C, P>, coins: u64) -> Net<C, P> {
+        let spec = &explorer.spec;
+        let by_origin = self
+            .issued
+            .iter()
+            .enumerate()
+            .map(|(origin, issued)| {
+                let base = origin as u32 * spec.writes_per_replica;
+                (base..base + issued).collect()
+            })
+            .collect();
+        Net {
+            now_us: self.now_us,
+            replicas: spec.replicas,
+            server: explorer.server,
+            spec: spec.protocol,
+            topology: explorer.topology,
+            nodes: std::mem::take(&mut self.nodes),
+            clocks: std::mem::take(&mut self.clocks),
+            incarnations: vec![0; explorer.node_count() as usize],
+            updates: Arc::clone(&self.records),
+            by_origin,
+            coins: Coins::new(CoinSource::Bits { bits: coins }),
+            protocol_stream: std::mem::replace(&mut self.stream, Stream::new(0, "")),
+            outbox: Vec::new(),
+            next_timer: self.next_timer,
+            cancelled_timers: BTreeSet::new(),
+            coverage: Default::default(),
+            snapshots: Vec::new(),
+            snapshot_cursor: 0,
+            changed: false,
+        }
+    }
+
+    fn take_back(&mut self, net: Net<C, P>) -> (Vec<Command<P::Message, P::Timer>>, BTreeSet<u64>) {
+        self.nodes = net.nodes;
+        self.clocks = net.clocks;
+        self.records = net.updates;
+        self.stream = net.protocol_stream;
+        self.next_timer = net.next_timer;
+        (net.outbox, net.cancelled_timers)
+    }
+
+    /// Calls one handler for `node` and carries out its commands.
+    fn handle(
+        &mut self,
+        explorer: &Explorer<C, P>,
+        node: NodeId,
+        coins: u64,
+        received: Option<&Arc<P::Message>>,
+        handler: impl FnOnce(&P, &mut P::Node, &mut Ctx<'_, C, P>),
+    ) -> StepEffect {
+        let mut net = self.lend(explorer, coins);
+        let mut states = std::mem::take(&mut self.states);
+        let (before, rest) = states.split_at_mut(node as usize);
+        let (state, after) = rest
+            .split_first_mut()
+            .expect("every node has a protocol state");
+        let mut ctx = Ctx {
+            net: &mut net,
+            protocol: &explorer.protocol,
+            node,
+            others: Others { before, after },
+            received,
+        };
+        handler(&explorer.protocol, state, &mut ctx);
+        self.states = states;
+        let effect = StepEffect {
+            learned: net.changed,
+            flips: net.coins.flips(),
+        };
+        let (outbox, cancelled) = self.take_back(net);
+        self.flush(explorer, node, outbox, &cancelled);
+        effect
+    }
+
+    fn flush(
+        &mut self,
+        explorer: &Explorer<C, P>,
+        node: NodeId,
+        outbox: Vec<Command<P::Message, P::Timer>>,
+        cancelled: &BTreeSet<u64>,
+    ) {
+        let spec = &explorer.spec;
+        for command in outbox {
+            match command {
+                Command::Send { to, message, .. } => {
+                    if to >= explorer.node_count() {
+                        self.end(Ending::Bound("send_to_unknown_node"));
+                        continue;
+                    }
+                    let digest = digest_of(&*message);
+                    let number = self.next_message;
+                    self.next_message += 1;
+                    let copy = InFlight {
+                        from: node,
+                        to,
+                        message,
+                        number,
+                        sent_us: self.now_us,
+                        digest,
+                    };
+                    let present = spec.flight == Flight::Set
+                        && self.in_flight.iter().any(|m| m.same_as(&copy));
+                    if !present {
+                        self.in_flight.push(copy);
+                    }
+                }
+                Command::Timer { at_us, id, timer } => self.timers.push(PendingTimer {
+                    node,
+                    at_us,
+                    id: id.0,
+                    timer,
+                }),
+            }
+        }
+        if !cancelled.is_empty() {
+            self.timers.retain(|t| !cancelled.contains(&t.id));
+        }
+        if self.in_flight.len() > spec.in_flight_max {
+            self.end(Ending::Bound("in_flight_max"));
+        }
+        if self.timers.len() > spec.timers_max {
+            self.end(Ending::Bound("timers_max"));
+        }
+        self.canonicalize(spec.flight);
+    }
+
+    fn end(&mut self, ending: Ending) {
+        self.ending.get_or_insert(ending);
+    }
+
+    /// Puts the messages in flight in an order that depends only on what is in flight: by link,
+    /// keeping each link's order where links are queues, and by content where order does not
+    /// matter.
+    fn canonicalize(&mut self, flight: Flight) {
+        match flight {
+            Flight::Queues => self.in_flight.sort_by_key(|m| (m.from, m.to)),
+            Flight::Bag | Flight::Set => self.in_flight.sort_by_key(|m| (m.from, m.to, m.digest)),
+        }
+    }
+}
+
+/// What a system holds, for properties and counterexamples.
+impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
+    pub fn nodes(&self) -> &[Replica<C>] {
+        &self.nodes
+    }
+
+    pub fn protocol_states(&self) -> &[P::Node] {
+        &self.states
+    }
+
+    pub fn in_flight(&self) -> &[InFlight<P::Message>] {
+        &self.in_flight
+    }
+
+    pub fn timers_pending(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Virtual time: the deadline of the last timer that fired.
+    pub fn now_us(&self) -> u64 {
+        self.now_us
+    }
+
+    /// How many writes `replica` has issued.
+    pub fn issued(&self, replica: ReplicaId) -> u32 {
+        self.issued[replica as usize]
+    }
+
+    /// The record of update `update` (issued ones only).
+    pub fn record(&self, update: u32) -> Option<&UpdateRecord<C>> {
+        let (origin, seq) = (update / self.stride, update % self.stride);
+        (seq < *self.issued.get(origin as usize)?).then(|| &self.records[update as usize])
+    }
+
+    /// The issued updates' records, in update order.
+    pub fn records(&self) -> impl Iterator<Item = &UpdateRecord<C>> {
+        (0..self.records.len() as u32).filter_map(|u| self.record(u))
+    }
+
+    /// Why the system stopped, if it did.
+    pub fn ending(&self) -> Option<&Ending> {
+        self.ending.as_ref()
+    }
+}
+
+impl<M> InFlight<M> {
+    fn same_as(&self, other: &InFlight<M>) -> bool {
+        (self.from, self.to, self.digest) == (other.from, other.to, other.digest)
+    }
+}
+
+/// A fixed, version-stable hash of a message's content.
+fn digest_of<M: Hash>(message: &M) -> u64 {
+    let mut hasher = WordHasher(0);
+    message.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Folds words with [`mix64`]: stable across runs and machines, unlike the standard hasher's
+/// random keys.
+pub struct WordHasher(pub u64);
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        mix64(self.0)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = mix64(self.0 ^ word);
+    }
+
+    fn write_u32(&mut self, word: u32) {
+        self.write_u64(u64::from(word));
+    }
+
+    fn write_u8(&mut self, word: u8) {
+        self.write_u64(u64::from(word));
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+}
+
+impl<C, P> Hash for System<C, P>
+where
+    C: OpCrdt + Hash,
+    C::Op: Hash,
+    P: Protocol<C>,
+    P::Node: Hash,
+    P::Timer: Hash,
+{
+    /// What the system means, not how it got there: see the module docs.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for node in &self.nodes {
+            node.status.hash(state);
+            node.crdt.hash(state);
+            node.delivered.hash(state);
+        }
+        self.states.hash(state);
+        for clock in &self.clocks {
+            clock.last.hash(state);
+        }
+        self.issued.hash(state);
+        for record in self.records() {
+            (record.intent, record.stamp, &record.op).hash(state);
+        }
+        for message in &self.in_flight {
+            (message.from, message.to, message.digest).hash(state);
+        }
+        let mut timers: Vec<&PendingTimer<P::Timer>> = self.timers.iter().collect();
+        timers.sort_by_key(|t| (t.at_us, t.id));
+        for timer in timers {
+            (
+                timer.node,
+                timer.at_us - self.now_us.min(timer.at_us),
+                &timer.timer,
+            )
+                .hash(state);
+        }
+        self.ending.hash(state);
+    }
+}
+
+impl<C, P> fmt::Debug for System<C, P>
+where
+    C: OpCrdt,
+    P: Protocol<C>,
+    P::Message: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let views: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("n{}: {:?}", n.id, n.crdt.view()))
+            .collect();
+        let flying: Vec<String> = self
+            .in_flight
+            .iter()
+            .map(|m| format!("n{}->n{} {:?}", m.from, m.to, m.message))
+            .collect();
+        f.debug_struct("System")
+            .field("now_us", &self.now_us)
+            .field("views", &views)
+            .field("in_flight", &flying)
+            .field("timers", &self.timers.len())
+            .field("ending", &self.ending)
+            .finish()
+    }
+}
