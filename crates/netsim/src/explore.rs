@@ -131,6 +131,9 @@ impl<M> Clone for InFlight<M> {
     }
 }
 
+/// A handler's commands, in the order issued.
+type Outbox<C, P> = Vec<Command<<P as Protocol<C>>::Message, <P as Protocol<C>>::Timer>>;
+
 /// One pending timer.
 #[derive(Clone)]
 struct PendingTimer<T> {
@@ -427,7 +430,8 @@ where
         }
     }
 
-    fn take_back(&mut self, net: Net<C, P>) -> (Vec<Command<P::Message, P::Timer>>, BTreeSet<u64>) {
+    /// Takes back what [`System::lend`] lent; returns the handler's commands and cancelled timers.
+    fn take_back(&mut self, net: Net<C, P>) -> (Outbox<C, P>, BTreeSet<u64>) {
         self.nodes = net.nodes;
         self.clocks = net.clocks;
         self.records = net.updates;
@@ -473,7 +477,7 @@ where
         &mut self,
         explorer: &Explorer<C, P>,
         node: NodeId,
-        outbox: Vec<Command<P::Message, P::Timer>>,
+        outbox: Outbox<C, P>,
         cancelled: &BTreeSet<u64>,
     ) {
         let spec = &explorer.spec;
