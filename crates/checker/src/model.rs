@@ -53,24 +53,33 @@
 //! bound, and then never expands it when it meets it again on a shorter path, so it can miss the
 //! shortest counterexample; breadth-first order meets every state first on a shortest path.
 
-mod machine;
 mod replay;
-mod state;
+mod system;
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use converge_crdt::{Bias, ReplicaId, Stamp, TieBreak, UpdateId};
+use converge_crdt::{
+    Bias, Intent, LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig, ReplicaId, Stamp, StateCrdt,
+    TieBreak, UpdateId,
+};
+use converge_netsim::explore::{ExploreSpec, Explorer, Flight, System};
+use converge_netsim::protocols::{AntiEntropy, Message, OpBroadcast, StateBroadcast};
 use serde::{Deserialize, Serialize};
 use stateright::{Checker, HasDiscoveries, Model, Path};
 
-pub use machine::ModelAction;
-use machine::{
-    ConvergeModel, Mode, ModelSpec, CONFLICT_OCCURS, QUIESCENT_CONVERGED, STRONG_CONVERGENCE,
-};
 pub use replay::{config_name, ReplayError, ANTI_ENTROPY_INTERVAL_US, REPLAY_SETTLE_US, STEP_US};
-use state::{Message, ModelState, Payload, MAX_WRITES};
+pub use system::{CheckedCrdt, CheckedProtocol, ModelAction};
+use system::{
+    Mode, ModelState, SeamModel, Workload, CONFLICT_OCCURS, KNOWN_NODES, NO_PANIC,
+    QUIESCENT_CONVERGED, STRONG_CONVERGENCE,
+};
+
+/// The most writes one replica can issue in a check.
+const MAX_WRITES: u32 = 3;
 
 /// The data type under check, with its policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -237,21 +246,6 @@ pub enum Verdict {
     Vacuous,
 }
 
-/// A message, as a counterexample names it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum MessageSummary {
-    /// A whole state, named by the updates it contains.
-    State { updates: Vec<UpdateId> },
-    /// One op. `value: None` is a remove.
-    Op {
-        update: UpdateId,
-        key: u32,
-        value: Option<u64>,
-        stamp: Stamp,
-    },
-}
-
 /// One step of a counterexample.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -265,25 +259,25 @@ pub enum CounterexampleAction {
         update: UpdateId,
     },
     Deliver {
-        from: ReplicaId,
-        to: ReplicaId,
-        message: MessageSummary,
+        from: u32,
+        to: u32,
+        message: String,
     },
-    /// A delivery under the random tie-break; `coins` are the flips the merge asked for, in order
-    /// (true: the incoming write wins).
+    /// A delivery under the random tie-break; `coins` are the flips its handling asked for, in
+    /// order (true: the incoming write wins).
     DeliverWithCoin {
-        from: ReplicaId,
-        to: ReplicaId,
-        message: MessageSummary,
+        from: u32,
+        to: u32,
+        message: String,
         coins: Vec<bool>,
     },
     Drop {
-        from: ReplicaId,
-        to: ReplicaId,
-        message: MessageSummary,
+        from: u32,
+        to: u32,
+        message: String,
     },
-    /// Anti-entropy: `from` sends its whole current state to `to`.
-    Sync { from: ReplicaId, to: ReplicaId },
+    /// A timer of `node` fired at virtual time `at_us` (an anti-entropy round, a retry).
+    Timer { node: u32, at_us: u64 },
 }
 
 /// A shortest path to a violation.
@@ -300,6 +294,8 @@ pub struct Counterexample {
     /// Whether iterative deepening confirmed that no shorter path exists. False only when the
     /// deepening ran out of time and the full run's (longer) path is shown instead.
     pub minimal: bool,
+    /// The model's own steps, from which [`Counterexample::to_scenario`] replays the path.
+    pub path: Vec<ModelAction>,
 }
 
 /// The result of [`check`].
@@ -320,6 +316,9 @@ pub struct CheckReport {
     pub symmetry: Symmetry,
     /// Why symmetry was not applied although asked for, if so.
     pub symmetry_note: Option<String>,
+    /// Which bound limited the exploration, if one did: steps that would have put more
+    /// messages in flight, or set more timers, than the model holds were not taken.
+    pub bound_note: Option<String>,
     pub counterexample: Option<Counterexample>,
 }
 
@@ -367,14 +366,14 @@ fn per_sec(states: u64, elapsed_ms: u64) -> f64 {
     states as f64 * 1e3 / (elapsed_ms as f64).max(1e-3)
 }
 
-const PEER_ID_NOTE: &str = "symmetry not applied: the peer-id tie-break lets the greater replica \
-                            id win equal-time writes, so renaming replicas changes which write wins";
+const SEAM_SYMMETRY_NOTE: &str = "symmetry not applied: the model runs the protocol's own code \
+    through the protocol seam, and cannot rename replicas inside its states and messages";
 
-fn validate(config: &CheckConfig) -> Result<ModelSpec, CheckError> {
+fn validate(config: &CheckConfig) -> Result<(), CheckError> {
     if !(2..=4).contains(&config.replicas) {
         return Err(CheckError::Replicas(config.replicas));
     }
-    if !(1..=u32::from(MAX_WRITES)).contains(&config.writes_per_replica) {
+    if !(1..=MAX_WRITES).contains(&config.writes_per_replica) {
         return Err(CheckError::Writes {
             got: config.writes_per_replica,
         });
@@ -382,11 +381,11 @@ fn validate(config: &CheckConfig) -> Result<ModelSpec, CheckError> {
     if !(1..=4).contains(&config.keys) {
         return Err(CheckError::Keys(config.keys));
     }
-    let values = match config.values {
-        ValueChoice::Own => 0,
-        ValueChoice::AnyOf(n) if (1..=3).contains(&n) => n as u8,
-        ValueChoice::AnyOf(n) => return Err(CheckError::Values(n)),
-    };
+    if let ValueChoice::AnyOf(n) = config.values {
+        if !(1..=3).contains(&n) {
+            return Err(CheckError::Values(n));
+        }
+    }
     if config.drops > 3 {
         return Err(CheckError::Drops(config.drops));
     }
@@ -402,28 +401,208 @@ fn validate(config: &CheckConfig) -> Result<ModelSpec, CheckError> {
     if config.max_states == Some(0) {
         return Err(CheckError::MaxStates);
     }
-    // Every bound above keeps the values within u8; the casts cannot truncate.
-    Ok(ModelSpec {
-        crdt: config.crdt,
-        protocol: config.protocol,
-        network: config.network,
-        replicas: config.replicas as u8,
-        writes_per_replica: config.writes_per_replica as u8,
-        keys: config.keys as u8,
-        values,
-        drops: config.drops as u8,
+    Ok(())
+}
+
+/// Something to do with the model of a configuration, whatever its CRDT and protocol types.
+pub(crate) trait Job {
+    type Output;
+    fn run<C: CheckedCrdt, P: CheckedProtocol<C>>(self, model: SeamModel<C, P>) -> Self::Output;
+}
+
+/// Builds the model of a built-in configuration (the crate's grid or dictionary under one of
+/// netsim's built-in protocols) and hands it to `job`.
+fn with_model<J: Job>(config: &CheckConfig, mode: Mode, job: J) -> Result<J::Output, CheckError> {
+    validate(config)?;
+    Ok(match config.crdt {
+        ModelCrdt::Grid { tie_break } => {
+            let grid = LwwGridConfig {
+                rows: 1,
+                cols: config.keys,
+                tie_break,
+            };
+            let make = move |_| LwwGrid::new(grid);
+            with_protocol(config, mode, tie_break, make, grid_view, job)
+        }
+        ModelCrdt::Dict { bias, tie_break } => {
+            let dict = LwwDictConfig { bias, tie_break };
+            let make = move |_| LwwDict::new(dict);
+            with_protocol(config, mode, tie_break, make, dict_view, job)
+        }
     })
 }
 
+fn with_protocol<C: CheckedCrdt, J: Job>(
+    config: &CheckConfig,
+    mode: Mode,
+    tie_break: TieBreak,
+    make: impl Fn(ReplicaId) -> C + Send + Sync + 'static,
+    view: fn(&C) -> String,
+    job: J,
+) -> J::Output {
+    let parts = BuiltinParts {
+        config,
+        mode,
+        tie_break,
+        view,
+    };
+    match config.protocol {
+        ModelProtocol::StateBroadcast => job.run(parts.model(StateBroadcast, make)),
+        ModelProtocol::OpBroadcast => job.run(parts.model(OpBroadcast, make)),
+        ModelProtocol::AntiEntropy => job.run(parts.model(AntiEntropy, make)),
+    }
+}
+
+struct BuiltinParts<'a, C> {
+    config: &'a CheckConfig,
+    mode: Mode,
+    tie_break: TieBreak,
+    view: fn(&C) -> String,
+}
+
+impl<C: CheckedCrdt> BuiltinParts<'_, C> {
+    fn model<P: CheckedProtocol<C, Message = Message<C>>>(
+        self,
+        protocol: P,
+        make: impl Fn(ReplicaId) -> C + Send + Sync + 'static,
+    ) -> SeamModel<C, P> {
+        let config = *self.config;
+        let spec = ExploreSpec {
+            flight: flight_of(config.network),
+            ..ExploreSpec::new(
+                config.replicas,
+                replay::protocol_spec(&config),
+                config.writes_per_replica,
+            )
+        };
+        let lossy = matches!(
+            config.network,
+            NetworkKind::Lossy | NetworkKind::LossyDuplicating
+        );
+        let workload: Workload = Arc::new(move |replica, k| intents(&config, replica, k));
+        let view = self.view;
+        SeamModel {
+            explorer: Arc::new(Explorer::new(spec, protocol, make)),
+            workload,
+            drops: if lossy { config.drops } else { 0 },
+            coin_bits: if self.tie_break == TieBreak::Random {
+                config.keys
+            } else {
+                0
+            },
+            mode: self.mode,
+            deadline: None,
+            pruned: Arc::new(AtomicBool::new(false)),
+            describe: Arc::new(builtin_message),
+            view: Arc::new(view),
+        }
+    }
+}
+
+fn flight_of(network: NetworkKind) -> Flight {
+    match network {
+        NetworkKind::Reliable | NetworkKind::Lossy => Flight::Queues,
+        NetworkKind::Reordering => Flight::Bag,
+        NetworkKind::Duplicating | NetworkKind::LossyDuplicating => Flight::Set,
+    }
+}
+
+/// What write `k` of `replica` may be: key `k % keys`, its own value (its id + 1) or any value
+/// in `1..=n`, and in the dictionary a remove as well. Every replica runs the same program.
+fn intents(config: &CheckConfig, replica: ReplicaId, k: u32) -> Vec<Intent> {
+    let key = k % config.keys;
+    let values = match config.values {
+        ValueChoice::Own => replica + 1..=replica + 1,
+        ValueChoice::AnyOf(n) => 1..=n,
+    };
+    let mut choices: Vec<Intent> = values
+        .map(|value| Intent::Put {
+            key,
+            value: u64::from(value),
+        })
+        .collect();
+    if matches!(config.crdt, ModelCrdt::Dict { .. }) {
+        choices.push(Intent::Remove { key });
+    }
+    choices
+}
+
+fn grid_view(grid: &LwwGrid) -> String {
+    let cells: Vec<String> = grid
+        .view()
+        .cells
+        .iter()
+        .map(|v| v.map_or_else(|| "-".to_string(), |v| v.to_string()))
+        .collect();
+    format!("[{}]", cells.join(", "))
+}
+
+fn dict_view(dict: &LwwDict) -> String {
+    let entries: Vec<String> = dict
+        .view()
+        .iter()
+        .map(|(key, value)| format!("{key}: {value}"))
+        .collect();
+    format!("{{{}}}", entries.join(", "))
+}
+
+/// A built-in protocol's message in a few words: a state by the updates it holds, ops by
+/// their writes.
+fn builtin_message<C: CheckedCrdt, P: CheckedProtocol<C>>(
+    system: &System<C, P>,
+    message: &Message<C>,
+) -> String {
+    match message {
+        Message::State(snapshot) => {
+            let names: Vec<String> = snapshot
+                .delivered()
+                .iter()
+                .map(|u| update_name(system, u))
+                .collect();
+            format!("state {{{}}}", names.join(", "))
+        }
+        Message::Ops(ops) => {
+            let ops: Vec<String> = ops
+                .iter()
+                .map(|u| match system.record(u.index()) {
+                    Some(record) => format!(
+                        "op {} {} @({}, r{})",
+                        UpdateName(record.id),
+                        intent_text(&record.intent),
+                        record.stamp.time,
+                        record.stamp.replica
+                    ),
+                    None => format!("op #{}", u.index()),
+                })
+                .collect();
+            ops.join("; ")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn update_name<C: CheckedCrdt, P: CheckedProtocol<C>>(system: &System<C, P>, update: u32) -> String {
+    system
+        .record(update)
+        .map_or_else(|| format!("#{update}"), |r| UpdateName(r.id).to_string())
+}
+
+fn intent_text(intent: &Intent) -> String {
+    match *intent {
+        Intent::Put { key, value } => format!("put key {key} = {value}"),
+        Intent::Remove { key } => format!("remove key {key}"),
+    }
+}
+
 /// What one stateright run saw.
-struct RunOutcome {
+struct RunOutcome<S> {
     unique_states: u64,
     states: u64,
     /// Stateright's depth counts the initial state as 1.
     max_depth: u64,
     elapsed: Duration,
     /// Discoveries by property name, as paths.
-    discoveries: Vec<(&'static str, Path<ModelState, ModelAction>)>,
+    discoveries: Vec<(&'static str, Path<S, ModelAction>)>,
     /// Why the run is incomplete, if it is.
     bound_hit: Option<String>,
     timed_out: bool,
@@ -431,7 +610,6 @@ struct RunOutcome {
 
 struct RunOptions {
     threads: usize,
-    symmetry: bool,
     breadth_first: bool,
     /// Stateright's target depth: states at this depth are generated but not evaluated.
     target_depth: Option<usize>,
@@ -440,7 +618,12 @@ struct RunOptions {
     stop_at_first_failure: bool,
 }
 
-fn run(model: ConvergeModel, options: &RunOptions) -> RunOutcome {
+type Outcome<C, P> = RunOutcome<ModelState<C, P>>;
+
+fn run<C: CheckedCrdt, P: CheckedProtocol<C>>(
+    model: &SeamModel<C, P>,
+    options: &RunOptions,
+) -> Outcome<C, P> {
     let started = Instant::now();
     let mut builder = model
         .with_deadline(started + options.timeout)
@@ -456,9 +639,6 @@ fn run(model: ConvergeModel, options: &RunOptions) -> RunOutcome {
     if let Some(states) = options.max_states {
         builder = builder.target_state_count(usize::try_from(states).unwrap_or(usize::MAX));
     }
-    if options.symmetry && !options.breadth_first {
-        builder = builder.symmetry();
-    }
     if options.breadth_first {
         outcome_of(builder.spawn_bfs().join(), started, options)
     } else {
@@ -466,11 +646,11 @@ fn run(model: ConvergeModel, options: &RunOptions) -> RunOutcome {
     }
 }
 
-fn outcome_of(
-    checker: impl Checker<ConvergeModel>,
+fn outcome_of<M: Model<Action = ModelAction, State: Clone + PartialEq>>(
+    checker: impl Checker<M>,
     started: Instant,
     options: &RunOptions,
-) -> RunOutcome {
+) -> RunOutcome<M::State> {
     let elapsed = started.elapsed();
     let states = checker.state_count() as u64;
     let max_depth = checker.max_depth() as u64;
@@ -506,40 +686,53 @@ fn outcome_of(
 
 /// The order in which failures are preferred when several are found at once.
 fn property_rank(name: &str) -> usize {
-    [STRONG_CONVERGENCE, QUIESCENT_CONVERGED, CONFLICT_OCCURS]
-        .iter()
-        .position(|p| *p == name)
-        .unwrap_or(usize::MAX)
+    [
+        STRONG_CONVERGENCE,
+        QUIESCENT_CONVERGED,
+        NO_PANIC,
+        KNOWN_NODES,
+        CONFLICT_OCCURS,
+    ]
+    .iter()
+    .position(|p| *p == name)
+    .unwrap_or(usize::MAX)
 }
 
 fn is_failure(name: &str) -> bool {
-    name == STRONG_CONVERGENCE || name == QUIESCENT_CONVERGED
+    property_rank(name) < property_rank(CONFLICT_OCCURS)
 }
 
 /// Checks one configuration exhaustively. See the module docs.
 pub fn check(config: &CheckConfig) -> Result<CheckReport, CheckError> {
-    let spec = validate(config)?;
-    let symmetry_sound = spec.symmetry_is_sound();
-    let symmetry = config.symmetry == Symmetry::On && symmetry_sound;
-    let symmetry_note =
-        (config.symmetry == Symmetry::On && !symmetry_sound).then(|| PEER_ID_NOTE.to_string());
+    struct Check<'a>(&'a CheckConfig);
+    impl Job for Check<'_> {
+        type Output = CheckReport;
+        fn run<C: CheckedCrdt, P: CheckedProtocol<C>>(self, model: SeamModel<C, P>) -> CheckReport {
+            check_model(self.0, &model)
+        }
+    }
+    with_model(config, Mode::Verify, Check(config))
+}
+
+fn check_model<C: CheckedCrdt, P: CheckedProtocol<C>>(
+    config: &CheckConfig,
+    model: &SeamModel<C, P>,
+) -> CheckReport {
     let timeout = Duration::from_millis(config.timeout_ms);
-    let model = ConvergeModel::new(spec, Mode::Verify);
     let full = run(
-        model.clone(),
+        model,
         &RunOptions {
             threads: config.threads as usize,
-            symmetry,
             breadth_first: false,
-            // A path of `n` actions ends in a state at stateright depth `n + 1`; states at the target
-            // depth are not evaluated, so the target is one past the deepest state to evaluate.
+            // A path of `n` actions ends in a state at stateright depth `n + 1`; states at the
+            // target depth are not evaluated, so the target is one past the deepest state to
+            // evaluate.
             target_depth: config.max_depth.map(|d| d as usize + 2),
             max_states: config.max_states,
             timeout,
             stop_at_first_failure: true,
         },
     );
-
     let failure = full
         .discoveries
         .iter()
@@ -549,11 +742,10 @@ pub fn check(config: &CheckConfig) -> Result<CheckReport, CheckError> {
         .discoveries
         .iter()
         .any(|(name, _)| *name == CONFLICT_OCCURS);
-
     let (verdict, counterexample) = match failure {
         Some((name, path)) => {
-            let counterexample = shortest_counterexample(&model, timeout)
-                .unwrap_or_else(|| describe(&model, name, &path, false));
+            let counterexample = shortest_counterexample(model, timeout)
+                .unwrap_or_else(|| describe(model, name, &path, false));
             (
                 Verdict::Fail {
                     property: counterexample.property.clone(),
@@ -572,23 +764,29 @@ pub fn check(config: &CheckConfig) -> Result<CheckReport, CheckError> {
             None => (Verdict::Pass, None),
         },
     };
-
-    let elapsed_ms = full.elapsed.as_millis() as u64;
-    Ok(CheckReport {
+    CheckReport {
         config: *config,
         verdict,
         unique_states: full.unique_states,
         states: full.states,
         states_per_sec: full.states as f64 / full.elapsed.as_secs_f64().max(1e-9),
         max_depth: full.max_depth.saturating_sub(1),
-        elapsed_ms,
-        symmetry: if symmetry {
-            Symmetry::On
-        } else {
-            Symmetry::Off
-        },
-        symmetry_note,
+        elapsed_ms: full.elapsed.as_millis() as u64,
+        symmetry: Symmetry::Off,
+        symmetry_note: (config.symmetry == Symmetry::On).then(|| SEAM_SYMMETRY_NOTE.to_string()),
+        bound_note: bound_note(model),
         counterexample,
+    }
+}
+
+fn bound_note<C: CheckedCrdt, P: CheckedProtocol<C>>(model: &SeamModel<C, P>) -> Option<String> {
+    let spec = model.explorer.spec();
+    model.pruned.load(Ordering::Relaxed).then(|| {
+        format!(
+            "bounded: steps that would have put more than {} messages in flight, or more than {} \
+             timers pending, were not taken",
+            spec.in_flight_max, spec.timers_max
+        )
     })
 }
 
@@ -602,32 +800,34 @@ pub fn check(config: &CheckConfig) -> Result<CheckReport, CheckError> {
 /// known counterexample (first from one unbounded breadth-first run); each bounded run at
 /// `upper - 1` either finds a shorter one (its length becomes the new `upper`) or proves `upper`
 /// minimal.
-fn shortest_counterexample(model: &ConvergeModel, timeout: Duration) -> Option<Counterexample> {
+fn shortest_counterexample<C: CheckedCrdt, P: CheckedProtocol<C>>(
+    model: &SeamModel<C, P>,
+    timeout: Duration,
+) -> Option<Counterexample> {
     let deadline = Instant::now() + timeout;
-    let bounded =
-        |depth: Option<usize>| -> Option<Option<(&'static str, Path<ModelState, ModelAction>)>> {
-            let remaining = deadline.checked_duration_since(Instant::now())?;
-            let outcome = run(
-                model.clone(),
-                &RunOptions {
-                    threads: 1,
-                    symmetry: false,
-                    breadth_first: true,
-                    target_depth: depth.map(|k| k + 2),
-                    max_states: None,
-                    timeout: remaining,
-                    stop_at_first_failure: true,
-                },
-            );
-            let found = outcome
-                .discoveries
-                .into_iter()
-                .find(|(name, _)| is_failure(name));
-            if found.is_none() && outcome.timed_out {
-                return None;
-            }
-            Some(found)
-        };
+    type Found<C, P> = Option<(&'static str, Path<ModelState<C, P>, ModelAction>)>;
+    let bounded = |depth: Option<usize>| -> Option<Found<C, P>> {
+        let remaining = deadline.checked_duration_since(Instant::now())?;
+        let outcome = run(
+            model,
+            &RunOptions {
+                threads: 1,
+                breadth_first: true,
+                target_depth: depth.map(|k| k + 2),
+                max_states: None,
+                timeout: remaining,
+                stop_at_first_failure: true,
+            },
+        );
+        let found = outcome
+            .discoveries
+            .into_iter()
+            .find(|(name, _)| is_failure(name));
+        if found.is_none() && outcome.timed_out {
+            return None;
+        }
+        Some(found)
+    };
     // An unbounded breadth-first run first: its counterexample is at most a level or so longer
     // than the shortest, and usually far shorter than the depth-first one.
     let (mut best_name, mut best_path) = bounded(None)??;
@@ -645,78 +845,42 @@ fn shortest_counterexample(model: &ConvergeModel, timeout: Duration) -> Option<C
     Some(describe(model, best_name, &best_path, true))
 }
 
-/// Counts the state space with and without symmetry reduction, exploring everything (no property
-/// can stop the run early). For configurations where symmetry is unsound both counts are the
+/// Counts the state space, exploring everything (no property can stop the run early). The
+/// model runs the protocols' own code, so no symmetry reduction applies: both counts are the
 /// unreduced one and `symmetry_applied` is false.
 pub fn unique_states_with_and_without_symmetry(
     config: &CheckConfig,
 ) -> Result<StateSpace, CheckError> {
-    let spec = validate(config)?;
-    let options = |symmetry| RunOptions {
-        threads: config.threads as usize,
-        symmetry,
-        breadth_first: false,
-        target_depth: config.max_depth.map(|d| d as usize + 2),
-        max_states: config.max_states,
-        timeout: Duration::from_millis(config.timeout_ms),
-        stop_at_first_failure: false,
-    };
-    let model = ConvergeModel::new(spec, Mode::Explore);
-    let without = run(model.clone(), &options(false));
-    let applied = spec.symmetry_is_sound();
-    let with = if applied {
-        run(model, &options(true))
-    } else {
-        // Nothing to reduce: report the same count rather than a reduction that would be wrong.
-        RunOutcome {
-            unique_states: without.unique_states,
-            states: without.states,
-            max_depth: without.max_depth,
-            elapsed: without.elapsed,
-            discoveries: Vec::new(),
-            bound_hit: without.bound_hit.clone(),
-            timed_out: without.timed_out,
+    struct Space<'a>(&'a CheckConfig);
+    impl Job for Space<'_> {
+        type Output = StateSpace;
+        fn run<C: CheckedCrdt, P: CheckedProtocol<C>>(self, model: SeamModel<C, P>) -> StateSpace {
+            let config = self.0;
+            let outcome = run(
+                &model,
+                &RunOptions {
+                    threads: config.threads as usize,
+                    breadth_first: false,
+                    target_depth: config.max_depth.map(|d| d as usize + 2),
+                    max_states: config.max_states,
+                    timeout: Duration::from_millis(config.timeout_ms),
+                    stop_at_first_failure: false,
+                },
+            );
+            let elapsed_ms = outcome.elapsed.as_millis() as u64;
+            StateSpace {
+                with_symmetry: outcome.unique_states,
+                without_symmetry: outcome.unique_states,
+                symmetry_applied: false,
+                complete: outcome.bound_hit.is_none(),
+                states_with_symmetry: outcome.states,
+                states_without_symmetry: outcome.states,
+                elapsed_ms_with_symmetry: elapsed_ms,
+                elapsed_ms_without_symmetry: elapsed_ms,
+            }
         }
-    };
-    Ok(StateSpace {
-        with_symmetry: with.unique_states,
-        without_symmetry: without.unique_states,
-        symmetry_applied: applied,
-        complete: with.bound_hit.is_none() && without.bound_hit.is_none(),
-        states_with_symmetry: with.states,
-        states_without_symmetry: without.states,
-        elapsed_ms_with_symmetry: with.elapsed.as_millis() as u64,
-        elapsed_ms_without_symmetry: without.elapsed.as_millis() as u64,
-    })
-}
-
-fn update_id(bit: u8) -> UpdateId {
-    UpdateId {
-        origin: u32::from(bit / MAX_WRITES),
-        seq: u32::from(bit % MAX_WRITES) + 1,
     }
-}
-
-fn summarize(payload: &Payload) -> MessageSummary {
-    match payload {
-        Payload::State { updates, .. } => MessageSummary::State {
-            updates: (0..16u8)
-                .filter(|bit| updates & (1 << bit) != 0)
-                .map(update_id)
-                .collect(),
-        },
-        Payload::Op {
-            update,
-            key,
-            value,
-            stamp,
-        } => MessageSummary::Op {
-            update: update_id(*update),
-            key: u32::from(*key),
-            value: (*value != 0).then_some(u64::from(*value)),
-            stamp: Stamp::new(u64::from(stamp.time), u32::from(stamp.replica)),
-        },
-    }
+    with_model(config, Mode::Explore, Space(config))
 }
 
 struct UpdateName(UpdateId);
@@ -727,64 +891,30 @@ impl fmt::Display for UpdateName {
     }
 }
 
-impl fmt::Display for MessageSummary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MessageSummary::State { updates } => {
-                let names: Vec<String> =
-                    updates.iter().map(|u| UpdateName(*u).to_string()).collect();
-                write!(f, "state {{{}}}", names.join(", "))
-            }
-            MessageSummary::Op {
-                update,
-                key,
-                value,
-                stamp,
-            } => {
-                let what = match value {
-                    Some(v) => format!("put key {key} = {v}"),
-                    None => format!("remove key {key}"),
-                };
-                write!(
-                    f,
-                    "op {} {what} @({}, r{})",
-                    UpdateName(*update),
-                    stamp.time,
-                    stamp.replica
-                )
-            }
-        }
-    }
-}
-
-fn view_line(model: &ConvergeModel, replica: usize, state: &ModelState) -> String {
-    let cells: Vec<String> = model
-        .view(state.replica(replica).slots())
-        .iter()
-        .map(|v| v.map_or_else(|| "-".to_string(), |v| v.to_string()))
-        .collect();
-    format!("r{replica}: [{}]", cells.join(", "))
-}
-
 /// Turns a path into structured actions and readable lines.
-fn describe(
-    model: &ConvergeModel,
+fn describe<C: CheckedCrdt, P: CheckedProtocol<C>>(
+    model: &SeamModel<C, P>,
     property: &str,
-    path: &Path<ModelState, ModelAction>,
+    path: &Path<ModelState<C, P>, ModelAction>,
     minimal: bool,
 ) -> Counterexample {
     let mut actions = Vec::new();
     let mut steps = Vec::new();
+    let mut taken = Vec::new();
     let pairs = path.clone().into_vec();
-    for (before, action) in &pairs {
+    for (i, (before, action)) in pairs.iter().enumerate() {
         let Some(action) = action else { continue };
-        let (structured, line) = describe_action(model, before, action);
+        let after = pairs.get(i + 1).map_or(path.last_state(), |(s, _)| s);
+        let (structured, line) = describe_action(model, &before.system, &after.system, action);
         actions.push(structured);
         steps.push(line);
+        taken.push(*action);
     }
-    let last = path.last_state();
-    let final_views = (0..last.replicas().len())
-        .map(|r| view_line(model, r, last))
+    let last = &path.last_state().system;
+    let replicas = model.explorer.spec().replicas as usize;
+    let final_views = last.nodes()[..replicas]
+        .iter()
+        .map(|r| format!("r{}: {}", r.id, (model.view)(&r.crdt)))
         .collect();
     Counterexample {
         property: property.to_string(),
@@ -793,56 +923,57 @@ fn describe(
         steps,
         final_views,
         minimal,
+        path: taken,
     }
 }
 
-/// One action of a path, taken from state `before`, as a structured step and a readable line.
-fn describe_action(
-    model: &ConvergeModel,
-    before: &ModelState,
+/// One action of a path, from `before` to `after`, as a structured step and a readable line.
+fn describe_action<C: CheckedCrdt, P: CheckedProtocol<C>>(
+    model: &SeamModel<C, P>,
+    before: &System<C, P>,
+    after: &System<C, P>,
     action: &ModelAction,
 ) -> (CounterexampleAction, String) {
-    let message_ends = |m: &Message| (u32::from(m.from()), u32::from(m.to()));
-    match action {
-        ModelAction::Write { replica, value } => {
-            let r = before.replica(usize::from(*replica));
-            let key = u32::from(r.writes_done() % model.spec.keys);
-            let stamp = Stamp::new(u64::from(r.clock()) + 1, u32::from(*replica));
-            let update = update_id(replica * MAX_WRITES + r.writes_done());
-            let value = (*value != 0).then_some(u64::from(*value));
+    let explorer = &*model.explorer;
+    match *action {
+        ModelAction::Write { replica, .. } => {
+            let index = replica * explorer.spec().writes_per_replica + before.issued(replica);
+            let record = after.record(index).expect("a write issues its update");
+            let (key, value) = match record.intent {
+                Intent::Put { key, value } => (key, Some(value)),
+                Intent::Remove { key } => (key, None),
+            };
             let what = match value {
                 Some(v) => format!("puts key {key} = {v}"),
                 None => format!("removes key {key}"),
             };
             (
                 CounterexampleAction::Write {
-                    replica: u32::from(*replica),
+                    replica,
                     key,
                     value,
-                    stamp,
-                    update,
+                    stamp: record.stamp,
+                    update: record.id,
                 },
                 format!(
                     "r{replica} {what} at time {} (update {})",
-                    stamp.time,
-                    UpdateName(update)
+                    record.stamp.time,
+                    UpdateName(record.id)
                 ),
             )
         }
-        ModelAction::Deliver(m) => {
-            let (from, to) = message_ends(m);
-            let message = summarize(&m.payload());
-            let line = format!("deliver r{from} -> r{to}: {message}");
-            (CounterexampleAction::Deliver { from, to, message }, line)
-        }
-        ModelAction::DeliverWithCoin {
-            message: m,
-            coins,
-            flips,
-        } => {
-            let (from, to) = message_ends(m);
-            let message = summarize(&m.payload());
-            let coins: Vec<bool> = (0..*flips).map(|i| coins & (1 << i) != 0).collect();
+        ModelAction::Deliver { index, coins } => {
+            let flying = &before.in_flight()[index as usize];
+            let (from, to) = (flying.from, flying.to);
+            let message = (model.describe)(before, &flying.message);
+            let (_, effect) = before.deliver(explorer, index as usize, u64::from(coins));
+            if model.coin_bits == 0 || effect.flips == 0 {
+                let line = format!("deliver r{from} -> r{to}: {message}");
+                return (CounterexampleAction::Deliver { from, to, message }, line);
+            }
+            let coins: Vec<bool> = (0..effect.flips.min(32))
+                .map(|i| coins >> i & 1 == 1)
+                .collect();
             let sides: Vec<&str> = coins
                 .iter()
                 .map(|c| if *c { "incoming wins" } else { "local stays" })
@@ -861,25 +992,32 @@ fn describe_action(
                 line,
             )
         }
-        ModelAction::Drop(m) => {
-            let (from, to) = message_ends(m);
-            let message = summarize(&m.payload());
+        ModelAction::Drop { index } => {
+            let flying = &before.in_flight()[index as usize];
+            let (from, to) = (flying.from, flying.to);
+            let message = (model.describe)(before, &flying.message);
             let line = format!("drop r{from} -> r{to}: {message}");
             (CounterexampleAction::Drop { from, to, message }, line)
         }
-        ModelAction::Sync { from, to } => (
-            CounterexampleAction::Sync {
-                from: u32::from(*from),
-                to: u32::from(*to),
-            },
-            format!("anti-entropy: r{from} sends its state to r{to}"),
-        ),
+        ModelAction::Fire => {
+            let (node, at_us) = before.next_timer().expect("a timer was pending");
+            (
+                CounterexampleAction::Timer { node, at_us },
+                format!("r{node}'s timer fires at {at_us} us"),
+            )
+        }
     }
 }
 
 /// The property names, for callers that match on [`Verdict::Fail`].
 pub fn property_names() -> BTreeSet<&'static str> {
-    [STRONG_CONVERGENCE, QUIESCENT_CONVERGED, CONFLICT_OCCURS]
-        .into_iter()
-        .collect()
+    [
+        STRONG_CONVERGENCE,
+        QUIESCENT_CONVERGED,
+        NO_PANIC,
+        KNOWN_NODES,
+        CONFLICT_OCCURS,
+    ]
+    .into_iter()
+    .collect()
 }

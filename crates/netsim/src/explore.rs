@@ -335,21 +335,39 @@ where
         index: usize,
         coins: u64,
     ) -> (Self, StepEffect) {
+        self.arrive(explorer, index, coins, explorer.spec.flight == Flight::Set)
+    }
+
+    /// Message `index` arrives and leaves the network, whatever the network keeps: one fair
+    /// delivery, as a probe of where the system goes without loss takes it.
+    pub fn consume(
+        &self,
+        explorer: &Explorer<C, P>,
+        index: usize,
+        coins: u64,
+    ) -> (Self, StepEffect) {
+        self.arrive(explorer, index, coins, false)
+    }
+
+    fn arrive(
+        &self,
+        explorer: &Explorer<C, P>,
+        index: usize,
+        coins: u64,
+        stays: bool,
+    ) -> (Self, StepEffect) {
         let mut next = self.clone();
-        let flying = if explorer.spec.flight == Flight::Set {
+        let flying = if stays {
             next.in_flight[index].clone()
         } else {
             next.in_flight.remove(index)
         };
         let mut effect = StepEffect::default();
         next.guarded(|system| {
-            effect = system.handle(
-                explorer,
-                flying.to,
-                coins,
-                Some(&flying.message),
-                |p, state, ctx| p.on_message(state, flying.from, &flying.message, ctx),
-            );
+            let message = &flying.message;
+            effect = system.handle(explorer, flying.to, coins, Some(message), |p, state, ctx| {
+                p.on_message(state, flying.from, message, ctx)
+            });
         });
         (next, effect)
     }
@@ -385,6 +403,22 @@ where
     pub fn next_timer(&self) -> Option<(NodeId, u64)> {
         self.next_timer_index()
             .map(|i| (self.timers[i].node, self.timers[i].at_us))
+    }
+
+    /// The pending timers as `(id, node, deadline)`: ids count in set order, as the simulator
+    /// sets them.
+    pub fn timers(&self) -> impl Iterator<Item = (u64, NodeId, u64)> + '_ {
+        self.timers.iter().map(|t| (t.id, t.node, t.at_us))
+    }
+
+    /// The id of the timer that fires next.
+    pub fn next_timer_id(&self) -> Option<u64> {
+        self.next_timer_index().map(|i| self.timers[i].id)
+    }
+
+    /// Messages sent so far: the next message's number.
+    pub fn messages_sent(&self) -> u64 {
+        self.next_message
     }
 
     /// Runs `step`, turning a panic in the CRDT or the protocol into the system's ending.
@@ -586,7 +620,8 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
 }
 
 impl<M> InFlight<M> {
-    fn same_as(&self, other: &InFlight<M>) -> bool {
+    /// Whether both are copies of one message: same link, same content.
+    pub fn same_as(&self, other: &InFlight<M>) -> bool {
         (self.from, self.to, self.digest) == (other.from, other.to, other.digest)
     }
 }

@@ -1,0 +1,443 @@
+//! The stateright [`Model`] over the protocol seam: a state is a netsim [`System`] (the real
+//! replicas, the real protocol states, the messages in flight, the pending timers) and the drop
+//! budget left, and every transition calls the protocol's own handlers through
+//! [`converge_netsim::explore`]. The checker carries no protocol of its own and no copy of a
+//! merge rule: a bug it finds is in the code that runs.
+
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use converge_crdt::{Intent, OpCrdt, ReplicaId};
+use converge_netsim::explore::{Ending, Explorer, Flight, System, WordHasher};
+use converge_netsim::protocol::Protocol;
+use serde::{Deserialize, Serialize};
+use stateright::{Model, Property};
+
+/// The property names, in the order the report prefers them when several fail at once.
+pub(crate) const STRONG_CONVERGENCE: &str = "strong convergence";
+pub(crate) const QUIESCENT_CONVERGED: &str = "quiescent implies converged";
+pub(crate) const NO_PANIC: &str = "no panic";
+pub(crate) const KNOWN_NODES: &str = "sends only to nodes that exist";
+pub(crate) const CONFLICT_OCCURS: &str = "a conflict occurs";
+pub(crate) const EXPLORE: &str = "explore everything";
+
+/// How many steps the quiescence probe takes at most (see [`SeamModel::quiescent`]).
+const PROBE_STEPS_MAX: usize = 256;
+
+/// A CRDT the model checker can explore: its states and ops hash (equal states, equal hashes)
+/// and cross threads.
+pub trait CheckedCrdt: OpCrdt<Op: Hash + Send + Sync> + Hash + Send + Sync + 'static {}
+
+impl<C> CheckedCrdt for C where C: OpCrdt<Op: Hash + Send + Sync> + Hash + Send + Sync + 'static {}
+
+/// A protocol the model checker can explore: its node states, messages and timers hash, print
+/// and cross threads.
+pub trait CheckedProtocol<C: OpCrdt>:
+    Protocol<
+        C,
+        Node: Clone + Hash + Debug + Send + Sync,
+        Message: Hash + Debug + Send + Sync,
+        Timer: Clone + Hash + Debug + Send + Sync,
+    > + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<C: OpCrdt, P> CheckedProtocol<C> for P where
+    P: Protocol<
+            C,
+            Node: Clone + Hash + Debug + Send + Sync,
+            Message: Hash + Debug + Send + Sync,
+            Timer: Clone + Hash + Debug + Send + Sync,
+        > + Send
+        + Sync
+        + 'static
+{
+}
+
+/// One step of the model. Messages are named by their place in the system's canonical order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ModelAction {
+    /// Replica `replica` issues its next write, the `choice`-th intent its workload offers.
+    Write { replica: u32, choice: u32 },
+    /// The message at `index` in flight arrives; bit `i` of `coins` is the `i`-th coin its
+    /// handling flips (the random tie-break).
+    Deliver { index: u32, coins: u32 },
+    /// The message at `index` in flight is lost (lossy networks, while the drop budget lasts).
+    Drop { index: u32 },
+    /// The next timer fires.
+    Fire,
+}
+
+/// What the replicas write: for replica `r`, its `k`-th write offers `choices(r, k)`.
+pub(crate) type Workload = Arc<dyn Fn(ReplicaId, u32) -> Vec<Intent> + Send + Sync>;
+
+/// What the checker is asked to do with the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The real properties.
+    Verify,
+    /// One property that always holds, so that stateright never stops early: for counting the
+    /// whole state space.
+    Explore,
+}
+
+/// A state of the model: the system, the drop budget left, and their fingerprint, computed once.
+pub struct ModelState<C: OpCrdt, P: Protocol<C>> {
+    pub(crate) system: System<C, P>,
+    pub(crate) drops_left: u32,
+    fingerprint: u64,
+}
+
+impl<C: CheckedCrdt, P: CheckedProtocol<C>> ModelState<C, P> {
+    fn new(system: System<C, P>, drops_left: u32) -> Self {
+        let mut hasher = WordHasher(u64::from(drops_left));
+        system.hash(&mut hasher);
+        ModelState {
+            fingerprint: hasher.finish(),
+            system,
+            drops_left,
+        }
+    }
+}
+
+impl<C: OpCrdt, P: Protocol<C>> Clone for ModelState<C, P>
+where
+    System<C, P>: Clone,
+{
+    fn clone(&self) -> Self {
+        ModelState {
+            system: self.system.clone(),
+            drops_left: self.drops_left,
+            fingerprint: self.fingerprint,
+        }
+    }
+}
+
+impl<C: OpCrdt, P: Protocol<C>> Hash for ModelState<C, P> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint);
+    }
+}
+
+/// Two states are the same state when their fingerprints are, which is what the checker's
+/// visited set decides anyway.
+impl<C: OpCrdt, P: Protocol<C>> PartialEq for ModelState<C, P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.fingerprint == other.fingerprint
+    }
+}
+
+impl<C: OpCrdt, P: Protocol<C>> Debug for ModelState<C, P>
+where
+    System<C, P>: Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} drops left {}", self.system, self.drops_left)
+    }
+}
+
+/// The stateright model: the explorer, the workload, the drop budget and the coins to explore.
+pub(crate) struct SeamModel<C: CheckedCrdt, P: CheckedProtocol<C>> {
+    pub(crate) explorer: Arc<Explorer<C, P>>,
+    pub(crate) workload: Workload,
+    pub(crate) drops: u32,
+    /// Coin patterns explored per delivery: `1 << coin_bits` (0 where no policy flips coins).
+    pub(crate) coin_bits: u32,
+    pub(crate) mode: Mode,
+    pub(crate) deadline: Option<Deadline>,
+    /// Set when a step was not taken because it would have gone past the in-flight or timer
+    /// bound: the exploration is then bounded by them.
+    pub(crate) pruned: Arc<AtomicBool>,
+    /// A message in a few words, for counterexamples.
+    pub(crate) describe: Describe<C, P>,
+    /// A replica's view in a few words, for counterexamples.
+    pub(crate) view: Arc<dyn Fn(&C) -> String + Send + Sync>,
+}
+
+/// How a counterexample names a message of the system it is in.
+pub(crate) type Describe<C, P> =
+    Arc<dyn Fn(&System<C, P>, &<P as Protocol<C>>::Message) -> String + Send + Sync>;
+
+impl<C: CheckedCrdt, P: CheckedProtocol<C>> Clone for SeamModel<C, P> {
+    fn clone(&self) -> Self {
+        SeamModel {
+            explorer: Arc::clone(&self.explorer),
+            workload: Arc::clone(&self.workload),
+            drops: self.drops,
+            coin_bits: self.coin_bits,
+            mode: self.mode,
+            deadline: self.deadline.clone(),
+            pruned: Arc::clone(&self.pruned),
+            describe: Arc::clone(&self.describe),
+            view: Arc::clone(&self.view),
+        }
+    }
+}
+
+/// A wall-clock limit on a run, enforced through `within_boundary`.
+///
+/// Stateright's own timeout closes its job market, but a checker thread looks at the market only
+/// when its own queue of states runs dry; with one thread that is the end of the search, so a
+/// single-threaded run ignored its timeout and explored everything. Past the deadline every new
+/// state is outside the boundary: the threads drain what they hold and stop, and the run, which
+/// lasted its whole budget, is reported inconclusive.
+#[derive(Clone, Debug)]
+pub(crate) struct Deadline {
+    pub(crate) at: Instant,
+    /// Set once the deadline has passed, for every thread of the run.
+    pub(crate) passed: Arc<AtomicBool>,
+}
+
+/// `within_boundary` reads the clock once per this many calls on each thread.
+const DEADLINE_CHECK_CALLS: u32 = 256;
+
+thread_local! {
+    static DEADLINE_COUNTDOWN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl Deadline {
+    fn passed(&self) -> bool {
+        if self.passed.load(Ordering::Relaxed) {
+            return true;
+        }
+        let check = DEADLINE_COUNTDOWN.with(|countdown| {
+            let left = countdown.get();
+            countdown.set(left.checked_sub(1).unwrap_or(DEADLINE_CHECK_CALLS));
+            left == 0
+        });
+        if check && Instant::now() >= self.at {
+            self.passed.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+}
+
+impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
+    pub(crate) fn with_deadline(&self, at: Instant) -> Self {
+        SeamModel {
+            deadline: Some(Deadline {
+                at,
+                passed: Arc::new(AtomicBool::new(false)),
+            }),
+            ..self.clone()
+        }
+    }
+
+    fn replicas(&self) -> u32 {
+        self.explorer.spec().replicas
+    }
+
+    fn writes_per_replica(&self) -> u32 {
+        self.explorer.spec().writes_per_replica
+    }
+
+    /// The intents replica `replica` may write next, if it has writes left.
+    pub(crate) fn write_choices(&self, system: &System<C, P>, replica: ReplicaId) -> Vec<Intent> {
+        let done = system.issued(replica);
+        if done >= self.writes_per_replica() {
+            return Vec::new();
+        }
+        (self.workload)(replica, done)
+    }
+
+    /// A successor, or `None` where the step is not taken: a coin pattern with more coins than
+    /// the step flipped (another pattern already covers it), or a step past a bound.
+    fn successor(&self, system: System<C, P>, drops_left: u32, flips: u32, coins: u32) -> Option<ModelState<C, P>> {
+        if u64::from(coins) >> flips.min(32) != 0 {
+            return None;
+        }
+        if let Some(Ending::Bound(bound)) = system.ending() {
+            if *bound != "send_to_unknown_node" {
+                self.pruned.store(true, Ordering::Relaxed);
+                return None;
+            }
+        }
+        Some(ModelState::new(system, drops_left))
+    }
+
+    /// Whether the message at `index` may arrive next: on queues only the head of each link;
+    /// elsewhere any message, identical copies counting as one choice.
+    fn deliverable(&self, system: &System<C, P>, index: usize) -> bool {
+        let flying = system.in_flight();
+        let Some(previous) = index.checked_sub(1).map(|p| &flying[p]) else {
+            return true;
+        };
+        let message = &flying[index];
+        match self.explorer.spec().flight {
+            Flight::Queues => (previous.from, previous.to) != (message.from, message.to),
+            Flight::Bag | Flight::Set => !previous.same_as(message),
+        }
+    }
+
+    /// All writes issued, and the system's fair, lossless continuation (every message delivered
+    /// in order, timers firing when nothing is in flight) teaches no replica anything: it falls
+    /// silent, or comes back to a system it was in before. Such a system never converges unless
+    /// it already has, so a quiescent system that has not converged is a real failure. A
+    /// continuation that runs past [`PROBE_STEPS_MAX`] steps is taken as not quiescent, which
+    /// can miss a failure but never invents one.
+    pub(crate) fn quiescent(&self, state: &ModelState<C, P>) -> bool {
+        let system = &state.system;
+        if (0..self.replicas()).any(|r| system.issued(r) < self.writes_per_replica()) {
+            return false;
+        }
+        let explorer = &*self.explorer;
+        let mut current = system.clone();
+        let mut seen = vec![state.fingerprint];
+        for _ in 0..PROBE_STEPS_MAX {
+            let (next, effect) = if !current.in_flight().is_empty() {
+                current.consume(explorer, 0, 0)
+            } else {
+                match current.fire(explorer, 0) {
+                    Some(step) => step,
+                    None => return true,
+                }
+            };
+            if effect.learned || next.ending().is_some() {
+                return false;
+            }
+            let fingerprint = ModelState::new(next.clone(), 0).fingerprint;
+            if seen.contains(&fingerprint) {
+                return true;
+            }
+            seen.push(fingerprint);
+            current = next;
+        }
+        false
+    }
+
+    /// Every replica holds the same updates and shows the same view.
+    pub(crate) fn converged(&self, system: &System<C, P>) -> bool {
+        let replicas = &system.nodes()[..self.replicas() as usize];
+        replicas.iter().skip(1).all(|r| {
+            r.delivered == replicas[0].delivered && r.crdt.view() == replicas[0].crdt.view()
+        })
+    }
+
+    /// Two replicas that hold the same updates show the same view.
+    fn strongly_convergent(&self, system: &System<C, P>) -> bool {
+        let replicas = &system.nodes()[..self.replicas() as usize];
+        for (i, a) in replicas.iter().enumerate() {
+            for b in &replicas[i + 1..] {
+                if a.delivered == b.delivered && a.crdt.view() != b.crdt.view() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Two replicas wrote to one key with equal stamp times: exactly where tie-breaks and biases
+    /// decide.
+    fn conflict(&self, system: &System<C, P>) -> bool {
+        let records: Vec<_> = system.records().collect();
+        records.iter().enumerate().any(|(i, a)| {
+            records[i + 1..].iter().any(|b| {
+                a.id.origin != b.id.origin
+                    && a.intent.key() == b.intent.key()
+                    && a.stamp.time == b.stamp.time
+            })
+        })
+    }
+}
+
+impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
+    type State = ModelState<C, P>;
+    type Action = ModelAction;
+
+    fn init_states(&self) -> Vec<Self::State> {
+        vec![ModelState::new(self.explorer.start(), self.drops)]
+    }
+
+    /// Writes (by replica, then choice), deliveries (in the canonical message order, then coin
+    /// patterns), drops, then the next timer: a fixed order, as stateright replays paths by
+    /// action index.
+    fn actions(&self, state: &Self::State, actions: &mut Vec<ModelAction>) {
+        let system = &state.system;
+        if system.ending().is_some() {
+            return;
+        }
+        for replica in 0..self.replicas() {
+            let choices = self.write_choices(system, replica).len() as u32;
+            actions.extend((0..choices).map(|choice| ModelAction::Write { replica, choice }));
+        }
+        for index in 0..system.in_flight().len() {
+            if self.deliverable(system, index) {
+                actions.extend((0..1u32 << self.coin_bits).map(|coins| ModelAction::Deliver {
+                    index: index as u32,
+                    coins,
+                }));
+            }
+        }
+        if state.drops_left > 0 {
+            for index in 0..system.in_flight().len() {
+                if self.deliverable(system, index) {
+                    actions.push(ModelAction::Drop {
+                        index: index as u32,
+                    });
+                }
+            }
+        }
+        if system.timers_pending() > 0 {
+            actions.push(ModelAction::Fire);
+        }
+    }
+
+    fn next_state(&self, state: &Self::State, action: ModelAction) -> Option<Self::State> {
+        let explorer = &*self.explorer;
+        let system = &state.system;
+        match action {
+            ModelAction::Write { replica, choice } => {
+                let intent = *self.write_choices(system, replica).get(choice as usize)?;
+                let next = system.write(explorer, replica, intent);
+                self.successor(next, state.drops_left, 0, 0)
+            }
+            ModelAction::Deliver { index, coins } => {
+                let (next, effect) = system.deliver(explorer, index as usize, u64::from(coins));
+                self.successor(next, state.drops_left, effect.flips, coins)
+            }
+            ModelAction::Drop { index } => {
+                let drops_left = state.drops_left.checked_sub(1)?;
+                let next = system.drop_message(index as usize);
+                self.successor(next, drops_left, 0, 0)
+            }
+            ModelAction::Fire => {
+                let (next, effect) = system.fire(explorer, 0)?;
+                self.successor(next, state.drops_left, effect.flips, 0)
+            }
+        }
+    }
+
+    fn within_boundary(&self, _state: &Self::State) -> bool {
+        self.deadline.as_ref().is_none_or(|d| !d.passed())
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        match self.mode {
+            Mode::Verify => vec![
+                Property::always(STRONG_CONVERGENCE, |model: &Self, state: &Self::State| {
+                    model.strongly_convergent(&state.system)
+                }),
+                Property::always(QUIESCENT_CONVERGED, |model: &Self, state: &Self::State| {
+                    !model.quiescent(state) || model.converged(&state.system)
+                }),
+                Property::always(NO_PANIC, |_: &Self, state: &Self::State| {
+                    !matches!(state.system.ending(), Some(Ending::Panicked(_)))
+                }),
+                Property::always(KNOWN_NODES, |_: &Self, state: &Self::State| {
+                    state.system.ending() != Some(&Ending::Bound("send_to_unknown_node"))
+                }),
+                Property::sometimes(CONFLICT_OCCURS, |model: &Self, state: &Self::State| {
+                    model.conflict(&state.system)
+                }),
+            ],
+            Mode::Explore => vec![Property::always(EXPLORE, |_: &Self, _: &Self::State| true)],
+        }
+    }
+}
