@@ -277,7 +277,10 @@ pub enum CounterexampleAction {
         message: String,
     },
     /// A timer of `node` fired at virtual time `at_us` (an anti-entropy round, a retry).
-    Timer { node: u32, at_us: u64 },
+    Timer {
+        node: u32,
+        at_us: u64,
+    },
 }
 
 /// A shortest path to a violation.
@@ -467,8 +470,18 @@ impl<C: CheckedCrdt> BuiltinParts<'_, C> {
         make: impl Fn(ReplicaId) -> C + Send + Sync + 'static,
     ) -> SeamModel<C, P> {
         let config = *self.config;
+        // Anti-entropy sends a state on every round whether or not the last one arrived; one
+        // exchange per link at a time, as real anti-entropy runs them, keeps the queues from
+        // filling with stale copies. The broadcasts send at most one message per write.
+        let link_max = match config.protocol {
+            ModelProtocol::AntiEntropy => 1,
+            ModelProtocol::StateBroadcast | ModelProtocol::OpBroadcast => {
+                config.writes_per_replica as usize
+            }
+        };
         let spec = ExploreSpec {
             flight: flight_of(config.network),
+            link_max,
             ..ExploreSpec::new(
                 config.replicas,
                 replay::protocol_spec(&config),
@@ -581,7 +594,10 @@ fn builtin_message<C: CheckedCrdt, P: CheckedProtocol<C>>(
     }
 }
 
-fn update_name<C: CheckedCrdt, P: CheckedProtocol<C>>(system: &System<C, P>, update: u32) -> String {
+fn update_name<C: CheckedCrdt, P: CheckedProtocol<C>>(
+    system: &System<C, P>,
+    update: u32,
+) -> String {
     system
         .record(update)
         .map_or_else(|| format!("#{update}"), |r| UpdateName(r.id).to_string())
@@ -783,9 +799,9 @@ fn bound_note<C: CheckedCrdt, P: CheckedProtocol<C>>(model: &SeamModel<C, P>) ->
     let spec = model.explorer.spec();
     model.pruned.load(Ordering::Relaxed).then(|| {
         format!(
-            "bounded: steps that would have put more than {} messages in flight, or more than {} \
-             timers pending, were not taken",
-            spec.in_flight_max, spec.timers_max
+            "bounded: steps that would have put more than {} messages in flight ({} on one \
+             link), or more than {} timers pending, were not taken",
+            spec.in_flight_max, spec.link_max, spec.timers_max
         )
     })
 }

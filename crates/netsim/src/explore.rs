@@ -76,6 +76,8 @@ pub struct ExploreSpec {
     pub in_flight_max: usize,
     /// The most pending timers; beyond it, bound `timers_max`. Default 12.
     pub timers_max: usize,
+    /// The most messages in flight on one link at once; beyond it, bound `link_max`. Default 4.
+    pub link_max: usize,
 }
 
 impl ExploreSpec {
@@ -89,6 +91,7 @@ impl ExploreSpec {
             flight: Flight::Queues,
             in_flight_max: 12,
             timers_max: 12,
+            link_max: 4,
         }
     }
 }
@@ -157,10 +160,17 @@ pub struct System<C: OpCrdt, P: Protocol<C>> {
     timers: Vec<PendingTimer<P::Timer>>,
     next_timer: u64,
     next_message: u64,
-    stream: Stream,
+    /// The protocol's stream; `None` only while a handler borrows it.
+    stream: Option<Stream>,
     ending: Option<Ending>,
     /// [`ExploreSpec::writes_per_replica`]: update `k` of replica `r` is `r * stride + k`.
     stride: u32,
+    incarnations: Vec<u32>,
+    /// Each node's hash (replica, delivered set, protocol state, clock), kept up to date as
+    /// handlers run: a step changes one node, so the system's hash costs a word per node.
+    node_digests: Vec<u64>,
+    /// The hash of the issued updates' records, kept up to date as writes happen.
+    records_digest: u64,
 }
 
 impl<C: OpCrdt, P: Protocol<C>> Clone for System<C, P>
@@ -183,6 +193,9 @@ where
             stream: self.stream.clone(),
             ending: self.ending.clone(),
             stride: self.stride,
+            incarnations: self.incarnations.clone(),
+            node_digests: self.node_digests.clone(),
+            records_digest: self.records_digest,
         }
     }
 }
@@ -196,10 +209,10 @@ pub struct StepEffect {
     pub flips: u32,
 }
 
-impl<C: OpCrdt, P: Protocol<C>> Explorer<C, P>
+impl<C: OpCrdt<Op: Hash> + Hash, P: Protocol<C>> Explorer<C, P>
 where
-    P::Node: Clone,
-    P::Timer: Clone,
+    P::Node: Clone + Hash,
+    P::Timer: Clone + Hash,
     P::Message: Hash,
 {
     pub fn new(
@@ -253,9 +266,12 @@ where
             next_timer: 0,
             next_message: 0,
             // As in a scripted run, whose streams are rooted at zero.
-            stream: Stream::new(0, "protocol"),
+            stream: Some(Stream::new(0, "protocol")),
             ending: None,
             stride: self.spec.writes_per_replica,
+            incarnations: vec![0; nodes as usize],
+            node_digests: vec![0; nodes as usize],
+            records_digest: 0,
         };
         let mut net = system.lend(self, 0);
         let mut states = Vec::with_capacity(nodes as usize);
@@ -266,16 +282,19 @@ where
         system.take_back(net);
         system.states = states;
         for node in 0..nodes {
+            system.node_digests[node as usize] = system.digest_node(node);
+        }
+        for node in 0..nodes {
             system.handle(self, node, 0, None, |p, state, ctx| p.on_start(state, ctx));
         }
         system
     }
 }
 
-impl<C: OpCrdt, P: Protocol<C>> System<C, P>
+impl<C: OpCrdt<Op: Hash> + Hash, P: Protocol<C>> System<C, P>
 where
-    P::Node: Clone,
-    P::Timer: Clone,
+    P::Node: Clone + Hash,
+    P::Timer: Clone + Hash,
     P::Message: Hash,
 {
     /// Replica `replica` writes `intent` (its next write), stamped by its clock, and the
@@ -316,6 +335,7 @@ where
             records.push(filler);
         }
         records[index as usize] = record;
+        next.records_digest = next.digest_records();
         next.guarded(|system| {
             let mut net = system.lend(explorer, 0);
             net.apply(replica, index);
@@ -365,9 +385,13 @@ where
         let mut effect = StepEffect::default();
         next.guarded(|system| {
             let message = &flying.message;
-            effect = system.handle(explorer, flying.to, coins, Some(message), |p, state, ctx| {
-                p.on_message(state, flying.from, message, ctx)
-            });
+            effect = system.handle(
+                explorer,
+                flying.to,
+                coins,
+                Some(message),
+                |p, state, ctx| p.on_message(state, flying.from, message, ctx),
+            );
         });
         (next, effect)
     }
@@ -395,8 +419,29 @@ where
         Some((next, effect))
     }
 
+    /// Timers are kept in firing order, so the next is the first.
     fn next_timer_index(&self) -> Option<usize> {
-        (0..self.timers.len()).min_by_key(|i| (self.timers[*i].at_us, self.timers[*i].id))
+        (!self.timers.is_empty()).then_some(0)
+    }
+
+    fn digest_node(&self, node: NodeId) -> u64 {
+        let mut hasher = WordHasher(u64::from(node));
+        let replica = &self.nodes[node as usize];
+        replica.status.hash(&mut hasher);
+        replica.crdt.hash(&mut hasher);
+        replica.delivered.hash(&mut hasher);
+        self.states[node as usize].hash(&mut hasher);
+        self.clocks[node as usize].last.hash(&mut hasher);
+        self.incarnations[node as usize].hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn digest_records(&self) -> u64 {
+        let mut hasher = WordHasher(0);
+        for record in self.records() {
+            (record.intent, record.stamp, &record.op).hash(&mut hasher);
+        }
+        hasher.finish()
     }
 
     /// The node and deadline of the timer that fires next.
@@ -432,15 +477,18 @@ where
     /// Lends the system's replicas, clocks, records and stream to a [`Net`] for one handler.
     fn lend(&mut self, explorer: &Explorer<C, P>, coins: u64) -> Net<C, P> {
         let spec = &explorer.spec;
-        let by_origin = self
-            .issued
-            .iter()
-            .enumerate()
-            .map(|(origin, issued)| {
-                let base = origin as u32 * spec.writes_per_replica;
-                (base..base + issued).collect()
-            })
-            .collect();
+        let by_origin = if explorer.protocol.refers_to_updates() {
+            self.issued
+                .iter()
+                .enumerate()
+                .map(|(origin, issued)| {
+                    let base = origin as u32 * spec.writes_per_replica;
+                    (base..base + issued).collect()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Net {
             now_us: self.now_us,
             replicas: spec.replicas,
@@ -449,11 +497,11 @@ where
             topology: explorer.topology,
             nodes: std::mem::take(&mut self.nodes),
             clocks: std::mem::take(&mut self.clocks),
-            incarnations: vec![0; explorer.node_count() as usize],
+            incarnations: std::mem::take(&mut self.incarnations),
             updates: Arc::clone(&self.records),
             by_origin,
             coins: Coins::new(CoinSource::Bits { bits: coins }),
-            protocol_stream: std::mem::replace(&mut self.stream, Stream::new(0, "")),
+            protocol_stream: self.stream.take().expect("the stream is not lent twice"),
             outbox: Vec::new(),
             next_timer: self.next_timer,
             cancelled_timers: BTreeSet::new(),
@@ -468,8 +516,9 @@ where
     fn take_back(&mut self, net: Net<C, P>) -> (Outbox<C, P>, BTreeSet<u64>) {
         self.nodes = net.nodes;
         self.clocks = net.clocks;
+        self.incarnations = net.incarnations;
         self.records = net.updates;
-        self.stream = net.protocol_stream;
+        self.stream = Some(net.protocol_stream);
         self.next_timer = net.next_timer;
         (net.outbox, net.cancelled_timers)
     }
@@ -503,6 +552,7 @@ where
             flips: net.coins.flips(),
         };
         let (outbox, cancelled) = self.take_back(net);
+        self.node_digests[node as usize] = self.digest_node(node);
         self.flush(explorer, node, outbox, &cancelled);
         effect
     }
@@ -550,6 +600,7 @@ where
         if !cancelled.is_empty() {
             self.timers.retain(|t| !cancelled.contains(&t.id));
         }
+        self.timers.sort_by_key(|t| (t.at_us, t.id));
         if self.in_flight.len() > spec.in_flight_max {
             self.end(Ending::Bound("in_flight_max"));
         }
@@ -557,6 +608,13 @@ where
             self.end(Ending::Bound("timers_max"));
         }
         self.canonicalize(spec.flight);
+        let crowded = self
+            .in_flight
+            .chunk_by(|a, b| (a.from, a.to) == (b.from, b.to))
+            .any(|link| link.len() > spec.link_max);
+        if crowded {
+            self.end(Ending::Bound("link_max"));
+        }
     }
 
     fn end(&mut self, ending: Ending) {
@@ -643,15 +701,22 @@ impl Hasher for WordHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.write_u64(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
+            word[..rest.len()].copy_from_slice(rest);
             self.write_u64(u64::from_le_bytes(word));
         }
     }
 
+    /// One multiply and rotate per word (as rustc's hasher folds words), and the full mix at the
+    /// end: fingerprints of a few million states, not an adversary, are what it must tell apart.
     fn write_u64(&mut self, word: u64) {
-        self.0 = mix64(self.0 ^ word);
+        self.0 = (self.0.rotate_left(26) ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 
     fn write_u32(&mut self, word: u32) {
@@ -677,25 +742,16 @@ where
 {
     /// What the system means, not how it got there: see the module docs.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        for node in &self.nodes {
-            node.status.hash(state);
-            node.crdt.hash(state);
-            node.delivered.hash(state);
+        for digest in &self.node_digests {
+            state.write_u64(*digest);
         }
-        self.states.hash(state);
-        for clock in &self.clocks {
-            clock.last.hash(state);
-        }
+        state.write_u64(self.records_digest);
         self.issued.hash(state);
-        for record in self.records() {
-            (record.intent, record.stamp, &record.op).hash(state);
-        }
         for message in &self.in_flight {
             (message.from, message.to, message.digest).hash(state);
         }
-        let mut timers: Vec<&PendingTimer<P::Timer>> = self.timers.iter().collect();
-        timers.sort_by_key(|t| (t.at_us, t.id));
-        for timer in timers {
+        // Timers are kept in firing order; their deadlines count from now.
+        for timer in &self.timers {
             (
                 timer.node,
                 timer.at_us - self.now_us.min(timer.at_us),

@@ -33,20 +33,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use converge_crdt::Intent;
 use converge_crdt::{ClockKind, LwwDictConfig, LwwGridConfig};
 use converge_netsim::explore::{Flight, System};
 use converge_netsim::{
     CrdtSpec, Fate, ProtocolKind, ProtocolSpec, Scenario, Script, ScriptedFate, SimDuration,
     TimedOp, Topology, WorkloadSpec,
 };
-use converge_crdt::Intent;
 use serde::Serialize;
 use stateright::{Expectation, Model};
 
 use super::system::{CheckedCrdt, CheckedProtocol, ModelAction, SeamModel};
 use super::{
-    describe_action, with_model, CheckConfig, CheckError, Counterexample, Job, ModelCrdt,
-    ModelProtocol, Mode, NetworkKind, ValueChoice,
+    describe_action, with_model, CheckConfig, CheckError, Counterexample, Job, Mode, ModelCrdt,
+    ModelProtocol, NetworkKind, ValueChoice,
 };
 
 /// Virtual time between two consecutive steps of a counterexample in its replay, where the next
@@ -371,7 +371,14 @@ fn schedule<C: CheckedCrdt, P: CheckedProtocol<C>>(
         state = next;
     }
     check_violation(model, counterexample, &state)?;
-    Ok(fates_of(explorer.spec().flight, &state.system, sent, clock.now_us, ops, coins))
+    Ok(fates_of(
+        explorer.spec().flight,
+        &state.system,
+        sent,
+        clock.now_us,
+        ops,
+        coins,
+    ))
 }
 
 /// The path's last state violates the property it names.

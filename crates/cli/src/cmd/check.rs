@@ -193,6 +193,9 @@ fn print_report(report: &CheckReport) {
     if let Some(note) = &report.symmetry_note {
         say!("{note}");
     }
+    if let Some(note) = &report.bound_note {
+        say!("{note}");
+    }
     match &report.verdict {
         Verdict::Pass => say!("pass: every reachable state is safe, and a conflict occurs"),
         Verdict::Fail { property } => say!("FAIL: {property}"),
