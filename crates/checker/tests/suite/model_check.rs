@@ -37,15 +37,19 @@ fn assert_fails(report: &CheckReport, property: &str, depth: usize) {
 
 #[test]
 fn peer_id_grid_over_state_broadcast_converges_on_reliable_duplicating_and_reordering_networks() {
-    // (network, replicas, writes, unique states without symmetry: peer-id orders replicas).
+    // (network, replicas, writes, unique states). Re-pinned when the model came to run netsim's
+    // own protocols over the protocol seam: the duplicating counts are unchanged; the others
+    // grew a little because the update records are part of the state now (an op-based protocol
+    // reads them), so two paths whose writes were stamped differently stay apart even after
+    // every replica has overwritten those writes.
     let cases = [
-        (NetworkKind::Reliable, 3, 1, 539),
+        (NetworkKind::Reliable, 3, 1, 545),
         (NetworkKind::Duplicating, 3, 1, 416),
-        (NetworkKind::Reordering, 3, 1, 539),
-        (NetworkKind::Reliable, 2, 2, 118),
+        (NetworkKind::Reordering, 3, 1, 545),
+        (NetworkKind::Reliable, 2, 2, 119),
         (NetworkKind::Duplicating, 2, 2, 134),
-        (NetworkKind::Reordering, 2, 2, 165),
-        (NetworkKind::Reliable, 3, 2, 231_365),
+        (NetworkKind::Reordering, 2, 2, 166),
+        (NetworkKind::Reliable, 3, 2, 243_909),
         (NetworkKind::Duplicating, 3, 2, 178_900),
         // Reordering with 3 x 2 has well over half a million states: left to the benchmarks.
     ];
@@ -85,7 +89,9 @@ fn random_tie_break_breaks_strong_convergence_in_four_steps() {
         counterexample.actions[3],
         CounterexampleAction::DeliverWithCoin { .. }
     ));
-    assert_eq!(report.symmetry, Symmetry::On);
+    // The model runs the protocol's own code, whose states it cannot rename.
+    assert_eq!(report.symmetry, Symmetry::Off);
+    assert!(report.symmetry_note.is_some());
 }
 
 #[test]
@@ -111,7 +117,8 @@ fn peer_id_dict_converges_for_both_biases() {
             ..Default::default()
         });
         assert_eq!(report.verdict, Verdict::Pass, "{bias:?}");
-        assert_eq!(report.unique_states, 3_779, "{bias:?}");
+        // 3,779 before the model ran over the protocol seam; see the grid's counts above.
+        assert_eq!(report.unique_states, 3_897, "{bias:?}");
     }
 }
 
@@ -156,25 +163,24 @@ fn anti_entropy_recovers_from_a_drop() {
 }
 
 #[test]
-fn symmetry_reduces_three_interchangeable_replicas_about_six_fold() {
+fn symmetry_is_not_applied_over_the_protocol_seam_and_says_so() {
     let config = CheckConfig {
         crdt: grid(TieBreak::KeepLocal),
         network: NetworkKind::LossyDuplicating,
         ..Default::default()
     };
     let space = unique_states_with_and_without_symmetry(&config).unwrap();
-    assert!(space.symmetry_applied && space.complete);
-    assert_eq!((space.with_symmetry, space.without_symmetry), (483, 2_834));
-    // 3! = 6 renamings; states fixed by some renaming (all replicas alike) keep the factor below 6.
-    assert!(space.without_symmetry >= 5 * space.with_symmetry);
-
-    let peer_id = unique_states_with_and_without_symmetry(&CheckConfig {
-        crdt: grid(TieBreak::PeerId),
-        ..config
-    })
-    .unwrap();
-    assert!(!peer_id.symmetry_applied);
-    assert_eq!(peer_id.with_symmetry, peer_id.without_symmetry);
+    assert!(!space.symmetry_applied && space.complete);
+    assert_eq!(
+        (space.with_symmetry, space.without_symmetry),
+        (2_834, 2_834)
+    );
+    let report = run(config);
+    assert_eq!(report.symmetry, Symmetry::Off);
+    assert!(report
+        .symmetry_note
+        .as_deref()
+        .is_some_and(|note| note.contains("protocol seam")));
 }
 
 #[test]
@@ -189,7 +195,7 @@ fn threads_change_neither_verdicts_nor_state_counts() {
             unique_states_with_and_without_symmetry(&CheckConfig { threads, ..config }).unwrap();
         assert_eq!(
             (space.with_symmetry, space.without_symmetry),
-            (483, 2_834),
+            (2_834, 2_834),
             "{threads} threads"
         );
         let report = run(CheckConfig { threads, ..config });

@@ -4,8 +4,8 @@
 
 use converge_checker::judge_builtin;
 use converge_checker::model::{
-    check, config_name, CheckConfig, CheckReport, CounterexampleAction, ModelCrdt, ModelProtocol,
-    NetworkKind, ReplayError, ValueChoice, Verdict,
+    check, config_name, CheckConfig, CheckReport, CounterexampleAction, ModelAction, ModelCrdt,
+    ModelProtocol, NetworkKind, ReplayError, ValueChoice, Verdict,
 };
 use converge_crdt::{Bias, TieBreak};
 use converge_netsim::Verdict as RunVerdict;
@@ -158,12 +158,19 @@ fn the_script_carries_the_coins_of_the_path() {
     };
     let report = check(&config).unwrap();
     let shortest = report.counterexample.unwrap();
+    // The path's coin patterns and the readable actions say the same thing; both change.
     let with_coins = |first: bool, second: bool| {
         let mut counterexample = shortest.clone();
         let mut sides = [first, second].into_iter();
         for action in &mut counterexample.actions {
             if let CounterexampleAction::DeliverWithCoin { coins, .. } = action {
                 *coins = vec![sides.next().expect("two deliveries flip a coin")];
+            }
+        }
+        let mut sides = [first, second].into_iter();
+        for step in &mut counterexample.path {
+            if let ModelAction::Deliver { coins, .. } = step {
+                *coins = u32::from(sides.next().expect("two deliveries flip a coin"));
             }
         }
         counterexample
