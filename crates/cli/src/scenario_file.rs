@@ -285,16 +285,20 @@ pub fn parse_and_validate(
     path: &str,
 ) -> Result<Scenario, ScenarioFileError> {
     let scenario = parse(text, format, path)?;
-    scenario.validate().map_err(|error| {
-        let message = error.to_string();
-        // The validation error names a key path; point at it in the file when it can be found.
-        let location = find_key_path(text, format, &message);
-        ScenarioFileError::Invalid {
-            path: path.to_string(),
-            location,
-            message,
-        }
-    })?;
+    // A file is held to the run budget as well: what it asks for runs within the time and
+    // memory docs/robustness.md promises, or is refused here naming the cap.
+    (scenario.validate())
+        .and_then(|()| scenario.validate_budget())
+        .map_err(|error| {
+            let message = error.to_string();
+            // The validation error names a key path; point at it in the file when it can be found.
+            let location = find_key_path(text, format, &message);
+            ScenarioFileError::Invalid {
+                path: path.to_string(),
+                location,
+                message,
+            }
+        })?;
     Ok(scenario)
 }
 

@@ -48,6 +48,34 @@ pub const SWARM_FAULTS_MAX: u32 = 1_000;
 pub const SCRIPT_ENTRIES_MAX: usize = 1_000_000;
 /// Characters of the scenario's `name`, which every report file name starts with.
 pub const NAME_CHARS_MAX: usize = 100;
+/// Dictionary keys held by all nodes together: each node may come to hold every key written (at
+/// most `workload.keys`, at most the updates planned), about 100 bytes each with the oracles'
+/// copies of its view, so 400 MB of replica state at most. A dictionary of a vast key space
+/// written a million times by thousands of replicas used to grow past 8 GB.
+pub const NODE_KEYS_MAX: u64 = 4_000_000;
+
+/// The work a scenario file may ask of one run, in units of one grid cell visited by one event
+/// (about 2.2 ns on the project's 2-core machine): `bounds.events-max` times what each event may
+/// cost. Every event can merge, compare or render a whole replica state (a state delivered and
+/// merged, a replica's view compared with the others' and rendered when it is new), so an event
+/// costs its fixed part plus the state's size: a 256 x 256 grid under anti-entropy ran 20,000
+/// events a second, and 20 million of them would have taken a quarter of an hour. With the
+/// shrinker's share (half of `bounds.events-max`, see `converge-checker`'s shrink), a run of a
+/// file within this cap finishes, reports included, well within a minute. See
+/// [`Scenario::validate_budget`].
+pub const RUN_WORK_MAX: u64 = 12_000_000_000;
+/// The fixed part of an event's work, in cell visits: queue, network draws, trace, oracles.
+pub const EVENT_WORK: u64 = 100;
+/// A dictionary key's share of an event's work, in cell visits: merging, comparing and rendering
+/// an ordered map costs about 25 times a grid's packed cell per entry.
+pub const DICT_KEY_WORK: u64 = 25;
+/// States of more entries than this no longer fit a core's caches, and each entry visited costs
+/// about four times as much: a 1,024-cell grid under anti-entropy measured 2.2 ns a cell and
+/// event, a 65,536-cell one 7.5 ns.
+pub const CACHED_ENTRIES_MAX: u64 = 4_096;
+/// A replica's share of an event's work under the protocols that carry a vector of every
+/// replica (reliable causal's dependencies, delta sync's version vectors), in cell visits.
+pub const VECTOR_REPLICA_WORK: u64 = 1;
 
 /// A scenario that cannot run: the key at fault and what was expected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -198,6 +226,20 @@ impl Scenario {
                     format!(
                         "{nodes} nodes each holding a grid of {cells} cells make {node_cells} cells; \
                          the cap is {NODE_CELLS_MAX} (NODE_CELLS_MAX)"
+                    ),
+                ));
+            }
+        }
+        if let CrdtSpec::LwwDict(_) = &self.crdt {
+            let node_keys = self.state_entries_max().saturating_mul(u64::from(nodes));
+            if node_keys > NODE_KEYS_MAX {
+                return Err(error(
+                    "workload.keys",
+                    format!(
+                        "{nodes} nodes each holding up to {} dictionary keys (workload.keys, at \
+                         most the updates planned) make {node_keys} keys; the cap is \
+                         {NODE_KEYS_MAX} (NODE_KEYS_MAX)",
+                        self.state_entries_max()
                     ),
                 ));
             }
@@ -699,6 +741,116 @@ impl Scenario {
         Ok(())
     }
 
+    /// The entries one replica's state may come to hold: a grid's cells, or the dictionary keys
+    /// that can be written (at most `workload.keys`, at most about the updates planned: twice
+    /// the expected count plus 64 leaves the Poisson draw of generated writes no real chance to
+    /// exceed it, and never more than `bounds.updates-max`).
+    pub fn state_entries_max(&self) -> u64 {
+        match &self.crdt {
+            CrdtSpec::LwwGrid(grid) => u64::from(grid.rows) * u64::from(grid.cols),
+            CrdtSpec::LwwDict(_) => {
+                let written = self
+                    .planned_updates()
+                    .saturating_mul(2)
+                    .saturating_add(64)
+                    .min(self.bounds.updates_max);
+                u64::from(self.workload.keys).min(written)
+            }
+        }
+    }
+
+    /// What one event of this scenario may cost, in cell visits ([`RUN_WORK_MAX`]).
+    pub fn event_work_max(&self) -> u64 {
+        let entries = self.state_entries_max();
+        let entry_work = match &self.crdt {
+            CrdtSpec::LwwGrid(_) => 1,
+            CrdtSpec::LwwDict(_) => DICT_KEY_WORK,
+        } * if entries > CACHED_ENTRIES_MAX { 4 } else { 1 };
+        let state = entries.saturating_mul(entry_work);
+        let vectors = matches!(
+            self.protocol.kind,
+            ProtocolKind::ReliableCausal | ProtocolKind::DeltaSync
+        );
+        let replicas = if vectors {
+            u64::from(self.replicas).saturating_mul(VECTOR_REPLICA_WORK)
+        } else {
+            0
+        };
+        EVENT_WORK.saturating_add(state).saturating_add(replicas)
+    }
+
+    /// Refuses a scenario whose run could exceed the time and memory a scenario file is promised
+    /// (docs/robustness.md: within 60 s and 2 GiB on the project's 2-core machine): bounds above
+    /// their defaults, which hold memory in proportion (messages and bytes in flight, updates,
+    /// kept trace events and update records), and `bounds.events-max` times the work of one
+    /// event above [`RUN_WORK_MAX`]. The CLI checks this for every scenario file after
+    /// [`Scenario::validate`]; code that builds a scenario (a benchmark, `Verify` with a user's
+    /// type, whose costs converge cannot know) may raise the bounds on purpose, so `validate`
+    /// does not.
+    pub fn validate_budget(&self) -> Result<(), ScenarioError> {
+        let defaults = crate::scenario::Bounds::default();
+        let bounds = &self.bounds;
+        for (key, found, default) in [
+            (
+                "bounds.in-flight-max",
+                bounds.in_flight_max,
+                defaults.in_flight_max,
+            ),
+            (
+                "bounds.in-flight-bytes-max",
+                bounds.in_flight_bytes_max,
+                defaults.in_flight_bytes_max,
+            ),
+            (
+                "bounds.updates-max",
+                bounds.updates_max,
+                defaults.updates_max,
+            ),
+            (
+                "bounds.trace-events-kept-max",
+                bounds.trace_events_kept_max,
+                defaults.trace_events_kept_max,
+            ),
+            (
+                "bounds.update-records-kept-max",
+                bounds.update_records_kept_max,
+                defaults.update_records_kept_max,
+            ),
+            ("bounds.events-max", bounds.events_max, defaults.events_max),
+        ] {
+            if found > default {
+                return Err(error(
+                    key,
+                    format!(
+                        "expected at most {default}, the default, in a scenario file (a run \
+                         within the bounds' defaults fits in 2 GiB and a minute); found {found}"
+                    ),
+                ));
+            }
+        }
+        let event_work = self.event_work_max();
+        let work = bounds.events_max.saturating_mul(event_work);
+        if work > RUN_WORK_MAX {
+            let state = match &self.crdt {
+                CrdtSpec::LwwGrid(_) => format!("a grid of {} cells", self.state_entries_max()),
+                CrdtSpec::LwwDict(_) => {
+                    format!("a dictionary of up to {} keys", self.state_entries_max())
+                }
+            };
+            return Err(error(
+                "bounds.events-max",
+                format!(
+                    "{} events, each of which may merge, compare or render {state} ({event_work} \
+                     units of work an event), make {work} units; the cap is {RUN_WORK_MAX} \
+                     (RUN_WORK_MAX): lower bounds.events-max to {} or make the state smaller",
+                    bounds.events_max,
+                    RUN_WORK_MAX / event_work
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The updates the workload plans to issue: the explicit writes, plus the expected number of
     /// generated ones (rate x writers x time they write), at most `bounds.updates-max`. An
     /// estimate for the caps, not a promise: generated writes are a Poisson process.
@@ -827,6 +979,47 @@ mod tests {
     #[test]
     fn the_default_scenario_is_valid() {
         Scenario::default().validate().unwrap();
+    }
+
+    #[test]
+    fn a_vast_dictionary_on_many_nodes_is_refused() {
+        refused(
+            |s| {
+                s.crdt = CrdtSpec::LwwDict(Default::default());
+                s.replicas = 1_000;
+                s.workload.keys = u32::MAX;
+                s.workload.rate = 1_000.0;
+            },
+            "workload.keys",
+            Some("NODE_KEYS_MAX"),
+        );
+    }
+
+    #[test]
+    fn the_budget_refuses_raised_bounds_and_too_much_work() {
+        Scenario::default().validate_budget().unwrap();
+        let mut raised = Scenario::default();
+        raised.bounds.in_flight_bytes_max += 1;
+        let error = raised
+            .validate_budget()
+            .expect_err("a raised bound is refused");
+        assert_eq!(error.path, "bounds.in-flight-bytes-max", "{error}");
+        let mut big = Scenario {
+            crdt: CrdtSpec::LwwGrid(LwwGridConfig {
+                rows: 256,
+                cols: 256,
+                ..Default::default()
+            }),
+            ..Scenario::default()
+        };
+        let error = big.validate_budget().expect_err("too much work is refused");
+        assert_eq!(error.path, "bounds.events-max", "{error}");
+        assert!(error.message.contains("RUN_WORK_MAX"), "{error}");
+        big.bounds.events_max = RUN_WORK_MAX / big.event_work_max();
+        big.validate_budget().unwrap();
+        big.bounds.events_max += 1;
+        big.validate_budget()
+            .expect_err("one event more is refused");
     }
 
     #[test]

@@ -43,6 +43,27 @@ fn shrinkable(report: &RunReport) -> bool {
     !matches!(report.verdict, Verdict::Converges | Verdict::BoundReached)
 }
 
+/// The work of a failing run above which `converge run` leaves shrinking to `converge shrink`:
+/// a sixth of what a scenario file may ask of one run. Shrinking runs the failure again several
+/// times besides its candidates (to keep every record, for the minimal run's report, for its
+/// scripted form), so a failure at the work cap would take several minutes to shrink; below this
+/// share, the run, its shrinking and its reports stay within the minute docs/robustness.md
+/// promises.
+const SHRINK_WORK_MAX: u64 = converge::netsim::validation::RUN_WORK_MAX / 6;
+
+/// Why a failing run is not shrunk by `converge run`, when it is too large to.
+fn too_large_to_shrink(scenario: &Scenario, report: &RunReport) -> Option<String> {
+    let work = report.events.saturating_mul(scenario.event_work_max());
+    (work > SHRINK_WORK_MAX).then(|| {
+        format!(
+            "not shrunk: the run's {} events of up to {} units of work each exceed a sixth of \
+             RUN_WORK_MAX ({SHRINK_WORK_MAX}); `converge shrink` on this report shrinks it",
+            report.events,
+            scenario.event_work_max()
+        )
+    })
+}
+
 /// Runs every scenario with the configured seed, writes reports and the index, prints the results.
 /// Runs every scenario with the configured seed, writes reports and the index, prints the results.
 /// Ctrl-C stops it within a fraction of a second: the run in progress gets a partial report, the
@@ -68,7 +89,13 @@ pub fn run(config: &RunConfig, table: bool) -> Result<Status> {
             }
         }
         let mut partial_note = interrupted_note(&report);
-        let shrunk = if config.shrink && shrinkable(&report) {
+        let too_large = shrinkable(&report)
+            .then(|| too_large_to_shrink(&input.scenario, &report))
+            .flatten();
+        if let Some(note) = &too_large {
+            report.expectation_notes.push(note.clone());
+        }
+        let shrunk = if config.shrink && shrinkable(&report) && too_large.is_none() {
             match shrink_unless_interrupted(&input.scenario, config.seed)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", input.path_shown))?
             {

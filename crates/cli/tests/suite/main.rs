@@ -13,3 +13,5 @@ mod interrupt;
 mod protocol_seam;
 mod robustness;
 mod run_ids;
+#[cfg(unix)]
+mod worst_cases;
