@@ -1,57 +1,52 @@
-//! Exhaustive model checking of small configurations with stateright.
+//! Exhaustive model checking of small configurations with stateright, over the protocol seam.
 //!
-//! For 2-4 replicas issuing 1-3 writes each to an LWW grid or an LWW dictionary, the checker explores
-//! every interleaving of writes, deliveries, coin flips (under the random tie-break), drops and
-//! duplications, and checks on every state:
+//! For 2-4 replicas issuing 1-3 writes each to an LWW grid or an LWW dictionary, under one of
+//! netsim's built-in protocols, the checker explores every interleaving of writes, deliveries,
+//! coin flips (under the random tie-break), drops, duplications and timers, and checks on every
+//! state:
 //!
 //! - `strong convergence` (always): two replicas that have delivered the same set of updates see
 //!   the same thing;
-//! - `quiescent implies converged` (always): once no write is left and no message in flight (nor,
-//!   with anti-entropy, any exchange) would change any replica, every replica sees the same thing;
-//! - `a conflict occurs` (sometimes): two replicas hold different writes to one key with equal
-//!   stamp times. A run that never witnesses it is [`Verdict::Vacuous`], not a pass.
+//! - `quiescent implies converged` (always): once no write is left and the system's fair,
+//!   lossless continuation would teach no replica anything (it falls silent or comes back to a
+//!   state it was in), every replica holds the same updates and sees the same thing;
+//! - `no panic` and `sends only to nodes that exist` (always);
+//! - `a conflict occurs` (sometimes): two replicas wrote to one key with equal stamp times. A run
+//!   that never witnesses it is [`Verdict::Vacuous`], not a pass.
 //!
 //! `eventually` is never used: stateright 0.31 checks it only at terminal states, without fairness,
-//! so it misses violations on cycles (see `STATERIGHT.md`). Convergence is stated as the `always`
-//! property on quiescent states instead.
+//! so it misses violations on cycles (see `STATERIGHT.md`).
 //!
 //! # The model
 //!
-//! A state holds every replica's data as one slot per key (stamp and value; the real CRDT is
-//! rebuilt from it for each transition), its Lamport clock, its write count and, as ghost state, the
-//! set of update ids it has delivered; the messages in flight in a canonical order; and the drop
-//! budget, all packed into a few machine words (`state.rs`) so that copying, comparing and
-//! fingerprinting a state costs little. Writes are stamped by a Lamport clock (the replica's
-//! greatest seen time plus one), so two replicas that write before hearing from each other issue
-//! *equal* times: that is where tie-break bugs live. Write `k` of every replica goes to key
-//! `k % keys` and puts its own value (by default) or any value in `1..=n` (or, in the dictionary,
-//! a remove): every replica runs the same program, which keeps the state space small and the
-//! replicas interchangeable.
+//! A state is a netsim [`System`]: the real replicas, the real protocol states, the messages in
+//! flight and the pending timers, plus the drop budget left. Every transition calls the
+//! protocol's own handlers through [`converge_netsim::explore`], the same `Net` and `Ctx` a run
+//! uses, so the checker carries no protocol of its own and no copy of a merge rule: what it finds
+//! is in the code that runs (`system.rs`). Writes are stamped by a Lamport clock, so two replicas
+//! that write before hearing from each other issue *equal* times: that is where tie-break bugs
+//! live. Write `k` of every replica goes to key `k % keys` and puts its own value (by default) or
+//! any value in `1..=n` (or, in the dictionary, a remove).
 //!
-//! Networks: `reliable` and `lossy` keep one FIFO queue per link; `reordering` delivers in any
-//! order; `duplicating` and `lossy-duplicating` keep a set, so a delivered message stays in flight and
-//! can be delivered again, in any order. Lossy kinds may drop up to `drops` messages.
-//!
-//! Protocols: `state-broadcast` sends the whole state to every peer after each local write;
-//! `op-broadcast` sends the op to every peer once; `anti-entropy` never pushes, but any replica may
-//! at any time send its whole current state to any peer (one copy of a given exchange in flight at
-//! a time). Under anti-entropy, "quiescent" also requires that no exchange would change anything,
-//! so the property reads "every fixpoint is converged".
+//! Networks: `reliable` and `lossy` keep one queue per link; `reordering` delivers in any order;
+//! `duplicating` and `lossy-duplicating` keep a set, so a delivered message stays in flight and
+//! can be delivered again, in any order. Lossy kinds may drop up to `drops` messages. Timers fire
+//! in the order a run fires them, with any number of deliveries and writes before each; a step
+//! that would put more messages in flight than the model holds (in all, or on one link: one
+//! anti-entropy exchange per link at a time) is not taken, and the report says so
+//! ([`CheckReport::bound_note`]).
 //!
 //! # Running
 //!
-//! The full run is a depth-first search on [`CheckConfig::threads`] threads (default 1) with
-//! symmetry reduction where it is sound (not under the `peer-id` tie-break, which orders replicas;
-//! see [`CheckReport::symmetry_note`]). Stateright's depth-first search is the one mode where both
-//! threads and symmetry work (`STATERIGHT.md`), and more threads change neither the verdict nor the
-//! unique-state count of a complete run: the visited set holds fingerprints of canonical
-//! representatives, whichever thread gets there first.
-//! A run that hits its timeout, state bound or depth bound is [`Verdict::Inconclusive`], never a
-//! pass. After a failing run the shortest counterexample is found by iterative deepening: runs
-//! bounded to 0, 1, 2, ... actions until one fails. Those runs use breadth-first search on one
-//! thread: a depth-bounded *depth-first* search marks a state visited when it first meets it at the
-//! bound, and then never expands it when it meets it again on a shorter path, so it can miss the
-//! shortest counterexample; breadth-first order meets every state first on a shortest path.
+//! The full run is a depth-first search on [`CheckConfig::threads`] threads (default 1); more
+//! threads change neither the verdict nor the unique-state count of a complete run. No symmetry
+//! reduction applies: the model cannot rename replicas inside a protocol's states and messages
+//! (the report says so). A run that hits its timeout, state bound or depth bound is
+//! [`Verdict::Inconclusive`], never a pass. After a failing run the shortest counterexample is
+//! found by iterative deepening on one thread, breadth-first: a depth-bounded *depth-first*
+//! search marks a state visited when it first meets it at the bound, and then never expands it
+//! when it meets it again on a shorter path, so it can miss the shortest counterexample;
+//! breadth-first order meets every state first on a shortest path.
 
 mod replay;
 mod system;
