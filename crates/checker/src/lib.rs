@@ -26,7 +26,7 @@ pub mod model;
 pub mod oracles;
 pub mod shrink;
 pub mod steps;
-pub use clone_check::CloneProbe;
+pub use clone_check::{check_clone, CloneProbe, ShallowClone};
 pub use determinism::{check_builtin_determinism, check_determinism, Nondeterminism};
 pub use judge::{
     judge, judge_builtin, judge_builtin_until, judge_until, judge_with, Judged, RunReport,
