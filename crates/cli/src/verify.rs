@@ -141,9 +141,9 @@ impl Failure {
         let mut text = format!(
             "# The minimal counterexample of scenario {:?} seed {}, found by converge's Verify:\n\
              # a run that ends \"{}\" ({}).\n\
-             # Its replicas are your type {}, built by the closure given to\n\
-             # Verify: no table of this file names a CRDT, and the converge binary, which runs only\n\
-             # its built-in types, cannot replay it.\n",
+             # Its replicas are {} values built by the closure given to Verify:\n\
+             # no table of this file names a CRDT, and the converge binary, which builds replicas\n\
+             # only from a [crdt] table, cannot replay it.\n",
             self.report.scenario,
             self.seed,
             verdict_name(shrunk.verdict),

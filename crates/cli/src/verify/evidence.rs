@@ -53,7 +53,7 @@ pub fn lines(violation: &Violation) -> String {
     text
 }
 
-/// "replica 3, 38 updates delivered, lacks 5: r1#2, r3#1, r3#4, r3#12, r2#5".
+/// "replica 3, 38 updates delivered, lacks 5 (r1#2, r3#1, r3#4, r3#12, r2#5)".
 fn describe(state: &ReplicaSnapshot) -> String {
     if state.replica == u32::MAX {
         return format!(
@@ -61,14 +61,15 @@ fn describe(state: &ReplicaSnapshot) -> String {
             state.delivered
         );
     }
+    let plural = if state.delivered == 1 { "" } else { "s" };
     let mut text = format!(
-        "replica {}, {} updates delivered",
+        "replica {}, {} update{plural} delivered",
         state.replica, state.delivered
     );
     if state.lacking > 0 {
         let _ = write!(
             text,
-            ", lacks {}: {}",
+            ", lacks {} ({}",
             state.lacking,
             state.lacks.join(", ")
         );
@@ -76,6 +77,7 @@ fn describe(state: &ReplicaSnapshot) -> String {
         if unnamed > 0 {
             let _ = write!(text, " and {unnamed} more");
         }
+        text.push(')');
     }
     text
 }
@@ -224,8 +226,8 @@ mod tests {
             state(0, json!({"rows": 5, "cols": 8, "cells": cells_a})),
             lacking,
         ]));
-        assert!(text.contains("lacks 20: r0#1, r0#2,"), "{text}");
-        assert!(text.contains("r0#16 and 4 more\n"), "{text}");
+        assert!(text.contains("lacks 20 (r0#1, r0#2,"), "{text}");
+        assert!(text.contains("r0#16 and 4 more)\n"), "{text}");
         assert!(text.contains("the views differ at 2 places:"), "{text}");
         assert!(
             text.contains("    cells[5]: replica 0 75, replica 1 88\n"),
