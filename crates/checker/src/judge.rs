@@ -11,6 +11,7 @@ use converge_netsim::{
 };
 use serde::Serialize;
 
+use crate::clone_check::CloneProbe;
 use crate::oracles::{
     eventual_convergence, intent, snapshot, ConvergenceWatch, IntentWatch, ReplicaSnapshot,
     StopFlag, Violation,
@@ -137,13 +138,17 @@ pub fn judge_with<C: OpCrdt>(
     let never = AtomicBool::new(false);
     let mut observer = StopFlag {
         inner: (
-            ConvergenceWatch::new(TIMELINE_POINTS_MAX),
-            IntentWatch::new(make, scenario.clock),
+            (
+                ConvergenceWatch::new(TIMELINE_POINTS_MAX),
+                IntentWatch::new(make, scenario.clock),
+            ),
+            // After the oracles, so that they judge each event before the probe looks at it.
+            CloneProbe::new(),
         ),
         flag: stop.unwrap_or(&never),
     };
     let outcome = protocol.run(scenario, seed, make, &mut observer)?;
-    let (convergence, intent_watch) = observer.inner;
+    let ((convergence, intent_watch), _) = observer.inner;
     let ConvergenceWatch {
         strong, timeline, ..
     } = convergence;

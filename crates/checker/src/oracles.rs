@@ -42,6 +42,21 @@ pub struct ReplicaSnapshot {
     /// How many updates it has delivered.
     pub delivered: u32,
     pub view: serde_json::Value,
+    /// In an eventual-convergence violation, how many of the updates required of every live
+    /// replica this one lacks (0 elsewhere).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lacking: u32,
+    /// The first [`LACKS_NAMED_MAX`] of those updates by origin and sequence number (`r1#2`:
+    /// replica 1's second write), so that a failure shows what each replica misses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lacks: Vec<String>,
+}
+
+/// Updates a violation's snapshot names among those its replica lacks; the rest are counted.
+pub const LACKS_NAMED_MAX: usize = 16;
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 /// A broken oracle, with where and when it broke and the states that show it.
@@ -70,6 +85,8 @@ pub fn snapshot<C: OpCrdt>(replica: &Replica<C>) -> ReplicaSnapshot {
         replica: replica.id,
         delivered: replica.delivered.len(),
         view: serde_json::to_value(replica.crdt.view()).unwrap_or(serde_json::Value::Null),
+        lacking: 0,
+        lacks: Vec::new(),
     }
 }
 
@@ -736,24 +753,30 @@ const UPDATES_NAMED_MAX: usize = 4;
 /// The first few of `updates` by origin and sequence number (`r1#3`: replica 1's third write),
 /// where the run kept their records, by issue index otherwise.
 fn name_updates<C: OpCrdt>(outcome: &Outcome<C>, updates: impl Iterator<Item = u32>) -> String {
-    let mut names: Vec<String> = Vec::new();
-    let mut more = 0;
-    for index in updates {
-        if names.len() == UPDATES_NAMED_MAX {
-            more += 1;
-            continue;
-        }
-        names.push(match outcome.updates.get(index as usize) {
-            Some(record) if record.index == index => {
-                format!("r{}#{}", record.id.origin, record.id.seq)
-            }
-            _ => format!("update {index}"),
-        });
-    }
+    let mut updates = updates;
+    let mut names = update_names(outcome, &mut updates, UPDATES_NAMED_MAX);
+    let more = updates.count();
     if more > 0 {
         names.push(format!("{more} more"));
     }
     names.join(", ")
+}
+
+/// The names of the first `most` of `updates`, as [`name_updates`] writes them.
+fn update_names<C: OpCrdt>(
+    outcome: &Outcome<C>,
+    updates: &mut impl Iterator<Item = u32>,
+    most: usize,
+) -> Vec<String> {
+    updates
+        .take(most)
+        .map(|index| match outcome.updates.get(index as usize) {
+            Some(record) if record.index == index => {
+                format!("r{}#{}", record.id.origin, record.id.seq)
+            }
+            _ => format!("update {index}"),
+        })
+        .collect()
 }
 
 pub fn eventual_convergence<C: OpCrdt>(outcome: &Outcome<C>) -> Option<Violation> {
@@ -826,7 +849,14 @@ pub fn eventual_convergence<C: OpCrdt>(outcome: &Outcome<C>) -> Option<Violation
         detail,
         states: shown
             .iter()
-            .map(|id| snapshot(&outcome.replicas[*id as usize]))
+            .map(|id| {
+                let replica = &outcome.replicas[*id as usize];
+                let mut state = snapshot(replica);
+                state.lacking = missing.get(id).copied().unwrap_or(0);
+                let mut lacked = required.iter().filter(|u| !replica.delivered.contains(*u));
+                state.lacks = update_names(outcome, &mut lacked, LACKS_NAMED_MAX);
+                state
+            })
             .collect(),
     })
 }
@@ -1037,6 +1067,8 @@ pub fn intent<C: OpCrdt>(outcome: &Outcome<C>, watch: IntentWatch<'_, C>) -> Vec
                     replica: u32::MAX,
                     delivered: outcome.updates_issued as u32,
                     view: serde_json::to_value(sequential.view()).unwrap_or_default(),
+                    lacking: 0,
+                    lacks: Vec::new(),
                 },
             ],
         });

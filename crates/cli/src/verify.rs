@@ -24,29 +24,44 @@
 //!     .assert_converges();
 //! ```
 //!
-//! A failure panics with a message that names the seed, the violated oracle, the minimal
-//! counterexample (a scenario file, shrunk by delta debugging) and one command that replays it.
-//! Environment variables change the seeds without touching code: `CONVERGE_SEED=1234` pins one
-//! seed, `CONVERGE_SEEDS=0..100000` widens (or narrows) the range.
+//! A failure panics with a message that names the seed, the violated oracle, the evidence (the
+//! differing views, and which updates each replica lacks), the minimal counterexample (a scenario
+//! file, shrunk by delta debugging, ready to be saved as a regression test) and one command that
+//! replays it. Environment variables change the seeds without touching code:
+//! `CONVERGE_SEED=1234` pins one seed, `CONVERGE_SEEDS=0..100000` widens (or narrows) the range.
+//!
+//! Two questions can be asked of the seeds. [`Verify::assert_converges`] asks whether every seed
+//! converges, whatever the scenario's `[expect]` table says: a counterexample file saved from a
+//! failure keeps failing it while the bug is there. [`Verify::assert_expectation`] asks whether
+//! every seed meets the scenario's `[expect]`, as `converge run` judges a file: how a test pins a
+//! bug that is known and meant to stay visible.
 
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
+use converge_checker::clone_check::SHALLOW_CLONE;
 use converge_checker::{
-    check_determinism, judge_with, shrink_with, Nondeterminism, RunReport, Shrunk,
+    check_clone, check_determinism, judge_with, shrink_with, Nondeterminism, RunReport,
+    ShallowClone, Shrunk,
 };
 use converge_crdt::{OpCrdt, ReplicaId};
 
 use crate::report::{oracle_name, verdict_phrase};
 use converge_netsim::{
-    End, Protocol, Runner, Scenario, ScenarioError, ScenarioProtocol, UserProtocol, Verdict,
+    Coverage, End, Expect, Protocol, Runner, Scenario, ScenarioError, ScenarioProtocol,
+    UserProtocol, Verdict,
 };
+
+mod evidence;
 
 /// Pins one seed.
 pub const SEED_VARIABLE: &str = "CONVERGE_SEED";
 /// Replaces the seed range, as `A..B`.
 pub const SEEDS_VARIABLE: &str = "CONVERGE_SEEDS";
+
+/// Failing seeds a failure names; the others are counted.
+pub const FAILING_SEEDS_NAMED_MAX: usize = 10;
 
 /// Why verification could not run at all (as opposed to a run that failed).
 #[derive(Debug, thiserror::Error)]
@@ -61,20 +76,126 @@ pub enum VerifyError {
         value: String,
         expected: &'static str,
     },
+    /// The CRDT's `Clone` shares state instead of copying it, which every verdict would rest on.
+    #[error(transparent)]
+    ShallowClone(#[from] ShallowClone),
 }
 
-/// A run that did not meet the scenario's expectation.
+/// What a seed is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Check {
+    /// The run converges ([`Verify::run`], [`Verify::assert_converges`]), whatever the
+    /// scenario's `[expect]` says.
+    Convergence,
+    /// The run meets the scenario's `[expect]` table, verdict and bounds
+    /// ([`Verify::run_expectation`], [`Verify::assert_expectation`]), as `converge run` judges it.
+    Expectation,
+}
+
+/// A run that failed the check.
 #[derive(Debug)]
 pub struct Failure {
+    /// The first failing seed: the one shown, shrunk and reproduced.
     pub seed: u64,
     pub report: RunReport,
-    /// The minimal counterexample, when shrinking found one.
+    /// The minimal counterexample, when shrinking found one. Its scenario's `[expect]` is the
+    /// check's (convergence, for [`Check::Convergence`]), so that saved as a file it fails the
+    /// same check while the bug is present; [`Shrunk::verdict`] is the verdict it ends with.
     pub shrunk: Option<Shrunk>,
     /// One command that replays the failing seed.
     pub reproduce: String,
     /// Whether the protocol was the scenario's built-in one (a scenario file alone then
     /// reproduces the run); a user's protocol needs the user's code.
     pub builtin_protocol: bool,
+    /// What the seeds were checked against.
+    pub check: Check,
+    /// The CRDT type the replicas ran, by its Rust name.
+    pub crdt_type: &'static str,
+    /// Every failing seed with its verdict, in seed order: only the first, unless
+    /// [`Verify::all_failures`] ran the whole range.
+    pub failing_seeds: Vec<(u64, Verdict)>,
+    /// Whether every seed of the range ran ([`Verify::all_failures`]), so that `failing_seeds`
+    /// holds them all.
+    pub ran_every_seed: bool,
+    /// What the seeds that ran covered, the failing ones included.
+    pub summary: Summary,
+}
+
+impl Failure {
+    /// What the check expected of each seed.
+    fn expected(&self) -> Verdict {
+        match self.check {
+            Check::Convergence => Verdict::Converges,
+            Check::Expectation => self.report.expected,
+        }
+    }
+
+    /// The minimal counterexample as the text of a scenario file, to save next to the tests
+    /// (`tests/counterexample.toml`) and replay with [`Verify::from_file`]. Its comments say which
+    /// type and protocol it needs; it has no `[crdt]` table, since the replicas are built by the
+    /// closure given to [`Verify::new`] and not by a type named in a file. `None` when the failure
+    /// was not shrunk.
+    pub fn counterexample_file(&self) -> Option<String> {
+        let shrunk = self.shrunk.as_ref()?;
+        let mut text = format!(
+            "# The minimal counterexample of scenario {:?} seed {}, found by converge's Verify:\n\
+             # a run that ends \"{}\" ({}).\n\
+             # Its replicas are {} values built by the closure given to Verify:\n\
+             # no table of this file names a CRDT, and the converge binary, which builds replicas\n\
+             # only from a [crdt] table, cannot replay it.\n",
+            self.report.scenario,
+            self.seed,
+            verdict_name(shrunk.verdict),
+            shrunk.sizes(),
+            self.crdt_type,
+        );
+        if !self.builtin_protocol {
+            text.push_str(&format!(
+                "# Its protocol is your {:?}: give it to Verify::protocol again (the [protocol]\n\
+                 # table gives only the topology and the options it reads).\n",
+                self.report.protocol
+            ));
+        }
+        let check = match self.check {
+            Check::Convergence => "assert_converges",
+            Check::Expectation => "assert_expectation",
+        };
+        text.push_str(&format!(
+            "# Replay it from cargo test (it fails while the bug is present):\n\
+             #   Verify::from_file(\"<this file>\", <the same closure>)?.seeds(0..1).{check}()\n"
+        ));
+        match toml::to_string(&shrunk.scenario) {
+            Ok(file) => text.push_str(&without_table(&file, "crdt")),
+            Err(error) => text.push_str(&format!("# (could not render the scenario: {error})\n")),
+        }
+        Some(text)
+    }
+}
+
+/// `file` (TOML as the serializer writes it) without its `[name]` table.
+fn without_table(file: &str, name: &str) -> String {
+    let header = format!("[{name}]");
+    let mut kept = String::with_capacity(file.len());
+    let mut skipping = false;
+    for line in file.lines() {
+        if line.starts_with('[') {
+            skipping = line.trim() == header;
+        }
+        if !skipping {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    kept
+}
+
+/// A verdict as scenario files spell it: `not-converged`.
+fn verdict_name(verdict: Verdict) -> String {
+    serde_json::to_value(verdict)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 impl fmt::Display for Failure {
@@ -85,9 +206,27 @@ impl fmt::Display for Failure {
             "scenario {:?} seed {}: expected {}, got {}",
             report.scenario,
             self.seed,
-            verdict_phrase(report.expected),
+            verdict_phrase(self.expected()),
             verdict_phrase(report.verdict)
         )?;
+        match self.check {
+            Check::Convergence if report.expected != Verdict::Converges => writeln!(
+                f,
+                "(assert_converges asks for convergence; the scenario's [expect] says {}, which \
+                 assert_expectation checks)",
+                verdict_phrase(report.expected)
+            )?,
+            Check::Expectation if report.verdict == report.expected => writeln!(
+                f,
+                "expectation: {}",
+                report
+                    .expectation_notes
+                    .get(1..)
+                    .unwrap_or_default()
+                    .join("; ")
+            )?,
+            _ => {}
+        }
         if self.builtin_protocol {
             writeln!(f, "protocol: {}", report.protocol)?;
         } else {
@@ -110,40 +249,191 @@ impl fmt::Display for Failure {
                 oracle_name(violation.oracle),
                 violation.detail
             )?;
+            write_evidence(f, "evidence", violation)?;
+        }
+        if self.ran_every_seed {
+            let named: Vec<String> = self
+                .failing_seeds
+                .iter()
+                .take(FAILING_SEEDS_NAMED_MAX)
+                .map(|(seed, _)| seed.to_string())
+                .collect();
+            let more = self
+                .failing_seeds
+                .len()
+                .saturating_sub(FAILING_SEEDS_NAMED_MAX);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            writeln!(
+                f,
+                "failing seeds: {} of {} ({}{more})",
+                self.failing_seeds.len(),
+                self.summary.seeds,
+                named.join(", ")
+            )?;
+            writeln!(f, "coverage: {}", self.summary)?;
         }
         if let Some(shrunk) = &self.shrunk {
             writeln!(f, "minimal counterexample ({}):", shrunk.sizes())?;
-            match toml::to_string(&shrunk.scenario) {
-                Ok(text) => writeln!(f, "{text}")?,
-                Err(error) => writeln!(f, "(could not render the scenario: {error})")?,
+            if let Some(violation) = shrunk.report.violations.first() {
+                writeln!(
+                    f,
+                    "  violated oracle: {}: {}",
+                    oracle_name(violation.oracle),
+                    violation.detail
+                )?;
+                write_evidence(f, "  evidence", violation)?;
+            }
+            if let Some(file) = self.counterexample_file() {
+                writeln!(f, "{file}")?;
             }
         }
         write!(f, "reproduce: {}", self.reproduce)
     }
 }
 
+/// `heading (when):` and the violation's states, if it names any.
+fn write_evidence(
+    f: &mut fmt::Formatter<'_>,
+    heading: &str,
+    violation: &converge_checker::Violation,
+) -> fmt::Result {
+    let lines = evidence::lines(violation);
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let when = match violation.event_index {
+        Some(event) => format!(
+            "after event {event}, at {:.3} ms",
+            violation.at_us as f64 / 1e3
+        ),
+        None => format!(
+            "at the end of the run, {:.3} ms",
+            violation.at_us as f64 / 1e3
+        ),
+    };
+    writeln!(f, "{heading} ({when}):")?;
+    // The evidence lines are indented by two spaces; under an indented heading, by two more.
+    let indent = &heading[..heading.len() - heading.trim_start().len()];
+    for line in lines.lines() {
+        writeln!(f, "{indent}{line}")?;
+    }
+    Ok(())
+}
+
 impl std::error::Error for Failure {}
 
-/// What a passing verification covered.
+/// What the seeds that ran covered.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
     pub seeds: u64,
     /// Runs that exercised at least one conflicting write.
     pub runs_with_conflicts: u64,
     pub events: u64,
+    /// The coverage counts summed over the runs: concurrent writes to one key, writes on both
+    /// sides of a partition, duplicate and reordered deliveries, late joins, crashes, restarts
+    /// and retransmissions. A count of zero says the seeds never exercised it.
+    pub coverage: Coverage,
+    /// Late joiners and restarted replicas that ended holding every required update, summed.
+    pub late_joins_caught_up: u64,
     /// Every seed's trace hash (16 hex digits), in seed order: the same as `converge sweep` and
     /// `converge run` give for the same scenario and CRDT.
     pub trace_hashes: Vec<(u64, String)>,
 }
 
-/// A builder: a scenario, a CRDT factory and a seed range. Defaults: seeds `0..100`, and the
-/// scenario's own `[expect]` (convergence when it has none).
+impl Summary {
+    /// Adds one judged run.
+    fn add(&mut self, report: &RunReport) {
+        self.seeds += 1;
+        self.events += report.events;
+        self.trace_hashes
+            .push((report.seed, report.trace_hash.clone()));
+        let covered = &report.coverage.coverage;
+        if covered.concurrent_writes_same_key > 0 {
+            self.runs_with_conflicts += 1;
+        }
+        self.late_joins_caught_up += report.coverage.late_joins_caught_up;
+        // Destructured, so that a new count cannot be left out of the sum.
+        let Coverage {
+            concurrent_writes_same_key,
+            writes_both_sides_of_partition,
+            duplicate_deliveries,
+            reordered_deliveries,
+            late_joins,
+            crashes,
+            restarts,
+            retransmissions,
+        } = *covered;
+        let sum = &mut self.coverage;
+        sum.concurrent_writes_same_key += concurrent_writes_same_key;
+        sum.writes_both_sides_of_partition += writes_both_sides_of_partition;
+        sum.duplicate_deliveries += duplicate_deliveries;
+        sum.reordered_deliveries += reordered_deliveries;
+        sum.late_joins += late_joins;
+        sum.crashes += crashes;
+        sum.restarts += restarts;
+        sum.retransmissions += retransmissions;
+    }
+}
+
+/// One line: `50 seeds, 61,845 events; 50 runs with concurrent writes to one key (...); ...`.
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.coverage;
+        write!(
+            f,
+            "{} seeds, {} events; {} runs with concurrent writes to one key ({} such writes); \
+             {} duplicate deliveries, {} reordered deliveries, {} retransmissions; \
+             {} writes on both sides of a partition; {} late joins and restarts caught up of {} \
+             late joins and {} restarts; {} crashes",
+            thousands(self.seeds),
+            thousands(self.events),
+            thousands(self.runs_with_conflicts),
+            thousands(c.concurrent_writes_same_key),
+            thousands(c.duplicate_deliveries),
+            thousands(c.reordered_deliveries),
+            thousands(c.retransmissions),
+            thousands(c.writes_both_sides_of_partition),
+            thousands(self.late_joins_caught_up),
+            thousands(c.late_joins),
+            thousands(c.restarts),
+            thousands(c.crashes),
+        )
+    }
+}
+
+/// `1714422` as `1,714,422`.
+fn thousands(count: u64) -> String {
+    let digits = count.to_string();
+    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    text
+}
+
+/// What to do after a failing seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OnFailure {
+    Stop,
+    CountAll,
+}
+
+/// A builder: a scenario, a CRDT factory and a seed range. Defaults: seeds `0..100`, the
+/// scenario's built-in protocol, the first failure shrunk, and a stop at the first failing seed.
 pub struct Verify<C: OpCrdt> {
     scenario: Scenario,
     protocol: Box<dyn Runner<C>>,
     make: Box<dyn Fn(ReplicaId) -> C>,
     seeds: Range<u64>,
     shrink_failures: bool,
+    on_failure: OnFailure,
 }
 
 impl<C: OpCrdt> Verify<C> {
@@ -156,6 +446,7 @@ impl<C: OpCrdt> Verify<C> {
             make: Box::new(make),
             seeds: 0..100,
             shrink_failures: true,
+            on_failure: OnFailure::Stop,
         }
     }
 
@@ -191,47 +482,121 @@ impl<C: OpCrdt> Verify<C> {
         self
     }
 
+    /// Runs every seed of the range even after one fails, and counts every failing seed
+    /// ([`Failure::failing_seeds`]): how often a bug shows, rather than whether. The first
+    /// failing seed is still the one shown, shrunk and reproduced.
+    pub fn all_failures(mut self) -> Self {
+        self.on_failure = OnFailure::CountAll;
+        self
+    }
+
     /// The seeds after the environment variables are applied.
     pub fn effective_seeds(&self) -> Result<Range<u64>, VerifyError> {
         seeds_from_environment(self.seeds.clone())
     }
 
+    /// What every verification checks before its first run: the scenario is valid, and the
+    /// CRDT's `Clone` copies (a fresh state's copy takes a write without its original moving).
+    fn preflight(&self) -> Result<(), VerifyError> {
+        self.scenario.validate()?;
+        check_clone(&*self.make)?;
+        Ok(())
+    }
+
     /// Judges one seed, whatever the seed range says: the report `run` would look at.
     pub fn judge_seed(&self, seed: u64) -> Result<RunReport, VerifyError> {
-        self.scenario.validate()?;
+        self.preflight()?;
         Ok(judge_with(&self.scenario, seed, &*self.protocol, &*self.make, None)?.report)
     }
 
-    /// Runs every seed; the first run that misses the expectation is the error.
+    /// Runs the seeds and checks that each converges, whatever the scenario's `[expect]` says;
+    /// the first run that does not is the error.
     pub fn run(&self) -> Result<Result<Summary, Box<Failure>>, VerifyError> {
-        self.scenario.validate()?;
+        self.run_checking(Check::Convergence)
+    }
+
+    /// Runs the seeds and checks that each meets the scenario's `[expect]` (its verdict and
+    /// bounds, as `converge run` judges one run); the first run that does not is the error.
+    pub fn run_expectation(&self) -> Result<Result<Summary, Box<Failure>>, VerifyError> {
+        self.run_checking(Check::Expectation)
+    }
+
+    fn run_checking(&self, check: Check) -> Result<Result<Summary, Box<Failure>>, VerifyError> {
+        self.preflight()?;
+        let expectation = match check {
+            Check::Convergence => Expect::default(),
+            Check::Expectation => self.scenario.expect.clone(),
+        };
         let mut summary = Summary::default();
+        let mut first: Option<Box<Failure>> = None;
+        let mut failing_seeds = Vec::new();
         for seed in self.effective_seeds()? {
-            let judged = judge_with(&self.scenario, seed, &*self.protocol, &*self.make, None)?;
-            let report = judged.report;
-            summary.seeds += 1;
-            summary.events += report.events;
-            summary.trace_hashes.push((seed, report.trace_hash.clone()));
-            if report.coverage.coverage.concurrent_writes_same_key > 0 {
-                summary.runs_with_conflicts += 1;
+            let report =
+                judge_with(&self.scenario, seed, &*self.protocol, &*self.make, None)?.report;
+            summary.add(&report);
+            let passed = match check {
+                Check::Convergence => report.verdict == Verdict::Converges,
+                Check::Expectation => report.met_expectation,
+            };
+            if passed {
+                continue;
             }
-            let expected = self.scenario.expect.verdict;
-            if report.verdict != expected {
-                let shrunk = if self.shrink_failures && expected == Verdict::Converges {
-                    shrink_with(&self.scenario, seed, &*self.protocol, &*self.make)?
-                } else {
-                    None
-                };
-                return Ok(Err(Box::new(Failure {
-                    seed,
-                    reproduce: reproduce_command(seed),
-                    builtin_protocol: self.protocol.is_builtin(),
-                    report,
-                    shrunk,
-                })));
+            failing_seeds.push((seed, report.verdict));
+            if first.is_none() {
+                first = Some(self.failure(check, &expectation, seed, report)?);
+            }
+            if self.on_failure == OnFailure::Stop {
+                break;
             }
         }
-        Ok(Ok(summary))
+        Ok(match first {
+            None => Ok(summary),
+            Some(mut failure) => {
+                failure.failing_seeds = failing_seeds;
+                failure.ran_every_seed = self.on_failure == OnFailure::CountAll;
+                failure.summary = summary;
+                Err(failure)
+            }
+        })
+    }
+
+    /// The failure of `seed`, shrunk when the check expected convergence.
+    fn failure(
+        &self,
+        check: Check,
+        expectation: &Expect,
+        seed: u64,
+        report: RunReport,
+    ) -> Result<Box<Failure>, VerifyError> {
+        // A shallow copy found during the run (debug builds) is not a bug shrinking can narrow
+        // down: every run fails at its first probe.
+        let shallow =
+            matches!(&report.end, End::Panicked { message, .. } if message.contains(SHALLOW_CLONE));
+        let shrunk = if self.shrink_failures
+            && expectation.verdict == Verdict::Converges
+            && !shallow
+        {
+            shrink_with(&self.scenario, seed, &*self.protocol, &*self.make)?.map(|mut shrunk| {
+                // The shrunk file pins what the check asked, not the bug's verdict: saved as a
+                // regression test, it keeps failing that check while the bug is present.
+                shrunk.scenario.expect = expectation.clone();
+                shrunk
+            })
+        } else {
+            None
+        };
+        Ok(Box::new(Failure {
+            seed,
+            reproduce: reproduce_command(seed),
+            builtin_protocol: self.protocol.is_builtin(),
+            check,
+            crdt_type: std::any::type_name::<C>(),
+            failing_seeds: Vec::new(),
+            ran_every_seed: false,
+            summary: Summary::default(),
+            report,
+            shrunk,
+        }))
     }
 
     /// Runs every seed twice and compares the two runs' decisions (trace hashes) and states,
@@ -239,7 +604,7 @@ impl<C: OpCrdt> Verify<C> {
     /// iteration order, a clock, a global counter) is caught. Returns the seeds checked, or the
     /// first that was not deterministic.
     pub fn determinism(&self) -> Result<Result<u64, Nondeterminism>, VerifyError> {
-        self.scenario.validate()?;
+        self.preflight()?;
         let mut checked = 0;
         for seed in self.effective_seeds()? {
             if let Some(found) =
@@ -262,10 +627,23 @@ impl<C: OpCrdt> Verify<C> {
         }
     }
 
-    /// Runs every seed and panics with the failure's full story if one misses the expectation.
+    /// Runs the seeds and panics with the failure's full story unless every one converges,
+    /// whatever the scenario's `[expect]` says ([`Verify::run`]).
     #[track_caller]
     pub fn assert_converges(&self) -> Summary {
-        match self.run() {
+        Self::unwrap(self.run())
+    }
+
+    /// Runs the seeds and panics with the failure's full story unless every one meets the
+    /// scenario's `[expect]` ([`Verify::run_expectation`]): a test that pins a known bug.
+    #[track_caller]
+    pub fn assert_expectation(&self) -> Summary {
+        Self::unwrap(self.run_expectation())
+    }
+
+    #[track_caller]
+    fn unwrap(ran: Result<Result<Summary, Box<Failure>>, VerifyError>) -> Summary {
+        match ran {
             Ok(Ok(summary)) => summary,
             Ok(Err(failure)) => panic!("{failure}"),
             Err(error) => panic!("converge could not run: {error}"),

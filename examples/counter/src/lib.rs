@@ -1,8 +1,11 @@
 //! A grow-only counter written the way a user of `converge` would write one: in their own crate,
 //! through the public traits only. [`GCounter`] is correct; [`SummingCounter`] carries a planted bug
-//! (its merge adds instead of taking the maximum) that the harness catches.
+//! (its merge adds instead of taking the maximum) that the harness catches; [`SharedCounter`] has a
+//! correct merge behind a `Clone` that shares its state, which debug builds catch.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use converge::crdt::{Coin, Intent, OpCrdt, ReplicaId, Stamp, StateCrdt};
 use serde::{Deserialize, Serialize};
@@ -91,5 +94,66 @@ impl OpCrdt for SummingCounter {
 
     fn apply(&mut self, op: &Increment, _coin: &mut dyn Coin) {
         *self.counts.entry(op.replica).or_default() += op.by;
+    }
+}
+
+/// A correct grow-only counter behind a handle whose `Clone` shares the counts instead of copying
+/// them (as some document libraries' handles do). Its merge is right, yet a copy of its state in
+/// a message keeps changing with its sender, which converge cannot tell from a bug of the merge:
+/// debug builds catch the shallow copy instead (see docs/verify-your-crdt.md).
+#[derive(Clone, Debug, Default)]
+pub struct SharedCounter {
+    counts: Rc<RefCell<BTreeMap<ReplicaId, u64>>>,
+}
+
+impl PartialEq for SharedCounter {
+    fn eq(&self, other: &Self) -> bool {
+        *self.counts.borrow() == *other.counts.borrow()
+    }
+}
+
+impl StateCrdt for SharedCounter {
+    type View = u64;
+
+    fn merge(&mut self, other: &Self, _coin: &mut dyn Coin) {
+        // Copied out first: a shared handle may be merged with itself.
+        let theirs = other.counts.borrow().clone();
+        let mut mine = self.counts.borrow_mut();
+        for (replica, count) in theirs {
+            let entry = mine.entry(replica).or_default();
+            *entry = (*entry).max(count);
+        }
+    }
+
+    fn view(&self) -> u64 {
+        self.counts.borrow().values().sum()
+    }
+}
+
+impl OpCrdt for SharedCounter {
+    type Op = Increment;
+
+    fn prepare(&self, intent: &Intent, stamp: Stamp) -> Increment {
+        let by = match *intent {
+            Intent::Put { value, .. } => value % 10 + 1,
+            Intent::Remove { .. } => 0,
+        };
+        let total = self
+            .counts
+            .borrow()
+            .get(&stamp.replica)
+            .copied()
+            .unwrap_or(0)
+            + by;
+        Increment {
+            replica: stamp.replica,
+            by: total,
+        }
+    }
+
+    fn apply(&mut self, op: &Increment, _coin: &mut dyn Coin) {
+        let mut counts = self.counts.borrow_mut();
+        let mine = counts.entry(op.replica).or_default();
+        *mine = (*mine).max(op.by);
     }
 }

@@ -477,11 +477,15 @@ mod tests {
                 replica: 0,
                 delivered: 2,
                 view: json!({"0": 5, "1": 7}),
+                lacking: 0,
+                lacks: Vec::new(),
             },
             ReplicaSnapshot {
                 replica: 1,
                 delivered: 2,
                 view: json!({"0": 5, "1": 8}),
+                lacking: 0,
+                lacks: Vec::new(),
             },
         ];
         RunReport {

@@ -277,6 +277,8 @@ mod tests {
             replica,
             delivered: 4,
             view,
+            lacking: 0,
+            lacks: Vec::new(),
         }
     }
 
