@@ -50,6 +50,7 @@
 
 mod replay;
 mod system;
+mod user;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -72,6 +73,7 @@ use system::{
     Mode, ModelState, SeamModel, Workload, CONFLICT_OCCURS, KNOWN_NODES, NO_PANIC,
     QUIESCENT_CONVERGED, STRONG_CONVERGENCE,
 };
+pub use user::ModelCheck;
 
 /// The most writes one replica can issue in a check.
 const MAX_WRITES: u32 = 3;
@@ -287,7 +289,8 @@ pub struct Counterexample {
     pub actions: Vec<CounterexampleAction>,
     /// The same actions, one readable line each.
     pub steps: Vec<String>,
-    /// What each replica sees at the end, e.g. `r0: [1, -]`.
+    /// What each replica sees at the end, and the updates it lacks, e.g. `r0: [1, -] (lacks
+    /// r1#1)`.
     pub final_views: Vec<String>,
     /// Whether iterative deepening confirmed that no shorter path exists. False only when the
     /// deepening ran out of time and the full run's (longer) path is shown instead.
@@ -317,6 +320,9 @@ pub struct CheckReport {
     /// Which bound limited the exploration, if one did: steps that would have put more
     /// messages in flight, or set more timers, than the model holds were not taken.
     pub bound_note: Option<String>,
+    /// For a user's CRDT or protocol ([`ModelCheck`]): the type, the protocol and the topology
+    /// checked (`config.crdt` and `config.protocol` then describe nothing).
+    pub subject: Option<String>,
     pub counterexample: Option<Counterexample>,
 }
 
@@ -487,7 +493,8 @@ impl<C: CheckedCrdt> BuiltinParts<'_, C> {
             config.network,
             NetworkKind::Lossy | NetworkKind::LossyDuplicating
         );
-        let workload: Workload = Arc::new(move |replica, k| intents(&config, replica, k));
+        let removes = matches!(config.crdt, ModelCrdt::Dict { .. });
+        let workload: Workload = Arc::new(move |replica, k| intents(&config, replica, k, removes));
         let view = self.view;
         SeamModel {
             explorer: Arc::new(Explorer::new(spec, protocol, make)),
@@ -516,8 +523,9 @@ fn flight_of(network: NetworkKind) -> Flight {
 }
 
 /// What write `k` of `replica` may be: key `k % keys`, its own value (its id + 1) or any value
-/// in `1..=n`, and in the dictionary a remove as well. Every replica runs the same program.
-fn intents(config: &CheckConfig, replica: ReplicaId, k: u32) -> Vec<Intent> {
+/// in `1..=n`, and a remove as well where `removes` (the dictionary). Every replica runs the same
+/// program.
+fn intents(config: &CheckConfig, replica: ReplicaId, k: u32, removes: bool) -> Vec<Intent> {
     let key = k % config.keys;
     let values = match config.values {
         ValueChoice::Own => replica + 1..=replica + 1,
@@ -529,7 +537,7 @@ fn intents(config: &CheckConfig, replica: ReplicaId, k: u32) -> Vec<Intent> {
             value: u64::from(value),
         })
         .collect();
-    if matches!(config.crdt, ModelCrdt::Dict { .. }) {
+    if removes {
         choices.push(Intent::Remove { key });
     }
     choices
@@ -786,6 +794,7 @@ fn check_model<C: CheckedCrdt, P: CheckedProtocol<C>>(
         symmetry: Symmetry::Off,
         symmetry_note: (config.symmetry == Symmetry::On).then(|| SEAM_SYMMETRY_NOTE.to_string()),
         bound_note: bound_note(model),
+        subject: None,
         counterexample,
     }
 }
@@ -925,7 +934,19 @@ fn describe<C: CheckedCrdt, P: CheckedProtocol<C>>(
     let replicas = model.explorer.spec().replicas as usize;
     let final_views = last.nodes()[..replicas]
         .iter()
-        .map(|r| format!("r{}: {}", r.id, (model.view)(&r.crdt)))
+        .map(|r| {
+            let lacks: Vec<String> = last
+                .records()
+                .filter(|u| !r.delivered.contains(u.index))
+                .map(|u| UpdateName(u.id).to_string())
+                .collect();
+            let lacking = if lacks.is_empty() {
+                String::new()
+            } else {
+                format!(" (lacks {})", lacks.join(", "))
+            };
+            format!("r{}: {}{lacking}", r.id, (model.view)(&r.crdt))
+        })
         .collect();
     Counterexample {
         property: property.to_string(),
@@ -935,6 +956,15 @@ fn describe<C: CheckedCrdt, P: CheckedProtocol<C>>(
         final_views,
         minimal,
         path: taken,
+    }
+}
+
+/// A node as a counterexample names it: `r0`, `r1`, ..., and `server` for the relay server.
+fn node_name<C: CheckedCrdt, P: CheckedProtocol<C>>(model: &SeamModel<C, P>, node: u32) -> String {
+    if node < model.explorer.spec().replicas {
+        format!("r{node}")
+    } else {
+        "server".to_string()
     }
 }
 
@@ -978,8 +1008,9 @@ fn describe_action<C: CheckedCrdt, P: CheckedProtocol<C>>(
             let (from, to) = (flying.from, flying.to);
             let message = (model.describe)(before, &flying.message);
             let (_, effect) = before.deliver(explorer, index as usize, u64::from(coins));
+            let ends = format!("{} -> {}", node_name(model, from), node_name(model, to));
             if model.coin_bits == 0 || effect.flips == 0 {
-                let line = format!("deliver r{from} -> r{to}: {message}");
+                let line = format!("deliver {ends}: {message}");
                 return (CounterexampleAction::Deliver { from, to, message }, line);
             }
             let coins: Vec<bool> = (0..effect.flips.min(32))
@@ -989,10 +1020,7 @@ fn describe_action<C: CheckedCrdt, P: CheckedProtocol<C>>(
                 .iter()
                 .map(|c| if *c { "incoming wins" } else { "local stays" })
                 .collect();
-            let line = format!(
-                "deliver r{from} -> r{to}: {message}, coin: {}",
-                sides.join(", ")
-            );
+            let line = format!("deliver {ends}: {message}, coin: {}", sides.join(", "));
             (
                 CounterexampleAction::DeliverWithCoin {
                     from,
@@ -1007,14 +1035,18 @@ fn describe_action<C: CheckedCrdt, P: CheckedProtocol<C>>(
             let flying = &before.in_flight()[index as usize];
             let (from, to) = (flying.from, flying.to);
             let message = (model.describe)(before, &flying.message);
-            let line = format!("drop r{from} -> r{to}: {message}");
+            let line = format!(
+                "drop {} -> {}: {message}",
+                node_name(model, from),
+                node_name(model, to)
+            );
             (CounterexampleAction::Drop { from, to, message }, line)
         }
         ModelAction::Fire => {
             let (node, at_us) = before.next_timer().expect("a timer was pending");
             (
                 CounterexampleAction::Timer { node, at_us },
-                format!("r{node}'s timer fires at {at_us} us"),
+                format!("{}'s timer fires at {at_us} us", node_name(model, node)),
             )
         }
     }

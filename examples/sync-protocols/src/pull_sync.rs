@@ -50,8 +50,8 @@ impl PullSync {
     }
 }
 
-/// What travels between a device and the server.
-#[derive(Clone, Debug)]
+/// What travels between a device and the server. `Hash` lets the model checker fingerprint it.
+#[derive(Clone, Debug, Hash)]
 pub enum Message {
     /// Device to server: ops for the log.
     Push { ops: Vec<Update> },
@@ -64,7 +64,7 @@ pub enum Message {
 }
 
 /// A node's state: the server's log, or a device's position and unacknowledged ops.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub enum Node {
     Server {
         log: Vec<Update>,
@@ -76,7 +76,7 @@ pub enum Node {
 }
 
 /// The one timer: a device's sync tick.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Hash)]
 pub struct Tick;
 
 impl<C: OpCrdt> Protocol<C> for PullSync {

@@ -23,7 +23,8 @@ impl Default for ResendUntilAcked {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+/// `Hash` lets the model checker fingerprint messages and timers.
+#[derive(Clone, Copy, Debug, Hash)]
 pub enum Message {
     Op(Update),
     Ack(Update),
@@ -32,7 +33,7 @@ pub enum Message {
 /// `(peer, op)` pairs sent and not acknowledged yet.
 pub type Unacknowledged = BTreeSet<(NodeId, Update)>;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Hash)]
 pub struct Resend;
 
 impl<C: OpCrdt> Protocol<C> for ResendUntilAcked {

@@ -102,24 +102,44 @@ impl Counterexample {
                 self,
                 model: SeamModel<C, P>,
             ) -> Self::Output {
-                let schedule = schedule(&model, self.0)?;
-                let mut scenario = base_scenario(self.1, self.0);
-                scenario.duration = SimDuration::from_us(schedule.end_us + STEP_US);
-                scenario.settle =
-                    SimDuration::from_us(REPLAY_SETTLE_US + schedule.leftovers * STEP_US);
-                scenario.workload.ops = schedule.ops;
-                scenario.script = Some(Script {
-                    fates: schedule.fates,
-                    coins: schedule.coins,
-                    ..Script::default()
-                });
-                scenario
-                    .validate()
-                    .map_err(|e| ReplayError::Scenario(e.to_string()))?;
-                Ok(scenario)
+                let base = base_scenario(self.1, self.0, builtin_crdt(self.1));
+                scripted(&model, self.0, base)
             }
         }
         with_model(config, Mode::Verify, Replay(self, config))?
+    }
+}
+
+/// `base` with the path of `counterexample` laid out in it as explicit writes, message fates and
+/// coins.
+pub(crate) fn scripted<C: CheckedCrdt, P: CheckedProtocol<C>>(
+    model: &SeamModel<C, P>,
+    counterexample: &Counterexample,
+    mut scenario: Scenario,
+) -> Result<Scenario, ReplayError> {
+    let schedule = schedule(model, counterexample)?;
+    scenario.duration = SimDuration::from_us(schedule.end_us + STEP_US);
+    scenario.settle = SimDuration::from_us(REPLAY_SETTLE_US + schedule.leftovers * STEP_US);
+    scenario.workload.ops = schedule.ops;
+    scenario.script = Some(Script {
+        fates: schedule.fates,
+        coins: schedule.coins,
+        ..Script::default()
+    });
+    scenario
+        .validate()
+        .map_err(|e| ReplayError::Scenario(e.to_string()))?;
+    Ok(scenario)
+}
+
+fn builtin_crdt(config: &CheckConfig) -> CrdtSpec {
+    match config.crdt {
+        ModelCrdt::Grid { tie_break } => CrdtSpec::LwwGrid(LwwGridConfig {
+            rows: 1,
+            cols: config.keys,
+            tie_break,
+        }),
+        ModelCrdt::Dict { bias, tie_break } => CrdtSpec::LwwDict(LwwDictConfig { bias, tie_break }),
     }
 }
 
@@ -141,15 +161,11 @@ pub(crate) fn protocol_spec(config: &CheckConfig) -> ProtocolSpec {
 }
 
 /// Everything but the path's ops, fates and times.
-fn base_scenario(config: &CheckConfig, counterexample: &Counterexample) -> Scenario {
-    let crdt = match config.crdt {
-        ModelCrdt::Grid { tie_break } => CrdtSpec::LwwGrid(LwwGridConfig {
-            rows: 1,
-            cols: config.keys,
-            tie_break,
-        }),
-        ModelCrdt::Dict { bias, tie_break } => CrdtSpec::LwwDict(LwwDictConfig { bias, tie_break }),
-    };
+pub(crate) fn base_scenario(
+    config: &CheckConfig,
+    counterexample: &Counterexample,
+    crdt: CrdtSpec,
+) -> Scenario {
     let name = config_name(config);
     Scenario {
         name: format!("check-{name}"),
