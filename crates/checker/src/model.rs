@@ -510,6 +510,10 @@ impl<C: CheckedCrdt> BuiltinParts<'_, C> {
             pruned: Arc::new(AtomicBool::new(false)),
             describe: Arc::new(builtin_message),
             view: Arc::new(view),
+            // The built-in broadcasts and anti-entropy, over the mesh, read only their own node
+            // and the update records when a message arrives.
+            local_handlers: true,
+            identity: system::next_identity(),
         }
     }
 }

@@ -207,6 +207,8 @@ pub struct StepEffect {
     pub learned: bool,
     /// Coins the step flipped (tie-breaks of the random policy).
     pub flips: u32,
+    /// Commands the handler issued (sends and timers).
+    pub commands: u32,
 }
 
 impl<C: OpCrdt<Op: Hash> + Hash, P: Protocol<C>> Explorer<C, P>
@@ -550,6 +552,7 @@ where
         let effect = StepEffect {
             learned: net.changed,
             flips: net.coins.flips(),
+            commands: net.outbox.len() as u32 + net.cancelled_timers.len() as u32,
         };
         let (outbox, cancelled) = self.take_back(net);
         self.node_digests[node as usize] = self.digest_node(node);
@@ -669,6 +672,19 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
     /// The issued updates' records, in update order.
     pub fn records(&self) -> impl Iterator<Item = &UpdateRecord<C>> {
         (0..self.records.len() as u32).filter_map(|u| self.record(u))
+    }
+
+    /// A word that changes whenever what a handler of `node` could read of the system does:
+    /// the node's own replica and protocol state, and the update records. For protocols whose
+    /// handlers read nothing else, the same message with the same coins does the same thing
+    /// whenever this word is the same.
+    pub fn local_digest(&self, node: NodeId) -> u64 {
+        mix64(self.node_digests[node as usize] ^ self.records_digest.rotate_left(17))
+    }
+
+    /// The content hash of message `index` in flight.
+    pub fn message_digest(&self, index: usize) -> u64 {
+        self.in_flight[index].digest
     }
 
     /// Why the system stopped, if it did.

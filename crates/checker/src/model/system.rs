@@ -158,6 +158,21 @@ pub(crate) struct SeamModel<C: CheckedCrdt, P: CheckedProtocol<C>> {
     pub(crate) describe: Describe<C, P>,
     /// A replica's view in a few words, for counterexamples.
     pub(crate) view: Arc<dyn Fn(&C) -> String + Send + Sync>,
+    /// Whether the protocol's handlers read only their own node and the update records (the
+    /// built-in broadcasts and anti-entropy over a mesh), which lets repeats be skipped.
+    pub(crate) local_handlers: bool,
+    /// Tells this model's remembered repeats from another's on the same thread.
+    pub(crate) identity: u64,
+}
+
+/// A fresh [`SeamModel::identity`].
+pub(crate) fn next_identity() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    mix_identity(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn mix_identity(n: u64) -> u64 {
+    n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// How a counterexample names a message of the system it is in.
@@ -176,6 +191,8 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Clone for SeamModel<C, P> {
             pruned: Arc::clone(&self.pruned),
             describe: Arc::clone(&self.describe),
             view: Arc::clone(&self.view),
+            local_handlers: self.local_handlers,
+            identity: self.identity,
         }
     }
 }
@@ -268,6 +285,24 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         Some(ModelState::new(system, drops_left))
     }
 
+    /// Under [`Flight::Set`] a delivered message stays in flight, so delivering it again to a
+    /// receiver that has not changed changes nothing: most deliveries a duplicating network
+    /// offers are such repeats. Where the protocol's handlers read only their own node (and the
+    /// update records), the receiver's local digest, the message and the coins decide it, and
+    /// this key lets the model skip the step without running it. `None` where that is not so.
+    fn repeat_key(&self, state: &ModelState<C, P>, index: u32, coins: u32) -> Option<u64> {
+        if !self.local_handlers || self.explorer.spec().flight != Flight::Set {
+            return None;
+        }
+        let system = &state.system;
+        let to = system.in_flight()[index as usize].to;
+        let mut hasher = WordHasher(self.identity);
+        hasher.write_u64(system.local_digest(to));
+        hasher.write_u64(system.message_digest(index as usize));
+        hasher.write_u32(coins);
+        Some(hasher.finish())
+    }
+
     /// Whether the message at `index` may arrive next: on queues only the head of each link;
     /// elsewhere any message, identical copies counting as one choice.
     fn deliverable(&self, system: &System<C, P>, index: usize) -> bool {
@@ -354,6 +389,28 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
     }
 }
 
+thread_local! {
+    /// Deliveries known to change nothing (see [`SeamModel::repeat_key`]), per checker thread.
+    static REPEATS: std::cell::RefCell<std::collections::HashSet<u64>> = Default::default();
+}
+
+/// Entries kept at most; the set starts again past it.
+const REPEATS_MAX: usize = 1 << 20;
+
+fn known_repeat(key: u64) -> bool {
+    REPEATS.with(|repeats| repeats.borrow().contains(&key))
+}
+
+fn remember_repeat(key: u64) {
+    REPEATS.with(|repeats| {
+        let mut repeats = repeats.borrow_mut();
+        if repeats.len() >= REPEATS_MAX {
+            repeats.clear();
+        }
+        repeats.insert(key);
+    });
+}
+
 /// Whether two replicas show the same view; equal states do without building the views.
 fn same_view<C: OpCrdt>(a: &C, b: &C) -> bool {
     a == b || a.view() == b.view()
@@ -413,8 +470,23 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
                 self.successor(next, state.drops_left, 0, 0)
             }
             ModelAction::Deliver { index, coins } => {
+                let repeat = self.repeat_key(state, index, coins);
+                if repeat.is_some_and(known_repeat) {
+                    return None;
+                }
                 let (next, effect) = system.deliver(explorer, index as usize, u64::from(coins));
-                self.successor(next, state.drops_left, effect.flips, coins)
+                let next = self.successor(next, state.drops_left, effect.flips, coins)?;
+                if next.fingerprint == state.fingerprint {
+                    // A delivery that changes nothing leads back to this state: a self-loop,
+                    // which adds nothing to explore. It is remembered only if the handler
+                    // issued no command at all, because whether a send changes the system
+                    // depends on what else is in flight, which the key does not see.
+                    if let Some(key) = repeat.filter(|_| effect.commands == 0) {
+                        remember_repeat(key);
+                    }
+                    return None;
+                }
+                Some(next)
             }
             ModelAction::Drop { index } => {
                 let drops_left = state.drops_left.checked_sub(1)?;

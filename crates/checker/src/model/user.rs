@@ -177,6 +177,9 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
             pruned: Arc::new(AtomicBool::new(false)),
             describe: Arc::new(|_, message| format!("{message:?}")),
             view: Arc::new(|crdt: &C| format!("{:?}", StateCrdt::view(crdt))),
+            // A user's handler may read other nodes (peek, statuses) or draw from the stream.
+            local_handlers: false,
+            identity: super::system::next_identity(),
         }
     }
 
