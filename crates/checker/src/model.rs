@@ -70,7 +70,7 @@ use stateright::{Checker, HasDiscoveries, Model, Path};
 pub use replay::{config_name, ReplayError, ANTI_ENTROPY_INTERVAL_US, REPLAY_SETTLE_US, STEP_US};
 pub use system::{CheckedCrdt, CheckedProtocol, ModelAction};
 use system::{
-    Mode, ModelState, SeamModel, Workload, CONFLICT_OCCURS, KNOWN_NODES, NO_PANIC,
+    Continuation, Mode, ModelState, SeamModel, Workload, CONFLICT_OCCURS, KNOWN_NODES, NO_PANIC,
     QUIESCENT_CONVERGED, STRONG_CONVERGENCE,
 };
 pub use user::ModelCheck;
@@ -297,6 +297,10 @@ pub struct Counterexample {
     pub minimal: bool,
     /// The model's own steps, from which [`Counterexample::to_scenario`] replays the path.
     pub path: Vec<ModelAction>,
+    /// For `quiescent implies converged`: how the replicas stay apart, a stall (nothing in
+    /// flight, no timer pending) or a sync loop (messages keep flowing, nobody learns).
+    #[serde(default)]
+    pub liveness: Option<String>,
 }
 
 /// The result of [`check`].
@@ -952,6 +956,7 @@ fn describe<C: CheckedCrdt, P: CheckedProtocol<C>>(
             format!("r{}: {}{lacking}", r.id, (model.view)(&r.crdt))
         })
         .collect();
+    let liveness = (property == QUIESCENT_CONVERGED).then(|| liveness(model, path.last_state()));
     Counterexample {
         property: property.to_string(),
         depth: actions.len(),
@@ -960,6 +965,37 @@ fn describe<C: CheckedCrdt, P: CheckedProtocol<C>>(
         final_views,
         minimal,
         path: taken,
+        liveness,
+    }
+}
+
+/// How a quiescent, unconverged state stays that way, in words.
+fn liveness<C: CheckedCrdt, P: CheckedProtocol<C>>(
+    model: &SeamModel<C, P>,
+    last: &ModelState<C, P>,
+) -> String {
+    match model.continuation(last) {
+        Continuation::Silent => "stalled: nothing is in flight and no timer is pending, yet the \
+                                 replicas differ"
+            .to_string(),
+        Continuation::Loops {
+            deliveries,
+            steps,
+            nodes,
+        } => {
+            let nodes: Vec<String> = nodes.iter().map(|n| node_name(model, *n)).collect();
+            format!(
+                "sync loop: with no write left and nothing lost, {} keep exchanging messages \
+                 ({deliveries} deliveries in {steps} steps, then the system repeats itself) and no \
+                 replica learns anything",
+                if nodes.is_empty() {
+                    "the timers".to_string()
+                } else {
+                    nodes.join(", ")
+                }
+            )
+        }
+        Continuation::Changes => "not quiescent".to_string(),
     }
 }
 

@@ -24,6 +24,22 @@ pub(crate) const KNOWN_NODES: &str = "sends only to nodes that exist";
 pub(crate) const CONFLICT_OCCURS: &str = "a conflict occurs";
 pub(crate) const EXPLORE: &str = "explore everything";
 
+/// Where a system's fair, lossless continuation goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Continuation {
+    /// Some replica learns something (or the probe ran out of steps).
+    Changes,
+    /// Nothing in flight and no timer pending: the system has gone quiet.
+    Silent,
+    /// It comes back to a state it was in after `steps` steps, `deliveries` of them messages
+    /// between `nodes`, and goes round for ever with no replica learning anything.
+    Loops {
+        deliveries: u32,
+        steps: u32,
+        nodes: Vec<u32>,
+    },
+}
+
 /// How many steps the quiescence probe takes at most (see [`SeamModel::quiescent`]).
 const PROBE_STEPS_MAX: usize = 256;
 
@@ -324,33 +340,46 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
     /// continuation that runs past [`PROBE_STEPS_MAX`] steps is taken as not quiescent, which
     /// can miss a failure but never invents one.
     pub(crate) fn quiescent(&self, state: &ModelState<C, P>) -> bool {
+        self.continuation(state) != Continuation::Changes
+    }
+
+    /// Where the fair, lossless continuation of `state` goes (see [`SeamModel::quiescent`]).
+    pub(crate) fn continuation(&self, state: &ModelState<C, P>) -> Continuation {
         let system = &state.system;
         if (0..self.replicas()).any(|r| system.issued(r) < self.writes_per_replica()) {
-            return false;
+            return Continuation::Changes;
         }
         let explorer = &*self.explorer;
         let mut current = system.clone();
         let mut seen = vec![state.fingerprint];
+        let mut deliveries = 0;
+        let mut talking = std::collections::BTreeSet::new();
         for _ in 0..PROBE_STEPS_MAX {
-            let (next, effect) = if !current.in_flight().is_empty() {
+            let (next, effect) = if let Some(head) = current.in_flight().first() {
+                deliveries += 1;
+                talking.extend([head.from, head.to]);
                 current.consume(explorer, 0, 0)
             } else {
                 match current.fire(explorer, 0) {
                     Some(step) => step,
-                    None => return true,
+                    None => return Continuation::Silent,
                 }
             };
             if effect.learned || next.ending().is_some() {
-                return false;
+                return Continuation::Changes;
             }
             let fingerprint = ModelState::new(next.clone(), 0).fingerprint;
             if seen.contains(&fingerprint) {
-                return true;
+                return Continuation::Loops {
+                    deliveries,
+                    steps: seen.len() as u32,
+                    nodes: talking.into_iter().collect(),
+                };
             }
             seen.push(fingerprint);
             current = next;
         }
-        false
+        Continuation::Changes
     }
 
     /// Every replica holds the same updates and shows the same view.

@@ -244,7 +244,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
             report.verdict,
             report.unique_states
         );
-        for note in report.bound_note.iter() {
+        if let Some(note) = &report.bound_note {
             text.push_str(&format!("\n{note}"));
         }
         if let Some(counterexample) = &report.counterexample {
@@ -262,6 +262,9 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
             }
             for view in &counterexample.final_views {
                 text.push_str(&format!("\n  {view}"));
+            }
+            if let Some(liveness) = &counterexample.liveness {
+                text.push_str(&format!("\n{liveness}"));
             }
             match self.replay(counterexample) {
                 Ok(run) => text.push_str(&format!(

@@ -220,6 +220,9 @@ fn print_report(report: &CheckReport) {
         for view in &counterexample.final_views {
             say!("  {view}");
         }
+        if let Some(liveness) = &counterexample.liveness {
+            say!("{liveness}");
+        }
     }
 }
 
