@@ -303,42 +303,17 @@ where
     /// protocol hears of it ([`Protocol::on_write`]).
     pub fn write(&self, explorer: &Explorer<C, P>, replica: ReplicaId, intent: Intent) -> Self {
         let mut next = self.clone();
-        let spec = &explorer.spec;
         let seq = next.issued[replica as usize];
         assert!(
-            seq < spec.writes_per_replica,
+            seq < explorer.spec.writes_per_replica,
             "replica {replica} has issued all its writes"
         );
         next.issued[replica as usize] += 1;
-        let index = replica * spec.writes_per_replica + seq;
-        let node = &next.nodes[replica as usize];
-        let key_time = node.crdt.key_time(intent.key());
-        let time = next.clocks[replica as usize].tick(next.now_us, key_time);
-        let stamp = Stamp { time, replica };
-        let record = UpdateRecord {
-            index,
-            id: UpdateId {
-                origin: replica,
-                seq: seq + 1,
-            },
-            at_us: next.now_us,
-            intent,
-            stamp,
-            op: node.crdt.prepare(&intent, stamp),
-            stale_against_time: key_time.filter(|seen| *seen >= time),
-            concurrent: false,
-        };
-        let records = Arc::make_mut(&mut next.records);
-        // Updates not issued yet hold a copy of this one as a placeholder: no handle to them
-        // exists, so nothing reads it.
-        while records.len() <= index as usize {
-            let mut filler = record.clone();
-            filler.index = records.len() as u32;
-            records.push(filler);
-        }
-        records[index as usize] = record;
-        next.records_digest = next.digest_records();
+        let index = replica * explorer.spec.writes_per_replica + seq;
+        // `prepare`, `apply` and the handler are the user's code: a panic in any of them ends
+        // the system instead of the exploration.
         next.guarded(|system| {
+            system.record_write(replica, seq, index, intent);
             let mut net = system.lend(explorer, 0);
             net.apply(replica, index);
             system.take_back(net);
@@ -347,6 +322,37 @@ where
             });
         });
         next
+    }
+
+    /// Stamps and prepares write `seq` of `replica` as update `index`, and records it.
+    fn record_write(&mut self, replica: ReplicaId, seq: u32, index: u32, intent: Intent) {
+        let node = &self.nodes[replica as usize];
+        let key_time = node.crdt.key_time(intent.key());
+        let time = self.clocks[replica as usize].tick(self.now_us, key_time);
+        let stamp = Stamp { time, replica };
+        let record = UpdateRecord {
+            index,
+            id: UpdateId {
+                origin: replica,
+                seq: seq + 1,
+            },
+            at_us: self.now_us,
+            intent,
+            stamp,
+            op: node.crdt.prepare(&intent, stamp),
+            stale_against_time: key_time.filter(|seen| *seen >= time),
+            concurrent: false,
+        };
+        let records = Arc::make_mut(&mut self.records);
+        // Updates not issued yet hold a copy of this one as a placeholder: no handle to them
+        // exists, so nothing reads it.
+        while records.len() <= index as usize {
+            let mut filler = record.clone();
+            filler.index = records.len() as u32;
+            records.push(filler);
+        }
+        records[index as usize] = record;
+        self.records_digest = self.digest_records();
     }
 
     /// Message `index` of [`System::in_flight`] arrives, with coins for the tie-breaks it asks
@@ -803,5 +809,96 @@ where
             .field("timers", &self.timers.len())
             .field("ending", &self.ending)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use converge_crdt::{LwwGrid, LwwGridConfig};
+
+    use super::*;
+    use crate::protocols::StateBroadcast;
+
+    fn explorer() -> Explorer<LwwGrid, StateBroadcast> {
+        let spec = ExploreSpec {
+            flight: Flight::Bag,
+            ..ExploreSpec::new(2, ProtocolSpec::default(), 1)
+        };
+        Explorer::new(spec, StateBroadcast, |_| {
+            LwwGrid::new(LwwGridConfig::default())
+        })
+    }
+
+    fn fingerprint(system: &System<LwwGrid, StateBroadcast>) -> u64 {
+        let mut hasher = WordHasher(0);
+        system.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    #[test]
+    fn writes_in_either_order_reach_one_system() {
+        let explorer = explorer();
+        let start = explorer.start();
+        let put = |key| Intent::Put { key, value: 7 };
+        let one_then_two = start
+            .write(&explorer, 0, put(0))
+            .write(&explorer, 1, put(1));
+        let two_then_one = start
+            .write(&explorer, 1, put(1))
+            .write(&explorer, 0, put(0));
+        assert_eq!(fingerprint(&one_then_two), fingerprint(&two_then_one));
+        // The message numbers tell the paths apart, as a replay needs, without being hashed.
+        assert_eq!(one_then_two.in_flight()[0].number, 0);
+        assert_eq!(two_then_one.in_flight()[0].number, 1);
+    }
+
+    #[test]
+    fn a_delivery_changes_only_its_receiver_and_the_network() {
+        let explorer = explorer();
+        let written = explorer
+            .start()
+            .write(&explorer, 0, Intent::Put { key: 0, value: 1 });
+        assert_eq!(written.in_flight().len(), 1);
+        let (delivered, effect) = written.deliver(&explorer, 0, 0);
+        assert!(effect.learned);
+        assert!(delivered.in_flight().is_empty());
+        assert_eq!(
+            delivered.nodes()[1].delivered,
+            delivered.nodes()[0].delivered
+        );
+        assert_ne!(fingerprint(&written), fingerprint(&delivered));
+    }
+
+    /// A protocol whose message handler panics, as a user's may.
+    struct Panics;
+
+    impl<C: OpCrdt> Protocol<C> for Panics {
+        type Message = u8;
+        type Node = ();
+        type Timer = ();
+
+        fn init(&self, _ctx: &Ctx<'_, C, Self>) {}
+
+        fn on_write(&self, _node: &mut (), _update: Update, ctx: &mut Ctx<'_, C, Self>) {
+            ctx.send(1, 0);
+        }
+
+        fn on_message(&self, _node: &mut (), _from: NodeId, _m: &u8, _ctx: &mut Ctx<'_, C, Self>) {
+            panic!("the handler gave up");
+        }
+    }
+
+    #[test]
+    fn a_panic_in_a_handler_ends_the_system_with_its_message() {
+        let spec = ExploreSpec::new(2, ProtocolSpec::default(), 1);
+        let explorer = Explorer::new(spec, Panics, |_| LwwGrid::new(LwwGridConfig::default()));
+        let written = explorer
+            .start()
+            .write(&explorer, 0, Intent::Put { key: 0, value: 1 });
+        let (ended, _) = written.deliver(&explorer, 0, 0);
+        assert_eq!(
+            ended.ending(),
+            Some(&Ending::Panicked("the handler gave up".into()))
+        );
     }
 }
