@@ -464,3 +464,268 @@ impl<C: OpCrdt> Protocol<C> for MerkleAntiEntropy {
             }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use converge_crdt::{FixedCoin, LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig};
+
+    /// A xorshift stream: the tests draw states from fixed seeds, no global randomness.
+    struct Draw(u64);
+
+    impl Draw {
+        fn below(&mut self, bound: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % bound
+        }
+    }
+
+    fn grid() -> LwwGrid {
+        LwwGrid::new(LwwGridConfig {
+            rows: 16,
+            cols: 16,
+            ..Default::default()
+        })
+    }
+
+    /// Applies `writes` random writes (puts and removes) drawn over `keys` keys with small stamp
+    /// times, so that two states often agree under a key.
+    fn write<C: OpCrdt>(state: &mut C, draw: &mut Draw, writes: u64, keys: u64) {
+        for _ in 0..writes {
+            let key = draw.below(keys) as u32;
+            let intent = if draw.below(5) == 0 {
+                Intent::Remove { key }
+            } else {
+                Intent::Put {
+                    key,
+                    value: draw.below(3),
+                }
+            };
+            let stamp = Stamp::new(1 + draw.below(3), draw.below(2) as u32);
+            let op = state.prepare(&intent, stamp);
+            state.apply(&op, &mut FixedCoin(false));
+        }
+    }
+
+    /// Two states that share a history and then each take a few writes of their own.
+    fn pair<C: OpCrdt>(fresh: &C, draw: &mut Draw, keys: u64) -> (C, C) {
+        let mut a = fresh.clone();
+        write(&mut a, draw, 3 * keys.min(200) / 2, keys);
+        let mut b = a.clone();
+        let (own_a, own_b) = (draw.below(4), draw.below(4));
+        write(&mut a, draw, own_a, keys);
+        write(&mut b, draw, own_b, keys);
+        (a, b)
+    }
+
+    /// Every range of the tree down to the leaves that starts below `below`.
+    fn tree(keys: Range<u64>, below: u64) -> Vec<Range<u64>> {
+        let mut out = vec![keys.clone()];
+        if keys.end - keys.start > LEAF_KEYS {
+            for child in children(&keys).into_iter().filter(|c| c.start < below) {
+                out.extend(tree(child, below));
+            }
+        }
+        out
+    }
+
+    fn no_contexts() -> BTreeMap<u64, u64> {
+        BTreeMap::new()
+    }
+
+    fn digests_match_parts<C: OpCrdt>(fresh: &C, keys: u64, ranges: &[Range<u64>]) {
+        let mut draw = Draw(0x9e37_79b9_7f4a_7c15);
+        let (mut equal, mut differing) = (0, 0);
+        for _ in 0..300 {
+            let (a, b) = pair(fresh, &mut draw, keys);
+            for range in ranges {
+                let same_part = a.restricted(std::slice::from_ref(range))
+                    == b.restricted(std::slice::from_ref(range));
+                let same_digest =
+                    range_digest(&a, range.clone()) == range_digest(&b, range.clone());
+                assert_eq!(same_part, same_digest, "range {range:?} of {a:?} and {b:?}");
+                if same_part {
+                    equal += 1;
+                } else {
+                    differing += 1;
+                }
+            }
+        }
+        // Both answers must be common, or the test would say nothing.
+        assert!(
+            equal > 1_000 && differing > 300,
+            "{equal} equal, {differing} differing"
+        );
+    }
+
+    #[test]
+    fn range_digests_are_equal_exactly_when_the_ranges_hold_the_same_entries() {
+        digests_match_parts(&grid(), 256, &tree(0..256, 256));
+        let dict = LwwDict::new(LwwDictConfig::default());
+        digests_match_parts(&dict, 300, &tree(0..1 << 32, 300));
+    }
+
+    /// What one exchange between `a` (which starts the round) and `b` sends: the ranges each
+    /// side ships entries of, the answers included, with the states after merging them.
+    fn exchange<C: OpCrdt>(a: &C, b: &C) -> (Vec<RangeDigest>, Vec<RangeDigest>, C, C) {
+        let contexts = no_contexts();
+        let root = 0..a.key_bound().unwrap();
+        let mut digests = vec![RangeDigest {
+            digest: range_digest(a, root.clone()),
+            keys: root,
+        }];
+        let (mut sent_by_a, mut sent_by_b) = (Vec::new(), Vec::new());
+        // The sides take turns: b answers a's digests first.
+        let mut b_turn = true;
+        while !digests.is_empty() {
+            let own = if b_turn { b } else { a };
+            let answer = compare(
+                KeyView {
+                    state: own,
+                    contexts: &contexts,
+                },
+                &digests,
+            );
+            if b_turn {
+                sent_by_b.extend(answer.entries);
+            } else {
+                sent_by_a.extend(answer.entries);
+            }
+            digests = answer.digests;
+            b_turn = !b_turn;
+        }
+        let part = |state: &C, sent: &[RangeDigest]| {
+            let mut keys: Vec<Range<u64>> = sent.iter().map(|r| r.keys.clone()).collect();
+            keys.sort_by_key(|k| k.start);
+            state.restricted(&keys).unwrap()
+        };
+        let (mut a2, mut b2) = (a.clone(), b.clone());
+        // Each receiver merges the part and answers once where it held entries the sender
+        // lacked, as on_message does.
+        for (sender, receiver, sent) in [(a, &mut b2, &sent_by_a), (b, &mut a2, &sent_by_b)] {
+            receiver.merge(&part(sender, sent), &mut FixedCoin(false));
+        }
+        let answer_to_a = still_differing(
+            KeyView {
+                state: &b2,
+                contexts: &contexts,
+            },
+            &sent_by_a,
+        );
+        a2.merge(&part(&b2, &answer_to_a), &mut FixedCoin(false));
+        let answer_to_b = still_differing(
+            KeyView {
+                state: &a2,
+                contexts: &contexts,
+            },
+            &sent_by_b,
+        );
+        b2.merge(&part(&a2, &answer_to_b), &mut FixedCoin(false));
+        (sent_by_a, sent_by_b, a2, b2)
+    }
+
+    fn descent_finds_every_differing_key<C: OpCrdt>(fresh: &C, keys: u64) {
+        let mut draw = Draw(0x2545_f491_4f6c_dd1d);
+        let mut exchanges_with_entries = 0;
+        for _ in 0..300 {
+            let (a, b) = pair(fresh, &mut draw, keys);
+            let (sent_by_a, sent_by_b, a2, b2) = exchange(&a, &b);
+            let covered = |key: u64| {
+                sent_by_a
+                    .iter()
+                    .chain(&sent_by_b)
+                    .any(|range| range.keys.contains(&key))
+            };
+            let entries = |state: &C| {
+                let mut out = BTreeMap::new();
+                state.visit_keys(0..state.key_bound().unwrap(), &mut |entry| {
+                    out.insert(entry.key, entry.digest);
+                });
+                out
+            };
+            let (in_a, in_b) = (entries(&a), entries(&b));
+            for key in in_a.keys().chain(in_b.keys()) {
+                if in_a.get(key) != in_b.get(key) {
+                    assert!(
+                        covered(*key),
+                        "key {key} differs and no range sent covers it"
+                    );
+                }
+            }
+            // Only ranges that differ are shipped.
+            for range in sent_by_a.iter().chain(&sent_by_b) {
+                assert_ne!(
+                    range_digest(&a, range.keys.clone()),
+                    range_digest(&b, range.keys.clone()),
+                    "range {:?} was equal",
+                    range.keys
+                );
+            }
+            assert_eq!(a2, b2, "one exchange brings both sides level");
+            exchanges_with_entries += usize::from(!sent_by_a.is_empty() || !sent_by_b.is_empty());
+        }
+        assert!(exchanges_with_entries > 100, "{exchanges_with_entries}");
+    }
+
+    #[test]
+    fn the_descent_finds_every_differing_key_and_one_exchange_levels_both_sides() {
+        descent_finds_every_differing_key(&grid(), 256);
+        descent_finds_every_differing_key(&LwwDict::new(LwwDictConfig::default()), 300);
+    }
+
+    #[test]
+    fn equal_entries_with_different_contexts_differ() {
+        let mut state = grid();
+        let op = state.prepare(&Intent::Put { key: 70, value: 1 }, Stamp::new(5, 0));
+        state.apply(&op, &mut FixedCoin(false));
+        let (mut one, mut both) = (MerkleNode::default(), MerkleNode::default());
+        one.index(1, 70);
+        both.index(1, 70);
+        // A superseded write to the same cell, held by one side only.
+        both.index(0, 70);
+        fn view<'a>(state: &'a LwwGrid, node: &'a MerkleNode) -> KeyView<'a, LwwGrid> {
+            KeyView {
+                state,
+                contexts: &node.contexts,
+            }
+        }
+        let root = [RangeDigest {
+            keys: 0..256,
+            digest: view(&state, &both).range_digest(0..256),
+        }];
+        let answer = compare(view(&state, &one), &root);
+        assert_eq!(answer.entries, Vec::new());
+        let differing: Vec<Range<u64>> = answer
+            .digests
+            .iter()
+            .filter(|child| child.digest != view(&state, &both).range_digest(child.keys.clone()))
+            .map(|child| child.keys.clone())
+            .collect();
+        assert_eq!(differing, vec![64..80]);
+        // Indexing an update twice counts it once.
+        one.index(1, 70);
+        both.index(0, 70);
+        assert_eq!(view(&state, &one).range_digest(64..80), {
+            let mut again = MerkleNode::default();
+            again.index(1, 70);
+            KeyView {
+                state: &state,
+                contexts: &again.contexts,
+            }
+            .range_digest(64..80)
+        });
+    }
+
+    #[test]
+    fn children_cover_a_range_in_at_most_branching_parts() {
+        for keys in [0..256, 0..1 << 32, 5..37, 0..17, 100..101] {
+            let parts = children(&keys);
+            assert!(parts.len() as u64 <= BRANCHING && !parts.is_empty());
+            assert_eq!(parts[0].start, keys.start);
+            assert_eq!(parts.last().unwrap().end, keys.end);
+            assert!(parts.windows(2).all(|w| w[0].end == w[1].start));
+        }
+    }
+}
