@@ -7,7 +7,7 @@
 //! timers, merge a received state into the node's replica, apply a received update. The network
 //! (latency, loss, duplicates, partitions), the faults, the event queue and the trace stay the
 //! simulator's, so a user's protocol gets every fault, scenario file, oracle and shrink that the
-//! built-in ones get. The five built-in protocols (`crate::protocols`) are written against this
+//! built-in ones get. The six built-in protocols (`crate::protocols`) are written against this
 //! same trait.
 //!
 //! ```
