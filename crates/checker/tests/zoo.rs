@@ -357,5 +357,61 @@ fn correct_configurations_raise_no_false_alarm() {
         at: secs(2),
         replica: 2,
     });
-    assert_passes_every_seed(&delta, seeds);
+    assert_passes_every_seed(&delta, seeds.clone());
+
+    for (name, crdt) in [
+        (
+            "merkle-grid-lossy",
+            CrdtSpec::LwwGrid(LwwGridConfig::default()),
+        ),
+        (
+            "merkle-dict-lossy",
+            CrdtSpec::LwwDict(LwwDictConfig::default()),
+        ),
+    ] {
+        assert_passes_every_seed(&merkle_lossy(name, crdt), seeds.clone());
+    }
+}
+
+/// Merkle anti-entropy under loss, duplication, a late joiner, a volatile crash and removes: the
+/// range exchange alone brings every replica every update.
+fn merkle_lossy(name: &str, crdt: CrdtSpec) -> Scenario {
+    let mut merkle = busy(name);
+    merkle.crdt = crdt;
+    merkle.protocol.kind = ProtocolKind::MerkleAntiEntropy;
+    merkle.protocol.interval = SimDuration::from_ms(500);
+    merkle.workload.keys = 40;
+    merkle.workload.rate = 8.0;
+    merkle.workload.remove_ratio = 0.2;
+    merkle.network.drop = 0.2;
+    merkle.network.duplicate = 0.1;
+    merkle.faults.push(FaultSpec::Join {
+        at: secs(1),
+        replica: 2,
+    });
+    merkle.faults.push(FaultSpec::Crash {
+        at: secs(2),
+        replica: 1,
+        restart: Some(secs(3)),
+        state: Durability::Volatile,
+    });
+    merkle
+}
+
+#[test]
+fn merkle_anti_entropy_refuses_a_crdt_without_key_ranges() {
+    let mut scenario = busy("merkle-counter");
+    scenario.protocol.kind = ProtocolKind::MerkleAntiEntropy;
+    let error = judge(&scenario, 0, &|_| SummingCounter::default())
+        .err()
+        .expect("a counter has no key ranges");
+    assert_eq!(error.path, "protocol.kind");
+    assert!(
+        error
+            .message
+            .starts_with("merkle-anti-entropy compares and exchanges key ranges")
+            && error.message.contains("SummingCounter")
+            && error.message.contains("StateCrdt::key_bound"),
+        "{error}"
+    );
 }

@@ -4,11 +4,12 @@
 //! [`TieBreak`]: by peer id (correct) or `keep-local` (the reproduction of a real bug).
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
 use crate::stamp::{incoming_wins, Stamp, TieBreak};
-use crate::traits::{digest_round, Coin, DeltaCrdt, Intent, OpCrdt, StateCrdt};
+use crate::traits::{digest_round, Coin, DeltaCrdt, Intent, KeyEntry, OpCrdt, StateCrdt};
 
 /// Which side wins when a key's latest add and latest remove carry the same stamp time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -194,10 +195,7 @@ impl StateCrdt for LwwDict {
 
     fn size_bytes(&self) -> usize {
         // Key (4), then add stamp and value (20) and remove stamp (12) where present.
-        self.entries
-            .values()
-            .map(|e| 4 + 2 + e.add.map_or(0, |_| 20) + e.remove.map_or(0, |_| 12))
-            .sum()
+        self.entries.values().map(entry_size_bytes).sum()
     }
 
     fn memory_bytes(&self) -> usize {
@@ -209,6 +207,70 @@ impl StateCrdt for LwwDict {
                 + std::mem::size_of::<(u32, u64)>()
                 + 2 * OVERHEAD_BYTES)
     }
+
+    /// Keys are the dictionary's keys, every `u32`.
+    fn key_bound(&self) -> Option<u64> {
+        Some(1 << 32)
+    }
+
+    fn visit_keys(&self, keys: Range<u64>, visit: &mut dyn FnMut(KeyEntry)) {
+        for (key, entry) in self.entries_in(keys) {
+            visit(KeyEntry {
+                key: u64::from(*key),
+                digest: entry_digest(entry),
+                size_bytes: entry_size_bytes(entry),
+            });
+        }
+    }
+
+    fn restricted(&self, ranges: &[Range<u64>]) -> Option<Self> {
+        let entries = ranges
+            .iter()
+            .flat_map(|range| self.entries_in(range.clone()))
+            .map(|(key, entry)| (*key, *entry))
+            .collect();
+        Some(LwwDict {
+            config: self.config,
+            entries,
+            changed_at: BTreeMap::new(),
+            version: 0,
+        })
+    }
+}
+
+impl LwwDict {
+    /// The entries under keys in `keys`, in key order.
+    fn entries_in(&self, keys: Range<u64>) -> impl Iterator<Item = (&u32, &Entry)> + '_ {
+        let start = u32::try_from(keys.start).ok();
+        let end = keys.end;
+        start
+            .into_iter()
+            .flat_map(move |start| self.entries.range(start..))
+            .take_while(move |(key, _)| u64::from(**key) < end)
+    }
+}
+
+/// A hash of an entry's replicated state: its add (stamp and value) and its remove, each with
+/// whether it is there, so that a missing add and an add at time zero differ.
+fn entry_digest(entry: &Entry) -> u64 {
+    let mut digest = 0;
+    if let Some((stamp, value)) = entry.add {
+        digest = digest_round(digest, 1);
+        digest = digest_round(digest, stamp.time);
+        digest = digest_round(digest, u64::from(stamp.replica));
+        digest = digest_round(digest, value);
+    }
+    if let Some(stamp) = entry.remove {
+        digest = digest_round(digest, 2);
+        digest = digest_round(digest, stamp.time);
+        digest = digest_round(digest, u64::from(stamp.replica));
+    }
+    digest
+}
+
+/// An entry's encoded size with its key, as [`StateCrdt::size_bytes`] counts it.
+fn entry_size_bytes(entry: &Entry) -> usize {
+    4 + 2 + entry.add.map_or(0, |_| 20) + entry.remove.map_or(0, |_| 12)
 }
 
 impl OpCrdt for LwwDict {
@@ -246,6 +308,12 @@ impl OpCrdt for LwwDict {
         match op {
             DictOp::Add { .. } => 1 + 4 + 8 + 12,
             DictOp::Remove { .. } => 1 + 4 + 12,
+        }
+    }
+
+    fn op_key(op: &DictOp) -> Option<u64> {
+        match *op {
+            DictOp::Add { key, .. } | DictOp::Remove { key, .. } => Some(u64::from(key)),
         }
     }
 }

@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::stamp::{incoming_wins, Stamp, TieBreak};
-use crate::traits::{digest_round, Coin, DeltaCrdt, Intent, OpCrdt, StateCrdt};
+use std::ops::Range;
+
+use crate::traits::{digest_round, Coin, DeltaCrdt, Intent, KeyEntry, OpCrdt, StateCrdt};
 
 /// How a grid is shaped and how it breaks ties. Defaults: 3 x 3, ties by peer id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -333,6 +335,43 @@ impl StateCrdt for LwwGrid {
         // Every cell is held, written or not, with its change version.
         self.cells.len() * (std::mem::size_of::<PackedCell>() + std::mem::size_of::<u64>())
     }
+
+    /// Keys are cells, `0..rows * cols`.
+    fn key_bound(&self) -> Option<u64> {
+        Some(self.cells.len() as u64)
+    }
+
+    fn visit_keys(&self, keys: Range<u64>, visit: &mut dyn FnMut(KeyEntry)) {
+        let len = self.cells.len() as u64;
+        for index in keys.start.min(len)..keys.end.min(len) {
+            let cell = &self.cells[index as usize];
+            if cell[0] & WRITTEN == 0 {
+                continue;
+            }
+            visit(KeyEntry {
+                key: index,
+                digest: cell
+                    .iter()
+                    .fold(0, |digest, word| digest_round(digest, *word)),
+                // The cell's index (4), then what a written cell encodes in a whole state.
+                size_bytes: 4 + 21,
+            });
+        }
+    }
+
+    fn restricted(&self, ranges: &[Range<u64>]) -> Option<Self> {
+        let mut part = LwwGrid::new(self.config);
+        let len = self.cells.len();
+        for range in ranges {
+            let (start, end) = (
+                (range.start as usize).min(len),
+                (range.end as usize).min(len),
+            );
+            part.cells[start..end].copy_from_slice(&self.cells[start..end]);
+        }
+        part.time_max = time_max_of(&part.cells);
+        Some(part)
+    }
 }
 
 impl OpCrdt for LwwGrid {
@@ -365,6 +404,10 @@ impl OpCrdt for LwwGrid {
 
     fn op_size_bytes(_op: &GridOp) -> usize {
         4 + 9 + 12
+    }
+
+    fn op_key(op: &GridOp) -> Option<u64> {
+        Some(u64::from(op.cell))
     }
 }
 

@@ -12,6 +12,7 @@
 //! whatever a put and a remove mean for it.
 
 use std::fmt::Debug;
+use std::ops::Range;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -107,6 +108,46 @@ pub trait StateCrdt: Clone + Debug + PartialEq {
     fn memory_bytes(&self) -> usize {
         self.size_bytes()
     }
+
+    // ----- key ranges (Merkle anti-entropy) -----
+    //
+    // Protocols that compare and exchange parts of a state (Merkle anti-entropy) need a state
+    // made of independent per-key entries: the keys' space, each entry's digest and size, and
+    // the part of a state under some keys. A type that is not made that way keeps the defaults,
+    // and those protocols refuse to run it, naming themselves, before the run starts.
+
+    /// The keys this type's entries live under, `0..bound`, if its state is made of independent
+    /// per-key entries that [`StateCrdt::visit_keys`] and [`StateCrdt::restricted`] expose. Every
+    /// replica of one configuration must give the same bound. The default, `None`, says that the
+    /// type has no key ranges.
+    fn key_bound(&self) -> Option<u64> {
+        None
+    }
+
+    /// Calls `visit` with every key in `keys` that holds an entry, in key order: the entry's
+    /// digest (two equal entries must have equal digests; it covers the replicated state, stamps
+    /// included, not only the view) and its encoded size with its key. Called only when
+    /// [`StateCrdt::key_bound`] is `Some`.
+    fn visit_keys(&self, _keys: Range<u64>, _visit: &mut dyn FnMut(KeyEntry)) {}
+
+    /// The part of this state under the keys in `ranges` (sorted, disjoint), as a state of its
+    /// own: every entry under those keys as it is here, every other key as in a fresh state.
+    /// Merging it must have the same effect as applying every op this state holds whose
+    /// [`OpCrdt::op_key`] lies in `ranges`, which is what lets the simulator say exactly which
+    /// updates such a part carries. The default, `None`, says that the type has no key ranges.
+    fn restricted(&self, _ranges: &[Range<u64>]) -> Option<Self> {
+        None
+    }
+}
+
+/// One key's entry as [`StateCrdt::visit_keys`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyEntry {
+    pub key: u64,
+    /// A hash of the entry's replicated state: equal entries have equal digests.
+    pub digest: u64,
+    /// The entry's encoded size with its key, in bytes, as a message of key ranges carries it.
+    pub size_bytes: usize,
 }
 
 /// An op-based CRDT: ops are built first, then applied, which makes them easy to send, log, replay
@@ -123,6 +164,13 @@ pub trait OpCrdt: StateCrdt {
     /// An estimate of an op's encoded size in bytes.
     fn op_size_bytes(_op: &Self::Op) -> usize {
         0
+    }
+
+    /// The one key whose entry `op` changes, in the key space of [`StateCrdt::key_bound`], for
+    /// types with key ranges: an op must change nothing outside its key's entry. The default,
+    /// `None`, says that the type has no key ranges.
+    fn op_key(_op: &Self::Op) -> Option<u64> {
+        None
     }
 }
 

@@ -13,7 +13,7 @@
 //! - [`time`]: virtual durations with units.
 //! - `streams`: named random streams derived from the root seed.
 //! - [`protocol`]: the protocol seam, the [`Protocol`] trait any sync protocol implements (a user's
-//!   own too) and the [`protocol::Ctx`] its handlers act through; [`protocols`]: the five built-in
+//!   own too) and the [`protocol::Ctx`] its handlers act through; [`protocols`]: the six built-in
 //!   protocols, one module each, written against it; `topology`: mesh, relay and gossip.
 //! - `sim`: the event queue, the nodes and the run loop; [`run`] (the scenario's built-in
 //!   protocol) and [`run_protocol`] (any protocol) are its entry points. Its submodules extend

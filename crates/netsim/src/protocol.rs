@@ -7,7 +7,7 @@
 //! timers, merge a received state into the node's replica, apply a received update. The network
 //! (latency, loss, duplicates, partitions), the faults, the event queue and the trace stay the
 //! simulator's, so a user's protocol gets every fault, scenario file, oracle and shrink that the
-//! built-in ones get. The five built-in protocols (`crate::protocols`) are written against this
+//! built-in ones get. The six built-in protocols (`crate::protocols`) are written against this
 //! same trait.
 //!
 //! ```
@@ -447,6 +447,44 @@ impl<C: OpCrdt, P: Protocol<C>> Ctx<'_, C, P> {
     /// A copy of this node's state and the updates it holds, for a state message.
     pub fn snapshot(&mut self) -> Snapshot<C> {
         self.net.snapshot(self.node)
+    }
+
+    /// A copy of the part of this node's state under the keys in `ranges` (sorted, disjoint),
+    /// carrying exactly the updates this node holds under those keys, for protocols that
+    /// exchange key ranges (Merkle anti-entropy); `None` when the CRDT has no key ranges
+    /// ([`converge_crdt::StateCrdt::restricted`]).
+    ///
+    /// Why the carried set is exact: this node's state is the join of the effects of the
+    /// updates it holds (every replica changes only through merges and applies, which keep that
+    /// true). In a type with key ranges every op changes only its key's entry
+    /// ([`converge_crdt::OpCrdt::op_key`]) and the part under some keys is the join of the
+    /// effects of exactly the held updates whose keys lie there
+    /// ([`converge_crdt::StateCrdt::restricted`]). So the copy holds the effect of each update
+    /// of its set and of no other, as a whole-state snapshot does, and merging it leaves the
+    /// receiver's state the join of the effects of the updates its delivered set names.
+    ///
+    /// # Panics
+    /// If the CRDT gives a part but no key for one of the ops this node holds: a type with key
+    /// ranges must key every op.
+    pub fn snapshot_keys(&self, ranges: &[std::ops::Range<u64>]) -> Option<Snapshot<C>> {
+        let state = self.state().restricted(ranges)?;
+        let mut delivered = UpdateSet::default();
+        for index in self.delivered().iter() {
+            let key = C::op_key(self.op(Update(index))).unwrap_or_else(|| {
+                panic!(
+                    "{} gives parts of its state under key ranges (StateCrdt::restricted) but \
+                     no key for an op it holds (OpCrdt::op_key)",
+                    std::any::type_name::<C>()
+                )
+            });
+            // The ranges are sorted and disjoint: the last one starting at or before the key is
+            // the only one that can hold it.
+            let at = ranges.partition_point(|range| range.start <= key);
+            if at > 0 && key < ranges[at - 1].end {
+                delivered.insert(index);
+            }
+        }
+        Some(Snapshot(Arc::new(SnapshotCopy { state, delivered })))
     }
 
     /// Merges a received state into this node's replica; returns whether it learned updates it

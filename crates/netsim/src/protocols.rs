@@ -1,8 +1,10 @@
 //! The built-in protocols, one module each, written against the public seam
 //! ([`crate::protocol::Protocol`]) exactly as a user's protocol is: [`StateBroadcast`],
-//! [`AntiEntropy`], [`OpBroadcast`], [`ReliableCausal`] and [`DeltaSync`]. They share one message
-//! type and one timer type ([`Message`], [`Timer`]) and the snapshot catch-up of a joining or
-//! restarting replica (`catch_up`); everything else is each protocol's own.
+//! [`AntiEntropy`], [`OpBroadcast`], [`ReliableCausal`], [`DeltaSync`] and [`MerkleAntiEntropy`].
+//! The first five share one message type and one timer type ([`Message`], [`Timer`]) and the
+//! snapshot catch-up of a joining or restarting replica (`catch_up`); Merkle anti-entropy, which
+//! ships parts of states rather than states or ops, has its own ([`MerkleMessage`]); everything
+//! else is each protocol's own.
 //!
 //! [`run_builtin`] is the registry: the one place that maps a scenario's `[protocol] kind` to its
 //! implementation.
@@ -20,6 +22,7 @@ use crate::validation::ScenarioError;
 mod anti_entropy;
 mod catch_up;
 mod delta_sync;
+mod merkle_anti_entropy;
 mod op_broadcast;
 mod reliable_causal;
 mod state_broadcast;
@@ -27,6 +30,7 @@ mod state_broadcast;
 pub use anti_entropy::AntiEntropy;
 pub use catch_up::CatchUp;
 pub use delta_sync::{DeltaNode, DeltaSync, LogPosition};
+pub use merkle_anti_entropy::{KeyView, MerkleAntiEntropy, MerkleMessage, MerkleNode, RangeDigest};
 pub use op_broadcast::OpBroadcast;
 pub use reliable_causal::{ReliableCausal, ReliableNode};
 pub use state_broadcast::StateBroadcast;
@@ -48,6 +52,7 @@ pub(crate) fn run_builtin<C: OpCrdt>(
             run_protocol(scenario, seed, &ReliableCausal, make, observer)
         }
         ProtocolKind::DeltaSync => run_protocol(scenario, seed, &DeltaSync, make, observer),
+        ProtocolKind::MerkleAntiEntropy => merkle_anti_entropy::run(scenario, seed, make, observer),
     }
 }
 

@@ -153,6 +153,9 @@ pub enum ProtocolKind {
     /// Every `interval`, each replica asks its peers for the changes since its last known position
     /// in their logs; a joiner first gets a snapshot (unless `snapshot_on_join = false`).
     DeltaSync,
+    /// Every `interval`, each replica compares digests of key ranges with `fanout` random peers,
+    /// descending only into the ranges that differ, and exchanges the entries of those alone.
+    MerkleAntiEntropy,
 }
 
 impl ProtocolKind {
@@ -164,6 +167,7 @@ impl ProtocolKind {
             ProtocolKind::OpBroadcast => "op-broadcast",
             ProtocolKind::ReliableCausal => "reliable-causal",
             ProtocolKind::DeltaSync => "delta-sync",
+            ProtocolKind::MerkleAntiEntropy => "merkle-anti-entropy",
         }
     }
 }

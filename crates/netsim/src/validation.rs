@@ -270,7 +270,7 @@ impl Scenario {
         }
         let periodic = matches!(
             protocol.kind,
-            ProtocolKind::AntiEntropy | ProtocolKind::DeltaSync
+            ProtocolKind::AntiEntropy | ProtocolKind::DeltaSync | ProtocolKind::MerkleAntiEntropy
         );
         if periodic && protocol.interval.us == 0 {
             return Err(error("protocol.interval", "expected a positive interval"));

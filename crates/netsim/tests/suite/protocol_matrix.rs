@@ -169,6 +169,7 @@ fn matrix() -> String {
         ProtocolKind::OpBroadcast,
         ProtocolKind::ReliableCausal,
         ProtocolKind::DeltaSync,
+        ProtocolKind::MerkleAntiEntropy,
     ] {
         for topology in [Topology::Mesh, Topology::Relay, Topology::Gossip] {
             for (name, scenario) in variants(kind, topology) {
