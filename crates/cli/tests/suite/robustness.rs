@@ -815,13 +815,23 @@ fn the_first_ctrl_c_ends_a_command_still_reading_its_input() {
     }
     text.push_str("]\n");
     std::fs::write(dir.join("big.toml"), text).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_converge"))
+    use std::os::unix::process::CommandExt as _;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_converge"));
+    command
         .args(["run", "big.toml", "--out", "out"])
         .current_dir(&dir)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::null());
+    // A shell that starts a job in the background starts it with Ctrl-C ignored, and the test's
+    // child would inherit that: give it the disposition a terminal gives a command.
+    // SAFETY: between fork and exec only `signal`, which is async-signal-safe, is called.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         child.try_wait().unwrap().is_none(),
