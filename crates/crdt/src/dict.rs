@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::stamp::{incoming_wins, Stamp, TieBreak};
-use crate::traits::{digest_round, Coin, DeltaCrdt, Intent, OpCrdt, StateCrdt};
+use crate::traits::{digest_round, Coin, DeltaCrdt, Deltas, Intent, OpCrdt, StateCrdt};
 
 /// Which side wins when a key's latest add and latest remove carry the same stamp time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -208,6 +208,10 @@ impl StateCrdt for LwwDict {
             * (std::mem::size_of::<(u32, Entry)>()
                 + std::mem::size_of::<(u32, u64)>()
                 + 2 * OVERHEAD_BYTES)
+    }
+
+    fn deltas() -> Option<Deltas<Self>> {
+        Some(Deltas::of())
     }
 }
 
