@@ -363,7 +363,7 @@ fn a_delta_sync_joiner_without_a_snapshot_misses_what_came_before() {
     // delta merged there would not give it what the sender holds.
     let joiner = result.replicas[3].delivered.len();
     assert_eq!(joiner, 0, "joiner has {joiner}");
-    assert!(result.replicas[0].delivered.len() > 0);
+    assert!(!result.replicas[0].delivered.is_empty());
 }
 
 #[test]
