@@ -701,7 +701,9 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
     }
 
     /// A timer fired: the handler runs, and the timer is an event of the trace when the handler
-    /// sent or changed anything (a timer that only sets itself again is not).
+    /// sent anything or handed its replica an op or a state (a timer that only sets itself again
+    /// is not); the replica is touched then even if it learned nothing, since a duplicate may
+    /// still have moved a view that is not idempotent.
     fn fire(&mut self, node: NodeId, timer: P::Timer) {
         self.net.changed = false;
         self.net.touched = false;
