@@ -7,14 +7,14 @@
 
 use std::collections::BTreeMap;
 
-use converge_checker::{judge, judge_builtin};
+use converge_checker::{judge, judge_builtin, shrink};
 use converge_crdt::{
-    Bias, ClockKind, Coin, Intent, LwwDictConfig, LwwGridConfig, OpCrdt, ReplicaId, Stamp,
-    StateCrdt, TieBreak,
+    Bias, ClockKind, Coin, DeltaCrdt, Deltas, Intent, LwwDictConfig, LwwGridConfig, OpCrdt,
+    ReplicaId, Stamp, StateCrdt, TieBreak,
 };
 use converge_netsim::{
-    CrdtSpec, Durability, FaultSpec, Latency, ProtocolKind, Scenario, SimDuration, Topology,
-    Verdict,
+    CrdtSpec, DeltaPosition, Durability, Fate, FaultSpec, Latency, ProtocolKind, Scenario, Script,
+    ScriptedFate, SimDuration, TimedOp, Topology, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -329,6 +329,350 @@ fn an_op_based_remove_before_its_add_without_causal_delivery_diverges() {
     assert!(caught, "a remove delivered before its add was not caught");
 }
 
+/// A grow-only counter whose merge is right (the maximum per replica) and whose `apply` adds the
+/// op's increment: applied twice, an op counts twice. Over a network that duplicates and a
+/// protocol that does not deduplicate (fire-and-forget op broadcast), the application sees the
+/// duplicate, as a real one would.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct AddingCounter {
+    counts: BTreeMap<ReplicaId, u64>,
+}
+
+impl StateCrdt for AddingCounter {
+    type View = u64;
+
+    fn merge(&mut self, other: &Self, _coin: &mut dyn Coin) {
+        for (replica, count) in &other.counts {
+            let mine = self.counts.entry(*replica).or_default();
+            *mine = (*mine).max(*count);
+        }
+    }
+
+    fn view(&self) -> u64 {
+        self.counts.values().sum()
+    }
+}
+
+impl OpCrdt for AddingCounter {
+    type Op = Increment;
+
+    fn prepare(&self, _intent: &Intent, stamp: Stamp) -> Increment {
+        Increment {
+            replica: stamp.replica,
+            by: 1,
+        }
+    }
+
+    fn apply(&mut self, op: &Increment, _coin: &mut dyn Coin) {
+        *self.counts.entry(op.replica).or_default() += op.by;
+    }
+}
+
+fn duplicating_op_broadcast() -> Scenario {
+    let mut scenario = busy("non-idempotent-apply");
+    scenario.protocol.kind = ProtocolKind::OpBroadcast;
+    scenario.network.duplicate = 0.2;
+    scenario
+}
+
+/// The minimal counterexample the shrinker found for the adding counter under duplicating op
+/// broadcast (seed 1, shrunk from 3 replicas, 73 writes, 146 messages): one write of replica 1,
+/// its one message to replica 0 delivered twice. Replica 0 then holds the same one update as
+/// replica 1 and counts 2 where replica 1 counts 1.
+fn non_idempotent_apply_counterexample() -> Scenario {
+    let mut scenario = duplicating_op_broadcast();
+    scenario.name = "non-idempotent-apply-minimal".into();
+    scenario.replicas = 2;
+    scenario.workload.rate = 0.0;
+    scenario.workload.ops = vec![TimedOp {
+        at: SimDuration::from_us(50_283),
+        replica: 1,
+        key: 2,
+        value: Some(179),
+    }];
+    scenario.duration = SimDuration::from_us(51_283);
+    scenario.script = Some(Script {
+        fates: vec![ScriptedFate {
+            message: 0,
+            fate: Fate::Duplicate {
+                after: SimDuration::from_us(23_788),
+                again: SimDuration::from_us(48_935),
+            },
+        }],
+        ..Script::default()
+    });
+    scenario
+}
+
+#[test]
+fn a_non_idempotent_apply_under_duplication_diverges() {
+    let scenario = duplicating_op_broadcast();
+    let make = |_| AddingCounter::default();
+    let caught: Vec<u64> = (0..30)
+        .filter(|seed| {
+            judge(&scenario, *seed, &make)
+                .expect("valid")
+                .report
+                .verdict
+                == Verdict::Diverges
+        })
+        .collect();
+    assert!(
+        caught.contains(&1),
+        "the adding counter's double count under duplicates was not caught at seed 1: {caught:?}"
+    );
+    let shrunk = shrink(&scenario, 1, &make)
+        .expect("valid")
+        .expect("the failing run shrinks");
+    assert_eq!(shrunk.verdict, Verdict::Diverges);
+    assert!(
+        shrunk.minimal.writes <= 1 && shrunk.minimal.replicas <= 2,
+        "shrunk to {}",
+        shrunk.sizes()
+    );
+    // The pinned counterexample fails the same way, at the second copy of the one message.
+    let pinned = judge(&non_idempotent_apply_counterexample(), 0, &make).expect("valid");
+    assert_eq!(pinned.report.verdict, Verdict::Diverges);
+    assert_eq!(pinned.outcome.replicas[0].crdt.view(), 2);
+    assert_eq!(pinned.outcome.replicas[1].crdt.view(), 1);
+    // A protocol that deduplicates by its own sequence numbers never hands the copy to apply.
+    let mut deduplicating = scenario.clone();
+    deduplicating.protocol.kind = ProtocolKind::ReliableCausal;
+    assert_passes_every_seed_with(&deduplicating, 0..10, &make);
+}
+
+/// A last-writer-wins map with deltas: each key keeps the greatest (stamp, value), and every
+/// change records the version it happened at. `skips_first_change` plants an off-by-one in
+/// `delta_since`: the delta leaves out the first change after the version asked for.
+#[derive(Clone, Debug, Default)]
+struct LwwMap {
+    entries: BTreeMap<u32, (Stamp, Option<u64>)>,
+    changed_at: BTreeMap<u32, u64>,
+    version: u64,
+    skips_first_change: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct MapOp {
+    key: u32,
+    stamp: Stamp,
+    value: Option<u64>,
+}
+
+impl LwwMap {
+    fn planted() -> Self {
+        LwwMap {
+            skips_first_change: true,
+            ..LwwMap::default()
+        }
+    }
+
+    fn offer(&mut self, key: u32, stamp: Stamp, value: Option<u64>) {
+        let wins = self
+            .entries
+            .get(&key)
+            .is_none_or(|(held, held_value)| (stamp, value) > (*held, *held_value));
+        if wins {
+            self.entries.insert(key, (stamp, value));
+            self.version += 1;
+            self.changed_at.insert(key, self.version);
+        }
+    }
+}
+
+impl PartialEq for LwwMap {
+    /// The replicated entries; versions are each replica's own bookkeeping.
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl StateCrdt for LwwMap {
+    type View = BTreeMap<u32, u64>;
+
+    fn merge(&mut self, other: &Self, _coin: &mut dyn Coin) {
+        for (key, (stamp, value)) in &other.entries {
+            self.offer(*key, *stamp, *value);
+        }
+    }
+
+    fn view(&self) -> BTreeMap<u32, u64> {
+        self.entries
+            .iter()
+            .filter_map(|(key, (_, value))| value.map(|v| (*key, v)))
+            .collect()
+    }
+
+    fn time_max(&self) -> u64 {
+        self.entries
+            .values()
+            .map(|(s, _)| s.time)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn key_time(&self, key: u32) -> Option<u64> {
+        self.entries.get(&key).map(|(s, _)| s.time)
+    }
+
+    fn deltas() -> Option<Deltas<Self>> {
+        Some(Deltas::of())
+    }
+}
+
+impl OpCrdt for LwwMap {
+    type Op = MapOp;
+
+    fn prepare(&self, intent: &Intent, stamp: Stamp) -> MapOp {
+        let value = match *intent {
+            Intent::Put { value, .. } => Some(value),
+            Intent::Remove { .. } => None,
+        };
+        MapOp {
+            key: intent.key(),
+            stamp,
+            value,
+        }
+    }
+
+    fn apply(&mut self, op: &MapOp, _coin: &mut dyn Coin) {
+        self.offer(op.key, op.stamp, op.value);
+    }
+}
+
+impl DeltaCrdt for LwwMap {
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn delta_since(&self, version: u64) -> Self {
+        let after = if self.skips_first_change {
+            version + 1
+        } else {
+            version
+        };
+        let mut delta = LwwMap {
+            skips_first_change: self.skips_first_change,
+            ..LwwMap::default()
+        };
+        for (key, entry) in &self.entries {
+            if self.changed_at[key] > after {
+                delta.entries.insert(*key, *entry);
+            }
+        }
+        delta
+    }
+}
+
+fn delta_sync(position: DeltaPosition) -> Scenario {
+    let mut scenario = busy("delta-sync-lww-map");
+    scenario.protocol.kind = ProtocolKind::DeltaSync;
+    scenario.protocol.delta_position = position;
+    scenario.network.drop = 0.1;
+    scenario
+}
+
+/// The minimal counterexample the shrinker found for the off-by-one delta (seed 0, shrunk from 3
+/// replicas, 49 writes, 116 messages, the same under both position modes): replica 0 writes
+/// once, and every poll and reply is delivered, after these delays in microseconds. Replica 1's
+/// delta since version zero leaves out that one change: it holds the same one update as
+/// replica 0 with an empty map.
+const WRONG_DELTA_DELAYS_US: [u64; 20] = [
+    24_363, 26_010, 11_160, 41_341, 33_137, 37_537, 46_644, 41_480, 43_760, 43_891, 19_383, 24_356,
+    20_846, 25_435, 21_082, 21_275, 19_687, 12_581, 10_074, 45_332,
+];
+
+fn wrong_delta_counterexample() -> Scenario {
+    let mut scenario = delta_sync(DeltaPosition::LogPosition);
+    scenario.name = "wrong-delta-minimal".into();
+    scenario.replicas = 2;
+    scenario.workload.rate = 0.0;
+    scenario.workload.ops = vec![TimedOp {
+        at: SimDuration::from_us(1_546),
+        replica: 0,
+        key: 1,
+        value: Some(75),
+    }];
+    scenario.duration = SimDuration::from_us(2_546);
+    let fates = WRONG_DELTA_DELAYS_US
+        .iter()
+        .enumerate()
+        .map(|(message, after)| ScriptedFate {
+            message: message as u64,
+            fate: Fate::Deliver {
+                after: SimDuration::from_us(*after),
+            },
+        })
+        .collect();
+    scenario.script = Some(Script {
+        fates,
+        ..Script::default()
+    });
+    scenario
+}
+
+#[test]
+fn a_wrong_delta_diverges_under_delta_sync() {
+    for position in [DeltaPosition::LogPosition, DeltaPosition::VersionVector] {
+        let scenario = delta_sync(position);
+        let make = |_| LwwMap::planted();
+        let seed = (0..30)
+            .find(|seed| {
+                judge(&scenario, *seed, &make)
+                    .expect("valid")
+                    .report
+                    .verdict
+                    == Verdict::Diverges
+            })
+            .unwrap_or_else(|| panic!("the wrong delta was not caught by {position:?}"));
+        let shrunk = shrink(&scenario, seed, &make)
+            .expect("valid")
+            .expect("the failing run shrinks");
+        assert_eq!(shrunk.verdict, Verdict::Diverges);
+        assert!(
+            shrunk.minimal.writes <= 1 && shrunk.minimal.replicas <= 2,
+            "{position:?}: shrunk to {}",
+            shrunk.sizes()
+        );
+    }
+    let pinned = judge(&wrong_delta_counterexample(), 0, &|_| LwwMap::planted()).expect("valid");
+    assert_eq!(pinned.report.verdict, Verdict::Diverges);
+    let correct = judge(&wrong_delta_counterexample(), 0, &|_| LwwMap::default()).expect("valid");
+    assert_eq!(correct.report.verdict, Verdict::Converges);
+}
+
+#[test]
+fn delta_sync_refuses_a_type_without_deltas() {
+    let error = judge(&delta_sync(DeltaPosition::LogPosition), 0, &|_| {
+        AddingCounter::default()
+    })
+    .err()
+    .expect("a type without deltas cannot run under delta sync");
+    assert_eq!(error.path, "protocol.kind");
+    assert!(
+        error.message.contains("AddingCounter") && error.message.contains("DeltaCrdt"),
+        "{}",
+        error.message
+    );
+}
+
+fn assert_passes_every_seed_with<C: OpCrdt>(
+    scenario: &Scenario,
+    seeds: std::ops::Range<u64>,
+    make: &dyn Fn(ReplicaId) -> C,
+) {
+    for seed in seeds {
+        let report = judge(scenario, seed, make).expect("valid scenario").report;
+        assert_eq!(
+            report.verdict,
+            Verdict::Converges,
+            "false alarm on {} seed {seed}: {:?}",
+            scenario.name,
+            report.violations.first().map(|v| &v.detail)
+        );
+    }
+}
+
 #[test]
 fn correct_configurations_raise_no_false_alarm() {
     let seeds = seed_range(0..40);
@@ -358,6 +702,28 @@ fn correct_configurations_raise_no_false_alarm() {
         replica: 2,
     });
     assert_passes_every_seed(&delta, seeds.clone());
+
+    // The same adding counter's correct twin is idempotent: under duplicating op broadcast,
+    // every duplicate reaches its apply and changes nothing.
+    assert_passes_every_seed_with(&duplicating_op_broadcast(), seeds.clone(), &|_| {
+        converge_crdt::LwwGrid::new(LwwGridConfig::default())
+    });
+
+    // A user type's own deltas, shipped and merged by delta sync in both position modes.
+    for position in [DeltaPosition::LogPosition, DeltaPosition::VersionVector] {
+        let mut user_deltas = delta_sync(position);
+        user_deltas.faults.push(FaultSpec::Join {
+            at: secs(2),
+            replica: 2,
+        });
+        user_deltas.faults.push(FaultSpec::Crash {
+            at: secs(1),
+            replica: 1,
+            restart: Some(secs(3)),
+            state: Durability::Volatile,
+        });
+        assert_passes_every_seed_with(&user_deltas, seeds.clone(), &|_| LwwMap::default());
+    }
 
     for (name, crdt) in [
         (

@@ -9,7 +9,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::stamp::{incoming_wins, Stamp, TieBreak};
-use crate::traits::{digest_round, Coin, DeltaCrdt, Intent, KeyEntry, OpCrdt, StateCrdt};
+use crate::traits::{digest_round, Coin, DeltaCrdt, Deltas, Intent, KeyEntry, OpCrdt, StateCrdt};
 
 /// Which side wins when a key's latest add and latest remove carry the same stamp time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -206,6 +206,10 @@ impl StateCrdt for LwwDict {
             * (std::mem::size_of::<(u32, Entry)>()
                 + std::mem::size_of::<(u32, u64)>()
                 + 2 * OVERHEAD_BYTES)
+    }
+
+    fn deltas() -> Option<Deltas<Self>> {
+        Some(Deltas::of())
     }
 
     /// Keys are the dictionary's keys, every `u32`.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::stamp::{incoming_wins, Stamp, TieBreak};
 use std::ops::Range;
 
-use crate::traits::{digest_round, Coin, DeltaCrdt, Intent, KeyEntry, OpCrdt, StateCrdt};
+use crate::traits::{digest_round, Coin, DeltaCrdt, Deltas, Intent, KeyEntry, OpCrdt, StateCrdt};
 
 /// How a grid is shaped and how it breaks ties. Defaults: 3 x 3, ties by peer id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -334,6 +334,10 @@ impl StateCrdt for LwwGrid {
     fn memory_bytes(&self) -> usize {
         // Every cell is held, written or not, with its change version.
         self.cells.len() * (std::mem::size_of::<PackedCell>() + std::mem::size_of::<u64>())
+    }
+
+    fn deltas() -> Option<Deltas<Self>> {
+        Some(Deltas::of())
     }
 
     /// Keys are cells, `0..rows * cols`.

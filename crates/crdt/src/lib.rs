@@ -31,4 +31,6 @@ pub use clock::{Clock, ClockKind};
 pub use dict::{Bias, DictOp, DictView, LwwDict, LwwDictConfig};
 pub use grid::{GridOp, GridView, LwwGrid, LwwGridConfig};
 pub use stamp::{ReplicaId, Stamp, TieBreak, UpdateId};
-pub use traits::{digest_round, Coin, DeltaCrdt, FixedCoin, Intent, KeyEntry, OpCrdt, StateCrdt};
+pub use traits::{
+    digest_round, Coin, DeltaCrdt, Deltas, FixedCoin, Intent, KeyEntry, OpCrdt, StateCrdt,
+};

@@ -109,6 +109,15 @@ pub trait StateCrdt: Clone + Debug + PartialEq {
         self.size_bytes()
     }
 
+    /// The type's deltas, if it has them: a type that implements [`DeltaCrdt`] says so here with
+    /// `Some(Deltas::of())`, which is how delta sync, written for any type, finds
+    /// [`DeltaCrdt::version`] and [`DeltaCrdt::delta_since`] (a trait bound cannot be asked about
+    /// at run time). The default, `None`, makes a delta-sync run refuse to start with an error
+    /// that names the type, rather than ship something other than deltas.
+    fn deltas() -> Option<Deltas<Self>> {
+        None
+    }
+
     // ----- key ranges (Merkle anti-entropy) -----
     //
     // Protocols that compare and exchange parts of a state (Merkle anti-entropy) need a state
@@ -150,6 +159,32 @@ pub struct KeyEntry {
     pub size_bytes: usize,
 }
 
+/// A type's [`DeltaCrdt`] methods as plain functions (see [`StateCrdt::deltas`]).
+pub struct Deltas<C> {
+    /// [`DeltaCrdt::version`].
+    pub version: fn(&C) -> u64,
+    /// [`DeltaCrdt::delta_since`].
+    pub delta_since: fn(&C, u64) -> C,
+}
+
+impl<C: DeltaCrdt> Deltas<C> {
+    /// The methods of `C`'s [`DeltaCrdt`] implementation.
+    pub fn of() -> Self {
+        Deltas {
+            version: C::version,
+            delta_since: C::delta_since,
+        }
+    }
+}
+
+impl<C> Clone for Deltas<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Deltas<C> {}
+
 /// An op-based CRDT: ops are built first, then applied, which makes them easy to send, log, replay
 /// and shrink.
 pub trait OpCrdt: StateCrdt {
@@ -174,7 +209,8 @@ pub trait OpCrdt: StateCrdt {
     }
 }
 
-/// A delta-state CRDT.
+/// A delta-state CRDT. Implement [`StateCrdt::deltas`] too (`Some(Deltas::of())`), so that delta
+/// sync finds these methods.
 pub trait DeltaCrdt: StateCrdt {
     /// This replica's position in its own change history: it grows by one for every entry that a
     /// local op, an applied op or a merge changes.

@@ -517,6 +517,7 @@ where
             snapshots: Vec::new(),
             snapshot_cursor: 0,
             changed: false,
+            touched: false,
         }
     }
 

@@ -252,6 +252,31 @@ impl UpdateSet {
         shorter[..] == longer[..shorter.len()] && longer[shorter.len()..].iter().all(|w| *w == 0)
     }
 
+    /// The members of this set that `other` lacks, in issue order. It looks only at the words
+    /// beyond those `other` holds in full, so it costs the ragged tail, not the run's length.
+    pub fn difference<'a>(&'a self, other: &'a UpdateSet) -> impl Iterator<Item = u32> + 'a {
+        let end = self.base_words + self.words.len();
+        (other.base_words..end.max(other.base_words)).flat_map(move |word| {
+            let mut missing = self.word(word) & !other.word(word);
+            std::iter::from_fn(move || {
+                (missing != 0).then(|| {
+                    let bit = missing.trailing_zeros();
+                    missing &= missing - 1;
+                    word as u32 * 64 + bit
+                })
+            })
+        })
+    }
+
+    /// Word `word` of the bitset, whether stored or folded.
+    fn word(&self, word: usize) -> u64 {
+        if word < self.base_words {
+            u64::MAX
+        } else {
+            self.words.get(word - self.base_words).copied().unwrap_or(0)
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         let end = (self.base_words + self.words.len()) as u32 * 64;
         (0..end).filter(|i| self.contains(*i))

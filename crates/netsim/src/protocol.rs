@@ -37,11 +37,22 @@
 //!
 //! **What the oracles see.** The simulator cannot read a user's messages, so it learns which
 //! updates a replica holds from the commands: [`Ctx::apply`] delivers one [`Update`] (a handle to
-//! an update issued in this run, which messages carry), and [`Ctx::merge`] merges a [`Snapshot`],
-//! a copy of a node's state taken with [`Ctx::snapshot`] that carries the updates it holds. A
-//! protocol has no other way to change a replica, so the delivered sets the oracles compare are
-//! exact: a protocol that stalls leaves replicas lacking updates (not converged, naming who lacks
-//! what), and replicas that hold the same updates with different views have diverged.
+//! an update issued in this run, which messages carry), [`Ctx::merge`] merges a [`Snapshot`],
+//! a copy of a node's state taken with [`Ctx::snapshot`] that carries the updates it holds, and
+//! [`Ctx::merge_delta`] merges a [`Delta`], what [`converge_crdt::DeltaCrdt::delta_since`]
+//! returned at the sender ([`Ctx::delta_since`]). A protocol has no other way to change a
+//! replica, so the delivered sets the oracles compare are exact: a protocol that stalls leaves
+//! replicas lacking updates (not converged, naming who lacks what), and replicas that hold the
+//! same updates with different views have diverged.
+//!
+//! **Deliveries as on a real network.** A delivered set is a set: an update delivered twice is
+//! in it once. The replica is not: [`Ctx::apply`] hands the op to [`converge_crdt::OpCrdt::apply`]
+//! every time it is called, a duplicate included, because a protocol that does not deduplicate
+//! (fire and forget, a relay) hands its application every copy the network delivers. A type
+//! whose `apply` is not idempotent is then caught at the duplicate (the replica's view moves
+//! while its delivered set does not). A protocol that deduplicates does it in its own code, as
+//! reliable causal broadcast does by its delivery vectors, and never calls `apply` for what it
+//! already delivered.
 //!
 //! **Order.** Commands a handler issues take effect in the order issued, after the handler
 //! returns and after the event that called it is in the trace (a delivery, a write, a timer), so
@@ -147,6 +158,13 @@ pub trait Protocol<C: OpCrdt>: Sized {
     fn message_memory_bytes(&self, _message: &Self::Message) -> u64 {
         MESSAGE_MEMORY_BYTES + std::mem::size_of::<Self::Message>() as u64
     }
+
+    /// Whether the protocol ships deltas ([`Ctx::delta_since`]). A run of a protocol that says
+    /// yes over a type without deltas ([`converge_crdt::StateCrdt::deltas`] is `None`) refuses to
+    /// start, with an error that names the type, instead of failing at its first delta.
+    fn ships_deltas(&self) -> bool {
+        false
+    }
 }
 
 /// How a node came back.
@@ -232,6 +250,94 @@ impl<C: OpCrdt> Snapshot<C> {
     }
 }
 
+/// A delta as a message carries it: what [`converge_crdt::DeltaCrdt::delta_since`] returned at
+/// the sender, with the updates the sender held and the updates the delta covers (those the
+/// sender learned after the version it was taken since). Cloning shares the copy.
+///
+/// A delta is a state of its own, and merging it has the effect of merging the sender's whole
+/// state only at a replica that already holds what the sender held at that version (the delta
+/// contract). So [`Ctx::merge_delta`] takes it only where the receiver holds every update the
+/// sender held except the covered ones; there the receiver then holds what the sender held,
+/// exactly as after a snapshot, and the delivered sets stay exact.
+pub struct Delta<C>(pub(crate) Arc<DeltaCopy<C>>);
+
+pub(crate) struct DeltaCopy<C> {
+    pub(crate) state: C,
+    /// The updates the sender held when it took the delta.
+    pub(crate) delivered: UpdateSet,
+    /// The indices of the updates the delta covers, sorted.
+    pub(crate) covers: Vec<u32>,
+}
+
+impl<C> Clone for Delta<C> {
+    fn clone(&self) -> Self {
+        Delta(Arc::clone(&self.0))
+    }
+}
+
+impl<C: std::hash::Hash> std::hash::Hash for Delta<C> {
+    fn hash<H: std::hash::Hasher>(&self, hasher: &mut H) {
+        self.0.state.hash(hasher);
+        self.0.delivered.hash(hasher);
+        self.0.covers.hash(hasher);
+    }
+}
+
+impl<C: std::fmt::Debug> std::fmt::Debug for Delta<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delta")
+            .field("state", &self.0.state)
+            .field("covers", &self.0.covers.len())
+            .finish()
+    }
+}
+
+impl<C: OpCrdt> Delta<C> {
+    /// The delta state.
+    pub fn state(&self) -> &C {
+        &self.0.state
+    }
+
+    /// The updates the delta covers, in issue order.
+    pub fn covers(&self) -> impl ExactSizeIterator<Item = Update> + '_ {
+        self.0.covers.iter().map(|i| Update(*i))
+    }
+
+    /// The delta state's encoded size ([`converge_crdt::StateCrdt::size_bytes`]).
+    pub fn size_bytes(&self) -> u64 {
+        self.0.state.size_bytes() as u64
+    }
+
+    /// The memory a message holding the delta is charged beyond a fixed cost (see
+    /// [`Snapshot::memory_bytes`]).
+    pub fn memory_bytes(&self) -> u64 {
+        self.0.state.memory_bytes() as u64
+            + self.0.delivered.memory_bytes()
+            + 4 * self.0.covers.len() as u64
+    }
+}
+
+/// [`Ctx::merge_delta`] refused a delta: the receiver lacks updates the sender held before the
+/// version the delta was taken since, so merging it would not give the receiver what the sender
+/// held. Nothing changed; a protocol falls back to a whole state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MissingBase {
+    /// How many such updates the receiver lacks.
+    pub lacking: u32,
+}
+
+impl std::fmt::Display for MissingBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the receiver lacks {} update(s) the delta builds on",
+            self.lacking
+        )
+    }
+}
+
+impl std::error::Error for MissingBase {}
+
 /// Where two slices of the other nodes' protocol states sit around the node being handled.
 pub(crate) struct Others<'a, N> {
     pub(crate) before: &'a [N],
@@ -316,6 +422,17 @@ impl<C: OpCrdt, P: Protocol<C>> Ctx<'_, C, P> {
     /// Whether this node's replica holds `update`.
     pub fn holds(&self, update: Update) -> bool {
         self.delivered().contains(update.0)
+    }
+
+    /// The updates of `updates` (a snapshot's, say) this node's replica does not hold, in issue
+    /// order.
+    pub fn lacking(&self, updates: &UpdateSet) -> Vec<Update> {
+        updates.difference(self.delivered()).map(Update).collect()
+    }
+
+    /// This node's replica's [`converge_crdt::DeltaCrdt::version`], if its type has deltas.
+    pub fn version(&self) -> Option<u64> {
+        C::deltas().map(|deltas| (deltas.version)(self.state()))
     }
 
     /// The op of `update`.
@@ -493,10 +610,51 @@ impl<C: OpCrdt, P: Protocol<C>> Ctx<'_, C, P> {
         self.net.merge(self.node, snapshot)
     }
 
-    /// Applies `update` at this node's replica if it does not hold it yet; returns whether it was
-    /// new.
+    /// Hands `update`'s op to this node's replica ([`OpCrdt::apply`]), as a real application
+    /// does with every copy its network delivers: also when the replica holds the update already
+    /// (a duplicate). Returns whether the update was new here. The replica's delivered set gains
+    /// it the first time only (a set holds an update once), so a duplicate that moves the view of
+    /// a type whose `apply` is not idempotent leaves replicas that delivered the same updates
+    /// with different views: strong convergence fails at that delivery. The trace's `changed`
+    /// flag of a delivery says the same as the return value, whether the node learned an update.
+    /// A protocol that deduplicates checks [`Ctx::holds`] (or its own sequence numbers) first.
     pub fn apply(&mut self, update: Update) -> bool {
         self.net.apply(self.node, update.0)
+    }
+
+    /// What this node's replica changed after `version` ([`converge_crdt::DeltaCrdt::delta_since`]),
+    /// for a delta message, with `covers`, the updates the replica learned after it was at
+    /// `version` (a protocol names them from its own log). `None` when the type has no deltas.
+    ///
+    /// Naming an update the replica does not hold is a protocol bug and panics. Naming fewer
+    /// than the replica learned since `version` is safe: the receiver must then already hold
+    /// the ones left out, and [`Ctx::merge_delta`] refuses the delta where it does not.
+    pub fn delta_since(&mut self, version: u64, covers: &[Update]) -> Option<Delta<C>> {
+        let deltas = C::deltas()?;
+        let replica = &self.net.nodes[self.node as usize];
+        let mut covered: Vec<u32> = covers.iter().map(|u| u.0).collect();
+        covered.sort_unstable();
+        covered.dedup();
+        if let Some(stranger) = covered.iter().find(|i| !replica.delivered.contains(**i)) {
+            panic!(
+                "node {} names update {stranger} in a delta, which its replica does not hold: a \
+                 delta covers only updates its sender learned after the version it is taken since",
+                self.node
+            );
+        }
+        Some(Delta(Arc::new(DeltaCopy {
+            state: (deltas.delta_since)(&replica.crdt, version),
+            delivered: replica.delivered.clone(),
+            covers: covered,
+        })))
+    }
+
+    /// Merges a received delta into this node's replica, if the replica holds every update the
+    /// sender held but those the delta covers; returns whether it learned updates it did not
+    /// hold. Where the replica lacks more, merging would not give it what the sender held, so
+    /// nothing changes and the result says how many it lacks ([`MissingBase`]).
+    pub fn merge_delta(&mut self, delta: &Delta<C>) -> Result<bool, MissingBase> {
+        self.net.merge_delta(self.node, delta)
     }
 
     /// Counts a retransmission in the run's coverage (the report shows how many were needed).

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use converge_crdt::{OpCrdt, ReplicaId};
 
 use crate::outcome::{NodeId, Observer, Outcome};
-use crate::protocol::{Ctx, Protocol, Snapshot, Update, HEADER_BYTES, MESSAGE_MEMORY_BYTES};
+use crate::protocol::{Ctx, Delta, Protocol, Snapshot, Update, HEADER_BYTES, MESSAGE_MEMORY_BYTES};
 use crate::scenario::{ProtocolKind, Scenario};
 use crate::sim::run_protocol;
 use crate::validation::ScenarioError;
@@ -85,8 +85,10 @@ pub enum Message<C> {
         /// A joiner's first request: answer with a snapshot of the whole state.
         snapshot: bool,
     },
+    /// What the requester lacks: a delta of the answering node's state (none when it lacks
+    /// nothing), or a snapshot.
     DeltaReply {
-        ops: Arc<[Update]>,
+        delta: Option<Delta<C>>,
         next_position: LogPosition,
         snapshot: Option<Snapshot<C>>,
     },
@@ -135,10 +137,11 @@ fn message_bytes<C: OpCrdt, P: Protocol<C>>(message: &Message<C>, ctx: &Ctx<'_, 
                 8 + vector.as_ref().map_or(0, |v| 4 * v.len() as u64)
             }
             Message::DeltaReply {
-                ops: updates,
-                snapshot,
-                ..
-            } => 8 + ops(updates) + snapshot.as_ref().map_or(0, |s| s.size_bytes()),
+                delta, snapshot, ..
+            } => {
+                8 + delta.as_ref().map_or(0, |d| d.size_bytes())
+                    + snapshot.as_ref().map_or(0, |s| s.size_bytes())
+            }
         }
 }
 
@@ -152,8 +155,11 @@ fn message_memory_bytes<C: OpCrdt>(message: &Message<C>) -> u64 {
             Message::DeltaRequest { vector, .. } => {
                 vector.as_ref().map_or(0, |v| 4 * v.len() as u64)
             }
-            Message::DeltaReply { ops, snapshot, .. } => {
-                4 * ops.len() as u64 + snapshot.as_ref().map_or(0, |s| s.memory_bytes())
+            Message::DeltaReply {
+                delta, snapshot, ..
+            } => {
+                delta.as_ref().map_or(0, |d| d.memory_bytes())
+                    + snapshot.as_ref().map_or(0, |s| s.memory_bytes())
             }
             Message::Reliable { .. } | Message::Ack { .. } | Message::SnapshotRequest => 0,
         }

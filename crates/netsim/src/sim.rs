@@ -24,7 +24,9 @@ use crate::outcome::{
     Coverage, End, EventKind, MessageStats, NodeId, Observer, Outcome, Replica, Status, TraceEvent,
     UpdateRecord, UpdateSet, INTERRUPT_CHECK_EVENTS,
 };
-use crate::protocol::{Ctx, Others, Protocol, Restart, Snapshot, SnapshotCopy, TimerId, Update};
+use crate::protocol::{
+    Ctx, Delta, MissingBase, Others, Protocol, Restart, Snapshot, SnapshotCopy, TimerId, Update,
+};
 use crate::scenario::{Fate, FaultSpec, ProtocolSpec, Scenario};
 use crate::streams::Stream;
 use crate::time::SimDuration;
@@ -72,6 +74,18 @@ pub fn run_protocol<C: OpCrdt, P: Protocol<C>>(
     observer: &mut dyn Observer<C>,
 ) -> Result<Outcome<C>, ScenarioError> {
     scenario.validate()?;
+    if protocol.ships_deltas() && C::deltas().is_none() {
+        return Err(ScenarioError {
+            path: "protocol.kind".into(),
+            message: format!(
+                "{} ships deltas, and {} has none: implement converge_crdt::DeltaCrdt for it and \
+                 return Some(Deltas::of()) from StateCrdt::deltas, or choose a protocol that ships \
+                 whole states or ops",
+                protocol.name(),
+                std::any::type_name::<C>()
+            ),
+        });
+    }
     let mut sim = Sim::new(scenario, seed, protocol, make, observer);
     // A panic in a user's CRDT or protocol ends this run with a verdict instead of the whole
     // sweep. It is caught once around the run rather than per action, which costs the loop
@@ -235,6 +249,9 @@ pub(crate) struct Net<C: OpCrdt, P: Protocol<C>> {
     pub(crate) snapshot_cursor: usize,
     /// Whether the handler running now changed its node's replica (learned an update).
     pub(crate) changed: bool,
+    /// Whether the handler running now handed its replica an op or a state at all, learned or
+    /// not: a duplicate applied again may still move a view, so the oracles look at the replica.
+    pub(crate) touched: bool,
 }
 
 struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
@@ -402,6 +419,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             snapshots: Vec::new(),
             snapshot_cursor: 0,
             changed: false,
+            touched: false,
         };
         let states = (0..node_count)
             .map(|node| protocol.init(&Ctx::detached(&mut net, protocol, node)))
@@ -683,20 +701,24 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
     }
 
     /// A timer fired: the handler runs, and the timer is an event of the trace when the handler
-    /// sent or changed anything (a timer that only sets itself again is not).
+    /// sent anything or handed its replica an op or a state (a timer that only sets itself again
+    /// is not); the replica is touched then even if it learned nothing, since a duplicate may
+    /// still have moved a view that is not idempotent.
     fn fire(&mut self, node: NodeId, timer: P::Timer) {
         self.net.changed = false;
+        self.net.touched = false;
         self.handle_with(node, None, |protocol, state, ctx| {
             protocol.on_timer(state, timer, ctx)
         });
         let changed = self.net.changed;
+        let handed = self.net.touched;
         let sends = self
             .net
             .outbox
             .iter()
             .any(|c| matches!(c, Command::Send { .. }));
-        if changed || sends {
-            let touched: &[NodeId] = if changed { &[node] } else { &[] };
+        if changed || handed || sends {
+            let touched: &[NodeId] = if changed || handed { &[node] } else { &[] };
             self.emit(EventKind::Timer { node }, touched);
         }
         self.flush(node);
@@ -965,21 +987,57 @@ impl<C: OpCrdt, P: Protocol<C>> Net<C, P> {
         replica.delivered.union_with(&copy.delivered);
         let learned = replica.delivered.len() > before;
         self.changed |= learned;
+        self.touched = true;
         learned
     }
 
-    /// Applies one update at a node if it is new there; returns whether it was.
+    /// Merges a received delta where the node holds what it builds on (see [`Delta`]); returns
+    /// whether the node learned updates it did not have.
+    pub(crate) fn merge_delta(
+        &mut self,
+        node: NodeId,
+        delta: &Delta<C>,
+    ) -> Result<bool, MissingBase> {
+        let copy = &*delta.0;
+        let replica = &mut self.nodes[node as usize];
+        // The sender's updates the receiver lacks must all be covered by the delta: then merging
+        // it gives the receiver what the sender held, by the delta contract.
+        let lacking = copy
+            .delivered
+            .difference(&replica.delivered)
+            .filter(|index| copy.covers.binary_search(index).is_err())
+            .count() as u32;
+        if lacking > 0 {
+            return Err(MissingBase { lacking });
+        }
+        replica.crdt.merge(&copy.state, &mut self.coins);
+        let clock = &mut self.clocks[node as usize];
+        if matches!(clock.kind, ClockKind::Lamport | ClockKind::Hybrid) {
+            clock.observe(copy.state.time_max());
+        }
+        let before = replica.delivered.len();
+        replica.delivered.union_with(&copy.delivered);
+        let learned = replica.delivered.len() > before;
+        self.changed |= learned;
+        self.touched = true;
+        Ok(learned)
+    }
+
+    /// Hands one update's op to a node's replica, a duplicate too (see [`Ctx::apply`]); returns
+    /// whether the update was new there.
     pub(crate) fn apply(&mut self, node: NodeId, index: u32) -> bool {
         let replica = &mut self.nodes[node as usize];
-        if replica.delivered.contains(index) {
-            return false;
-        }
         // The writer applies its own update while the record is last, perhaps beyond the kept
         // ones; every other update applied here has its record at its index.
         let update = &self.updates[(index as usize).min(self.updates.len() - 1)];
         debug_assert_eq!(update.index, index);
         replica.crdt.apply(&update.op, &mut self.coins);
-        replica.delivered.insert(index);
+        self.touched = true;
+        // The delivered set is ghost state the oracles compare: a duplicate adds nothing to it,
+        // and the clock saw the stamp the first time.
+        if !replica.delivered.insert(index) {
+            return false;
+        }
         self.clocks[node as usize].observe(update.stamp.time);
         self.changed = true;
         true

@@ -215,7 +215,10 @@ fn automerge_adapter_forgetting_waiting_changes_diverges_in_the_harness() {
         .without_shrinking(),
         Verdict::Diverges,
     );
-    assert_eq!(failure.seed, 0);
+    // Seed 2: since duplicates reach `apply` as on a real network, the adapter is handed every
+    // copy of a change, and seeds 0 and 1 no longer lose a held-back change for good; seed 2
+    // still does.
+    assert_eq!(failure.seed, 2);
 }
 
 #[test]

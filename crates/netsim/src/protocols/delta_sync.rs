@@ -1,9 +1,17 @@
 //! Delta sync: every `interval`, each node asks its peers for the changes since what it already
 //! has, named either by a position in the peer's change log (pruned below the slowest peer's
 //! position, with a snapshot when a requester is below the pruned part) or by a version vector
-//! (the highest contiguous update sequence number seen from each origin). A joiner's first
-//! request asks for a snapshot, unless `snapshot-on-join = false`, in which case it starts from
-//! its peers' current positions and sees only what changes from then on.
+//! (the highest contiguous update sequence number seen from each origin). The answer is a delta
+//! state: what [`converge_crdt::DeltaCrdt::delta_since`] returns for the version the answering
+//! replica had when its log reached the first entry the requester lacks, merged at the requester
+//! with [`Ctx::merge_delta`]. The entries from there on are the updates the delta covers. A
+//! joiner's first request asks for a snapshot, unless `snapshot-on-join = false`, in which case
+//! it starts from its peers' current positions: it never held what their deltas build on, so
+//! every delta it receives is refused and it stays behind.
+//!
+//! The change log holds every update the node learned (its writes, and what deltas and
+//! snapshots brought), each with the replica's version when the log reached it, so that the
+//! log names exactly what a delta since that version covers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +22,7 @@ use super::{
     advance_vector, advance_vector_all, message_bytes, message_memory_bytes, Message, Timer,
 };
 use crate::outcome::NodeId;
-use crate::protocol::{Ctx, Protocol, Restart, Update};
+use crate::protocol::{Ctx, Delta, Protocol, Restart, Update};
 use crate::scenario::DeltaPosition;
 
 /// `delta-sync`.
@@ -33,8 +41,14 @@ pub struct LogPosition {
 /// A node's delta-sync bookkeeping.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DeltaNode {
-    /// Updates applied here, in order: the change log. `log[i]` is at position `log_base + i`.
+    /// Updates learned here, in order: the change log. `log[i]` is at position `log_base + i`.
     pub log: Vec<Update>,
+    /// `versions[i]`: the replica's delta version when the log reached `log[i]` (before it
+    /// learned it), so that a delta since it covers `log[i..]`.
+    pub versions: Vec<u64>,
+    /// The replica's delta version after the last entry logged. A write is handled after it has
+    /// applied, so its entry takes this one, which is at most the version before it.
+    pub version_end: u64,
     pub log_base: u64,
     /// The epoch of the current log.
     pub log_epoch: u32,
@@ -53,10 +67,24 @@ impl DeltaNode {
         self.log_base + self.log.len() as u64
     }
 
-    /// Records an update applied here.
-    fn applied<C: OpCrdt>(&mut self, update: Update, ctx: &Ctx<'_, C, DeltaSync>) {
-        self.log.push(update);
-        advance_vector(&mut self.vector, ctx.update_id(update).origin, ctx);
+    /// Records updates learned here, in the order learned.
+    fn learned<C: OpCrdt>(&mut self, updates: &[Update], ctx: &Ctx<'_, C, DeltaSync>) {
+        for update in updates {
+            self.log.push(*update);
+            self.versions.push(self.version_end);
+            advance_vector(&mut self.vector, ctx.update_id(*update).origin, ctx);
+        }
+        self.version_end = version(ctx);
+    }
+
+    /// A delta of this node's replica covering `log[from..]`, or none when that is empty.
+    fn delta_from<C: OpCrdt>(
+        &self,
+        from: usize,
+        ctx: &mut Ctx<'_, C, DeltaSync>,
+    ) -> Option<Delta<C>> {
+        let covers = self.log.get(from..).filter(|c| !c.is_empty())?;
+        ctx.delta_since(self.versions[from], covers)
     }
 
     fn poll<C: OpCrdt>(&mut self, ctx: &mut Ctx<'_, C, DeltaSync>) {
@@ -96,33 +124,31 @@ impl DeltaNode {
             position <= log_end,
             "a requester is at {position} in a log of {log_end} entries"
         );
-        let (ops, snapshot, next_position): (Vec<Update>, bool, u64) = match vector {
+        let (from, snapshot, next_position): (Option<usize>, bool, u64) = match vector {
             // A snapshot holds everything the log could: the requester continues from the end.
             _ if snapshot => {
                 if vector.is_none() {
                     self.peer_positions.insert(peer, log_end);
                 }
-                (Vec::new(), true, log_end)
+                (None, true, log_end)
             }
+            // The delta starts at the first entry the requester lacks: it holds every entry
+            // before it, which is everything this replica held at that entry's version.
             Some(vector) => {
-                let lacking = self
-                    .log
-                    .iter()
-                    .copied()
-                    .filter(|u| {
-                        let id = ctx.update_id(*u);
-                        vector
-                            .get(id.origin as usize)
-                            .is_none_or(|have| *have < id.seq)
-                    })
-                    .collect();
-                (lacking, false, 0)
+                let first_lacking = self.log.iter().position(|u| {
+                    let id = ctx.update_id(*u);
+                    vector
+                        .get(id.origin as usize)
+                        .is_none_or(|have| *have < id.seq)
+                });
+                (first_lacking, false, 0)
             }
             None => self.by_position(peer, position, ctx),
         };
+        let delta = from.and_then(|from| self.delta_from(from, ctx));
         let snapshot = snapshot.then(|| ctx.snapshot());
         let reply = Message::DeltaReply {
-            ops: Arc::from(ops.as_slice()),
+            delta,
             next_position: LogPosition {
                 epoch: self.log_epoch,
                 position: next_position,
@@ -138,7 +164,7 @@ impl DeltaNode {
         peer: NodeId,
         position: u64,
         ctx: &Ctx<'_, C, DeltaSync>,
-    ) -> (Vec<Update>, bool, u64) {
+    ) -> (Option<usize>, bool, u64) {
         let log_end = self.log_end();
         self.peer_positions.insert(peer, position);
         // Prune below the slowest peer: every peer this node serves has asked at least once.
@@ -150,18 +176,16 @@ impl DeltaNode {
         if self.peer_positions.len() >= serves {
             let slowest = self.peer_positions.values().copied().min().unwrap_or(0);
             if slowest > self.log_base {
-                self.log.drain(..(slowest - self.log_base) as usize);
+                let pruned = (slowest - self.log_base) as usize;
+                self.log.drain(..pruned);
+                self.versions.drain(..pruned);
                 self.log_base = slowest;
             }
         }
         if position < self.log_base {
-            (Vec::new(), true, log_end)
+            (None, true, log_end)
         } else {
-            (
-                self.log[(position - self.log_base) as usize..].to_vec(),
-                false,
-                log_end,
-            )
+            (Some((position - self.log_base) as usize), false, log_end)
         }
     }
 
@@ -199,6 +223,7 @@ impl<C: OpCrdt> Protocol<C> for DeltaSync {
         };
         DeltaNode {
             vector,
+            version_end: version(ctx),
             log_epoch: ctx.incarnation(),
             ..DeltaNode::default()
         }
@@ -210,7 +235,7 @@ impl<C: OpCrdt> Protocol<C> for DeltaSync {
     }
 
     fn on_write(&self, node: &mut DeltaNode, update: Update, ctx: &mut Ctx<'_, C, Self>) {
-        node.applied(update, ctx);
+        node.learned(&[update], ctx);
     }
 
     fn on_message(
@@ -229,19 +254,26 @@ impl<C: OpCrdt> Protocol<C> for DeltaSync {
                 node.reply(from, (*position, vector.as_deref(), *snapshot), ctx);
             }
             Message::DeltaReply {
-                ops,
+                delta,
                 next_position,
                 snapshot,
             } => {
                 if let Some(state) = snapshot {
-                    if ctx.merge(state) {
-                        advance_vector_all(&mut node.vector, ctx);
-                    }
+                    let new = ctx.lacking(state.delivered());
+                    ctx.merge(state);
+                    node.learned(&new, ctx);
+                    advance_vector_all(&mut node.vector, ctx);
                 }
-                for update in ops.iter() {
-                    if ctx.apply(*update) {
-                        node.applied(*update, ctx);
+                if let Some(delta) = delta {
+                    let new: Vec<Update> = delta.covers().filter(|u| !ctx.holds(*u)).collect();
+                    if ctx.merge_delta(delta).is_err() {
+                        // This node lacks what the delta builds on (it started from a position
+                        // without the state before it): it stays where it was, and asks for a
+                        // snapshot where snapshots are on.
+                        node.wants_snapshot = ctx.options().snapshot_on_join;
+                        return;
                     }
+                    node.learned(&new, ctx);
                 }
                 if ctx.options().delta_position == DeltaPosition::LogPosition {
                     node.positions_in_peer.insert(from, *next_position);
@@ -275,4 +307,15 @@ impl<C: OpCrdt> Protocol<C> for DeltaSync {
     fn message_memory_bytes(&self, message: &Message<C>) -> u64 {
         message_memory_bytes(message)
     }
+
+    fn ships_deltas(&self) -> bool {
+        true
+    }
+}
+
+/// The replica's delta version. A delta-sync run starts only over a type with deltas
+/// (`run_protocol` refuses the others, naming the type).
+fn version<C: OpCrdt>(ctx: &Ctx<'_, C, DeltaSync>) -> u64 {
+    ctx.version()
+        .expect("delta sync runs only over types with deltas")
 }

@@ -121,7 +121,9 @@ impl ReliableNode {
             });
             let Some((&update, _)) = ready else { break };
             let deps = self.buffer.remove(&update).expect("found in the buffer");
-            if ctx.apply(update) {
+            // The deduplication: what this node delivered already (a copy, or an update a
+            // snapshot brought while it waited) never reaches the application again.
+            if !ctx.holds(update) && ctx.apply(update) {
                 advance_vector(&mut self.vector, ctx.update_id(update).origin, ctx);
                 delivered.push((update, deps));
             }
