@@ -705,20 +705,19 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
     /// is not); the replica is touched then even if it learned nothing, since a duplicate may
     /// still have moved a view that is not idempotent.
     fn fire(&mut self, node: NodeId, timer: P::Timer) {
-        self.net.changed = false;
         self.net.touched = false;
         self.handle_with(node, None, |protocol, state, ctx| {
             protocol.on_timer(state, timer, ctx)
         });
-        let changed = self.net.changed;
+        // Every change is a touch: `merge` and `apply` set both.
         let handed = self.net.touched;
         let sends = self
             .net
             .outbox
             .iter()
             .any(|c| matches!(c, Command::Send { .. }));
-        if changed || handed || sends {
-            let touched: &[NodeId] = if changed || handed { &[node] } else { &[] };
+        if handed || sends {
+            let touched: &[NodeId] = if handed { &[node] } else { &[] };
             self.emit(EventKind::Timer { node }, touched);
         }
         self.flush(node);
@@ -976,15 +975,21 @@ impl<C: OpCrdt, P: Protocol<C>> Net<C, P> {
     /// Merges a received state; returns whether the node learned updates it did not have.
     pub(crate) fn merge(&mut self, node: NodeId, snapshot: &Snapshot<C>) -> bool {
         let copy = &*snapshot.0;
+        self.merge_state(node, &copy.state, &copy.delivered)
+    }
+
+    /// Merges `state`, which holds the updates `delivered`, into `node`'s replica (a snapshot's
+    /// or a delta's); returns whether the node learned updates it did not have.
+    fn merge_state(&mut self, node: NodeId, state: &C, delivered: &UpdateSet) -> bool {
         let replica = &mut self.nodes[node as usize];
-        replica.crdt.merge(&copy.state, &mut self.coins);
+        replica.crdt.merge(state, &mut self.coins);
         let clock = &mut self.clocks[node as usize];
         // Only clocks that listen need the received state's greatest time, which costs a scan.
         if matches!(clock.kind, ClockKind::Lamport | ClockKind::Hybrid) {
-            clock.observe(copy.state.time_max());
+            clock.observe(state.time_max());
         }
         let before = replica.delivered.len();
-        replica.delivered.union_with(&copy.delivered);
+        replica.delivered.union_with(delivered);
         let learned = replica.delivered.len() > before;
         self.changed |= learned;
         self.touched = true;
@@ -1010,17 +1015,7 @@ impl<C: OpCrdt, P: Protocol<C>> Net<C, P> {
         if lacking > 0 {
             return Err(MissingBase { lacking });
         }
-        replica.crdt.merge(&copy.state, &mut self.coins);
-        let clock = &mut self.clocks[node as usize];
-        if matches!(clock.kind, ClockKind::Lamport | ClockKind::Hybrid) {
-            clock.observe(copy.state.time_max());
-        }
-        let before = replica.delivered.len();
-        replica.delivered.union_with(&copy.delivered);
-        let learned = replica.delivered.len() > before;
-        self.changed |= learned;
-        self.touched = true;
-        Ok(learned)
+        Ok(self.merge_state(node, &copy.state, &copy.delivered))
     }
 
     /// Hands one update's op to a node's replica, a duplicate too (see [`Ctx::apply`]); returns
