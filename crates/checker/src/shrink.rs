@@ -427,6 +427,7 @@ fn fault_replicas(fault: &FaultSpec) -> Vec<ReplicaId> {
         | FaultSpec::Join { replica, .. }
         | FaultSpec::Leave { replica, .. }
         | FaultSpec::ClockSkew { replica, .. } => vec![*replica],
+        FaultSpec::ConnectionDrop { nodes, .. } => nodes.to_vec(),
         FaultSpec::ServerOutage { .. } => Vec::new(),
     }
 }
@@ -474,6 +475,8 @@ fn renumber_fault(fault: &mut FaultSpec, renumber: &dyn Fn(ReplicaId) -> Replica
         | FaultSpec::Join { replica, .. }
         | FaultSpec::Leave { replica, .. }
         | FaultSpec::ClockSkew { replica, .. } => *replica = renumber(*replica),
+        // The relay server's number is the replica count, so it moves down with the others.
+        FaultSpec::ConnectionDrop { nodes, .. } => nodes.iter_mut().for_each(|n| *n = renumber(*n)),
         FaultSpec::ServerOutage { .. } => {}
     }
 }
@@ -483,14 +486,16 @@ fn last_scheduled_us(scenario: &Scenario) -> Option<u64> {
         return None;
     }
     let ops = scenario.workload.ops.iter().map(|op| op.at.us);
+    let reconnect_after = scenario.network.reconnect_after;
     let faults = scenario.faults.iter().map(|f| match f {
-        FaultSpec::Partition { at, heal, .. }
-        | FaultSpec::Isolate { at, heal, .. }
-        | FaultSpec::Bridge { at, heal, .. } => heal.unwrap_or(*at).us,
-        FaultSpec::Crash { at, restart, .. } => restart.unwrap_or(*at).us,
         FaultSpec::Join { at, .. } | FaultSpec::Leave { at, .. } => at.us,
-        FaultSpec::ServerOutage { until, .. } => until.us,
         FaultSpec::ClockSkew { .. } => 0,
+        FaultSpec::Partition { at, .. }
+        | FaultSpec::Isolate { at, .. }
+        | FaultSpec::Bridge { at, .. }
+        | FaultSpec::Crash { at, .. }
+        | FaultSpec::ServerOutage { at, .. }
+        | FaultSpec::ConnectionDrop { at, .. } => f.end(reconnect_after).unwrap_or(*at).us,
     });
     ops.chain(faults).max()
 }

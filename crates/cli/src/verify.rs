@@ -366,6 +366,7 @@ impl Summary {
             crashes,
             restarts,
             retransmissions,
+            connection_drops,
         } = *covered;
         let sum = &mut self.coverage;
         sum.concurrent_writes_same_key += concurrent_writes_same_key;
@@ -376,6 +377,7 @@ impl Summary {
         sum.crashes += crashes;
         sum.restarts += restarts;
         sum.retransmissions += retransmissions;
+        sum.connection_drops += connection_drops;
     }
 }
 

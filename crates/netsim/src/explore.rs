@@ -518,6 +518,8 @@ where
             snapshot_cursor: 0,
             changed: false,
             touched: false,
+            // The model has no connection faults: every connection stays up.
+            connections_down: Default::default(),
         }
     }
 

@@ -21,6 +21,9 @@ pub enum DropCause {
     Partition,
     /// The receiver (or the relay server) is down, has not joined, or has left.
     Down,
+    /// The connection between sender and receiver dropped while the message was in flight, or
+    /// was down when it was sent (a `connection-drop` fault).
+    Disconnected,
 }
 
 /// One thing that happened. Every variant is part of the trace hash.
@@ -415,6 +418,8 @@ pub struct Coverage {
     pub restarts: u64,
     /// Retransmissions sent by reliable protocols.
     pub retransmissions: u64,
+    /// Connections dropped (`connection-drop` faults that took effect).
+    pub connection_drops: u64,
 }
 
 /// How a run ended.
@@ -464,6 +469,9 @@ pub struct Outcome<C: OpCrdt> {
     pub network_drop: f64,
     /// The default links' duplicate probability in force, like `network_drop`.
     pub network_duplicate: f64,
+    /// Messages still in flight when the run ended (each copy of a duplicate counts): with no
+    /// timer that sends, a run that ends with none is quiet for good.
+    pub in_flight_at_end: u64,
 }
 
 #[cfg(test)]

@@ -64,6 +64,12 @@
 //! state with [`Protocol::init`] (timers set before the crash still fire: tell them apart by
 //! [`Ctx::incarnation`] if it matters); a durable one keeps it. New kinds of event come as new
 //! handlers with a default body, so adding one never breaks a protocol written before it.
+//!
+//! **Connections.** Links may be declared in order (`network.in-order`: per-link FIFO, as TCP
+//! and WebSockets are), and a `connection-drop` fault loses everything in flight on one
+//! connection and whatever is sent on it until it is back; both ends get
+//! [`Protocol::on_disconnect`], then [`Protocol::on_connect`] at the reconnect, and
+//! [`Ctx::is_connected`] tells a handler which connections are up.
 
 use std::sync::Arc;
 
@@ -144,6 +150,18 @@ pub trait Protocol<C: OpCrdt>: Sized {
 
     /// The node is about to leave for good; what it sends now still goes out.
     fn on_leave(&self, _node: &mut Self::Node, _ctx: &mut Ctx<'_, C, Self>) {}
+
+    /// The connection to `peer` dropped (a `connection-drop` fault): whatever was in flight on
+    /// it in either direction is lost, and so is anything sent to `peer` until
+    /// [`Protocol::on_connect`]. A protocol that keeps "what the peer has" per connection resets
+    /// it here or on the reconnect; one that keeps believing its unacknowledged sends arrived
+    /// stalls.
+    fn on_disconnect(&self, _node: &mut Self::Node, _peer: NodeId, _ctx: &mut Ctx<'_, C, Self>) {}
+
+    /// The connection to `peer` is back after a drop; both ends are told, each with its own
+    /// call. A real client resynchronizes here (a handshake, a resend from the last
+    /// acknowledged position).
+    fn on_connect(&self, _node: &mut Self::Node, _peer: NodeId, _ctx: &mut Ctx<'_, C, Self>) {}
 
     /// The size of `message` on the wire, counted in the run's bytes sent. The default counts a
     /// header only; [`Ctx::op_bytes`] and [`Snapshot::size_bytes`] give the parts' sizes.
@@ -397,6 +415,13 @@ impl<C: OpCrdt, P: Protocol<C>> Ctx<'_, C, P> {
     /// network; the relay server uses it to skip clients that are not connected).
     pub fn status_of(&self, node: NodeId) -> Status {
         self.net.nodes[node as usize].status
+    }
+
+    /// Whether the connection from this node to `peer` is up: false between a
+    /// `connection-drop` fault and its reconnect ([`Protocol::on_disconnect`],
+    /// [`Protocol::on_connect`]). Links that no fault dropped are always connected.
+    pub fn is_connected(&self, peer: NodeId) -> bool {
+        !self.net.is_disconnected(self.node, peer)
     }
 
     /// How many times this node has restarted.

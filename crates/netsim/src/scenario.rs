@@ -8,6 +8,7 @@
 use converge_crdt::{ClockKind, LwwDictConfig, LwwGridConfig, ReplicaId};
 use serde::{Deserialize, Serialize};
 
+use crate::outcome::NodeId;
 use crate::time::SimDuration;
 
 /// One scenario. The defaults describe a small healthy run: 3 replicas of a 3x3 grid, state
@@ -292,6 +293,29 @@ pub struct NetworkSpec {
     /// Whether messages are still lost at random during the settle period. Default
     /// [`SettleDrop::None`].
     pub settle_drop: SettleDrop,
+    /// Whether every link delivers in the order it was given messages (per-link FIFO), as a TCP
+    /// connection or a WebSocket does: a message never overtakes one sent before it on the same
+    /// link, whatever latency it drew. Duplicates still happen only if `duplicate` asks for
+    /// them. Default false (each message draws its own latency, so jitter reorders).
+    #[serde(skip_serializing_if = "is_false")]
+    pub in_order: bool,
+    /// How long a dropped connection stays down when its `connection-drop` fault names no
+    /// `reconnect` time. Default 1 s.
+    #[serde(skip_serializing_if = "is_default_reconnect_after")]
+    pub reconnect_after: SimDuration,
+}
+
+/// The default of `network.reconnect-after`.
+pub const RECONNECT_AFTER_DEFAULT: SimDuration = SimDuration::from_secs(1);
+
+/// Keys added after scenarios were first saved are left out at their defaults, so that those
+/// scenarios keep their run ids.
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+fn is_default_reconnect_after(value: &SimDuration) -> bool {
+    *value == RECONNECT_AFTER_DEFAULT
 }
 
 /// Random message loss during the settle period.
@@ -310,6 +334,13 @@ pub enum SettleDrop {
     AsConfigured,
 }
 
+impl NetworkSpec {
+    /// Whether any link delivers in order.
+    pub fn links_in_order(&self) -> bool {
+        self.in_order || self.links.iter().any(|link| link.in_order == Some(true))
+    }
+}
+
 impl Default for NetworkSpec {
     fn default() -> Self {
         NetworkSpec {
@@ -320,6 +351,8 @@ impl Default for NetworkSpec {
             duplicate: 0.0,
             links: Vec::new(),
             settle_drop: SettleDrop::None,
+            in_order: false,
+            reconnect_after: RECONNECT_AFTER_DEFAULT,
         }
     }
 }
@@ -334,6 +367,9 @@ pub struct LinkSpec {
     pub latency: Option<Latency>,
     pub drop: Option<f64>,
     pub duplicate: Option<f64>,
+    /// Whether these links deliver in order (see [`NetworkSpec::in_order`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_order: Option<bool>,
 }
 
 /// The writes replicas make. Generated writes follow a Poisson process per writer; `ops` lists
@@ -453,6 +489,39 @@ pub enum FaultSpec {
     },
     /// The relay server is down from `at` until `until`: messages to and from it are lost.
     ServerOutage { at: SimDuration, until: SimDuration },
+    /// The connection between the two `nodes` drops at `at`: every message in flight on it, in
+    /// either direction, is lost, and so is every message sent on it until it is back; both ends
+    /// are told ([`crate::protocol::Protocol::on_disconnect`]). It comes back at `reconnect`
+    /// (default: `network.reconnect-after` later), and both ends are told again
+    /// ([`crate::protocol::Protocol::on_connect`]). In a relay the connections are the links
+    /// between a client and the server (node number `replicas`).
+    ConnectionDrop {
+        at: SimDuration,
+        nodes: [NodeId; 2],
+        #[serde(default)]
+        reconnect: Option<SimDuration>,
+    },
+}
+
+impl FaultSpec {
+    /// When a fault's effect ends, if it does: a cut heals, a crashed replica restarts, an
+    /// outage ends, a dropped connection comes back (`reconnect_after` after the drop when the
+    /// fault names no time). `None` for faults that last (a permanent cut, a crash without
+    /// restart) and for those that are events rather than spans.
+    pub fn end(&self, reconnect_after: SimDuration) -> Option<SimDuration> {
+        match *self {
+            FaultSpec::Partition { heal, .. }
+            | FaultSpec::Isolate { heal, .. }
+            | FaultSpec::Bridge { heal, .. } => heal,
+            FaultSpec::Crash { restart, .. } => restart,
+            FaultSpec::ServerOutage { until, .. } => Some(until),
+            FaultSpec::ConnectionDrop { at, reconnect, .. } => Some(
+                reconnect
+                    .unwrap_or(SimDuration::from_us(at.us.saturating_add(reconnect_after.us))),
+            ),
+            FaultSpec::Join { .. } | FaultSpec::Leave { .. } | FaultSpec::ClockSkew { .. } => None,
+        }
+    }
 }
 
 /// Swarm mode: the seed draws `faults` extra faults (partitions, crashes with restart, isolations,

@@ -252,6 +252,9 @@ pub(crate) struct Net<C: OpCrdt, P: Protocol<C>> {
     /// Whether the handler running now handed its replica an op or a state at all, learned or
     /// not: a duplicate applied again may still move a view, so the oracles look at the replica.
     pub(crate) touched: bool,
+    /// The connections that are down, as (lower node, higher node), with how many
+    /// `connection-drop` faults hold each down.
+    pub(crate) connections_down: BTreeMap<(NodeId, NodeId), u32>,
 }
 
 struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
@@ -288,6 +291,13 @@ struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
     timers_pending: u64,
     links: LinkParameters,
     last_on_link: LinkTable,
+    /// Per link, the time its latest message is due, where some link delivers in order: a
+    /// message on an in-order link is never due before the one sent ahead of it.
+    due_on_link: Option<LinkTable>,
+    /// Per connection (lower node, higher node) that dropped, the number of the first message
+    /// sent after its latest drop: a message with a lower number still in flight was on the
+    /// connection when it dropped, and is lost.
+    lost_below: BTreeMap<(NodeId, NodeId), u64>,
     messages: MessageStats,
     events: u64,
     trace_hash: u64,
@@ -326,6 +336,14 @@ fn faults_in_force(scenario: &Scenario, root: u64) -> (Vec<FaultSpec>, f64, f64)
         duplicate = faults_stream.unit() * swarm.duplicate_max;
         for _ in 0..swarm.faults {
             faults.push(draw_fault(&mut faults_stream, scenario));
+        }
+    }
+    // A reconnect left to `network.reconnect-after` is written down, so that reports and shrunk
+    // scenarios show when it happened.
+    for fault in &mut faults {
+        let end = fault.end(scenario.network.reconnect_after);
+        if let FaultSpec::ConnectionDrop { reconnect, .. } = fault {
+            *reconnect = end;
         }
     }
     (faults, drop, duplicate)
@@ -420,6 +438,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             snapshot_cursor: 0,
             changed: false,
             touched: false,
+            connections_down: BTreeMap::new(),
         };
         let states = (0..node_count)
             .map(|node| protocol.init(&Ctx::detached(&mut net, protocol, node)))
@@ -462,6 +481,11 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             timers_pending: 0,
             links: LinkParameters::default(),
             last_on_link: LinkTable::new(node_count),
+            due_on_link: scenario
+                .network
+                .links_in_order()
+                .then(|| LinkTable::new(node_count)),
+            lost_below: BTreeMap::new(),
             messages: MessageStats::default(),
             events: 0,
             trace_hash: HASH_SEED,
@@ -519,6 +543,9 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
                 FaultSpec::Crash { at, restart, .. } => (Some(*at), *restart),
                 FaultSpec::Join { at, .. } | FaultSpec::Leave { at, .. } => (Some(*at), None),
                 FaultSpec::ServerOutage { at, until } => (Some(*at), Some(*until)),
+                FaultSpec::ConnectionDrop { at, .. } => {
+                    (Some(*at), fault.end(self.scenario.network.reconnect_after))
+                }
                 FaultSpec::ClockSkew { .. } => (None, None),
             };
             if let Some(start) = start.filter(|s| *s <= duration) {
@@ -807,6 +834,10 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             self.drop_message(from, to, message, crate::outcome::DropCause::Down);
             return;
         }
+        if !self.lost_below.is_empty() && self.lost_in_connection_drop(from, to, message) {
+            self.drop_message(from, to, message, crate::outcome::DropCause::Disconnected);
+            return;
+        }
         self.messages.delivered += 1;
         if copy {
             self.net.coverage.duplicate_deliveries += 1;
@@ -894,6 +925,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             faults: self.faults,
             network_drop: self.drop,
             network_duplicate: self.duplicate,
+            in_flight_at_end: self.in_flight,
         }
     }
 }
@@ -940,6 +972,12 @@ impl<C: OpCrdt, P: Protocol<C>> Net<C, P> {
             chosen.push(pool.swap_remove(pick));
         }
         chosen
+    }
+
+    /// Whether a `connection-drop` fault holds the connection between `a` and `b` down.
+    pub(crate) fn is_disconnected(&self, a: NodeId, b: NodeId) -> bool {
+        !self.connections_down.is_empty()
+            && self.connections_down.contains_key(&(a.min(b), a.max(b)))
     }
 
     pub(crate) fn forwards(&self, node: NodeId, learned: bool) -> bool {

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::outcome::NodeId;
 use crate::scenario::{CrdtSpec, Fate, FaultSpec, Latency, ProtocolKind, Scenario, Topology};
 use crate::time::SimDuration;
 
@@ -474,6 +475,9 @@ impl Scenario {
                 | FaultSpec::Join { replica: r, .. }
                 | FaultSpec::Leave { replica: r, .. }
                 | FaultSpec::ClockSkew { replica: r, .. } => replica(path("replica"), *r)?,
+                FaultSpec::ConnectionDrop { nodes: ends, .. } => {
+                    self.connection_exists(&path("nodes"), *ends, nodes)?;
+                }
                 FaultSpec::ServerOutage { at, until } => {
                     if protocol.topology != Topology::Relay {
                         return Err(error(
@@ -529,6 +533,40 @@ impl Scenario {
         Ok(())
     }
 
+    /// Refuses a connection that does not exist: a node beyond the network, a node with itself,
+    /// or in a relay two clients (they reach each other only through the server).
+    fn connection_exists(
+        &self,
+        path: &str,
+        [a, b]: [NodeId; 2],
+        nodes: u32,
+    ) -> Result<(), ScenarioError> {
+        for (end, node) in [(0, a), (1, b)] {
+            if node >= nodes {
+                return Err(error(
+                    format!("{path}[{end}]"),
+                    format!("expected a node below {nodes}, found {node}"),
+                ));
+            }
+        }
+        if a == b {
+            return Err(error(
+                path,
+                format!("expected two different nodes, found {a} twice"),
+            ));
+        }
+        let server = self.replicas;
+        if self.protocol.topology == Topology::Relay && a != server && b != server {
+            return Err(error(
+                path,
+                format!(
+                    "nodes {a} and {b} have no connection: in a relay every connection is between                      a client and the server (node {server})"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses faults that deserialize and name existing replicas but whose times or company make
     /// no sense: a cut that heals before it starts, a restart before its crash, an outage that
     /// ends before it begins, a fault that starts after `duration` (the settle period has none),
@@ -553,6 +591,9 @@ impl Scenario {
                 | FaultSpec::Bridge { at, heal, .. } => (Some(at), heal, "heal"),
                 FaultSpec::Crash { at, restart, .. } => (Some(at), restart, "restart"),
                 FaultSpec::ServerOutage { at, until } => (Some(at), Some(until), "until"),
+                FaultSpec::ConnectionDrop { at, reconnect, .. } => {
+                    (Some(at), reconnect, "reconnect")
+                }
                 FaultSpec::Join { at, .. } | FaultSpec::Leave { at, .. } => (Some(at), None, ""),
                 FaultSpec::ClockSkew { .. } => (None, None, ""),
             };
@@ -884,6 +925,10 @@ impl Scenario {
             ),
             ("network.latency-min".to_string(), self.network.latency_min),
             ("network.latency-max".to_string(), self.network.latency_max),
+            (
+                "network.reconnect-after".to_string(),
+                self.network.reconnect_after,
+            ),
         ];
         if let Some(interval) = self.protocol.anti_entropy {
             all.push(("protocol.anti-entropy".to_string(), interval));
@@ -923,6 +968,10 @@ impl Scenario {
                 FaultSpec::ServerOutage { at, until } => {
                     all.push((path("at"), *at));
                     all.push((path("until"), *until));
+                }
+                FaultSpec::ConnectionDrop { at, reconnect, .. } => {
+                    all.push((path("at"), *at));
+                    all.extend(reconnect.map(|r| (path("reconnect"), r)));
                 }
                 FaultSpec::ClockSkew { .. } => {}
             }

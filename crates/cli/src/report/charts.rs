@@ -526,6 +526,15 @@ pub fn describe_fault(fault: &FaultSpec) -> String {
         FaultSpec::ServerOutage { at: t, until: u } => {
             format!("relay server down from {} to {}", at(t), at(u))
         }
+        FaultSpec::ConnectionDrop {
+            at: t,
+            nodes: [a, b],
+            reconnect,
+        } => format!(
+            "connection n{a}-n{b} drops at {} (what is in flight on it is lost){}",
+            at(t),
+            until(reconnect, "reconnects")
+        ),
     }
 }
 
@@ -540,6 +549,9 @@ fn fault_span(fault: &FaultSpec) -> Option<(f64, Option<f64>)> {
         FaultSpec::Join { at, .. } => Some((0.0, Some(ms(at)))),
         FaultSpec::Leave { at, .. } => Some((ms(at), None)),
         FaultSpec::ServerOutage { at, until } => Some((ms(at), Some(ms(until)))),
+        FaultSpec::ConnectionDrop { at, reconnect, .. } => {
+            Some((ms(at), reconnect.as_ref().map(ms)))
+        }
         FaultSpec::ClockSkew { .. } => None,
     }
 }

@@ -105,7 +105,50 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
                     self.emit(EventKind::FaultStart { fault }, &[]);
                 }
             }
+            FaultSpec::ConnectionDrop { nodes: [a, b], .. } => self.connection_drop(fault, a, b),
             FaultSpec::ClockSkew { .. } => {}
+        }
+    }
+
+    /// The connection between `a` and `b` drops: what is in flight on it is lost when it would
+    /// have arrived (every message numbered below the next one), what is sent on it until the
+    /// reconnect is lost at once, and both ends are told.
+    fn connection_drop(&mut self, fault: u32, a: NodeId, b: NodeId) {
+        let pair = (a.min(b), a.max(b));
+        *self.net.connections_down.entry(pair).or_default() += 1;
+        self.lost_below.insert(pair, self.next_message);
+        self.net.coverage.connection_drops += 1;
+        self.emit(EventKind::FaultStart { fault }, &[]);
+        for (node, peer) in [(a, b), (b, a)] {
+            if self.net.nodes[node as usize].status == Status::Up {
+                self.handle_with(node, None, |protocol, state, ctx| {
+                    protocol.on_disconnect(state, peer, ctx)
+                });
+                self.flush(node);
+            }
+        }
+    }
+
+    /// The connection between `a` and `b` is back, unless another drop still holds it down; both
+    /// ends are told.
+    fn reconnect(&mut self, fault: u32, a: NodeId, b: NodeId) {
+        let pair = (a.min(b), a.max(b));
+        let Some(holds) = self.net.connections_down.get_mut(&pair) else {
+            return;
+        };
+        *holds -= 1;
+        if *holds > 0 {
+            return;
+        }
+        self.net.connections_down.remove(&pair);
+        self.emit(EventKind::FaultEnd { fault }, &[]);
+        for (node, peer) in [(a, b), (b, a)] {
+            if self.net.nodes[node as usize].status == Status::Up {
+                self.handle_with(node, None, |protocol, state, ctx| {
+                    protocol.on_connect(state, peer, ctx)
+                });
+                self.flush(node);
+            }
         }
     }
 
@@ -133,6 +176,7 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
                     self.emit(EventKind::FaultEnd { fault }, &[]);
                 }
             }
+            FaultSpec::ConnectionDrop { nodes: [a, b], .. } => self.reconnect(fault, a, b),
             _ => {}
         }
     }
@@ -162,7 +206,10 @@ pub(super) fn draw_fault(stream: &mut Stream, scenario: &Scenario) -> FaultSpec 
         SimDuration::from_us(at.us + 1 + stream.below(duration_us - at.us.min(duration_us - 1)));
     let replica = stream.below(replicas) as ReplicaId;
     let relay = scenario.protocol.topology == Topology::Relay;
-    match stream.below(if relay { 5 } else { 4 }) {
+    // Connection drops are drawn only where links are connections (in order), so that the
+    // draws of every other swarm scenario stay what they were.
+    let kinds = if relay { 5 } else { 4 } + u64::from(scenario.network.links_in_order());
+    match stream.below(kinds) {
         0 => {
             let group: Vec<ReplicaId> = (0..scenario.replicas)
                 .filter(|_| stream.chance(0.5))
@@ -190,6 +237,36 @@ pub(super) fn draw_fault(stream: &mut Stream, scenario: &Scenario) -> FaultSpec 
             },
         },
         3 => FaultSpec::Join { at, replica },
-        _ => FaultSpec::ServerOutage { at, until: end },
+        4 if relay => FaultSpec::ServerOutage { at, until: end },
+        _ => draw_connection_drop(stream, scenario, at, end, replica),
+    }
+}
+
+/// A connection drop for swarm mode: in a relay, between `replica` and the server; otherwise
+/// between `replica` and another replica drawn (a lone replica has no connection, and drops out
+/// instead).
+fn draw_connection_drop(
+    stream: &mut Stream,
+    scenario: &Scenario,
+    at: SimDuration,
+    end: SimDuration,
+    replica: ReplicaId,
+) -> FaultSpec {
+    let peer = if scenario.protocol.topology == Topology::Relay {
+        scenario.replicas
+    } else if scenario.replicas > 1 {
+        let other = stream.below(u64::from(scenario.replicas) - 1) as ReplicaId;
+        other + u32::from(other >= replica)
+    } else {
+        return FaultSpec::Isolate {
+            at,
+            heal: Some(end),
+            replica,
+        };
+    };
+    FaultSpec::ConnectionDrop {
+        at,
+        nodes: [replica, peer],
+        reconnect: Some(end),
     }
 }

@@ -92,6 +92,10 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
             self.drop_message(from, to, message, DropCause::Partition);
             return;
         }
+        if self.net.is_disconnected(from, to) {
+            self.drop_message(from, to, message, DropCause::Disconnected);
+            return;
+        }
         let fate = match &self.fates {
             Some(fates) => fates.get(&message).cloned().unwrap_or(Fate::Deliver {
                 after: self.scripted_latency,
@@ -129,6 +133,7 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
             }
         };
         let memory_bytes = self.protocol.message_memory_bytes(&payload);
+        let in_order = self.due_on_link.is_some() && self.link_in_order(from, to);
         for (after, copy) in &deliveries.0[..deliveries.1] {
             if self.in_flight >= self.scenario.bounds.in_flight_max {
                 self.bound = Some("in_flight_max");
@@ -140,6 +145,14 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
             }
             self.in_flight += 1;
             self.in_flight_bytes += memory_bytes;
+            let mut due_us = self.net.now_us.saturating_add(after.us);
+            if let (true, Some(due_on_link)) = (in_order, &mut self.due_on_link) {
+                // Never before the message sent ahead of it on this link; at the same time,
+                // the queue's sequence numbers keep the send order.
+                let last_due_us = due_on_link.slot(from, to);
+                due_us = due_us.max(*last_due_us);
+                *last_due_us = due_us;
+            }
             let action = Action::Deliver {
                 message,
                 from,
@@ -147,8 +160,29 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
                 payload: payload.clone(),
                 copy: *copy,
             };
-            self.schedule(self.net.now_us.saturating_add(after.us), action);
+            self.schedule(due_us, action);
         }
+    }
+
+    /// Whether `from -> to` delivers in order: the network's default, then the overrides that
+    /// say, later ones winning.
+    fn link_in_order(&self, from: NodeId, to: NodeId) -> bool {
+        let network = &self.scenario.network;
+        network
+            .links
+            .iter()
+            .rev()
+            .filter(|spec| spec.from.is_none_or(|f| f == from) && spec.to.is_none_or(|t| t == to))
+            .find_map(|spec| spec.in_order)
+            .unwrap_or(network.in_order)
+    }
+
+    /// Whether `message`, in flight from `from` to `to`, was on its connection when the
+    /// connection last dropped.
+    pub(super) fn lost_in_connection_drop(&self, from: NodeId, to: NodeId, message: u64) -> bool {
+        self.lost_below
+            .get(&(from.min(to), from.max(to)))
+            .is_some_and(|first_after| message < *first_after)
     }
 }
 
@@ -173,7 +207,8 @@ const DENSE_LINK_NODES_MAX: u32 = 1_024;
 pub(super) type LinkParameters =
     HashMap<(NodeId, NodeId), (Latency, f64, f64), BuildHasherDefault<LinkHasher>>;
 
-/// The greatest message number delivered so far on each link, to count reordered deliveries.
+/// One counter per link: the greatest message number delivered so far on it (to count reordered
+/// deliveries), or the time its latest message is due (to keep in-order links in order).
 pub(super) enum LinkTable {
     Dense {
         nodes: u32,
@@ -222,13 +257,18 @@ impl LinkTable {
         }
     }
 
+    /// The counter of link `from -> to`.
+    pub(super) fn slot(&mut self, from: NodeId, to: NodeId) -> &mut u64 {
+        match self {
+            LinkTable::Dense { nodes, last } => &mut last[(from * *nodes + to) as usize],
+            LinkTable::Sparse(map) => map.entry((from, to)).or_insert(0),
+        }
+    }
+
     /// Records a delivery of `message` on `from -> to`; returns whether a message sent later on
     /// the same link was delivered before it (the delivery overtook nothing otherwise).
     pub(super) fn deliver_is_reordered(&mut self, from: NodeId, to: NodeId, message: u64) -> bool {
-        let last = match self {
-            LinkTable::Dense { nodes, last } => &mut last[(from * *nodes + to) as usize],
-            LinkTable::Sparse(map) => map.entry((from, to)).or_insert(0),
-        };
+        let last = self.slot(from, to);
         if message < *last {
             true
         } else {
