@@ -12,6 +12,7 @@ use converge_netsim::{
 use serde::Serialize;
 
 use crate::clone_check::CloneProbe;
+use crate::liveness::{judge_liveness, Liveness, LivenessWatch};
 use crate::oracles::{
     eventual_convergence, intent, snapshot, ConvergenceWatch, IntentWatch, ReplicaSnapshot,
     StopFlag, Violation,
@@ -139,8 +140,11 @@ pub fn judge_with<C: OpCrdt>(
     let mut observer = StopFlag {
         inner: (
             (
-                ConvergenceWatch::new(TIMELINE_POINTS_MAX),
-                IntentWatch::new(make, scenario.clock),
+                (
+                    ConvergenceWatch::new(TIMELINE_POINTS_MAX),
+                    IntentWatch::new(make, scenario.clock),
+                ),
+                LivenessWatch::new(),
             ),
             // After the oracles, so that they judge each event before the probe looks at it.
             CloneProbe::new(),
@@ -148,7 +152,7 @@ pub fn judge_with<C: OpCrdt>(
         flag: stop.unwrap_or(&never),
     };
     let outcome = protocol.run(scenario, seed, make, &mut observer)?;
-    let ((convergence, intent_watch), _) = observer.inner;
+    let (((convergence, intent_watch), liveness_watch), _) = observer.inner;
     let ConvergenceWatch {
         strong, timeline, ..
     } = convergence;
@@ -167,9 +171,18 @@ pub fn judge_with<C: OpCrdt>(
     }
     violations.extend(strong.violations.iter().cloned());
     let finished = !matches!(outcome.end, End::Panicked { .. });
-    if finished {
-        violations.extend(eventual_convergence(&outcome));
-    }
+    let eventual = if finished {
+        eventual_convergence(&outcome)
+    } else {
+        None
+    };
+    let liveness = if finished && outcome.end == End::Completed {
+        judge_liveness(scenario, &outcome, &liveness_watch, eventual.is_none())
+    } else {
+        None
+    };
+    violations.extend(eventual);
+    violations.extend(liveness.as_ref().map(|l| liveness_violation(&outcome, l)));
     let intent_violations = if finished {
         intent(&outcome, intent_watch)
     } else {
@@ -181,6 +194,11 @@ pub fn judge_with<C: OpCrdt>(
         Verdict::BoundReached
     } else if strong.count > 0 {
         Verdict::Diverges
+    } else if let Some(liveness) = &liveness {
+        match liveness {
+            Liveness::SyncLoop { .. } => Verdict::SyncLoop,
+            Liveness::Stalled { .. } => Verdict::Stalled,
+        }
     } else if violations
         .iter()
         .any(|v| v.oracle == crate::oracles::Oracle::EventualConvergence)
@@ -280,6 +298,31 @@ pub fn judge_builtin_until(
     })
 }
 
+/// A liveness failure as a violation: the sentence, and the nodes that keep talking (a sync
+/// loop) or the live replicas (a stall).
+fn liveness_violation<C: OpCrdt>(outcome: &Outcome<C>, liveness: &Liveness) -> Violation {
+    let (detail, replicas) = match liveness {
+        Liveness::SyncLoop { detail, talkers } => (detail.clone(), talkers.clone()),
+        Liveness::Stalled { detail } => (
+            detail.clone(),
+            outcome
+                .replicas
+                .iter()
+                .filter(|r| r.status == Status::Up)
+                .map(|r| r.id)
+                .collect(),
+        ),
+    };
+    Violation {
+        oracle: crate::oracles::Oracle::Liveness,
+        event_index: None,
+        at_us: outcome.end_us,
+        replicas,
+        detail,
+        states: Vec::new(),
+    }
+}
+
 fn non_vacuity<C: OpCrdt>(outcome: &Outcome<C>) -> NonVacuity {
     let late: Vec<ReplicaId> = outcome
         .faults
@@ -318,9 +361,15 @@ fn meets_expectation(
 ) -> (bool, Vec<String>) {
     let expect = &scenario.expect;
     let mut notes = Vec::new();
-    let mut met = verdict == expect.verdict;
-    notes.push(if met {
+    let mut met = verdict.meets(expect.verdict);
+    notes.push(if verdict == expect.verdict {
         format!("verdict \"{}\", as expected", kebab(&verdict))
+    } else if met {
+        format!(
+            "verdict \"{}\", one way of \"{}\", as expected",
+            kebab(&verdict),
+            kebab(&expect.verdict)
+        )
     } else {
         format!(
             "expected verdict \"{}\", got \"{}\"",

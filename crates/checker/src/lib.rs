@@ -22,6 +22,7 @@
 pub mod clone_check;
 pub mod determinism;
 pub mod judge;
+pub mod liveness;
 pub mod model;
 pub mod oracles;
 pub mod shrink;

@@ -33,6 +33,10 @@ pub enum Oracle {
     /// Nothing the run calls panics: a panic in a user's CRDT or protocol is a verdict of its
     /// own ([`converge_netsim::Verdict::Panicked`]).
     NoPanic,
+    /// After the network healed and the writes ended, the protocol neither loops (messages
+    /// flowing while nobody learns) nor stalls (quiet while replicas differ); see
+    /// [`crate::liveness`].
+    Liveness,
 }
 
 /// One replica's observable state, rendered for people and for JSON.

@@ -183,7 +183,7 @@ impl SweepExpectation {
     pub fn of(scenario: &Scenario, runs: &[RunSummary]) -> SweepExpectation {
         let expected = scenario.expect.verdict;
         let total = runs.len() as u64;
-        let matching = runs.iter().filter(|r| r.verdict == expected).count() as u64;
+        let matching = runs.iter().filter(|r| r.verdict.meets(expected)).count() as u64;
         let share_min = scenario.expect.seeds_share_min;
         let phrase = verdict_name(expected).replace('-', " ");
         let (met, note) = if expected == Verdict::Converges {
@@ -228,7 +228,7 @@ pub fn surprises(run: &RunSummary) -> bool {
     if run.expected == Verdict::Converges {
         !run.met_expectation
     } else {
-        run.verdict != run.expected && run.verdict != Verdict::Converges
+        !run.verdict.meets(run.expected) && run.verdict != Verdict::Converges
     }
 }
 

@@ -610,6 +610,12 @@ pub struct Bounds {
     pub updates_max: u64,
     /// Trace events kept in memory for reports (the hash covers all of them). Default 100,000.
     pub trace_events_kept_max: u64,
+    /// After the network healed and the writes ended, messages that may flow while no replica
+    /// learns anything before the run is judged a sync loop: a chain of this many deliveries
+    /// each of which changed nothing and sent the next, or this many messages in the quiet
+    /// tail of a run whose replicas still differ. Default 100.
+    #[serde(skip_serializing_if = "is_default_sync_loop_messages")]
+    pub sync_loop_messages: u64,
     /// Update records kept in the outcome by protocols that send whole states (state broadcast,
     /// anti-entropy): the first this many. Their messages never refer to an update, and the
     /// oracles watch each write as it happens, so a long run need not hold one record per write
@@ -621,6 +627,13 @@ pub struct Bounds {
     /// A report that stops short says so, and so do its exports. Default 2,000.
     #[serde(skip_serializing_if = "is_default_report_events")]
     pub report_events_max: u64,
+}
+
+/// The default of `bounds.sync-loop-messages`.
+pub const SYNC_LOOP_MESSAGES_DEFAULT: u64 = 100;
+
+fn is_default_sync_loop_messages(value: &u64) -> bool {
+    *value == SYNC_LOOP_MESSAGES_DEFAULT
 }
 
 /// The default of `bounds.report-events-max`.
@@ -640,6 +653,7 @@ impl Default for Bounds {
             in_flight_bytes_max: 1 << 30,
             updates_max: 1_000_000,
             trace_events_kept_max: 100_000,
+            sync_loop_messages: SYNC_LOOP_MESSAGES_DEFAULT,
             update_records_kept_max: 100_000,
             report_events_max: REPORT_EVENTS_MAX_DEFAULT,
         }
@@ -659,12 +673,32 @@ pub enum Verdict {
     IntentViolated,
     /// After settling, live replicas still differ (some lack updates); strong convergence held.
     NotConverged,
+    /// Not converged, and quiet for good: after the network healed and the writes ended,
+    /// nothing was in flight and no timer sent, yet live replicas differ or lack updates.
+    Stalled,
+    /// After the network healed and the writes ended, messages kept flowing past
+    /// `bounds.sync-loop-messages` while no replica learned anything: a chain of that many
+    /// deliveries each of which changed nothing and sent the next, or that many messages in
+    /// the quiet tail of a run whose replicas still differ.
+    SyncLoop,
     /// Strong convergence violated: replicas that delivered the same updates hold different states.
     Diverges,
     /// Code the run called (a user's CRDT or protocol) panicked; the run ended there.
     Panicked,
     /// A named bound was reached before the run ended; nothing is concluded.
     BoundReached,
+}
+
+impl Verdict {
+    /// Whether a run with this verdict meets an expectation of `expected`. Stalled and sync loop
+    /// are the two ways of not converging that can be told apart, so an expectation of
+    /// `not-converged` (written before they could) is met by either; every other expectation
+    /// only by itself.
+    pub fn meets(self, expected: Verdict) -> bool {
+        self == expected
+            || expected == Verdict::NotConverged
+                && matches!(self, Verdict::Stalled | Verdict::SyncLoop)
+    }
 }
 
 /// What the run is expected to show.

@@ -105,6 +105,8 @@ pub fn verdict_phrase(verdict: Verdict) -> &'static str {
         Verdict::Converges => "converges",
         Verdict::IntentViolated => "intent violated",
         Verdict::NotConverged => "not converged",
+        Verdict::Stalled => "stalled",
+        Verdict::SyncLoop => "sync loop",
         Verdict::Diverges => "diverges",
         Verdict::Panicked => "panicked",
         Verdict::BoundReached => "bound reached",
@@ -118,6 +120,7 @@ pub fn oracle_name(oracle: converge_checker::Oracle) -> &'static str {
         converge_checker::Oracle::EventualConvergence => "eventual convergence",
         converge_checker::Oracle::Intent => "intent",
         converge_checker::Oracle::NoPanic => "no panic",
+        converge_checker::Oracle::Liveness => "liveness",
     }
 }
 
@@ -180,6 +183,19 @@ pub fn verdict_in_words(report: &RunReport) -> String {
             "Not converged: {}.",
             first_of(converge_checker::Oracle::EventualConvergence).trim_end_matches('.')
         ),
+        Verdict::Stalled | Verdict::SyncLoop => {
+            let lacks = first_of(converge_checker::Oracle::EventualConvergence);
+            let liveness = first_of(converge_checker::Oracle::Liveness);
+            let mut words = liveness.trim_end_matches('.').to_string();
+            if let Some(first) = words.get(..1) {
+                words = first.to_uppercase() + &words[1..];
+            }
+            if lacks.is_empty() {
+                format!("{words}. The replicas agree, but the protocol never goes quiet.")
+            } else {
+                format!("{words}. {}.", lacks.trim_end_matches('.'))
+            }
+        }
         Verdict::Diverges => {
             let first = report
                 .violations
