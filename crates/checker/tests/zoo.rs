@@ -122,7 +122,8 @@ fn op_broadcast_loses_an_update_to_one_drop() {
     let mut scenario = busy("op-broadcast-drop");
     scenario.protocol.kind = ProtocolKind::OpBroadcast;
     scenario.network.drop = 0.05;
-    assert_caught(&scenario, Verdict::NotConverged);
+    // Quiet for good with replicas apart: the stall the simulator names.
+    assert_caught(&scenario, Verdict::Stalled);
 }
 
 #[test]
@@ -134,7 +135,8 @@ fn op_broadcast_never_catches_up_a_late_joiner() {
         at: secs(2),
         replica: 2,
     });
-    assert_caught(&scenario, Verdict::NotConverged);
+    // Quiet for good with replicas apart: the stall the simulator names.
+    assert_caught(&scenario, Verdict::Stalled);
 }
 
 #[test]
@@ -148,7 +150,8 @@ fn op_broadcast_never_catches_up_a_restarted_replica() {
         restart: Some(secs(3)),
         state: Durability::Volatile,
     });
-    assert_caught(&scenario, Verdict::NotConverged);
+    // Quiet for good with replicas apart: the stall the simulator names.
+    assert_caught(&scenario, Verdict::Stalled);
 }
 
 #[test]
@@ -163,7 +166,8 @@ fn relay_without_snapshot_on_join_leaves_the_joiner_behind() {
         at: secs(3),
         replica: 2,
     });
-    assert_caught(&scenario, Verdict::NotConverged);
+    // Quiet for good with replicas apart: the stall the simulator names.
+    assert_caught(&scenario, Verdict::Stalled);
     scenario.protocol.snapshot_on_join = true;
     assert_passes_every_seed(&scenario, 0..5);
 }

@@ -1,10 +1,11 @@
 //! The built-in protocols, one module each, written against the public seam
 //! ([`crate::protocol::Protocol`]) exactly as a user's protocol is: [`StateBroadcast`],
-//! [`AntiEntropy`], [`OpBroadcast`], [`ReliableCausal`], [`DeltaSync`] and [`MerkleAntiEntropy`].
+//! [`AntiEntropy`], [`OpBroadcast`], [`ReliableCausal`], [`DeltaSync`], [`MerkleAntiEntropy`]
+//! and [`OpStream`].
 //! The first five share one message type and one timer type ([`Message`], [`Timer`]) and the
 //! snapshot catch-up of a joining or restarting replica (`catch_up`); Merkle anti-entropy, which
 //! ships parts of states rather than states or ops, has its own ([`MerkleMessage`]); everything
-//! else is each protocol's own.
+//! else is each protocol's own, as op stream's messages are.
 //!
 //! [`run_builtin`] is the registry: the one place that maps a scenario's `[protocol] kind` to its
 //! implementation.
@@ -24,6 +25,7 @@ mod catch_up;
 mod delta_sync;
 mod merkle_anti_entropy;
 mod op_broadcast;
+mod op_stream;
 mod reliable_causal;
 mod state_broadcast;
 
@@ -32,6 +34,7 @@ pub use catch_up::CatchUp;
 pub use delta_sync::{DeltaNode, DeltaSync, LogPosition};
 pub use merkle_anti_entropy::{KeyView, MerkleAntiEntropy, MerkleMessage, MerkleNode, RangeDigest};
 pub use op_broadcast::OpBroadcast;
+pub use op_stream::{OpStream, StreamMessage, StreamNode};
 pub use reliable_causal::{ReliableCausal, ReliableNode};
 pub use state_broadcast::StateBroadcast;
 
@@ -53,6 +56,7 @@ pub(crate) fn run_builtin<C: OpCrdt>(
         }
         ProtocolKind::DeltaSync => run_protocol(scenario, seed, &DeltaSync, make, observer),
         ProtocolKind::MerkleAntiEntropy => merkle_anti_entropy::run(scenario, seed, make, observer),
+        ProtocolKind::OpStream => run_protocol(scenario, seed, &OpStream, make, observer),
     }
 }
 

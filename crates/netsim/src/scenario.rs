@@ -157,6 +157,9 @@ pub enum ProtocolKind {
     /// Every `interval`, each replica compares digests of key ranges with `fanout` random peers,
     /// descending only into the ranges that differ, and exchanges the entries of those alone.
     MerkleAntiEntropy,
+    /// Ops streamed over connections from where each peer's stream left off, acknowledged, with
+    /// what happens at a reconnect chosen by `on-reconnect`.
+    OpStream,
 }
 
 impl ProtocolKind {
@@ -169,6 +172,7 @@ impl ProtocolKind {
             ProtocolKind::ReliableCausal => "reliable-causal",
             ProtocolKind::DeltaSync => "delta-sync",
             ProtocolKind::MerkleAntiEntropy => "merkle-anti-entropy",
+            ProtocolKind::OpStream => "op-stream",
         }
     }
 }
@@ -222,6 +226,26 @@ pub struct ProtocolSpec {
     pub retransmit_max: u32,
     /// Delta sync: how positions are named. Default log position.
     pub delta_position: DeltaPosition,
+    /// Op stream: what a node does when a connection comes back. Default handshake.
+    #[serde(skip_serializing_if = "is_default_reconnect")]
+    pub on_reconnect: Reconnect,
+}
+
+/// What an op-stream node does when a dropped connection comes back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reconnect {
+    /// Both ends say how far they got in the other's log and resume from there.
+    #[default]
+    Handshake,
+    /// A real bug: the sender keeps its position, as if what was in flight had arrived (a stall).
+    KeepPosition,
+    /// A real bug: each end answers every hello with its own (a sync loop).
+    EchoHandshake,
+}
+
+fn is_default_reconnect(value: &Reconnect) -> bool {
+    *value == Reconnect::Handshake
 }
 
 impl Default for ProtocolSpec {
@@ -236,6 +260,7 @@ impl Default for ProtocolSpec {
             retransmit_timeout: SimDuration::from_ms(200),
             retransmit_max: 10,
             delta_position: DeltaPosition::LogPosition,
+            on_reconnect: Reconnect::Handshake,
         }
     }
 }

@@ -282,6 +282,13 @@ impl Scenario {
                 "expected a positive interval",
             ));
         }
+        if protocol.kind == ProtocolKind::OpStream && protocol.topology == Topology::Gossip {
+            return Err(error(
+                "protocol.topology",
+                "op-stream streams over connections to fixed peers: expected \"mesh\" or \"relay\", \
+                 found \"gossip\"",
+            ));
+        }
         if protocol.kind == ProtocolKind::ReliableCausal && protocol.retransmit_timeout.us == 0 {
             return Err(error(
                 "protocol.retransmit-timeout",

@@ -43,9 +43,9 @@ fn assert_round_trip(config: CheckConfig) -> CheckReport {
     let first = judge_builtin(&scenario, 1).expect("the replay runs");
     let second = judge_builtin(&scenario, 987_654_321).expect("the replay runs");
     let expected = run_verdict_of(property);
-    assert_eq!(
-        first.verdict,
-        expected,
+    // A lost message replays to not converging, and the simulator tells which way (stalled).
+    assert!(
+        first.verdict.meets(expected),
         "{name}: the model found `{property}` in\n{}\nnetsim says {:?}: {:#?}",
         counterexample.steps.join("\n"),
         first.verdict,
@@ -55,7 +55,7 @@ fn assert_round_trip(config: CheckConfig) -> CheckReport {
         first.trace_hash, second.trace_hash,
         "{name}: a scripted replay ignores the seed"
     );
-    assert_eq!(second.verdict, expected);
+    assert_eq!(second.verdict, first.verdict);
     assert_eq!(
         first.updates,
         counterexample

@@ -1,6 +1,7 @@
 //! State broadcast: on each local change, the whole state to every peer (through the relay
 //! server, which passes it on to every other client), with optional periodic anti-entropy
-//! (`[protocol] anti-entropy`) and a snapshot for joiners.
+//! (`[protocol] anti-entropy`) and a snapshot for joiners; over a connection that dropped and
+//! came back, both ends send their states again.
 
 use converge_crdt::OpCrdt;
 
@@ -64,6 +65,16 @@ impl<C: OpCrdt> Protocol<C> for StateBroadcast {
 
     fn on_restart(&self, node: &mut CatchUp, _restart: Restart, ctx: &mut Ctx<'_, C, Self>) {
         node.start(ctx);
+    }
+
+    /// Over a connection that came back, each end sends its whole state to the other, as a
+    /// WebSocket client that sends its state when the socket opens does (and the server, which
+    /// sends a snapshot to a client that connects, unless `snapshot-on-join = false`).
+    fn on_connect(&self, _node: &mut CatchUp, peer: NodeId, ctx: &mut Ctx<'_, C, Self>) {
+        if ctx.options().snapshot_on_join {
+            let state = ctx.snapshot();
+            ctx.send(peer, Message::State(state));
+        }
     }
 
     fn message_bytes(&self, message: &Message<C>, ctx: &Ctx<'_, C, Self>) -> u64 {
