@@ -23,6 +23,8 @@ pub struct LivenessWatch {
     quiet_since_us: u64,
     /// Messages each node sent since `quiet_since_us`.
     sent_in_tail: BTreeMap<NodeId, u64>,
+    /// When a message was last sent or delivered.
+    last_traffic_us: u64,
     /// Each replica's delivered-set size when last seen, to tell a touched replica that learned
     /// something from one that was only handed what it had.
     delivered: Vec<u32>,
@@ -96,6 +98,12 @@ impl<C: OpCrdt> Observer<C> for LivenessWatch {
             }
         }
         let learned = self.learned(world);
+        if matches!(
+            event.kind,
+            EventKind::Send { .. } | EventKind::Deliver { .. }
+        ) {
+            self.last_traffic_us = at_us;
+        }
         match event.kind {
             EventKind::Send { from, message, .. } => {
                 *self.sent_in_tail.entry(from).or_default() += 1;
@@ -159,8 +167,9 @@ fn healed_by(scenario: &Scenario, outcome_faults: &[converge_netsim::FaultSpec],
 
 /// The liveness failure of a finished run, if it has one: a sync loop (an idle chain of
 /// `bounds.sync-loop-messages` deliveries, or that many messages in the quiet tail of a run
-/// that did not converge), else for a run that did not converge a stall (nothing sent in a
-/// quiet tail of at least half the settle period and nothing in flight at the end). A run whose
+/// that did not converge), else for a run that did not converge a stall (no message sent or
+/// delivered in at least the last half of the settle period, and nothing in flight at the
+/// end: a timer that would still send would have sent by then). A run whose
 /// network never healed has neither: its replicas could not have met.
 pub fn judge_liveness<C: OpCrdt>(
     scenario: &Scenario,
@@ -218,12 +227,15 @@ pub fn judge_liveness<C: OpCrdt>(
             talkers: talkers.iter().map(|(node, _)| *node).collect(),
         });
     }
-    let quiet_enough = tail_us >= scenario.settle.us / 2;
-    (sent == 0 && outcome.in_flight_at_end == 0 && quiet_enough).then(|| Liveness::Stalled {
+    let silent_us = outcome
+        .end_us
+        .saturating_sub(watch.last_traffic_us.max(watch.quiet_since_us));
+    let quiet_enough = silent_us >= scenario.settle.us / 2;
+    (outcome.in_flight_at_end == 0 && quiet_enough).then(|| Liveness::Stalled {
         detail: format!(
-            "stalled: nothing in flight and nothing sent for the last {:.1} s, after the network \
-             healed and the writes ended, yet live replicas differ (see what each lacks)",
-            tail_us as f64 / 1e6
+            "stalled: nothing in flight and no message sent for the last {:.1} s, after the \
+             network healed and the writes ended, yet live replicas differ",
+            silent_us as f64 / 1e6
         ),
     })
 }

@@ -368,13 +368,14 @@ fn json_top_level_not_object(text: &str) -> Option<&'static str> {
 
 /// The keys of a scenario that hold arrays (`[]` stands for any element); everywhere else a
 /// scenario has tables and single values.
-const ARRAY_KEYS: [&str; 8] = [
+const ARRAY_KEYS: [&str; 9] = [
     "workload.writers",
     "workload.ops",
     "network.links",
     "faults",
     "faults[].groups",
     "faults[].groups[]",
+    "faults[].nodes",
     "script.fates",
     "script.coins",
 ];
