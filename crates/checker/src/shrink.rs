@@ -543,6 +543,20 @@ fn scripted_from(
                 cause: DropCause::Network,
                 ..
             } => dropped.push(message),
+            // Lost to a dropped connection when it would have arrived (or at once, sent on a
+            // connection that was down): scripted to arrive then, so that the replayed drop
+            // loses it again, where an earlier arrival would have slipped through.
+            EventKind::Drop {
+                message,
+                cause: DropCause::Disconnected,
+                ..
+            } => {
+                let sent = sent_at.get(&message).copied().unwrap_or(event.at_us);
+                delivered_after
+                    .entry(message)
+                    .or_default()
+                    .push(event.at_us - sent);
+            }
             _ => {}
         }
     }

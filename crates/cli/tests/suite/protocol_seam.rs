@@ -44,15 +44,23 @@ impl<C: OpCrdt> Protocol<C> for Silent {
 }
 
 #[test]
-fn a_protocol_that_stalls_is_not_converged_and_the_report_names_who_lacks_what() {
+fn a_protocol_that_stalls_is_stalled_and_the_report_names_who_lacks_what() {
     let failure = Verify::new(small(), |_| grid())
         .protocol(Silent)
         .seeds(0..1)
         .run()
         .expect("valid")
         .expect_err("nothing is ever sent");
-    assert_eq!(failure.report.verdict, Verdict::NotConverged);
+    // Not converged, and quiet for good: nothing in flight and nothing sent.
+    assert_eq!(failure.report.verdict, Verdict::Stalled);
     assert_eq!(failure.report.protocol, "Silent");
+    let stalled = failure
+        .report
+        .violations
+        .iter()
+        .find(|v| v.oracle == converge::checker::Oracle::Liveness)
+        .expect("the stall is a violation of its own");
+    assert!(stalled.detail.starts_with("stalled:"), "{}", stalled.detail);
     let violation = &failure.report.violations[0];
     assert!(
         violation.detail.contains("replica 0 lacks"),
