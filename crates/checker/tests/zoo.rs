@@ -13,7 +13,7 @@ use converge_crdt::{
     ReplicaId, Stamp, StateCrdt, TieBreak,
 };
 use converge_netsim::{
-    CrdtSpec, DeltaPosition, Durability, Fate, FaultSpec, Latency, ProtocolKind, Scenario, Script,
+    CrdtSpec, DeltaPosition, Durability, Fate, FaultSpec, Latency, ProtocolKind, Reconnect, Scenario, Script,
     ScriptedFate, SimDuration, TimedOp, Topology, Verdict,
 };
 use serde::{Deserialize, Serialize};
@@ -784,4 +784,166 @@ fn merkle_anti_entropy_refuses_a_crdt_without_key_ranges() {
             && error.message.contains("StateCrdt::key_bound"),
         "{error}"
     );
+}
+
+/// Op stream over a relay's in-order connections, with the given reconnect behaviour, and each
+/// client's connection to the server dropping once while ops are streaming.
+fn op_stream_over_connections(name: &str, on_reconnect: Reconnect) -> Scenario {
+    let mut scenario = busy(name);
+    scenario.protocol.kind = ProtocolKind::OpStream;
+    scenario.protocol.topology = Topology::Relay;
+    scenario.protocol.on_reconnect = on_reconnect;
+    scenario.network.in_order = true;
+    scenario.network.latency = Latency::Uniform {
+        min: SimDuration::from_ms(20),
+        max: SimDuration::from_ms(80),
+    };
+    scenario.settle = secs(10);
+    for (client, at_ms) in [(0, 1_000), (1, 2_500), (2, 3_700)] {
+        scenario.faults.push(FaultSpec::ConnectionDrop {
+            at: SimDuration::from_ms(at_ms),
+            nodes: [client, 3],
+            reconnect: None,
+        });
+    }
+    scenario
+}
+
+/// The first seed below 30 whose verdict is `verdict`, shrunk; the shrunk run must end the same
+/// way and be no larger than `replicas` replicas, `writes` writes and one fault.
+fn caught_and_shrunk(scenario: &Scenario, verdict: Verdict, replicas: u32, writes: u64) {
+    let seed = first_seed_with(scenario, 0..30, verdict)
+        .unwrap_or_else(|| panic!("{} was not caught as {verdict:?}", scenario.name));
+    let shrunk = converge_checker::shrink_builtin(scenario, seed)
+        .expect("valid")
+        .expect("the failing run shrinks");
+    assert_eq!(shrunk.verdict, verdict);
+    assert!(
+        shrunk.minimal.replicas <= replicas
+            && shrunk.minimal.writes <= writes
+            && shrunk.minimal.faults <= 1,
+        "{}: shrunk to {}",
+        scenario.name,
+        shrunk.sizes()
+    );
+    assert!(shrunk.scenario.script.is_some(), "the minimal run is scripted");
+}
+
+/// The minimal counterexample of the position kept across a reconnect: two clients of a relay
+/// (the server is node 2); client 1 writes at 990 ms and streams the op to the server, which it
+/// would reach at 1,040 ms, but the connection drops at 1 s and comes back at 2 s. The client
+/// keeps its position as if the op had arrived, so it never sends it again: client 0 and the
+/// server never hold it, and nothing more is ever sent.
+fn kept_position_counterexample(on_reconnect: Reconnect) -> Scenario {
+    let mut scenario = op_stream_over_connections("kept-position-minimal", on_reconnect);
+    scenario.replicas = 2;
+    scenario.workload.rate = 0.0;
+    scenario.workload.ops = vec![TimedOp {
+        at: SimDuration::from_ms(990),
+        replica: 1,
+        key: 4,
+        value: Some(7),
+    }];
+    scenario.duration = secs(2);
+    scenario.faults = vec![FaultSpec::ConnectionDrop {
+        at: secs(1),
+        nodes: [1, 2],
+        reconnect: Some(secs(2)),
+    }];
+    scenario.script = Some(Script {
+        fates: vec![ScriptedFate {
+            message: 0,
+            fate: Fate::Deliver {
+                after: SimDuration::from_ms(50),
+            },
+        }],
+        ..Script::default()
+    });
+    scenario
+}
+
+/// The minimal counterexample of the echoed handshake: one client of a relay, no write at all;
+/// its connection drops at 1 s and comes back at 2 s, both ends say hello, and each answers
+/// every hello with its own for the rest of the run.
+fn echoed_handshake_counterexample(on_reconnect: Reconnect) -> Scenario {
+    let mut scenario = kept_position_counterexample(on_reconnect);
+    scenario.name = "echoed-handshake-minimal".into();
+    scenario.replicas = 1;
+    scenario.workload.ops.clear();
+    scenario.faults = vec![FaultSpec::ConnectionDrop {
+        at: secs(1),
+        nodes: [0, 1],
+        reconnect: Some(secs(2)),
+    }];
+    scenario.script = Some(Script::default());
+    scenario
+}
+
+#[test]
+fn op_stream_keeping_its_position_across_a_reconnect_stalls() {
+    let scenario = op_stream_over_connections("op-stream-keep-position", Reconnect::KeepPosition);
+    caught_and_shrunk(&scenario, Verdict::Stalled, 2, 12);
+    let pinned = judge_builtin(&kept_position_counterexample(Reconnect::KeepPosition), 0)
+        .expect("valid");
+    assert_eq!(pinned.verdict, Verdict::Stalled);
+    assert!(
+        pinned.violations.iter().any(|v| v.detail.contains("replica 0 lacks 1 (r1#1)")),
+        "{:?}",
+        pinned.violations
+    );
+    let fixed = judge_builtin(&kept_position_counterexample(Reconnect::Handshake), 0)
+        .expect("valid");
+    assert_eq!(fixed.verdict, Verdict::Converges);
+}
+
+#[test]
+fn op_stream_answering_every_hello_with_a_hello_loops() {
+    let scenario = op_stream_over_connections("op-stream-echo", Reconnect::EchoHandshake);
+    caught_and_shrunk(&scenario, Verdict::SyncLoop, 1, 0);
+    let pinned = judge_builtin(&echoed_handshake_counterexample(Reconnect::EchoHandshake), 0)
+        .expect("valid");
+    assert_eq!(pinned.verdict, Verdict::SyncLoop);
+    let liveness = pinned
+        .violations
+        .iter()
+        .find(|v| v.oracle == converge_checker::Oracle::Liveness)
+        .expect("a liveness violation");
+    assert!(liveness.detail.contains("between n"), "{}", liveness.detail);
+    assert_eq!(liveness.replicas, vec![0, 1], "both ends keep talking");
+    let fixed = judge_builtin(&echoed_handshake_counterexample(Reconnect::Handshake), 0)
+        .expect("valid");
+    assert_eq!(fixed.verdict, Verdict::Converges);
+}
+
+#[test]
+fn correct_configurations_over_connections_raise_no_false_alarm() {
+    let seeds = seed_range(0..40);
+    // Connections that drop while ops stream, duplicates, a late joiner and crashes of either
+    // kind: the handshake resumes every stream where the other end got to.
+    let mut stream = op_stream_over_connections("op-stream-handshake", Reconnect::Handshake);
+    stream.network.duplicate = 0.1;
+    stream.faults.push(FaultSpec::Crash {
+        at: secs(1),
+        replica: 1,
+        restart: Some(secs(3)),
+        state: Durability::Volatile,
+    });
+    stream.faults.push(FaultSpec::Crash {
+        at: secs(2),
+        replica: 0,
+        restart: Some(SimDuration::from_ms(2_200)),
+        state: Durability::Durable,
+    });
+    assert_passes_every_seed(&stream, seeds.clone());
+    let mut joining = op_stream_over_connections("op-stream-join", Reconnect::Handshake);
+    joining.faults.push(FaultSpec::Join {
+        at: secs(2),
+        replica: 2,
+    });
+    assert_passes_every_seed(&joining, seeds.clone());
+    // State broadcast over the same connections resends both states on a reconnect.
+    let mut state = op_stream_over_connections("state-broadcast-connections", Reconnect::Handshake);
+    state.protocol.kind = ProtocolKind::StateBroadcast;
+    state.clock = ClockKind::PerKeyCounter;
+    assert_passes_every_seed(&state, seeds);
 }

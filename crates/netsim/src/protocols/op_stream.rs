@@ -17,6 +17,9 @@
 //!   make sure the other side knows", so the two hellos answer each other forever (a sync loop).
 //!
 //! A restarted or late-joining node says hello to its peers, which resume from what it holds.
+//! A node that restarted empty starts a new log, in a new epoch (its incarnation): a position
+//! in an earlier epoch's log says nothing about the new one, and a peer that resumed from it
+//! would skip the new log's first entries.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,14 +37,18 @@ pub struct OpStream;
 /// What op-stream nodes send each other.
 #[derive(Debug, Hash)]
 pub enum StreamMessage {
-    /// The sender's log up to position `end`, from where the stream to this peer had reached,
-    /// leaving out what this peer itself sent.
-    Ops { end: u64, ops: Arc<[Update]> },
+    /// The sender's log of epoch `epoch` up to position `end`, from where the stream to this
+    /// peer had reached, leaving out what this peer itself sent.
+    Ops {
+        epoch: u32,
+        end: u64,
+        ops: Arc<[Update]>,
+    },
     /// The receiver of ops has the sender's log up to `end`.
-    Ack { end: u64 },
-    /// Sent when a connection comes back, a node restarts or joins: "I have your log up to
-    /// `have`"; the peer resumes streaming from there.
-    Hello { have: u64 },
+    Ack { epoch: u32, end: u64 },
+    /// Sent when a connection comes back, a node restarts or joins: "I have your log of epoch
+    /// `epoch` up to `have`"; the peer resumes streaming from there.
+    Hello { epoch: u32, have: u64 },
 }
 
 /// A node's op-stream bookkeeping.
@@ -54,8 +61,10 @@ pub struct StreamNode {
     pub sent: BTreeMap<NodeId, u64>,
     /// Per peer, the position in this node's log it acknowledged.
     pub acked: BTreeMap<NodeId, u64>,
-    /// Per peer, the position reached in its log.
-    pub received: BTreeMap<NodeId, u64>,
+    /// Per peer, the epoch of its log and the position reached in it.
+    pub received: BTreeMap<NodeId, (u32, u64)>,
+    /// The epoch of this node's log: the incarnation in which it last started empty.
+    pub epoch: u32,
 }
 
 impl StreamNode {
@@ -80,7 +89,15 @@ impl StreamNode {
             .collect();
         *sent = end;
         if !ops.is_empty() {
-            ctx.send(peer, StreamMessage::Ops { end, ops: ops.into() });
+            let epoch = self.epoch;
+            ctx.send(
+                peer,
+                StreamMessage::Ops {
+                    epoch,
+                    end,
+                    ops: ops.into(),
+                },
+            );
         }
     }
 
@@ -91,8 +108,8 @@ impl StreamNode {
     }
 
     fn hello<C: OpCrdt>(&self, peer: NodeId, ctx: &mut Ctx<'_, C, OpStream>) {
-        let have = self.received.get(&peer).copied().unwrap_or_default();
-        ctx.send(peer, StreamMessage::Hello { have });
+        let (epoch, have) = self.received.get(&peer).copied().unwrap_or_default();
+        ctx.send(peer, StreamMessage::Hello { epoch, have });
     }
 
     fn hello_peers<C: OpCrdt>(&self, ctx: &mut Ctx<'_, C, OpStream>) {
@@ -111,8 +128,11 @@ impl<C: OpCrdt> Protocol<C> for OpStream {
         "op-stream".into()
     }
 
-    fn init(&self, _ctx: &Ctx<'_, C, Self>) -> StreamNode {
-        StreamNode::default()
+    fn init(&self, ctx: &Ctx<'_, C, Self>) -> StreamNode {
+        StreamNode {
+            epoch: ctx.incarnation(),
+            ..StreamNode::default()
+        }
     }
 
     fn on_write(&self, node: &mut StreamNode, update: Update, ctx: &mut Ctx<'_, C, Self>) {
@@ -128,7 +148,7 @@ impl<C: OpCrdt> Protocol<C> for OpStream {
         ctx: &mut Ctx<'_, C, Self>,
     ) {
         match message {
-            StreamMessage::Ops { end, ops } => {
+            StreamMessage::Ops { epoch, end, ops } => {
                 for update in ops.iter() {
                     // The stream's own deduplication: a resent op is not handed over again.
                     if !ctx.holds(*update) {
@@ -137,19 +157,28 @@ impl<C: OpCrdt> Protocol<C> for OpStream {
                     }
                 }
                 let received = node.received.entry(from).or_default();
-                *received = (*received).max(*end);
-                ctx.send(from, StreamMessage::Ack { end: *received });
+                *received = if received.0 == *epoch {
+                    (*epoch, received.1.max(*end))
+                } else {
+                    (*epoch, *end)
+                };
+                let (epoch, end) = *received;
+                ctx.send(from, StreamMessage::Ack { epoch, end });
                 node.stream_to_peers(ctx);
             }
-            StreamMessage::Ack { end } => {
-                let acked = node.acked.entry(from).or_default();
-                *acked = (*acked).max(*end);
+            StreamMessage::Ack { epoch, end } => {
+                if *epoch == node.epoch {
+                    let acked = node.acked.entry(from).or_default();
+                    *acked = (*acked).max(*end);
+                }
             }
-            StreamMessage::Hello { have } => {
+            StreamMessage::Hello { epoch, have } => {
                 if ctx.options().on_reconnect == Reconnect::EchoHandshake {
                     node.hello(from, ctx);
                 }
-                node.sent.insert(from, *have);
+                // A position in an earlier epoch's log: the peer holds nothing of this one.
+                let have = if *epoch == node.epoch { *have } else { 0 };
+                node.sent.insert(from, have);
                 node.stream_to(from, true, ctx);
             }
         }
@@ -186,9 +215,9 @@ impl<C: OpCrdt> Protocol<C> for OpStream {
         HEADER_BYTES
             + match message {
                 StreamMessage::Ops { ops, .. } => {
-                    8 + ops.iter().map(|u| ctx.op_bytes(*u)).sum::<u64>()
+                    12 + ops.iter().map(|u| ctx.op_bytes(*u)).sum::<u64>()
                 }
-                StreamMessage::Ack { .. } | StreamMessage::Hello { .. } => 8,
+                StreamMessage::Ack { .. } | StreamMessage::Hello { .. } => 12,
             }
     }
 
