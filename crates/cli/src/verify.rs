@@ -242,15 +242,7 @@ impl fmt::Display for Failure {
                 "the run stopped at bound {bound} (see docs/robustness.md): nothing is concluded"
             )?;
         }
-        if let Some(violation) = report.violations.first() {
-            writeln!(
-                f,
-                "violated oracle: {}: {}",
-                oracle_name(violation.oracle),
-                violation.detail
-            )?;
-            write_evidence(f, "evidence", violation)?;
-        }
+        write_violation(f, "", report)?;
         if self.ran_every_seed {
             let named: Vec<String> = self
                 .failing_seeds
@@ -278,21 +270,36 @@ impl fmt::Display for Failure {
         }
         if let Some(shrunk) = &self.shrunk {
             writeln!(f, "minimal counterexample ({}):", shrunk.sizes())?;
-            if let Some(violation) = shrunk.report.violations.first() {
-                writeln!(
-                    f,
-                    "  violated oracle: {}: {}",
-                    oracle_name(violation.oracle),
-                    violation.detail
-                )?;
-                write_evidence(f, "  evidence", violation)?;
-            }
+            write_violation(f, "  ", &shrunk.report)?;
             if let Some(file) = self.counterexample_file() {
                 writeln!(f, "{file}")?;
             }
         }
         write!(f, "reproduce: {}", self.reproduce)
     }
+}
+
+/// The run's first violation with its evidence, each line after `indent`; a stall or a sync loop
+/// is named first, since the first violation is then the eventual-convergence one that says
+/// what each replica lacks.
+fn write_violation(f: &mut fmt::Formatter<'_>, indent: &str, report: &RunReport) -> fmt::Result {
+    let liveness = report
+        .violations
+        .iter()
+        .find(|v| v.oracle == converge_checker::Oracle::Liveness);
+    if let Some(liveness) = liveness.filter(|l| Some(*l) != report.violations.first()) {
+        writeln!(f, "{indent}liveness: {}", liveness.detail)?;
+    }
+    if let Some(violation) = report.violations.first() {
+        writeln!(
+            f,
+            "{indent}violated oracle: {}: {}",
+            oracle_name(violation.oracle),
+            violation.detail
+        )?;
+        write_evidence(f, &format!("{indent}evidence"), violation)?;
+    }
+    Ok(())
 }
 
 /// `heading (when):` and the violation's states, if it names any.

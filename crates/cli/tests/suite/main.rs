@@ -7,6 +7,7 @@
 mod common;
 
 mod cli;
+mod connections;
 mod determinism_check;
 mod hostile;
 mod interrupt;
