@@ -426,6 +426,12 @@ pub fn matrix_labels(scenario: &Scenario) -> (String, String, String) {
     if !protocol.snapshot_on_join {
         protocol_label.push_str(", no snapshot on join");
     }
+    if protocol.kind == converge_netsim::ProtocolKind::OpStream {
+        let _ = write!(protocol_label, ", {} on reconnect", kebab(&protocol.on_reconnect));
+    }
+    if scenario.network.links_in_order() {
+        protocol_label.push_str(", in order");
+    }
     let mut faults: Vec<String> = Vec::new();
     if scenario.network.drop > 0.0 {
         faults.push("drop".into());

@@ -234,7 +234,7 @@ pub fn judge_liveness<C: OpCrdt>(
     (outcome.in_flight_at_end == 0 && quiet_enough).then(|| Liveness::Stalled {
         detail: format!(
             "stalled: nothing in flight and no message sent for the last {:.1} s, after the \
-             network healed and the writes ended, yet live replicas differ",
+             network healed and the writes ended, yet live replicas differ or lack updates",
             silent_us as f64 / 1e6
         ),
     })

@@ -397,7 +397,7 @@ impl fmt::Display for Summary {
             "{} seeds, {} events; {} runs with concurrent writes to one key ({} such writes); \
              {} duplicate deliveries, {} reordered deliveries, {} retransmissions; \
              {} writes on both sides of a partition; {} late joins and restarts caught up of {} \
-             late joins and {} restarts; {} crashes",
+             late joins and {} restarts; {} crashes; {} connection drops",
             thousands(self.seeds),
             thousands(self.events),
             thousands(self.runs_with_conflicts),
@@ -410,6 +410,7 @@ impl fmt::Display for Summary {
             thousands(c.late_joins),
             thousands(c.restarts),
             thousands(c.crashes),
+            thousands(c.connection_drops),
         )
     }
 }

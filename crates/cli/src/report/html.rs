@@ -277,6 +277,7 @@ fn coverage_section(html: &mut String, report: &RunReport) {
     row(html, "crashes", c.crashes);
     row(html, "restarts", c.restarts);
     row(html, "retransmissions", c.retransmissions);
+    row(html, "connection drops", c.connection_drops);
     html.push_str("</table>");
     if report.coverage.vacuous {
         html.push_str("<p class=\"muted\">No conflicting writes were exercised.</p>");

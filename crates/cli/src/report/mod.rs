@@ -154,6 +154,14 @@ fn intent_in_words(report: &RunReport) -> String {
     }
 }
 
+/// `text` with its first letter in upper case, to start a sentence.
+fn capitalized(text: &str) -> String {
+    let mut letters = text.chars();
+    letters.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(letters).collect()
+    })
+}
+
 /// The verdict of a run in one or two sentences, naming the evidence.
 pub fn verdict_in_words(report: &RunReport) -> String {
     let first_of = |oracle: converge_checker::Oracle| {
@@ -186,14 +194,11 @@ pub fn verdict_in_words(report: &RunReport) -> String {
         Verdict::Stalled | Verdict::SyncLoop => {
             let lacks = first_of(converge_checker::Oracle::EventualConvergence);
             let liveness = first_of(converge_checker::Oracle::Liveness);
-            let mut words = liveness.trim_end_matches('.').to_string();
-            if let Some(first) = words.get(..1) {
-                words = first.to_uppercase() + &words[1..];
-            }
+            let words = capitalized(liveness.trim_end_matches('.'));
             if lacks.is_empty() {
                 format!("{words}. The replicas agree, but the protocol never goes quiet.")
             } else {
-                format!("{words}. {}.", lacks.trim_end_matches('.'))
+                format!("{words}. {}.", capitalized(lacks.trim_end_matches('.')))
             }
         }
         Verdict::Diverges => {
