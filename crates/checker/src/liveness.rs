@@ -169,15 +169,19 @@ fn healed_by(scenario: &Scenario, outcome_faults: &[converge_netsim::FaultSpec],
 /// `bounds.sync-loop-messages` deliveries, or that many messages in the quiet tail of a run
 /// that did not converge), else for a run that did not converge a stall (no message sent or
 /// delivered in at least the last half of the settle period, and nothing in flight at the
-/// end: a timer that would still send would have sent by then). A run whose
-/// network never healed has neither: its replicas could not have met.
+/// end: a timer that would still send would have sent by then). A run whose network never
+/// healed, or that has no settle period, has neither: there was no quiet time to judge.
 pub fn judge_liveness<C: OpCrdt>(
     scenario: &Scenario,
     outcome: &Outcome<C>,
     watch: &LivenessWatch,
     converged: bool,
 ) -> Option<Liveness> {
-    if !watch.settling || !healed_by(scenario, &outcome.faults, outcome.end_us) {
+    // Without a settle period there is no quiet time to judge.
+    if !watch.settling
+        || scenario.settle.us == 0
+        || !healed_by(scenario, &outcome.faults, outcome.end_us)
+    {
         return None;
     }
     let bound = scenario.bounds.sync_loop_messages.max(1);
