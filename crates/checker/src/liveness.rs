@@ -247,3 +247,79 @@ pub fn judge_liveness<C: OpCrdt>(
 fn per_second(messages: u64, span_us: u64) -> f64 {
     messages as f64 / (span_us.max(1) as f64 / 1e6)
 }
+
+#[cfg(test)]
+mod tests {
+    use converge_netsim::{FaultSpec, ProtocolKind, Scenario, SimDuration, Verdict};
+
+    use crate::judge::judge_builtin;
+
+    fn secs(s: u64) -> SimDuration {
+        SimDuration::from_secs(s)
+    }
+
+    /// Op broadcast losing a tenth of its messages: replicas end apart, and nothing more is
+    /// ever sent.
+    fn lossy_op_broadcast() -> Scenario {
+        let mut scenario = Scenario {
+            name: "lossy".into(),
+            replicas: 3,
+            duration: secs(3),
+            settle: secs(4),
+            ..Scenario::default()
+        };
+        scenario.protocol.kind = ProtocolKind::OpBroadcast;
+        scenario.network.drop = 0.1;
+        scenario.workload.rate = 5.0;
+        scenario
+    }
+
+    fn first_verdict_other_than_converges(scenario: &Scenario) -> Verdict {
+        (0..20)
+            .map(|seed| judge_builtin(scenario, seed).expect("valid").verdict)
+            .find(|verdict| *verdict != Verdict::Converges)
+            .expect("some seed loses an op")
+    }
+
+    #[test]
+    fn a_lost_op_with_nothing_left_to_send_is_a_stall() {
+        assert_eq!(
+            first_verdict_other_than_converges(&lossy_op_broadcast()),
+            Verdict::Stalled
+        );
+    }
+
+    #[test]
+    fn a_network_that_never_heals_or_no_settle_period_is_only_not_converged() {
+        let mut cut = lossy_op_broadcast();
+        cut.network.drop = 0.0;
+        cut.faults.push(FaultSpec::Isolate {
+            at: secs(1),
+            heal: None,
+            replica: 0,
+        });
+        assert_eq!(
+            first_verdict_other_than_converges(&cut),
+            Verdict::NotConverged
+        );
+        let mut unsettled = lossy_op_broadcast();
+        unsettled.settle = SimDuration::ZERO;
+        assert_eq!(
+            first_verdict_other_than_converges(&unsettled),
+            Verdict::NotConverged
+        );
+    }
+
+    #[test]
+    fn periodic_rounds_after_convergence_are_no_loop() {
+        let mut rounds = lossy_op_broadcast();
+        rounds.protocol.kind = ProtocolKind::AntiEntropy;
+        rounds.protocol.interval = SimDuration::from_ms(100);
+        rounds.settle = secs(30);
+        for seed in 0..5 {
+            let report = judge_builtin(&rounds, seed).expect("valid");
+            assert_eq!(report.verdict, Verdict::Converges, "{:?}", report.violations);
+            assert!(report.messages.sent > 1_000, "the rounds go on");
+        }
+    }
+}
