@@ -516,6 +516,7 @@ where
             coverage: Default::default(),
             snapshots: Vec::new(),
             snapshot_cursor: 0,
+            spare_messages: Vec::new(),
             changed: false,
             touched: false,
         }
