@@ -39,9 +39,12 @@
 //! # Running
 //!
 //! The full run is a depth-first search on [`CheckConfig::threads`] threads (default 1); more
-//! threads change neither the verdict nor the unique-state count of a complete run. No symmetry
-//! reduction applies: the model cannot rename replicas inside a protocol's states and messages
-//! (the report says so). A run that hits its timeout, state bound or depth bound is
+//! threads change neither the verdict nor the unique-state count of a complete run. Symmetry
+//! reduction applies where replicas are interchangeable (not under the `peer-id` tie-break, not
+//! under anti-entropy, never for a user's own types; the report says why not): a state is known
+//! by a canonical key of its orbit under renaming replicas (`model/symmetry.rs`), in the
+//! depth-first run and the shortest-counterexample search alike. A run that hits its timeout,
+//! state bound or depth bound is
 //! [`Verdict::Inconclusive`], never a pass. After a failing run the shortest counterexample is
 //! found by iterative deepening on one thread, breadth-first: a depth-bounded *depth-first*
 //! search marks a state visited when it first meets it at the bound, and then never expands it
@@ -141,7 +144,8 @@ pub enum ValueChoice {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Symmetry {
-    /// Reduce where it is sound (not under the peer-id tie-break).
+    /// Reduce where it is sound: the built-in types and protocols, not under the peer-id
+    /// tie-break nor anti-entropy (`model/symmetry.rs`).
     #[default]
     On,
     Off,
@@ -337,8 +341,8 @@ pub struct CheckReport {
 pub struct StateSpace {
     pub with_symmetry: u64,
     pub without_symmetry: u64,
-    /// False for configurations where symmetry is unsound (peer-id): both counts are then the
-    /// unreduced count.
+    /// False for configurations where symmetry is unsound (peer-id, anti-entropy): both counts
+    /// are then the unreduced count.
     pub symmetry_applied: bool,
     /// False if either run hit a bound, so the counts are lower bounds.
     pub complete: bool,
@@ -905,8 +909,8 @@ fn shortest_counterexample<C: CheckedCrdt, P: CheckedProtocol<C>>(
 
 /// Counts the state space, exploring everything (no property can stop the run early), once
 /// with symmetry reduction where it is sound for the configuration and once without. Where it
-/// is not (`peer-id`, anti-entropy), the space is explored once, both counts are the unreduced
-/// one and `symmetry_applied` is false.
+/// is not (`peer-id`, anti-entropy), or where `config.symmetry` is off, the space is explored
+/// once, both counts are the unreduced one and `symmetry_applied` is false.
 pub fn unique_states_with_and_without_symmetry(
     config: &CheckConfig,
 ) -> Result<StateSpace, CheckError> {
@@ -948,7 +952,7 @@ pub fn unique_states_with_and_without_symmetry(
     };
     let unreduced = with_symmetry(Symmetry::Off);
     let without = with_model(&unreduced, Mode::Explore, Space(&unreduced))?;
-    let applied = symmetry_note(config).is_none();
+    let applied = config.symmetry == Symmetry::On && symmetry_note(config).is_none();
     let with = if applied {
         let reduced = with_symmetry(Symmetry::On);
         with_model(&reduced, Mode::Explore, Space(&reduced))?

@@ -431,35 +431,40 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Reduction<C, P> {
     /// hash with its renamed ends (where links are queues, of each link's messages in order).
     fn message_sums(&self, system: &System<C, P>) -> Renamings {
         let flying = system.in_flight();
+        let count = self.renamings.len();
         let mut sums = [0u64; RENAMINGS_MAX];
-        let mut start = 0;
-        while start < flying.len() {
-            // One message, or where links are queues one link's messages in order.
-            let mut end = start + 1;
-            if self.flight == Flight::Queues {
-                while end < flying.len()
-                    && (flying[end].from, flying[end].to) == (flying[start].from, flying[start].to)
-                {
-                    end += 1;
+        // Per renaming, the hash of the current group: one message, or where links are queues
+        // one link's messages so far.
+        let mut groups = [0u64; RENAMINGS_MAX];
+        for (index, message) in flying.iter().enumerate() {
+            let starts = index == 0
+                || self.flight != Flight::Queues
+                || (flying[index - 1].from, flying[index - 1].to) != (message.from, message.to);
+            if starts {
+                for (group, renaming) in groups.iter_mut().zip(&self.renamings) {
+                    let mut hasher = WordHasher(0);
+                    hasher.write_u32(renaming.replica(message.from));
+                    hasher.write_u32(renaming.replica(message.to));
+                    *group = hasher.0;
                 }
             }
-            let contents: Vec<Renamings> = (start..end)
-                .map(|index| {
-                    self.remembered(Part::Message, system.message_digest(index), || {
-                        self.message_hashes(&flying[index].message)
-                    })
-                })
-                .collect();
-            for (k, (sum, renaming)) in sums.iter_mut().zip(&self.renamings).enumerate() {
-                let mut hasher = WordHasher(0);
-                hasher.write_u32(renaming.replica(flying[start].from));
-                hasher.write_u32(renaming.replica(flying[start].to));
-                for content in &contents {
-                    hasher.write_u64(content[k]);
-                }
-                *sum = sum.wrapping_add(hasher.finish());
+            let content = self.remembered(Part::Message, system.message_digest(index), || {
+                self.message_hashes(&message.message)
+            });
+            for k in 0..count {
+                let mut hasher = WordHasher(groups[k]);
+                hasher.write_u64(content[k]);
+                groups[k] = hasher.0;
             }
-            start = end;
+            let ends = flying.get(index + 1).is_none_or(|next| {
+                !(self.flight == Flight::Queues
+                    && (next.from, next.to) == (message.from, message.to))
+            });
+            if ends {
+                for k in 0..count {
+                    sums[k] = sums[k].wrapping_add(WordHasher(groups[k]).finish());
+                }
+            }
         }
         sums
     }
