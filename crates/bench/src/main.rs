@@ -27,7 +27,7 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 const USAGE: &str = "usage: converge-bench [--quick] [--out PATH]
        converge-bench --profile-reference SECONDS [--engine judged|alone|turmoil] [--virtual-s V]
-                      [--replicas N]
+                      [--replicas N] [--seeds N]
 
 Measures simulator events per second (against a bare loop and turmoil), sweep seeds per second on
 1 and 2 threads, model-checker states per second and symmetry reduction, and growth with replicas
@@ -41,7 +41,9 @@ and events. Prints a table and writes PATH (default: reports/bench.json in the w
               `perf record` sees nothing else. --engine judged (the default) runs them with every
               oracle on, alone with no observer, turmoil on turmoil; --virtual-s V makes each
               run last V virtual seconds instead of 60; --replicas N runs the replica-scaling
-              scenario with N replicas instead (each writes once per virtual second for 5 s)";
+              scenario with N replicas instead (each writes once per virtual second for 5 s);
+              --seeds N stops after N seeds (seeds 0..N), so that two instruction counts of
+              different builds cover the same runs";
 
 /// The value after `flag`, parsed; `what` names it in the error when it is missing.
 fn value<T>(args: &mut impl Iterator<Item = String>, flag: &str, what: &str) -> Result<T>
@@ -70,6 +72,8 @@ struct Options {
     engine: Engine,
     virtual_s: Option<u64>,
     replicas: Option<u32>,
+    /// With `--profile-reference`: stop after this many seeds, whatever the time.
+    seeds_max: Option<u64>,
 }
 
 /// The workspace root, found from this crate's manifest so that the binary works from any
@@ -89,6 +93,7 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
         engine: Engine::Judged,
         virtual_s: None,
         replicas: None,
+        seeds_max: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -111,6 +116,7 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
             }
             "--virtual-s" => options.virtual_s = Some(value(&mut args, "--virtual-s", "seconds")?),
             "--replicas" => options.replicas = Some(value(&mut args, "--replicas", "a count")?),
+            "--seeds" => options.seeds_max = Some(value(&mut args, "--seeds", "a count")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(None);
@@ -135,7 +141,8 @@ fn profile_reference(options: &Options, seconds: f64) -> Result<()> {
     let started = Instant::now();
     let mut events = 0u64;
     let mut seed = 0u64;
-    while started.elapsed().as_secs_f64() < seconds {
+    let seeds_max = options.seeds_max.unwrap_or(u64::MAX);
+    while started.elapsed().as_secs_f64() < seconds && seed < seeds_max {
         events += match engine {
             Engine::Judged => simulate_judged(&scenario, seed)?.report.events,
             Engine::Alone => simulate(&scenario, seed)?.events,

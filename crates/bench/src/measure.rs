@@ -486,18 +486,23 @@ pub fn measure_model_checker(plan: &Plan, progress: &Progress) -> Result<ModelCh
         describe(config),
         config.threads
     ));
+    let cpu_before = process_cpu_time();
     let space =
         unique_states_with_and_without_symmetry(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cpu_ms = cpu_before
+        .zip(process_cpu_time())
+        .map(|(before, after)| after.saturating_sub(before).as_millis() as u64);
     progress.line(&format!(
         "  {} unique states ({} evaluated) in {} ms without symmetry, {} unique ({} evaluated) in \
-         {} ms with (complete: {})",
+         {} ms with (complete: {}); {} ms of CPU for both",
         space.without_symmetry,
         space.states_without_symmetry,
         space.elapsed_ms_without_symmetry,
         space.with_symmetry,
         space.states_with_symmetry,
         space.elapsed_ms_with_symmetry,
-        space.complete
+        space.complete,
+        cpu_ms.map_or_else(|| "?".to_string(), |ms| ms.to_string())
     ));
     let rate = |states: u64, elapsed_ms: u64| states as f64 / (elapsed_ms.max(1) as f64 / 1e3);
     Ok(ModelCheckerNumbers {
@@ -519,6 +524,7 @@ pub fn measure_model_checker(plan: &Plan, progress: &Progress) -> Result<ModelCh
         ),
         symmetry_applied: space.symmetry_applied,
         complete: space.complete,
+        cpu_ms,
     })
 }
 

@@ -214,6 +214,10 @@ pub struct ModelCheckerNumbers {
     pub symmetry_applied: bool,
     /// False if either run hit a bound (the counts are then lower bounds).
     pub complete: bool,
+    /// CPU time of both explorations together, where the system tells it: on a machine shared
+    /// with other work, wall time says less than this.
+    #[serde(default)]
+    pub cpu_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -677,6 +681,7 @@ mod tests {
                 states_per_sec_with_symmetry: 2e5,
                 symmetry_applied: true,
                 complete: true,
+                cpu_ms: Some(6),
             },
         }
     }

@@ -11,7 +11,7 @@ use converge_netsim::{
 };
 use serde::Serialize;
 
-use crate::clone_check::CloneProbe;
+use crate::clone_check::judging_probe;
 use crate::liveness::{judge_liveness, Liveness, LivenessWatch};
 use crate::oracles::{
     eventual_convergence, intent, snapshot, ConvergenceWatch, IntentWatch, ReplicaSnapshot,
@@ -147,7 +147,7 @@ pub fn judge_with<C: OpCrdt>(
                 LivenessWatch::new(),
             ),
             // After the oracles, so that they judge each event before the probe looks at it.
-            CloneProbe::new(),
+            judging_probe::<C>(),
         ),
         flag: stop.unwrap_or(&never),
     };

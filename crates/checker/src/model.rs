@@ -39,9 +39,12 @@
 //! # Running
 //!
 //! The full run is a depth-first search on [`CheckConfig::threads`] threads (default 1); more
-//! threads change neither the verdict nor the unique-state count of a complete run. No symmetry
-//! reduction applies: the model cannot rename replicas inside a protocol's states and messages
-//! (the report says so). A run that hits its timeout, state bound or depth bound is
+//! threads change neither the verdict nor the unique-state count of a complete run. Symmetry
+//! reduction applies where replicas are interchangeable (not under the `peer-id` tie-break, not
+//! under anti-entropy, never for a user's own types; the report says why not): a state is known
+//! by a canonical key of its orbit under renaming replicas (`model/symmetry.rs`), in the
+//! depth-first run and the shortest-counterexample search alike. A run that hits its timeout,
+//! state bound or depth bound is
 //! [`Verdict::Inconclusive`], never a pass. After a failing run the shortest counterexample is
 //! found by iterative deepening on one thread, breadth-first: a depth-bounded *depth-first*
 //! search marks a state visited when it first meets it at the bound, and then never expands it
@@ -49,6 +52,7 @@
 //! breadth-first order meets every state first on a shortest path.
 
 mod replay;
+mod symmetry;
 mod system;
 mod user;
 
@@ -68,6 +72,7 @@ use serde::{Deserialize, Serialize};
 use stateright::{Checker, HasDiscoveries, Model, Path};
 
 pub use replay::{config_name, ReplayError, ANTI_ENTROPY_INTERVAL_US, REPLAY_SETTLE_US, STEP_US};
+use symmetry::Renamed;
 pub use system::{CheckedCrdt, CheckedProtocol, ModelAction};
 use system::{
     Continuation, Mode, ModelState, SeamModel, Workload, CONFLICT_OCCURS, KNOWN_NODES, NO_PANIC,
@@ -139,7 +144,8 @@ pub enum ValueChoice {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Symmetry {
-    /// Reduce where it is sound (not under the peer-id tie-break).
+    /// Reduce where it is sound: the built-in types and protocols, not under the peer-id
+    /// tie-break nor anti-entropy (`model/symmetry.rs`).
     #[default]
     On,
     Off,
@@ -335,8 +341,8 @@ pub struct CheckReport {
 pub struct StateSpace {
     pub with_symmetry: u64,
     pub without_symmetry: u64,
-    /// False for configurations where symmetry is unsound (peer-id): both counts are then the
-    /// unreduced count.
+    /// False for configurations where symmetry is unsound (peer-id, anti-entropy): both counts
+    /// are then the unreduced count.
     pub symmetry_applied: bool,
     /// False if either run hit a bound, so the counts are lower bounds.
     pub complete: bool,
@@ -374,8 +380,18 @@ fn per_sec(states: u64, elapsed_ms: u64) -> f64 {
     states as f64 * 1e3 / (elapsed_ms as f64).max(1e-3)
 }
 
-const SEAM_SYMMETRY_NOTE: &str = "symmetry not applied: the model runs the protocol's own code \
-    through the protocol seam, and cannot rename replicas inside its states and messages";
+/// Why symmetry reduction is not sound for a built-in configuration, or `None` where it is
+/// (`model/symmetry.rs` argues when it is).
+fn symmetry_note(config: &CheckConfig) -> Option<&'static str> {
+    let tie_break = match config.crdt {
+        ModelCrdt::Grid { tie_break } | ModelCrdt::Dict { tie_break, .. } => tie_break,
+    };
+    symmetry::unsound_because(
+        tie_break == TieBreak::PeerId,
+        config.protocol == ModelProtocol::AntiEntropy,
+        config.replicas,
+    )
+}
 
 fn validate(config: &CheckConfig) -> Result<(), CheckError> {
     if !(2..=4).contains(&config.replicas) {
@@ -440,7 +456,7 @@ fn with_model<J: Job>(config: &CheckConfig, mode: Mode, job: J) -> Result<J::Out
     })
 }
 
-fn with_protocol<C: CheckedCrdt, J: Job>(
+fn with_protocol<C: CheckedCrdt + Renamed, J: Job>(
     config: &CheckConfig,
     mode: Mode,
     tie_break: TieBreak,
@@ -468,7 +484,7 @@ struct BuiltinParts<'a, C> {
     view: fn(&C) -> String,
 }
 
-impl<C: CheckedCrdt> BuiltinParts<'_, C> {
+impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
     fn model<P: CheckedProtocol<C, Message = Message<C>>>(
         self,
         protocol: P,
@@ -500,6 +516,18 @@ impl<C: CheckedCrdt> BuiltinParts<'_, C> {
         let removes = matches!(config.crdt, ModelCrdt::Dict { .. });
         let workload: Workload = Arc::new(move |replica, k| intents(&config, replica, k, removes));
         let view = self.view;
+        let identity = system::next_identity();
+        let symmetry =
+            (config.symmetry == Symmetry::On && symmetry_note(&config).is_none()).then(|| {
+                Arc::new(symmetry::Reduction::builtin(symmetry::Shape {
+                    replicas: config.replicas,
+                    own_values: config.values == ValueChoice::Own,
+                    keys: config.keys,
+                    stride: config.writes_per_replica,
+                    flight: spec.flight,
+                    identity,
+                }))
+            });
         SeamModel {
             explorer: Arc::new(Explorer::new(spec, protocol, make)),
             workload,
@@ -517,7 +545,8 @@ impl<C: CheckedCrdt> BuiltinParts<'_, C> {
             // The built-in broadcasts and anti-entropy, over the mesh, read only their own node
             // and the update records when a message arrives.
             local_handlers: true,
-            identity: system::next_identity(),
+            identity,
+            symmetry,
         }
     }
 }
@@ -799,8 +828,13 @@ fn check_model<C: CheckedCrdt, P: CheckedProtocol<C>>(
         states_per_sec: full.states as f64 / full.elapsed.as_secs_f64().max(1e-9),
         max_depth: full.max_depth.saturating_sub(1),
         elapsed_ms: full.elapsed.as_millis() as u64,
-        symmetry: Symmetry::Off,
-        symmetry_note: (config.symmetry == Symmetry::On).then(|| SEAM_SYMMETRY_NOTE.to_string()),
+        symmetry: if model.symmetry.is_some() {
+            Symmetry::On
+        } else {
+            Symmetry::Off
+        },
+        symmetry_note: (config.symmetry == Symmetry::On && model.symmetry.is_none())
+            .then(|| symmetry_note(config).unwrap_or_default().to_string()),
         bound_note: bound_note(model),
         subject: None,
         counterexample,
@@ -873,16 +907,25 @@ fn shortest_counterexample<C: CheckedCrdt, P: CheckedProtocol<C>>(
     Some(describe(model, best_name, &best_path, true))
 }
 
-/// Counts the state space, exploring everything (no property can stop the run early). The
-/// model runs the protocols' own code, so no symmetry reduction applies: both counts are the
-/// unreduced one and `symmetry_applied` is false.
+/// Counts the state space, exploring everything (no property can stop the run early), once
+/// with symmetry reduction where it is sound for the configuration and once without. Where it
+/// is not (`peer-id`, anti-entropy), or where `config.symmetry` is off, the space is explored
+/// once, both counts are the unreduced one and `symmetry_applied` is false.
 pub fn unique_states_with_and_without_symmetry(
     config: &CheckConfig,
 ) -> Result<StateSpace, CheckError> {
+    /// What one complete exploration counted.
+    #[derive(Clone, Copy)]
+    struct Counted {
+        unique_states: u64,
+        states: u64,
+        elapsed_ms: u64,
+        complete: bool,
+    }
     struct Space<'a>(&'a CheckConfig);
     impl Job for Space<'_> {
-        type Output = StateSpace;
-        fn run<C: CheckedCrdt, P: CheckedProtocol<C>>(self, model: SeamModel<C, P>) -> StateSpace {
+        type Output = Counted;
+        fn run<C: CheckedCrdt, P: CheckedProtocol<C>>(self, model: SeamModel<C, P>) -> Counted {
             let config = self.0;
             let outcome = run(
                 &model,
@@ -895,20 +938,37 @@ pub fn unique_states_with_and_without_symmetry(
                     stop_at_first_failure: false,
                 },
             );
-            let elapsed_ms = outcome.elapsed.as_millis() as u64;
-            StateSpace {
-                with_symmetry: outcome.unique_states,
-                without_symmetry: outcome.unique_states,
-                symmetry_applied: false,
+            Counted {
+                unique_states: outcome.unique_states,
+                states: outcome.states,
+                elapsed_ms: outcome.elapsed.as_millis() as u64,
                 complete: outcome.bound_hit.is_none(),
-                states_with_symmetry: outcome.states,
-                states_without_symmetry: outcome.states,
-                elapsed_ms_with_symmetry: elapsed_ms,
-                elapsed_ms_without_symmetry: elapsed_ms,
             }
         }
     }
-    with_model(config, Mode::Explore, Space(config))
+    let with_symmetry = |symmetry| CheckConfig {
+        symmetry,
+        ..*config
+    };
+    let unreduced = with_symmetry(Symmetry::Off);
+    let without = with_model(&unreduced, Mode::Explore, Space(&unreduced))?;
+    let applied = config.symmetry == Symmetry::On && symmetry_note(config).is_none();
+    let with = if applied {
+        let reduced = with_symmetry(Symmetry::On);
+        with_model(&reduced, Mode::Explore, Space(&reduced))?
+    } else {
+        without
+    };
+    Ok(StateSpace {
+        with_symmetry: with.unique_states,
+        without_symmetry: without.unique_states,
+        symmetry_applied: applied,
+        complete: with.complete && without.complete,
+        states_with_symmetry: with.states,
+        states_without_symmetry: without.states,
+        elapsed_ms_with_symmetry: with.elapsed_ms,
+        elapsed_ms_without_symmetry: without.elapsed_ms,
+    })
 }
 
 struct UpdateName(UpdateId);

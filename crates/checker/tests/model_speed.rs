@@ -6,7 +6,7 @@
 //! --nocapture`.
 
 use converge_checker::model::{
-    unique_states_with_and_without_symmetry, CheckConfig, ModelCrdt, NetworkKind,
+    unique_states_with_and_without_symmetry, CheckConfig, ModelCrdt, NetworkKind, Symmetry,
 };
 use converge_crdt::TieBreak;
 
@@ -49,8 +49,8 @@ fn states_per_second_and_symmetry_factor() {
 }
 
 /// One configuration on one thread, for `perf record`: the grid explored with and without
-/// symmetry. `TIE_BREAK=peer-id` explores it once, unreduced (symmetry is unsound there);
-/// `WRITES=n` sets the writes per replica.
+/// symmetry. `TIE_BREAK=peer-id` explores it once, unreduced (symmetry is unsound there), and
+/// so does `SYMMETRY=off`; `WRITES=n` sets the writes per replica.
 #[test]
 #[ignore = "for profiling"]
 fn profile_one_thread() {
@@ -64,6 +64,10 @@ fn profile_one_thread() {
             .ok()
             .and_then(|w| w.parse().ok())
             .unwrap_or(2),
+        symmetry: match std::env::var("SYMMETRY").as_deref() {
+            Ok("off") => Symmetry::Off,
+            _ => Symmetry::On,
+        },
         ..config(tie_break, 1)
     })
     .expect("a valid configuration");

@@ -516,6 +516,7 @@ where
             coverage: Default::default(),
             snapshots: Vec::new(),
             snapshot_cursor: 0,
+            spare_messages: Vec::new(),
             changed: false,
             touched: false,
             // The model has no connection faults: every connection stays up.
@@ -694,6 +695,27 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
     /// The content hash of message `index` in flight.
     pub fn message_digest(&self, index: usize) -> u64 {
         self.in_flight[index].digest
+    }
+
+    /// The hash of node `node` (its replica, delivered set, protocol state, clock and
+    /// incarnation, and its place): equal words, equal nodes in the same place.
+    pub fn node_digest(&self, node: NodeId) -> u64 {
+        self.node_digests[node as usize]
+    }
+
+    /// The hash of the issued updates' records.
+    pub fn records_digest(&self) -> u64 {
+        self.records_digest
+    }
+
+    /// The last time node `node`'s clock issued or saw.
+    pub fn clock_time(&self, node: NodeId) -> u64 {
+        self.clocks[node as usize].last
+    }
+
+    /// How many times node `node` restarted.
+    pub fn incarnation(&self, node: NodeId) -> u32 {
+        self.incarnations[node as usize]
     }
 
     /// Why the system stopped, if it did.

@@ -539,14 +539,14 @@ impl<C: OpCrdt, P: Protocol<C>> Ctx<'_, C, P> {
     /// Sends `message` to `to`.
     pub fn send(&mut self, to: NodeId, message: P::Message) {
         let bytes = self.protocol.message_bytes(&message, self);
-        let message = Arc::new(message);
+        let message = self.net.share(message);
         self.net.outbox.push(Command::Send { to, message, bytes });
     }
 
     /// Sends one `message` to every node of `targets`; the copies share it.
     pub fn send_all(&mut self, targets: impl IntoIterator<Item = NodeId>, message: P::Message) {
         let bytes = self.protocol.message_bytes(&message, self);
-        let message = Arc::new(message);
+        let message = self.net.share(message);
         for to in targets {
             self.net.outbox.push(Command::Send {
                 to,

@@ -51,6 +51,11 @@ const INTERRUPTED: &str = "interrupted";
 /// in a small run; beyond it copies are freed as usual.
 const SNAPSHOTS_KEPT_MAX: usize = 64;
 
+/// Delivered messages kept for their allocations. A few absorb the spread between last
+/// deliveries and sends; each holds its old content until reused, so keeping many would keep
+/// state copies from being reused instead.
+const SPARE_MESSAGES_MAX: usize = 4;
+
 /// Runs one scenario with one seed under the scenario's built-in protocol. `make` builds each
 /// node's empty CRDT (the relay server's too, with id = `replicas`); the observer sees every
 /// event after it is applied.
@@ -247,6 +252,9 @@ pub(crate) struct Net<C: OpCrdt, P: Protocol<C>> {
     /// State copies handed out, reused once nothing else refers to one (see `snapshot`).
     pub(crate) snapshots: Vec<Arc<SnapshotCopy<C>>>,
     pub(crate) snapshot_cursor: usize,
+    /// Delivered messages nothing else held any more, at most [`SPARE_MESSAGES_MAX`]: sends
+    /// reuse their allocations (see [`Net::share`]).
+    pub(crate) spare_messages: Vec<Arc<P::Message>>,
     /// Whether the handler running now changed its node's replica (learned an update).
     pub(crate) changed: bool,
     /// Whether the handler running now handed its replica an op or a state at all, learned or
@@ -436,6 +444,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             coverage: Coverage::default(),
             snapshots: Vec::new(),
             snapshot_cursor: 0,
+            spare_messages: Vec::new(),
             changed: false,
             touched: false,
             connections_down: BTreeMap::new(),
@@ -649,6 +658,11 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
                 self.in_flight -= 1;
                 self.in_flight_bytes -= self.protocol.message_memory_bytes(&payload);
                 self.deliver(message, from, to, &payload, copy);
+                if Arc::strong_count(&payload) == 1
+                    && self.net.spare_messages.len() < SPARE_MESSAGES_MAX
+                {
+                    self.net.spare_messages.push(payload);
+                }
             }
             Action::FaultStart { fault } => self.fault_start(fault),
             Action::FaultEnd { fault } => self.fault_end(fault),
@@ -982,6 +996,22 @@ impl<C: OpCrdt, P: Protocol<C>> Net<C, P> {
 
     pub(crate) fn forwards(&self, node: NodeId, learned: bool) -> bool {
         self.with_view(|view| self.topology.forwards(view, node, learned))
+    }
+
+    /// `message` shared for its copies, in the allocation of a delivered message that nothing
+    /// holds any more when there is one: a broadcast per write otherwise allocated one and freed
+    /// one at its last delivery, 1% of a judged run.
+    pub(crate) fn share(&mut self, message: P::Message) -> Arc<P::Message> {
+        match self.spare_messages.pop() {
+            Some(mut spare) => match Arc::get_mut(&mut spare) {
+                Some(slot) => {
+                    *slot = message;
+                    spare
+                }
+                None => Arc::new(message),
+            },
+            None => Arc::new(message),
+        }
     }
 
     /// A copy of `node`'s state and delivered set, written over a copy nothing refers to any

@@ -16,6 +16,8 @@ use converge_netsim::protocol::Protocol;
 use serde::{Deserialize, Serialize};
 use stateright::{Model, Property};
 
+use super::symmetry::Reduction;
+
 /// The property names, in the order the report prefers them when several fail at once.
 pub(crate) const STRONG_CONVERGENCE: &str = "strong convergence";
 pub(crate) const QUIESCENT_CONVERGED: &str = "quiescent implies converged";
@@ -107,15 +109,22 @@ pub(crate) enum Mode {
 pub struct ModelState<C: OpCrdt, P: Protocol<C>> {
     pub(crate) system: System<C, P>,
     pub(crate) drops_left: u32,
+    /// What the system means (see [`System`]'s `Hash`).
     fingerprint: u64,
+    /// What the checker's visited set knows the state by: under symmetry reduction the key of
+    /// its orbit under renaming replicas (`symmetry.rs`), otherwise its fingerprint.
+    key: u64,
 }
 
 impl<C: CheckedCrdt, P: CheckedProtocol<C>> ModelState<C, P> {
+    /// A state known by its own fingerprint.
     fn new(system: System<C, P>, drops_left: u32) -> Self {
         let mut hasher = WordHasher(u64::from(drops_left));
         system.hash(&mut hasher);
+        let fingerprint = hasher.finish();
         ModelState {
-            fingerprint: hasher.finish(),
+            fingerprint,
+            key: fingerprint,
             system,
             drops_left,
         }
@@ -131,21 +140,22 @@ where
             system: self.system.clone(),
             drops_left: self.drops_left,
             fingerprint: self.fingerprint,
+            key: self.key,
         }
     }
 }
 
 impl<C: OpCrdt, P: Protocol<C>> Hash for ModelState<C, P> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.fingerprint);
+        state.write_u64(self.key);
     }
 }
 
-/// Two states are the same state when their fingerprints are, which is what the checker's
-/// visited set decides anyway.
+/// Two states are the same state when their keys are, which is what the checker's visited set
+/// decides anyway.
 impl<C: OpCrdt, P: Protocol<C>> PartialEq for ModelState<C, P> {
     fn eq(&self, other: &Self) -> bool {
-        self.fingerprint == other.fingerprint
+        self.key == other.key
     }
 }
 
@@ -179,6 +189,8 @@ pub(crate) struct SeamModel<C: CheckedCrdt, P: CheckedProtocol<C>> {
     pub(crate) local_handlers: bool,
     /// Tells this model's remembered repeats from another's on the same thread.
     pub(crate) identity: u64,
+    /// Symmetry reduction, where it is sound for the configuration (`symmetry.rs`).
+    pub(crate) symmetry: Option<Arc<Reduction<C, P>>>,
 }
 
 /// A fresh [`SeamModel::identity`].
@@ -209,6 +221,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Clone for SeamModel<C, P> {
             view: Arc::clone(&self.view),
             local_handlers: self.local_handlers,
             identity: self.identity,
+            symmetry: self.symmetry.clone(),
         }
     }
 }
@@ -298,7 +311,16 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
                 return None;
             }
         }
-        Some(ModelState::new(system, drops_left))
+        Some(self.state(system, drops_left))
+    }
+
+    /// A state, keyed by its orbit where symmetry reduction applies.
+    fn state(&self, system: System<C, P>, drops_left: u32) -> ModelState<C, P> {
+        let mut state = ModelState::new(system, drops_left);
+        if let Some(symmetry) = &self.symmetry {
+            state.key = symmetry.key(&state.system, drops_left);
+        }
+        state
     }
 
     /// Under [`Flight::Set`] a delivered message stays in flight, so delivering it again to a
@@ -450,7 +472,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
     type Action = ModelAction;
 
     fn init_states(&self) -> Vec<Self::State> {
-        vec![ModelState::new(self.explorer.start(), self.drops)]
+        vec![self.state(self.explorer.start(), self.drops)]
     }
 
     /// Writes (by replica, then choice), deliveries (in the canonical message order, then coin

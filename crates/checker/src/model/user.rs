@@ -27,10 +27,11 @@ use converge_netsim::protocol::Protocol;
 use converge_netsim::{CrdtSpec, ProtocolSpec, Scenario, Topology, UserProtocol};
 
 use super::replay::{base_scenario, scripted};
+use super::symmetry::USER_NOTE;
 use super::system::{CheckedCrdt, CheckedProtocol, Mode, SeamModel, Workload};
 use super::{
     check_model, flight_of, intents, validate, CheckConfig, CheckError, CheckReport,
-    Counterexample, NetworkKind, ReplayError, ValueChoice, Verdict,
+    Counterexample, NetworkKind, ReplayError, Symmetry, ValueChoice, Verdict,
 };
 use crate::judge::{judge_with, RunReport};
 
@@ -180,6 +181,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
             // A user's handler may read other nodes (peek, statuses) or draw from the stream.
             local_handlers: false,
             identity: super::system::next_identity(),
+            symmetry: None,
         }
     }
 
@@ -198,6 +200,8 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
         validate(&self.config)?;
         let mut report = check_model(&self.config, &self.model());
         report.subject = Some(self.subject());
+        report.symmetry_note =
+            (self.config.symmetry == Symmetry::On).then(|| USER_NOTE.to_string());
         Ok(report)
     }
 
