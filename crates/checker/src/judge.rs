@@ -427,7 +427,11 @@ pub fn matrix_labels(scenario: &Scenario) -> (String, String, String) {
         protocol_label.push_str(", no snapshot on join");
     }
     if protocol.kind == converge_netsim::ProtocolKind::OpStream {
-        let _ = write!(protocol_label, ", {} on reconnect", kebab(&protocol.on_reconnect));
+        let _ = write!(
+            protocol_label,
+            ", {} on reconnect",
+            kebab(&protocol.on_reconnect)
+        );
     }
     if scenario.network.links_in_order() {
         protocol_label.push_str(", in order");

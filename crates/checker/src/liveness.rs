@@ -151,7 +151,11 @@ impl<C: OpCrdt> Observer<C> for LivenessWatch {
 /// Whether every fault had ended by `end_us`: a cut healed, a dropped connection came back, an
 /// outage ended (a crash without restart leaves a replica down, which is not judged, and does
 /// not keep the network unhealed).
-fn healed_by(scenario: &Scenario, outcome_faults: &[converge_netsim::FaultSpec], end_us: u64) -> bool {
+fn healed_by(
+    scenario: &Scenario,
+    outcome_faults: &[converge_netsim::FaultSpec],
+    end_us: u64,
+) -> bool {
     use converge_netsim::FaultSpec;
     outcome_faults.iter().all(|fault| match fault {
         FaultSpec::Partition { .. }
@@ -187,7 +191,8 @@ pub fn judge_liveness<C: OpCrdt>(
     let bound = scenario.bounds.sync_loop_messages.max(1);
     let tail_us = outcome.end_us.saturating_sub(watch.quiet_since_us);
     let sent: u64 = watch.sent_in_tail.values().sum();
-    let mut talkers: Vec<(NodeId, u64)> = watch.sent_in_tail.iter().map(|(n, c)| (*n, *c)).collect();
+    let mut talkers: Vec<(NodeId, u64)> =
+        watch.sent_in_tail.iter().map(|(n, c)| (*n, *c)).collect();
     talkers.sort_by_key(|(node, count)| (std::cmp::Reverse(*count), *node));
     let named = |talkers: &[(NodeId, u64)]| {
         talkers
@@ -318,7 +323,12 @@ mod tests {
         rounds.settle = secs(30);
         for seed in 0..5 {
             let report = judge_builtin(&rounds, seed).expect("valid");
-            assert_eq!(report.verdict, Verdict::Converges, "{:?}", report.violations);
+            assert_eq!(
+                report.verdict,
+                Verdict::Converges,
+                "{:?}",
+                report.violations
+            );
             assert!(report.messages.sent > 1_000, "the rounds go on");
         }
     }

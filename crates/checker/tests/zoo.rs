@@ -13,8 +13,8 @@ use converge_crdt::{
     ReplicaId, Stamp, StateCrdt, TieBreak,
 };
 use converge_netsim::{
-    CrdtSpec, DeltaPosition, Durability, Fate, FaultSpec, Latency, ProtocolKind, Reconnect, Scenario, Script,
-    ScriptedFate, SimDuration, TimedOp, Topology, Verdict,
+    CrdtSpec, DeltaPosition, Durability, Fate, FaultSpec, Latency, ProtocolKind, Reconnect,
+    Scenario, Script, ScriptedFate, SimDuration, TimedOp, Topology, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -826,7 +826,10 @@ fn caught_and_shrunk(scenario: &Scenario, verdict: Verdict, replicas: u32, write
         scenario.name,
         shrunk.sizes()
     );
-    assert!(shrunk.scenario.script.is_some(), "the minimal run is scripted");
+    assert!(
+        shrunk.scenario.script.is_some(),
+        "the minimal run is scripted"
+    );
 }
 
 /// The minimal counterexample of the position kept across a reconnect: two clients of a relay
@@ -883,16 +886,19 @@ fn echoed_handshake_counterexample(on_reconnect: Reconnect) -> Scenario {
 fn op_stream_keeping_its_position_across_a_reconnect_stalls() {
     let scenario = op_stream_over_connections("op-stream-keep-position", Reconnect::KeepPosition);
     caught_and_shrunk(&scenario, Verdict::Stalled, 2, 12);
-    let pinned = judge_builtin(&kept_position_counterexample(Reconnect::KeepPosition), 0)
-        .expect("valid");
+    let pinned =
+        judge_builtin(&kept_position_counterexample(Reconnect::KeepPosition), 0).expect("valid");
     assert_eq!(pinned.verdict, Verdict::Stalled);
     assert!(
-        pinned.violations.iter().any(|v| v.detail.contains("replica 0 lacks 1 (r1#1)")),
+        pinned
+            .violations
+            .iter()
+            .any(|v| v.detail.contains("replica 0 lacks 1 (r1#1)")),
         "{:?}",
         pinned.violations
     );
-    let fixed = judge_builtin(&kept_position_counterexample(Reconnect::Handshake), 0)
-        .expect("valid");
+    let fixed =
+        judge_builtin(&kept_position_counterexample(Reconnect::Handshake), 0).expect("valid");
     assert_eq!(fixed.verdict, Verdict::Converges);
 }
 
@@ -900,8 +906,11 @@ fn op_stream_keeping_its_position_across_a_reconnect_stalls() {
 fn op_stream_answering_every_hello_with_a_hello_loops() {
     let scenario = op_stream_over_connections("op-stream-echo", Reconnect::EchoHandshake);
     caught_and_shrunk(&scenario, Verdict::SyncLoop, 1, 0);
-    let pinned = judge_builtin(&echoed_handshake_counterexample(Reconnect::EchoHandshake), 0)
-        .expect("valid");
+    let pinned = judge_builtin(
+        &echoed_handshake_counterexample(Reconnect::EchoHandshake),
+        0,
+    )
+    .expect("valid");
     assert_eq!(pinned.verdict, Verdict::SyncLoop);
     let liveness = pinned
         .violations
@@ -910,8 +919,8 @@ fn op_stream_answering_every_hello_with_a_hello_loops() {
         .expect("a liveness violation");
     assert!(liveness.detail.contains("between n"), "{}", liveness.detail);
     assert_eq!(liveness.replicas, vec![0, 1], "both ends keep talking");
-    let fixed = judge_builtin(&echoed_handshake_counterexample(Reconnect::Handshake), 0)
-        .expect("valid");
+    let fixed =
+        judge_builtin(&echoed_handshake_counterexample(Reconnect::Handshake), 0).expect("valid");
     assert_eq!(fixed.verdict, Verdict::Converges);
 }
 

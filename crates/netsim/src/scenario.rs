@@ -540,10 +540,9 @@ impl FaultSpec {
             | FaultSpec::Bridge { heal, .. } => heal,
             FaultSpec::Crash { restart, .. } => restart,
             FaultSpec::ServerOutage { until, .. } => Some(until),
-            FaultSpec::ConnectionDrop { at, reconnect, .. } => Some(
-                reconnect
-                    .unwrap_or(SimDuration::from_us(at.us.saturating_add(reconnect_after.us))),
-            ),
+            FaultSpec::ConnectionDrop { at, reconnect, .. } => Some(reconnect.unwrap_or(
+                SimDuration::from_us(at.us.saturating_add(reconnect_after.us)),
+            )),
             FaultSpec::Join { .. } | FaultSpec::Leave { .. } | FaultSpec::ClockSkew { .. } => None,
         }
     }

@@ -105,7 +105,10 @@ fn a_protocol_that_ignores_dropped_connections_stalls() {
     assert!(text.contains("lacks"), "{text}");
     let minimal = failure.shrunk.as_ref().expect("shrunk");
     assert!(minimal.scenario.script.is_some(), "{text}");
-    assert!(minimal.minimal.faults <= 1 && minimal.minimal.writes <= 2, "{text}");
+    assert!(
+        minimal.minimal.faults <= 1 && minimal.minimal.writes <= 2,
+        "{text}"
+    );
 }
 
 #[test]

@@ -71,12 +71,7 @@ impl StreamNode {
     /// Streams what `peer` has not been sent yet, if the connection to it is up: in the steady
     /// stream without what came from `peer` itself, in a resynchronization everything (a peer
     /// that restarted empty lacks its own earlier writes too).
-    fn stream_to<C: OpCrdt>(
-        &mut self,
-        peer: NodeId,
-        resync: bool,
-        ctx: &mut Ctx<'_, C, OpStream>,
-    ) {
+    fn stream_to<C: OpCrdt>(&mut self, peer: NodeId, resync: bool, ctx: &mut Ctx<'_, C, OpStream>) {
         let end = self.log.len() as u64;
         let sent = self.sent.entry(peer).or_default();
         if *sent >= end || !ctx.is_connected(peer) {

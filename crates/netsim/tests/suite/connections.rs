@@ -6,8 +6,8 @@ use std::cell::RefCell;
 use converge_crdt::{LwwGrid, LwwGridConfig, OpCrdt, ReplicaId};
 use converge_netsim::protocol::{Ctx, NodeId, Protocol, Update};
 use converge_netsim::{
-    run, run_protocol, DropCause, EventKind, FaultSpec, Latency, NoObserver, Outcome,
-    ProtocolKind, Reconnect, Scenario, SimDuration, SwarmSpec, Topology,
+    run, run_protocol, DropCause, EventKind, FaultSpec, Latency, NoObserver, Outcome, ProtocolKind,
+    Reconnect, Scenario, SimDuration, SwarmSpec, Topology,
 };
 
 fn grid(_: ReplicaId) -> LwwGrid {
@@ -82,7 +82,11 @@ fn one_in_order_link_override_orders_that_link_alone() {
     });
     let outcome = run(&scenario, 3, &grid, &mut NoObserver).expect("valid");
     let links = deliveries_per_link(&outcome);
-    let ordered = &links.iter().find(|(link, _)| *link == (0, 1)).expect("0 -> 1").1;
+    let ordered = &links
+        .iter()
+        .find(|(link, _)| *link == (0, 1))
+        .expect("0 -> 1")
+        .1;
     assert!(ordered.windows(2).all(|pair| pair[0] < pair[1]));
     assert!(
         links
@@ -234,7 +238,10 @@ fn connections_that_do_not_exist_or_come_back_before_they_drop_are_refused() {
     assert_eq!(clients.path, "faults[0].nodes");
     assert!(clients.message.contains("server (node 3)"), "{clients}");
     assert_eq!(refused([0, 9], None, &relay).path, "faults[0].nodes[1]");
-    assert_eq!(refused([2, 2], None, &Scenario::default()).path, "faults[0].nodes");
+    assert_eq!(
+        refused([2, 2], None, &Scenario::default()).path,
+        "faults[0].nodes"
+    );
     let early = refused([0, 3], Some(1), &relay);
     assert_eq!(early.path, "faults[0].reconnect");
     assert!(early.message.contains("after at"), "{early}");
@@ -244,11 +251,15 @@ fn connections_that_do_not_exist_or_come_back_before_they_drop_are_refused() {
         nodes: [3, 1],
         reconnect: None,
     });
-    fine.validate().expect("a client and the server are connected");
+    fine.validate()
+        .expect("a client and the server are connected");
     let mut gossip = Scenario::default();
     gossip.protocol.kind = ProtocolKind::OpStream;
     gossip.protocol.topology = Topology::Gossip;
-    assert_eq!(gossip.validate().expect_err("refused").path, "protocol.topology");
+    assert_eq!(
+        gossip.validate().expect_err("refused").path,
+        "protocol.topology"
+    );
 }
 
 #[test]
@@ -261,7 +272,11 @@ fn swarm_mode_draws_connection_drops_only_where_links_are_connections() {
     });
     let drops = |scenario: &Scenario| {
         (0..20)
-            .flat_map(|seed| run(scenario, seed, &grid, &mut NoObserver).expect("valid").faults)
+            .flat_map(|seed| {
+                run(scenario, seed, &grid, &mut NoObserver)
+                    .expect("valid")
+                    .faults
+            })
             .filter(|f| matches!(f, FaultSpec::ConnectionDrop { .. }))
             .collect::<Vec<_>>()
     };
@@ -270,10 +285,16 @@ fn swarm_mode_draws_connection_drops_only_where_links_are_connections() {
     let drawn = drops(&scenario);
     assert!(!drawn.is_empty());
     for fault in drawn {
-        let FaultSpec::ConnectionDrop { nodes, reconnect, .. } = fault else {
+        let FaultSpec::ConnectionDrop {
+            nodes, reconnect, ..
+        } = fault
+        else {
             unreachable!()
         };
-        assert!(nodes.contains(&3), "a relay's connections reach the server: {nodes:?}");
+        assert!(
+            nodes.contains(&3),
+            "a relay's connections reach the server: {nodes:?}"
+        );
         assert!(reconnect.is_some());
     }
 }
