@@ -274,6 +274,8 @@ fn scenario_tree() -> BoxedStrategy<Value> {
                 "op-broadcast",
                 "reliable-causal",
                 "delta-sync",
+                "merkle-anti-entropy",
+                "op-stream",
             ]),
         ),
         ("topology", word(&["mesh", "relay", "gossip"])),
@@ -287,6 +289,10 @@ fn scenario_tree() -> BoxedStrategy<Value> {
         ("retransmit-timeout", duration()),
         ("retransmit-max", int()),
         ("delta-position", word(&["log-position", "version-vector"])),
+        (
+            "on-reconnect",
+            word(&["handshake", "keep-position", "echo-handshake"]),
+        ),
     ]);
     let link = table(vec![
         ("from", int()),
@@ -303,6 +309,8 @@ fn scenario_tree() -> BoxedStrategy<Value> {
         ("duplicate", float()),
         ("links", array(link, 4)),
         ("settle-drop", word(&["none", "as-configured"])),
+        ("in-order", any::<bool>().prop_map(Value::Boolean).boxed()),
+        ("reconnect-after", duration()),
     ]);
     let op = table(vec![
         ("at", duration()),
@@ -331,9 +339,12 @@ fn scenario_tree() -> BoxedStrategy<Value> {
                 "leave",
                 "clock-skew",
                 "server-outage",
+                "connection-drop",
             ]),
         ),
         ("at", duration()),
+        ("nodes", array(int(), 3)),
+        ("reconnect", duration()),
         ("heal", duration()),
         ("restart", duration()),
         ("until", duration()),
@@ -531,6 +542,14 @@ fn careful_fault() -> BoxedStrategy<Value> {
             "server-outage",
             vec![("at", ms(0..3_000)), ("until", ms(3_000..6_000))]
         ),
+        tagged(
+            "connection-drop",
+            vec![
+                ("at", ms(0..3_000)),
+                ("nodes", array(small(), 3)),
+                ("reconnect", ms(0..6_000))
+            ]
+        ),
     ]
     .boxed()
 }
@@ -566,6 +585,8 @@ fn careful_scenario_tree() -> BoxedStrategy<Value> {
                 "op-broadcast",
                 "reliable-causal",
                 "delta-sync",
+                "merkle-anti-entropy",
+                "op-stream",
             ]),
         ),
         ("topology", word(&["mesh", "relay", "gossip"])),
@@ -579,6 +600,10 @@ fn careful_scenario_tree() -> BoxedStrategy<Value> {
         ("retransmit-timeout", ms(10..500)),
         ("retransmit-max", small()),
         ("delta-position", word(&["log-position", "version-vector"])),
+        (
+            "on-reconnect",
+            word(&["handshake", "keep-position", "echo-handshake"]),
+        ),
     ]);
     let link = table_exact(vec![
         ("from", small()),
@@ -593,6 +618,7 @@ fn careful_scenario_tree() -> BoxedStrategy<Value> {
         ("duplicate", probability()),
         ("links", array(link, 3)),
         ("settle-drop", word(&["none", "as-configured"])),
+        ("in-order", any::<bool>().prop_map(Value::Boolean).boxed()),
     ]);
     let op = table_exact(vec![
         ("at", ms(0..3_000)),
