@@ -85,10 +85,19 @@ impl LivenessWatch {
 }
 
 impl<C: OpCrdt> Observer<C> for LivenessWatch {
+    /// Asleep until the settle period: one test per event, inlined into the judged run loop
+    /// (the watch is on every judged run, and most events come before the settle period).
+    #[inline(always)]
     fn on_event(&mut self, event: &TraceEvent, world: &World<'_, C>) {
-        if !world.settling {
-            return;
+        if world.settling {
+            self.follow(event, world);
         }
+    }
+}
+
+impl LivenessWatch {
+    #[inline(never)]
+    fn follow<C: OpCrdt>(&mut self, event: &TraceEvent, world: &World<'_, C>) {
         let at_us = event.at_us;
         if !self.settling {
             self.settling = true;

@@ -306,6 +306,9 @@ struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
     /// sent after its latest drop: a message with a lower number still in flight was on the
     /// connection when it dropped, and is lost.
     lost_below: BTreeMap<(NodeId, NodeId), u64>,
+    /// Whether the run has connections at all (in-order links or connection drops), so that a
+    /// run without any pays one test per message for them.
+    connections: bool,
     messages: MessageStats,
     events: u64,
     trace_hash: u64,
@@ -422,6 +425,10 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             None => CoinSource::Stream(Stream::new(root, "tie-breaks")),
         });
         let keeps_every_record = protocol.refers_to_updates();
+        let connections = scenario.network.links_in_order()
+            || faults
+                .iter()
+                .any(|f| matches!(f, FaultSpec::ConnectionDrop { .. }));
         let mut net = Net {
             now_us: 0,
             replicas,
@@ -495,6 +502,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
                 .links_in_order()
                 .then(|| LinkTable::new(node_count)),
             lost_below: BTreeMap::new(),
+            connections,
             messages: MessageStats::default(),
             events: 0,
             trace_hash: HASH_SEED,
@@ -848,7 +856,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             self.drop_message(from, to, message, crate::outcome::DropCause::Down);
             return;
         }
-        if !self.lost_below.is_empty() && self.lost_in_connection_drop(from, to, message) {
+        if self.connections && self.lost_in_connection_drop(from, to, message) {
             self.drop_message(from, to, message, crate::outcome::DropCause::Disconnected);
             return;
         }

@@ -92,7 +92,7 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
             self.drop_message(from, to, message, DropCause::Partition);
             return;
         }
-        if self.net.is_disconnected(from, to) {
+        if self.connections && self.net.is_disconnected(from, to) {
             self.drop_message(from, to, message, DropCause::Disconnected);
             return;
         }
@@ -133,7 +133,8 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
             }
         };
         let memory_bytes = self.protocol.message_memory_bytes(&payload);
-        let in_order = self.due_on_link.is_some() && self.link_in_order(from, to);
+        let in_order =
+            self.connections && self.due_on_link.is_some() && self.link_in_order(from, to);
         for (after, copy) in &deliveries.0[..deliveries.1] {
             if self.in_flight >= self.scenario.bounds.in_flight_max {
                 self.bound = Some("in_flight_max");
