@@ -219,6 +219,19 @@ where
     }
 }
 
+/// Over a connection that came back, this node's whole state to the other end, as a client does
+/// when its socket opens again (unless `snapshot-on-join = false`, which reproduces the peer that
+/// sends nothing on connecting): what was lost in flight while it was down is in it.
+fn send_state_on_connect<C: OpCrdt, P>(peer: NodeId, ctx: &mut Ctx<'_, C, P>)
+where
+    P: Protocol<C, Message = Message<C>, Timer = Timer>,
+{
+    if ctx.options().snapshot_on_join {
+        let state = ctx.snapshot();
+        ctx.send(peer, Message::State(state));
+    }
+}
+
 /// What the protocols that ship whole states to joiners do alike on a message (state broadcast,
 /// anti-entropy, op broadcast): merge a state, answer a snapshot request. Returns whether the
 /// message was one of those.

@@ -38,7 +38,7 @@ mod network;
 mod queue;
 mod trace;
 
-use faults::{draw_fault, Cut};
+use faults::{draw_fault, Breaker, Cut};
 use network::{LinkParameters, LinkTable};
 use queue::EventQueue;
 use trace::HASH_SEED;
@@ -309,6 +309,11 @@ struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
     /// Whether the run has connections at all (in-order links or connection drops), so that a
     /// run without any pays one test per message for them.
     connections: bool,
+    /// Connections that cuts and down nodes broke, each with what broke it (see
+    /// [`faults::Breaker`]), to restore when that ends.
+    broken: Vec<(Breaker, (NodeId, NodeId))>,
+    /// Connections broken while commands were carried out, whose ends are told after them.
+    untold: Vec<(NodeId, NodeId)>,
     messages: MessageStats,
     events: u64,
     trace_hash: u64,
@@ -503,6 +508,8 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
                 .then(|| LinkTable::new(node_count)),
             lost_below: BTreeMap::new(),
             connections,
+            broken: Vec::new(),
+            untold: Vec::new(),
             messages: MessageStats::default(),
             events: 0,
             trace_hash: HASH_SEED,
@@ -747,6 +754,9 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
         }
         outbox.clear();
         self.net.outbox = outbox;
+        if !self.untold.is_empty() {
+            self.tell_untold();
+        }
     }
 
     /// A timer fired: the handler runs, and the timer is an event of the trace when the handler
@@ -853,6 +863,16 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
         copy: bool,
     ) {
         if self.net.nodes[to as usize].status != Status::Up {
+            if self.connections
+                && !self.net.is_disconnected(from, to)
+                && self.link_in_order(from, to)
+            {
+                // A connection whose other end is down drops; it is back once the node is up.
+                self.break_by(Breaker::Down(to), from, to);
+                self.drop_message(from, to, message, crate::outcome::DropCause::Disconnected);
+                self.tell_untold();
+                return;
+            }
             self.drop_message(from, to, message, crate::outcome::DropCause::Down);
             return;
         }
@@ -910,6 +930,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
         });
         self.emit(EventKind::Restart { replica }, &[replica]);
         self.flush(replica);
+        self.restore_broken_by(Breaker::Down(replica));
     }
 
     fn into_outcome(mut self) -> Outcome<C> {

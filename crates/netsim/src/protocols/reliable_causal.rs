@@ -10,7 +10,7 @@ use std::sync::Arc;
 use converge_crdt::OpCrdt;
 
 use super::{advance_vector, advance_vector_all, backoff_us, catch_up, message_bytes};
-use super::{message_memory_bytes, pass_state_on, CatchUp, Message, Timer};
+use super::{message_memory_bytes, pass_state_on, send_state_on_connect, CatchUp, Message, Timer};
 use crate::outcome::NodeId;
 use crate::protocol::{Ctx, Protocol, Restart, Update};
 
@@ -226,6 +226,12 @@ impl<C: OpCrdt> Protocol<C> for ReliableCausal {
             Timer::SnapshotRetry { attempt } => node.catch_up.retry(attempt, ctx),
             _ => {}
         }
+    }
+
+    /// Over a connection that came back, both ends send their states, so that updates whose
+    /// retransmissions gave up while it was down still arrive.
+    fn on_connect(&self, _node: &mut ReliableNode, peer: NodeId, ctx: &mut Ctx<'_, C, Self>) {
+        send_state_on_connect(peer, ctx);
     }
 
     fn on_join(&self, node: &mut ReliableNode, ctx: &mut Ctx<'_, C, Self>) {

@@ -5,6 +5,7 @@
 
 use converge_crdt::OpCrdt;
 
+use super::send_state_on_connect;
 use super::{message_bytes, message_memory_bytes, on_round_or_retry, on_state_or_request};
 use super::{start_rounds, CatchUp, Message, Timer};
 use crate::outcome::NodeId;
@@ -71,10 +72,7 @@ impl<C: OpCrdt> Protocol<C> for StateBroadcast {
     /// WebSocket client that sends its state when the socket opens does (and the server, which
     /// sends a snapshot to a client that connects, unless `snapshot-on-join = false`).
     fn on_connect(&self, _node: &mut CatchUp, peer: NodeId, ctx: &mut Ctx<'_, C, Self>) {
-        if ctx.options().snapshot_on_join {
-            let state = ctx.snapshot();
-            ctx.send(peer, Message::State(state));
-        }
+        send_state_on_connect(peer, ctx);
     }
 
     fn message_bytes(&self, message: &Message<C>, ctx: &Ctx<'_, C, Self>) -> u64 {

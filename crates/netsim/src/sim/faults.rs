@@ -12,6 +12,18 @@ use crate::scenario::{Direction, Durability, FaultSpec, Scenario, Topology};
 use crate::streams::Stream;
 use crate::time::SimDuration;
 
+/// What broke a connection that no `connection-drop` fault dropped. A connection (an in-order
+/// link) that a cut blocks or whose other end is down does not lose messages one by one, as a
+/// lossy link does: it drops, as a TCP connection does when its peer stops answering, and it
+/// comes back when the cut heals or the node is up again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Breaker {
+    /// The cut (partition, isolation, bridge) of this fault.
+    Cut(u32),
+    /// This node was down (crashed, or the relay server in an outage).
+    Down(NodeId),
+}
+
 /// An active partition-like fault, as a rule over (from, to).
 pub(super) enum Cut {
     Groups {
@@ -89,6 +101,8 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
                     });
                     self.emit(EventKind::Join { replica }, &[replica]);
                     self.flush(replica);
+                    // Connections to it that broke while it had not joined come up now.
+                    self.restore_broken_by(Breaker::Down(replica));
                 }
             }
             FaultSpec::Leave { replica, .. } => {
@@ -114,11 +128,22 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
     /// have arrived (every message numbered below the next one), what is sent on it until the
     /// reconnect is lost at once, and both ends are told.
     fn connection_drop(&mut self, fault: u32, a: NodeId, b: NodeId) {
+        self.break_connection(a, b);
+        self.emit(EventKind::FaultStart { fault }, &[]);
+        self.tell_disconnected(a, b);
+    }
+
+    /// Marks the connection between `a` and `b` down (once more): what is in flight on it is
+    /// lost when it would arrive, what is sent on it is lost at once.
+    pub(super) fn break_connection(&mut self, a: NodeId, b: NodeId) {
         let pair = (a.min(b), a.max(b));
         *self.net.connections_down.entry(pair).or_default() += 1;
         self.lost_below.insert(pair, self.next_message);
         self.net.coverage.connection_drops += 1;
-        self.emit(EventKind::FaultStart { fault }, &[]);
+    }
+
+    /// Both ends of a dropped connection are told, those that are up.
+    pub(super) fn tell_disconnected(&mut self, a: NodeId, b: NodeId) {
         for (node, peer) in [(a, b), (b, a)] {
             if self.net.nodes[node as usize].status == Status::Up {
                 self.handle_with(node, None, |protocol, state, ctx| {
@@ -132,16 +157,61 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
     /// The connection between `a` and `b` is back, unless another drop still holds it down; both
     /// ends are told.
     fn reconnect(&mut self, fault: u32, a: NodeId, b: NodeId) {
+        if self.restore_connection(a, b) {
+            self.emit(EventKind::FaultEnd { fault }, &[]);
+            self.tell_connected(a, b);
+        }
+    }
+
+    /// Lifts one hold on the connection between `a` and `b`; returns whether it is up again.
+    fn restore_connection(&mut self, a: NodeId, b: NodeId) -> bool {
         let pair = (a.min(b), a.max(b));
         let Some(holds) = self.net.connections_down.get_mut(&pair) else {
-            return;
+            return false;
         };
         *holds -= 1;
         if *holds > 0 {
-            return;
+            return false;
         }
         self.net.connections_down.remove(&pair);
-        self.emit(EventKind::FaultEnd { fault }, &[]);
+        true
+    }
+
+    /// A connection a cut or a down node broke (see [`Sim::broken_by`]): it breaks now, and both
+    /// ends are told once the commands being carried out are done.
+    pub(super) fn break_by(&mut self, breaker: Breaker, a: NodeId, b: NodeId) {
+        self.break_connection(a, b);
+        self.broken.push((breaker, (a, b)));
+        self.untold.push((a, b));
+    }
+
+    /// Tells the ends of the connections broken while commands were carried out.
+    pub(super) fn tell_untold(&mut self) {
+        while !self.untold.is_empty() {
+            for (a, b) in std::mem::take(&mut self.untold) {
+                self.tell_disconnected(a, b);
+            }
+        }
+    }
+
+    /// What `breaker` broke comes back: each connection it holds down is restored, and both ends
+    /// are told.
+    pub(super) fn restore_broken_by(&mut self, breaker: Breaker) {
+        if self.broken.is_empty() {
+            return;
+        }
+        let (restored, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.broken)
+            .into_iter()
+            .partition(|(by, _)| *by == breaker);
+        self.broken = kept;
+        for (_, (a, b)) in restored {
+            if self.restore_connection(a, b) {
+                self.tell_connected(a, b);
+            }
+        }
+    }
+
+    fn tell_connected(&mut self, a: NodeId, b: NodeId) {
         for (node, peer) in [(a, b), (b, a)] {
             if self.net.nodes[node as usize].status == Status::Up {
                 self.handle_with(node, None, |protocol, state, ctx| {
@@ -164,6 +234,7 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
                 self.cuts.retain(|(f, _)| *f != fault);
                 self.close_cut_count(fault);
                 self.emit(EventKind::FaultEnd { fault }, &[]);
+                self.restore_broken_by(Breaker::Cut(fault));
             }
             FaultSpec::Crash { replica, state, .. }
                 if self.net.nodes[replica as usize].status == Status::Crashed =>
@@ -174,6 +245,7 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
                 if let Some(server) = self.net.server {
                     self.net.nodes[server as usize].status = Status::Up;
                     self.emit(EventKind::FaultEnd { fault }, &[]);
+                    self.restore_broken_by(Breaker::Down(server));
                 }
             }
             FaultSpec::ConnectionDrop { nodes: [a, b], .. } => self.reconnect(fault, a, b),

@@ -88,7 +88,17 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
             self.drop_message(from, to, message, DropCause::Down);
             return;
         }
-        if self.cuts.iter().any(|(_, cut)| cut.blocks(from, to)) {
+        if let Some(fault) = self.blocking_cut(from, to) {
+            if self.connections
+                && !self.net.is_disconnected(from, to)
+                && self.link_in_order(from, to)
+            {
+                // A connection across a cut drops, as TCP does when its peer stops answering;
+                // it is back when the cut heals.
+                self.break_by(super::Breaker::Cut(fault), from, to);
+                self.drop_message(from, to, message, DropCause::Disconnected);
+                return;
+            }
             self.drop_message(from, to, message, DropCause::Partition);
             return;
         }
@@ -165,9 +175,17 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
         }
     }
 
+    /// The first active cut that blocks `from -> to`, by its fault number.
+    fn blocking_cut(&self, from: NodeId, to: NodeId) -> Option<u32> {
+        self.cuts
+            .iter()
+            .find(|(_, cut)| cut.blocks(from, to))
+            .map(|(fault, _)| *fault)
+    }
+
     /// Whether `from -> to` delivers in order: the network's default, then the overrides that
     /// say, later ones winning.
-    fn link_in_order(&self, from: NodeId, to: NodeId) -> bool {
+    pub(super) fn link_in_order(&self, from: NodeId, to: NodeId) -> bool {
         let network = &self.scenario.network;
         network
             .links
