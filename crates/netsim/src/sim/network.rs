@@ -88,11 +88,12 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
             self.drop_message(from, to, message, DropCause::Down);
             return;
         }
+        if self.connections && self.net.is_disconnected(from, to) {
+            self.drop_message(from, to, message, DropCause::Disconnected);
+            return;
+        }
         if let Some(fault) = self.blocking_cut(from, to) {
-            if self.connections
-                && !self.net.is_disconnected(from, to)
-                && self.link_in_order(from, to)
-            {
+            if self.connections && self.link_in_order(from, to) {
                 // A connection across a cut drops, as TCP does when its peer stops answering;
                 // it is back when the cut heals.
                 self.break_by(super::Breaker::Cut(fault), from, to);
@@ -100,10 +101,6 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
                 return;
             }
             self.drop_message(from, to, message, DropCause::Partition);
-            return;
-        }
-        if self.connections && self.net.is_disconnected(from, to) {
-            self.drop_message(from, to, message, DropCause::Disconnected);
             return;
         }
         let fate = match &self.fates {

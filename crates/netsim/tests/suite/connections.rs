@@ -336,3 +336,49 @@ fn op_stream_resumes_after_a_drop_with_a_handshake_and_not_when_it_keeps_its_pos
         .count();
     assert!(stalled >= 5, "{stalled} of 10 seeds lost ops for good");
 }
+
+#[test]
+fn a_connection_across_a_cut_drops_at_its_first_send_and_comes_back_when_the_cut_heals() {
+    let told = Told::default();
+    let mut scenario = two_chatty_nodes();
+    scenario.faults = vec![FaultSpec::Isolate {
+        at: SimDuration::from_ms(1_005),
+        heal: Some(SimDuration::from_ms(2_000)),
+        replica: 0,
+    }];
+    let outcome = run_protocol(
+        &scenario,
+        0,
+        &Chatty { told: &told },
+        &grid,
+        &mut NoObserver,
+    )
+    .expect("valid");
+    // The first send across the cut (node 0's at 1.01 s) breaks the connection, as a TCP
+    // connection breaks when its peer stops answering; both ends are told, and told again when
+    // the cut heals.
+    assert_eq!(
+        *told.borrow(),
+        vec![
+            (0, 1, false, 1_010_000),
+            (1, 0, false, 1_010_000),
+            (0, 1, true, 2_000_000),
+            (1, 0, true, 2_000_000),
+        ]
+    );
+    assert_eq!(outcome.coverage.connection_drops, 1);
+    let partition_drops = outcome
+        .trace
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::Drop {
+                    cause: DropCause::Partition,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(partition_drops, 0, "a connection is never a lossy link");
+}
