@@ -163,19 +163,19 @@ fn two_chatty_nodes() -> Scenario {
     scenario
 }
 
+/// Runs two chatty nodes through `scenario`; returns the outcome and what they were told.
+fn chat(scenario: &Scenario) -> (Outcome<LwwGrid>, Vec<(NodeId, NodeId, bool, u64)>) {
+    let told = Told::default();
+    let outcome =
+        run_protocol(scenario, 0, &Chatty { told: &told }, &grid, &mut NoObserver).expect("valid");
+    (outcome, told.into_inner())
+}
+
 #[test]
 fn a_connection_drop_loses_what_is_in_flight_both_ways_and_tells_both_ends() {
-    let told = Told::default();
-    let outcome = run_protocol(
-        &two_chatty_nodes(),
-        0,
-        &Chatty { told: &told },
-        &grid,
-        &mut NoObserver,
-    )
-    .expect("valid");
+    let (outcome, told) = chat(&two_chatty_nodes());
     assert_eq!(
-        *told.borrow(),
+        told,
         vec![
             (1, 0, false, 1_000_000),
             (0, 1, false, 1_000_000),
@@ -339,26 +339,18 @@ fn op_stream_resumes_after_a_drop_with_a_handshake_and_not_when_it_keeps_its_pos
 
 #[test]
 fn a_connection_across_a_cut_drops_at_its_first_send_and_comes_back_when_the_cut_heals() {
-    let told = Told::default();
     let mut scenario = two_chatty_nodes();
     scenario.faults = vec![FaultSpec::Isolate {
         at: SimDuration::from_ms(1_005),
         heal: Some(SimDuration::from_ms(2_000)),
         replica: 0,
     }];
-    let outcome = run_protocol(
-        &scenario,
-        0,
-        &Chatty { told: &told },
-        &grid,
-        &mut NoObserver,
-    )
-    .expect("valid");
+    let (outcome, told) = chat(&scenario);
     // The first send across the cut (node 0's at 1.01 s) breaks the connection, as a TCP
     // connection breaks when its peer stops answering; both ends are told, and told again when
     // the cut heals.
     assert_eq!(
-        *told.borrow(),
+        told,
         vec![
             (0, 1, false, 1_010_000),
             (1, 0, false, 1_010_000),
