@@ -96,8 +96,11 @@ fn one_in_order_link_override_orders_that_link_alone() {
     );
 }
 
-/// What a node was told, in order: `(node, peer, connected)`.
-type Told = RefCell<Vec<(NodeId, NodeId, bool, u64)>>;
+/// What a node was told: `(node, peer, connected, at_us)`.
+type Telling = (NodeId, NodeId, bool, u64);
+
+/// What the nodes were told, in order.
+type Told = RefCell<Vec<Telling>>;
 
 /// Sends a numbered message to its peer every 10 ms, and writes down the connection events.
 struct Chatty<'a> {
@@ -164,7 +167,7 @@ fn two_chatty_nodes() -> Scenario {
 }
 
 /// Runs two chatty nodes through `scenario`; returns the outcome and what they were told.
-fn chat(scenario: &Scenario) -> (Outcome<LwwGrid>, Vec<(NodeId, NodeId, bool, u64)>) {
+fn chat(scenario: &Scenario) -> (Outcome<LwwGrid>, Vec<Telling>) {
     let told = Told::default();
     let outcome =
         run_protocol(scenario, 0, &Chatty { told: &told }, &grid, &mut NoObserver).expect("valid");
