@@ -462,6 +462,7 @@ fn describe(config: &CheckConfig) -> String {
     let crdt = match config.crdt {
         ModelCrdt::Grid { tie_break } => format!("grid, {tie_break:?} ties"),
         ModelCrdt::Dict { bias, tie_break } => format!("dict, {bias:?} bias, {tie_break:?} ties"),
+        ModelCrdt::Rga => "rga list".to_string(),
     };
     format!(
         "{crdt}, {} replicas, {} writes each, {:?} network ({} drop), {:?} protocol, symmetry {:?}",

@@ -6,9 +6,10 @@
 //! clock or a global counter gives two different trails, and the check names the first event
 //! where they part.
 
-use converge_crdt::{digest_round, LwwDict, LwwGrid, OpCrdt, ReplicaId, StateCrdt};
+use converge_crdt::{digest_round, OpCrdt, ReplicaId, StateCrdt};
 use converge_netsim::{
-    CrdtSpec, Observer, Runner, Scenario, ScenarioError, ScenarioProtocol, TraceEvent, World,
+    BuiltinCrdt, CrdtVisitor, Observer, Runner, Scenario, ScenarioError, ScenarioProtocol,
+    TraceEvent, World,
 };
 
 /// Events whose fingerprints are kept one by one, to name the first that differs; beyond them
@@ -120,12 +121,15 @@ pub fn check_builtin_determinism(
     scenario: &Scenario,
     seed: u64,
 ) -> Result<Option<Nondeterminism>, ScenarioError> {
-    match scenario.crdt {
-        CrdtSpec::LwwGrid(config) => {
-            check_determinism(scenario, seed, &ScenarioProtocol, &|_| LwwGrid::new(config))
-        }
-        CrdtSpec::LwwDict(config) => {
-            check_determinism(scenario, seed, &ScenarioProtocol, &|_| LwwDict::new(config))
+    struct Check<'a> {
+        scenario: &'a Scenario,
+        seed: u64,
+    }
+    impl CrdtVisitor for Check<'_> {
+        type Output = Result<Option<Nondeterminism>, ScenarioError>;
+        fn visit<C: BuiltinCrdt>(self, make: impl Fn(ReplicaId) -> C + Copy) -> Self::Output {
+            check_determinism(self.scenario, self.seed, &ScenarioProtocol, &make)
         }
     }
+    scenario.crdt.dispatch(Check { scenario, seed })
 }

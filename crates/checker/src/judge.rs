@@ -4,10 +4,10 @@
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicBool;
 
-use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId};
+use converge_crdt::{OpCrdt, ReplicaId};
 use converge_netsim::{
-    Coverage, CrdtSpec, End, FaultSpec, MessageStats, Outcome, Runner, Scenario, ScenarioError,
-    ScenarioProtocol, Status, TraceEvent, Verdict,
+    BuiltinCrdt, Coverage, CrdtSpec, CrdtVisitor, End, FaultSpec, MessageStats, Outcome, Runner,
+    Scenario, ScenarioError, ScenarioProtocol, Status, TraceEvent, Verdict,
 };
 use serde::Serialize;
 
@@ -288,13 +288,21 @@ pub fn judge_builtin_until(
     seed: u64,
     stop: Option<&AtomicBool>,
 ) -> Result<RunReport, ScenarioError> {
-    Ok(match scenario.crdt {
-        CrdtSpec::LwwGrid(config) => {
-            judge_until(scenario, seed, &|_| LwwGrid::new(config), stop)?.report
+    struct Judge<'a> {
+        scenario: &'a Scenario,
+        seed: u64,
+        stop: Option<&'a AtomicBool>,
+    }
+    impl CrdtVisitor for Judge<'_> {
+        type Output = Result<RunReport, ScenarioError>;
+        fn visit<C: BuiltinCrdt>(self, make: impl Fn(ReplicaId) -> C + Copy) -> Self::Output {
+            Ok(judge_until(self.scenario, self.seed, &make, self.stop)?.report)
         }
-        CrdtSpec::LwwDict(config) => {
-            judge_until(scenario, seed, &|_| LwwDict::new(config), stop)?.report
-        }
+    }
+    scenario.crdt.dispatch(Judge {
+        scenario,
+        seed,
+        stop,
     })
 }
 
@@ -412,6 +420,7 @@ pub fn matrix_labels(scenario: &Scenario) -> (String, String, String) {
             kebab(&c.tie_break),
             kebab(&scenario.clock)
         ),
+        CrdtSpec::Rga => format!("rga, {} clock", kebab(&scenario.clock)),
     };
     let protocol = &scenario.protocol;
     let mut protocol_label = format!("{} / {}", kebab(&protocol.kind), kebab(&protocol.topology));

@@ -1,9 +1,9 @@
 //! Exhaustive model checking of small configurations with stateright, over the protocol seam.
 //!
-//! For 2-4 replicas issuing 1-3 writes each to an LWW grid or an LWW dictionary, under one of
-//! netsim's built-in protocols, the checker explores every interleaving of writes, deliveries,
-//! coin flips (under the random tie-break), drops, duplications and timers, and checks on every
-//! state:
+//! For 2-4 replicas issuing 1-3 writes each to an LWW grid, an LWW dictionary or an RGA list,
+//! under one of netsim's built-in protocols, the checker explores every interleaving of writes,
+//! deliveries, coin flips (under the random tie-break), drops, duplications and timers, and checks
+//! on every state:
 //!
 //! - `strong convergence` (always): two replicas that have delivered the same set of updates see
 //!   the same thing;
@@ -63,7 +63,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use converge_crdt::{
-    Bias, Intent, LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig, ReplicaId, Stamp, StateCrdt,
+    Bias, Intent, LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig, ReplicaId, Rga, Stamp, StateCrdt,
     TieBreak, UpdateId,
 };
 use converge_netsim::explore::{ExploreSpec, Explorer, Flight, System};
@@ -91,6 +91,9 @@ pub enum ModelCrdt {
     Grid { tie_break: TieBreak },
     /// An LWW-element dictionary over `keys` keys; writes are adds or removes.
     Dict { bias: Bias, tie_break: TieBreak },
+    /// The RGA list; writes are inserts at position `key % (len + 1)` or deletes at `key % len`
+    /// ([`converge_crdt::ListIntent::of`]).
+    Rga,
 }
 
 impl Default for ModelCrdt {
@@ -385,6 +388,7 @@ fn per_sec(states: u64, elapsed_ms: u64) -> f64 {
 fn symmetry_note(config: &CheckConfig) -> Option<&'static str> {
     let tie_break = match config.crdt {
         ModelCrdt::Grid { tie_break } | ModelCrdt::Dict { tie_break, .. } => tie_break,
+        ModelCrdt::Rga => return Some(symmetry::LIST_NOTE),
     };
     symmetry::unsound_because(
         tie_break == TieBreak::PeerId,
@@ -434,8 +438,8 @@ pub(crate) trait Job {
     fn run<C: CheckedCrdt, P: CheckedProtocol<C>>(self, model: SeamModel<C, P>) -> Self::Output;
 }
 
-/// Builds the model of a built-in configuration (the crate's grid or dictionary under one of
-/// netsim's built-in protocols) and hands it to `job`.
+/// Builds the model of a built-in configuration (the crate's grid, dictionary or list under one
+/// of netsim's built-in protocols) and hands it to `job`.
 fn with_model<J: Job>(config: &CheckConfig, mode: Mode, job: J) -> Result<J::Output, CheckError> {
     validate(config)?;
     Ok(match config.crdt {
@@ -453,6 +457,15 @@ fn with_model<J: Job>(config: &CheckConfig, mode: Mode, job: J) -> Result<J::Out
             let make = move |_| LwwDict::new(dict);
             with_protocol(config, mode, tie_break, make, dict_view, job)
         }
+        // No tie-break: concurrent inserts are ordered by their ids.
+        ModelCrdt::Rga => with_protocol(
+            config,
+            mode,
+            TieBreak::PeerId,
+            |_| Rga::new(),
+            list_view,
+            job,
+        ),
     })
 }
 
@@ -513,7 +526,7 @@ impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
             config.network,
             NetworkKind::Lossy | NetworkKind::LossyDuplicating
         );
-        let removes = matches!(config.crdt, ModelCrdt::Dict { .. });
+        let removes = matches!(config.crdt, ModelCrdt::Dict { .. } | ModelCrdt::Rga);
         let workload: Workload = Arc::new(move |replica, k| intents(&config, replica, k, removes));
         let view = self.view;
         let identity = system::next_identity();
@@ -597,6 +610,11 @@ fn dict_view(dict: &LwwDict) -> String {
         .map(|(key, value)| format!("{key}: {value}"))
         .collect();
     format!("{{{}}}", entries.join(", "))
+}
+
+fn list_view(list: &Rga) -> String {
+    let values: Vec<String> = list.values().map(|v| v.to_string()).collect();
+    format!("[{}]", values.join(", "))
 }
 
 /// A built-in protocol's message in a few words: a state by the updates it holds, ops by

@@ -7,10 +7,10 @@
 //! turned into a *scripted* scenario (every message's fate written down, no randomness) when that
 //! replays to the same verdict, so that it reproduces independently of the random generator.
 
-use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId};
+use converge_crdt::{OpCrdt, ReplicaId};
 use converge_netsim::{
-    CrdtSpec, DropCause, EventKind, Fate, FaultSpec, Runner, Scenario, ScenarioError,
-    ScenarioProtocol, Script, ScriptedFate, SimDuration, TimedOp, Verdict,
+    BuiltinCrdt, CrdtVisitor, DropCause, EventKind, Fate, FaultSpec, Runner, Scenario,
+    ScenarioError, ScenarioProtocol, Script, ScriptedFate, SimDuration, TimedOp, Verdict,
 };
 use serde::Serialize;
 
@@ -72,10 +72,17 @@ impl Shrunk {
 
 /// Shrinks a run of one of our CRDTs, as named in the scenario's `[crdt]` table.
 pub fn shrink_builtin(scenario: &Scenario, seed: u64) -> Result<Option<Shrunk>, ScenarioError> {
-    match scenario.crdt {
-        CrdtSpec::LwwGrid(config) => shrink(scenario, seed, &|_| LwwGrid::new(config)),
-        CrdtSpec::LwwDict(config) => shrink(scenario, seed, &|_| LwwDict::new(config)),
+    struct Shrink<'a> {
+        scenario: &'a Scenario,
+        seed: u64,
     }
+    impl CrdtVisitor for Shrink<'_> {
+        type Output = Result<Option<Shrunk>, ScenarioError>;
+        fn visit<C: BuiltinCrdt>(self, make: impl Fn(ReplicaId) -> C + Copy) -> Self::Output {
+            shrink(self.scenario, self.seed, &make)
+        }
+    }
+    scenario.crdt.dispatch(Shrink { scenario, seed })
 }
 
 struct Shrinker<'a, C: OpCrdt> {

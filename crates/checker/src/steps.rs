@@ -3,9 +3,10 @@
 //! JSON. It lives beside [`crate::judge`] so that the simulator is compiled once per built-in CRDT
 //! for both (in a release build each crate compiles its own copy of a generic function).
 
-use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId};
+use converge_crdt::{OpCrdt, ReplicaId};
 use converge_netsim::{
-    CrdtSpec, EventKind, Observer, Scenario, ScenarioError, Status, TraceEvent, World,
+    BuiltinCrdt, CrdtVisitor, EventKind, Observer, Scenario, ScenarioError, Status, TraceEvent,
+    World,
 };
 
 /// One replica as an event left it.
@@ -69,10 +70,22 @@ pub fn replay_steps(
     seed: u64,
     watch: &mut dyn StepWatch,
 ) -> Result<Vec<ReplicaStep>, ScenarioError> {
-    match scenario.crdt {
-        CrdtSpec::LwwGrid(config) => replay(scenario, seed, &|_| LwwGrid::new(config), watch),
-        CrdtSpec::LwwDict(config) => replay(scenario, seed, &|_| LwwDict::new(config), watch),
+    struct Replay<'a> {
+        scenario: &'a Scenario,
+        seed: u64,
+        watch: &'a mut dyn StepWatch,
     }
+    impl CrdtVisitor for Replay<'_> {
+        type Output = Result<Vec<ReplicaStep>, ScenarioError>;
+        fn visit<C: BuiltinCrdt>(self, make: impl Fn(ReplicaId) -> C + Copy) -> Self::Output {
+            replay(self.scenario, self.seed, &make, self.watch)
+        }
+    }
+    scenario.crdt.dispatch(Replay {
+        scenario,
+        seed,
+        watch,
+    })
 }
 
 fn replay<C: OpCrdt>(

@@ -729,6 +729,36 @@ fn correct_configurations_raise_no_false_alarm() {
         assert_passes_every_seed_with(&user_deltas, seeds.clone(), &|_| LwwMap::default());
     }
 
+    // The RGA list: deltas shipped by delta sync to a late joiner and to a replica that lost its
+    // state (and reuses its stamps after restarting), and ops out of order and twice under op
+    // broadcast with anti-entropy.
+    let mut list_deltas = busy("rga-delta-sync");
+    list_deltas.crdt = CrdtSpec::Rga;
+    list_deltas.protocol.kind = ProtocolKind::DeltaSync;
+    list_deltas.workload.keys = 1_000_000;
+    list_deltas.workload.remove_ratio = 0.3;
+    list_deltas.network.drop = 0.1;
+    list_deltas.faults.push(FaultSpec::Join {
+        at: secs(2),
+        replica: 2,
+    });
+    list_deltas.faults.push(FaultSpec::Crash {
+        at: secs(1),
+        replica: 1,
+        restart: Some(secs(3)),
+        state: Durability::Volatile,
+    });
+    assert_passes_every_seed(&list_deltas, seeds.clone());
+    let mut list_ops = busy("rga-op-broadcast-anti-entropy");
+    list_ops.crdt = CrdtSpec::Rga;
+    list_ops.protocol.kind = ProtocolKind::OpBroadcast;
+    list_ops.protocol.anti_entropy = Some(secs(1));
+    list_ops.workload.keys = 1_000_000;
+    list_ops.workload.remove_ratio = 0.3;
+    list_ops.network.drop = 0.2;
+    list_ops.network.duplicate = 0.2;
+    assert_passes_every_seed(&list_ops, seeds.clone());
+
     for (name, crdt) in [
         (
             "merkle-grid-lossy",

@@ -4,8 +4,8 @@
 //! three crates that do the work, so that one dependency brings everything:
 //!
 //! - [`crdt`] (converge-crdt): the data. The traits a replicated type implements
-//!   (`StateCrdt`, `OpCrdt`, `DeltaCrdt`), stamps and tie-break policies, clocks, and our two types,
-//!   the LWW grid and the LWW-element dictionary.
+//!   (`StateCrdt`, `OpCrdt`, `DeltaCrdt`), stamps and tie-break policies, clocks, and our three
+//!   types, the LWW grid, the LWW-element dictionary and the RGA list.
 //! - [`netsim`] (converge-netsim): the deterministic discrete-event simulator and the
 //!   [`netsim::Scenario`] data model that scenario files deserialize into.
 //! - [`checker`] (converge-checker): the oracles that judge a run, the stateright model checker,

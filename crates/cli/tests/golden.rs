@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use converge::crdt::{LwwDict, LwwGrid};
-use converge::netsim::{run, CrdtSpec, NoObserver, Scenario};
+use converge::crdt::ReplicaId;
+use converge::netsim::{run, BuiltinCrdt, CrdtVisitor, NoObserver, Scenario};
 use converge::scenario_file;
 use serde::{Deserialize, Serialize};
 
@@ -51,18 +51,16 @@ fn golden_path() -> PathBuf {
 /// The trace hash of one run. No observer is attached: observers never change a run, and the
 /// oracles would only slow the test down.
 fn trace_hash(scenario: &Scenario, seed: u64) -> String {
-    let hash = match scenario.crdt {
-        CrdtSpec::LwwGrid(config) => {
-            run(scenario, seed, &|_| LwwGrid::new(config), &mut NoObserver).map(|o| o.trace_hash)
+    struct TraceHash<'a>(&'a Scenario, u64);
+    impl CrdtVisitor for TraceHash<'_> {
+        type Output = u64;
+        fn visit<C: BuiltinCrdt>(self, make: impl Fn(ReplicaId) -> C + Copy) -> u64 {
+            run(self.0, self.1, &make, &mut NoObserver)
+                .expect("every scenario in scenarios/ is valid")
+                .trace_hash
         }
-        CrdtSpec::LwwDict(config) => {
-            run(scenario, seed, &|_| LwwDict::new(config), &mut NoObserver).map(|o| o.trace_hash)
-        }
-    };
-    format!(
-        "{:016x}",
-        hash.expect("every scenario in scenarios/ is valid")
-    )
+    }
+    format!("{:016x}", scenario.crdt.dispatch(TraceHash(scenario, seed)))
 }
 
 /// Every pin, computed from the scenarios as they are now.

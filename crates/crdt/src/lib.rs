@@ -15,6 +15,8 @@
 //! - [`clock`]: Lamport, per-key counter, skewed wall clock and hybrid logical clock, each turning a
 //!   virtual time passed in into stamp times.
 //! - [`grid`] and [`dict`]: the LWW grid and the LWW-element dictionary.
+//! - [`list`]: the RGA list, a sequence CRDT, with the mapping of workload intents to list
+//!   positions ([`ListIntent::of`]).
 //!
 //! The one design decision that matters most: *observable state* ([`StateCrdt::view`], what a user
 //! sees) is kept apart from *replicated state* (`PartialEq` on the type: values and stamps) and from
@@ -24,12 +26,14 @@
 pub mod clock;
 pub mod dict;
 pub mod grid;
+pub mod list;
 pub mod stamp;
 pub mod traits;
 
 pub use clock::{Clock, ClockKind};
 pub use dict::{Bias, DictOp, DictView, LwwDict, LwwDictConfig};
 pub use grid::{GridOp, GridView, LwwGrid, LwwGridConfig};
+pub use list::{ElemId, ListIntent, ListOp, ListView, Rga};
 pub use stamp::{ReplicaId, Stamp, TieBreak, UpdateId};
 pub use traits::{
     digest_round, Coin, DeltaCrdt, Deltas, FixedCoin, Intent, KeyEntry, OpCrdt, StateCrdt,

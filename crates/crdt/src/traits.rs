@@ -95,6 +95,14 @@ pub trait StateCrdt: Clone + Debug + PartialEq {
         None
     }
 
+    /// The key under which writes to `key` conflict, for the count of concurrent writes to one
+    /// key that tells whether a run exercised conflicts at all (non-vacuity). The default is the
+    /// key itself; a type whose every write bears on every other (a list, whose positions shift
+    /// with each insert and delete) answers one key for all.
+    fn conflict_key(key: u32) -> u32 {
+        key
+    }
+
     /// An estimate of the encoded size in bytes, used to count the bytes a protocol sends. The
     /// default measures nothing.
     fn size_bytes(&self) -> usize {

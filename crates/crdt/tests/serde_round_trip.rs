@@ -15,8 +15,9 @@ use converge_crdt::clock::Skew;
 use converge_crdt::dict::Entry;
 use converge_crdt::grid::Cell;
 use converge_crdt::{
-    Bias, Clock, ClockKind, DeltaCrdt, DictOp, DictView, FixedCoin, GridOp, GridView, Intent,
-    LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig, OpCrdt, Stamp, TieBreak, UpdateId,
+    Bias, Clock, ClockKind, DeltaCrdt, DictOp, DictView, ElemId, FixedCoin, GridOp, GridView,
+    Intent, ListOp, LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig, OpCrdt, Rga, Stamp, TieBreak,
+    UpdateId,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -206,6 +207,34 @@ fn two_dicts() -> impl Strategy<Value = (LwwDict, LwwDict)> {
     )
 }
 
+/// Two lists; a history's stamps may repeat, which the list's element tags tell apart.
+fn two_lists() -> impl Strategy<Value = (Rga, Rga)> {
+    (history(), history(), history(), history()).prop_map(|(own, heard, other_own, other_heard)| {
+        let empty = Rga::new();
+        (
+            replica(&empty, &own, &heard),
+            replica(&empty, &other_own, &other_heard),
+        )
+    })
+}
+
+fn elem_id() -> impl Strategy<Value = ElemId> {
+    (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(time, replica, tag)| ElemId {
+        time,
+        replica,
+        tag,
+    })
+}
+
+fn list_op() -> impl Strategy<Value = ListOp> {
+    prop_oneof![
+        (elem_id(), proptest::option::of(elem_id()), any::<u64>())
+            .prop_map(|(id, after, value)| ListOp::Insert { id, after, value }),
+        elem_id().prop_map(|target| ListOp::Delete { target }),
+        Just(ListOp::Noop),
+    ]
+}
+
 /// A decoded state equals the original, keeps its bookkeeping, and merges exactly like it.
 fn assert_state_round_trips<T>(original: &T, other: &T) -> Result<(), TestCaseError>
 where
@@ -264,6 +293,17 @@ proptest! {
     #[test]
     fn lww_dict_round_trips_and_merges_identically((dict, other) in two_dicts()) {
         assert_state_round_trips(&dict, &other)?;
+    }
+
+    #[test]
+    fn rga_round_trips_and_merges_identically((list, other) in two_lists()) {
+        assert_state_round_trips(&list, &other)?;
+    }
+
+    #[test]
+    fn list_op_and_view_round_trip(op in list_op(), view in proptest::collection::vec(any::<u64>(), 0..8)) {
+        assert_round_trips(&op)?;
+        assert_round_trips(&view)?;
     }
 
     #[test]
@@ -344,6 +384,19 @@ fn json_spelling_is_pinned() {
         }),
         json!({"kind": "remove", "key": 4, "stamp": {"time": 5, "replica": 6}})
     );
+    assert_eq!(
+        encode(&ListOp::Insert {
+            id: ElemId {
+                time: 3,
+                replica: 1,
+                tag: 9
+            },
+            after: None,
+            value: 7
+        }),
+        json!({"kind": "insert", "id": {"time": 3, "replica": 1, "tag": 9}, "after": null, "value": 7})
+    );
+    assert_eq!(encode(&ListOp::Noop), json!({"kind": "noop"}));
     assert_eq!(
         encode(&LwwGridConfig::default()),
         json!({"rows": 3, "cols": 3, "tie-break": "peer-id"})

@@ -9,7 +9,8 @@
 //!
 //! How the modules fit:
 //! - [`scenario`]: the plain-data description of a run (what scenario files deserialize into), and
-//!   [`validation`], which refuses what cannot run before anything starts.
+//!   [`validation`], which refuses what cannot run before anything starts; [`crdts`]: the
+//!   registry that maps a scenario's `[crdt] kind` to a type ([`CrdtSpec::dispatch`]).
 //! - [`time`]: virtual durations with units.
 //! - `streams`: named random streams derived from the root seed.
 //! - [`protocol`]: the protocol seam, the [`Protocol`] trait any sync protocol implements (a user's
@@ -34,6 +35,7 @@
 //! delivered, which writes were stale or concurrent) and shows it to observers, and the checker's
 //! oracles decide what it means.
 
+pub mod crdts;
 pub mod explore;
 pub mod outcome;
 pub mod protocol;
@@ -47,6 +49,7 @@ pub mod time;
 mod topology;
 pub mod validation;
 
+pub use crdts::{BuiltinCrdt, CrdtVisitor};
 pub use outcome::*;
 pub use protocol::{Protocol, Runner, ScenarioProtocol, UserProtocol};
 pub use scenario::*;

@@ -67,12 +67,15 @@ impl Default for Scenario {
 }
 
 /// Which CRDT every replica runs. In files: `[crdt] kind = "lww-grid"` plus the type's options;
-/// every key is optional, `kind` included (the LWW grid).
+/// every key is optional, `kind` included (the LWW grid). [`CrdtSpec::dispatch`] maps a kind to
+/// its type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", try_from = "CrdtTable")]
 pub enum CrdtSpec {
     LwwGrid(LwwGridConfig),
     LwwDict(LwwDictConfig),
+    /// The RGA list ([`converge_crdt::Rga`]), which has no options.
+    Rga,
 }
 
 /// A `[crdt]` table as written: any subset of the keys. An internally tagged enum would require
@@ -92,6 +95,7 @@ struct CrdtTable {
 enum CrdtKind {
     LwwGrid,
     LwwDict,
+    Rga,
 }
 
 impl TryFrom<CrdtTable> for CrdtSpec {
@@ -125,6 +129,20 @@ impl TryFrom<CrdtTable> for CrdtSpec {
                     bias: table.bias.unwrap_or(defaults.bias),
                     tie_break: table.tie_break.unwrap_or(defaults.tie_break),
                 }))
+            }
+            CrdtKind::Rga => {
+                let given = [
+                    ("rows", table.rows.is_some()),
+                    ("cols", table.cols.is_some()),
+                    ("tie-break", table.tie_break.is_some()),
+                    ("bias", table.bias.is_some()),
+                ];
+                match given.iter().find(|(_, given)| *given) {
+                    Some((key, _)) => Err(format!(
+                        "key `{key}` does not apply to kind = \"rga\", which has no options"
+                    )),
+                    None => Ok(CrdtSpec::Rga),
+                }
             }
         }
     }

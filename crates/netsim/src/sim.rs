@@ -290,7 +290,7 @@ struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
     updates_issued: u32,
     /// Updates issued per origin: an update's sequence number is its origin's count.
     issued_by_origin: Vec<u32>,
-    /// Per key, the latest update index of each origin.
+    /// Per conflict key (`StateCrdt::conflict_key`), the latest update index of each origin.
     latest_by_key: BTreeMap<u32, BTreeMap<ReplicaId, u32>>,
     next_message: u64,
     in_flight: u64,
@@ -798,7 +798,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
         let stamp = Stamp { time, replica };
         let op = node.crdt.prepare(&intent, stamp);
         let stale_against_time = key_time.filter(|seen| *seen >= time);
-        let latest = self.latest_by_key.entry(key).or_default();
+        let latest = self.latest_by_key.entry(C::conflict_key(key)).or_default();
         let concurrent = latest
             .iter()
             .any(|(origin, index)| *origin != replica && !node.delivered.contains(*index));

@@ -55,6 +55,11 @@ pub const NAME_CHARS_MAX: usize = 100;
 /// written a million times by thousands of replicas used to grow past 8 GB.
 pub const NODE_KEYS_MAX: u64 = 4_000_000;
 
+/// Elements of a list (inserts, tombstones included) held by all nodes together: each node may
+/// come to hold every insert written (at most about the updates planned), about 100 bytes each
+/// with the oracles' copies of its view, so 400 MB of replica state at most.
+pub const NODE_LIST_ELEMENTS_MAX: u64 = 4_000_000;
+
 /// The work a scenario file may ask of one run, in units of one grid cell visited by one event
 /// (about 2.2 ns on the project's 2-core machine): `bounds.events-max` times what each event may
 /// cost. Every event can merge, compare or render a whole replica state (a state delivered and
@@ -70,6 +75,10 @@ pub const EVENT_WORK: u64 = 100;
 /// A dictionary key's share of an event's work, in cell visits: merging, comparing and rendering
 /// an ordered map costs about 25 times a grid's packed cell per entry.
 pub const DICT_KEY_WORK: u64 = 25;
+/// A list element's share of an event's work, in cell visits: an op scans the list for its
+/// reference and shifts the elements after it, a merge walks both lists (and sorts them when it
+/// brings many new elements), a comparison walks both.
+pub const LIST_ELEMENT_WORK: u64 = 10;
 /// States of more entries than this no longer fit a core's caches, and each entry visited costs
 /// about four times as much: a 1,024-cell grid under anti-entropy measured 2.2 ns a cell and
 /// event, a 65,536-cell one 7.5 ns.
@@ -240,6 +249,22 @@ impl Scenario {
                         "{nodes} nodes each holding up to {} dictionary keys (workload.keys, at \
                          most the updates planned) make {node_keys} keys; the cap is \
                          {NODE_KEYS_MAX} (NODE_KEYS_MAX)",
+                        self.state_entries_max()
+                    ),
+                ));
+            }
+        }
+        if let CrdtSpec::Rga = &self.crdt {
+            let node_elements = self.state_entries_max().saturating_mul(u64::from(nodes));
+            if node_elements > NODE_LIST_ELEMENTS_MAX {
+                return Err(error(
+                    "bounds.updates-max",
+                    format!(
+                        "{nodes} nodes each holding up to {} list elements (every insert stays, \
+                         deleted or not: at most about the updates planned, from workload.rate, \
+                         workload.ops and duration, and at most bounds.updates-max) make \
+                         {node_elements} elements; the cap is {NODE_LIST_ELEMENTS_MAX} \
+                         (NODE_LIST_ELEMENTS_MAX)",
                         self.state_entries_max()
                     ),
                 ));
@@ -789,21 +814,22 @@ impl Scenario {
         Ok(())
     }
 
-    /// The entries one replica's state may come to hold: a grid's cells, or the dictionary keys
+    /// The entries one replica's state may come to hold: a grid's cells, the dictionary keys
     /// that can be written (at most `workload.keys`, at most about the updates planned: twice
     /// the expected count plus 64 leaves the Poisson draw of generated writes no real chance to
-    /// exceed it, and never more than `bounds.updates-max`).
+    /// exceed it, and never more than `bounds.updates-max`), or a list's elements (every insert,
+    /// deleted or not: at most about the updates planned).
     pub fn state_entries_max(&self) -> u64 {
+        let written = || {
+            self.planned_updates()
+                .saturating_mul(2)
+                .saturating_add(64)
+                .min(self.bounds.updates_max)
+        };
         match &self.crdt {
             CrdtSpec::LwwGrid(grid) => u64::from(grid.rows) * u64::from(grid.cols),
-            CrdtSpec::LwwDict(_) => {
-                let written = self
-                    .planned_updates()
-                    .saturating_mul(2)
-                    .saturating_add(64)
-                    .min(self.bounds.updates_max);
-                u64::from(self.workload.keys).min(written)
-            }
+            CrdtSpec::LwwDict(_) => u64::from(self.workload.keys).min(written()),
+            CrdtSpec::Rga => written(),
         }
     }
 
@@ -813,6 +839,7 @@ impl Scenario {
         let entry_work = match &self.crdt {
             CrdtSpec::LwwGrid(_) => 1,
             CrdtSpec::LwwDict(_) => DICT_KEY_WORK,
+            CrdtSpec::Rga => LIST_ELEMENT_WORK,
         } * if entries > CACHED_ENTRIES_MAX { 4 } else { 1 };
         let state = entries.saturating_mul(entry_work);
         let vectors = matches!(
@@ -883,6 +910,9 @@ impl Scenario {
                 CrdtSpec::LwwGrid(_) => format!("a grid of {} cells", self.state_entries_max()),
                 CrdtSpec::LwwDict(_) => {
                     format!("a dictionary of up to {} keys", self.state_entries_max())
+                }
+                CrdtSpec::Rga => {
+                    format!("a list of up to {} elements", self.state_entries_max())
                 }
             };
             return Err(error(
@@ -1049,6 +1079,40 @@ mod tests {
             "workload.keys",
             Some("NODE_KEYS_MAX"),
         );
+    }
+
+    #[test]
+    fn a_long_list_on_many_nodes_is_refused() {
+        let error = refused(
+            |s| {
+                s.crdt = CrdtSpec::Rga;
+                s.replicas = 1_000;
+                s.workload.rate = 1_000.0;
+            },
+            "bounds.updates-max",
+            Some("NODE_LIST_ELEMENTS_MAX"),
+        );
+        assert!(error.contains("list elements"), "{error}");
+    }
+
+    #[test]
+    fn a_list_counts_its_elements_against_the_budget() {
+        // 3 writers at 2 a second for 10 s: about 60 inserts, planned twice over plus 64.
+        let mut list = Scenario {
+            crdt: CrdtSpec::Rga,
+            ..Scenario::default()
+        };
+        assert_eq!(list.state_entries_max(), 184);
+        assert_eq!(list.event_work_max(), EVENT_WORK + 184 * LIST_ELEMENT_WORK);
+        let error = list
+            .validate_budget()
+            .expect_err("the default events-max is too many");
+        assert!(
+            error.message.contains("a list of up to 184 elements"),
+            "{error}"
+        );
+        list.bounds.events_max = RUN_WORK_MAX / list.event_work_max();
+        list.validate_budget().unwrap();
     }
 
     #[test]

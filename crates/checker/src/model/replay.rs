@@ -140,6 +140,7 @@ fn builtin_crdt(config: &CheckConfig) -> CrdtSpec {
             tie_break,
         }),
         ModelCrdt::Dict { bias, tie_break } => CrdtSpec::LwwDict(LwwDictConfig { bias, tie_break }),
+        ModelCrdt::Rga => CrdtSpec::Rga,
     }
 }
 
@@ -205,6 +206,7 @@ pub fn config_name(config: &CheckConfig) -> String {
         ModelCrdt::Dict { bias, tie_break } => {
             format!("lww-dict-{}-bias-{}", kebab(&bias), kebab(&tie_break))
         }
+        ModelCrdt::Rga => "rga".to_string(),
     };
     let drops = match config.network {
         NetworkKind::Lossy | NetworkKind::LossyDuplicating => format!("-{}-drops", config.drops),

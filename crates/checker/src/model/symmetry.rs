@@ -169,6 +169,14 @@ impl Renamed for LwwGrid {
     }
 }
 
+/// The list is never reduced (see [`LIST_NOTE`]): its elements are ordered by the replica ids
+/// in their stamps, which no renaming may change.
+impl Renamed for converge_crdt::Rga {
+    fn hash_renamed(&self, _renaming: &Renaming, _hasher: &mut WordHasher) {
+        unreachable!("{LIST_NOTE}");
+    }
+}
+
 impl Renamed for LwwDict {
     /// A remove hashes by its time alone: see the module docs.
     fn hash_renamed(&self, renaming: &Renaming, hasher: &mut WordHasher) {
@@ -249,6 +257,9 @@ pub(crate) const PEER_ID_NOTE: &str = "symmetry not applied: the peer-id tie-bre
 
 pub(crate) const ANTI_ENTROPY_NOTE: &str = "symmetry not applied: anti-entropy starts each \
     replica's rounds at an offset drawn for that replica, so replicas are not interchangeable";
+
+pub(crate) const LIST_NOTE: &str = "symmetry not applied: the list orders concurrent inserts at \
+    one place by their stamps, replica ids included, so replicas are not interchangeable";
 
 pub(crate) const USER_NOTE: &str = "symmetry not applied: the model runs a user's own protocol \
     and type, which it cannot rename";

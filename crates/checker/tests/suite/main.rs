@@ -3,6 +3,7 @@
 //! docs/model-checking.md name them.
 
 mod intent_streaming;
+mod list;
 mod model_check;
 mod model_round_trip;
 mod regression;

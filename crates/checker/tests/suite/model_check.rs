@@ -163,6 +163,114 @@ fn anti_entropy_recovers_from_a_drop() {
 }
 
 #[test]
+fn rga_list_converges_over_op_and_state_broadcast_on_reliable_and_duplicating_networks() {
+    // (protocol, network, replicas, writes, unique states). Writes are inserts or deletes at
+    // positions; two replicas' first writes meet at equal stamp times (the conflict the pass
+    // requires), and a duplicating network hands every op to `apply` again.
+    let cases = [
+        (
+            ModelProtocol::OpBroadcast,
+            NetworkKind::Reliable,
+            2,
+            2,
+            1_275,
+        ),
+        (
+            ModelProtocol::OpBroadcast,
+            NetworkKind::Duplicating,
+            2,
+            2,
+            2_101,
+        ),
+        (
+            ModelProtocol::OpBroadcast,
+            NetworkKind::Reliable,
+            3,
+            1,
+            3_369,
+        ),
+        (
+            ModelProtocol::OpBroadcast,
+            NetworkKind::Duplicating,
+            3,
+            1,
+            3_369,
+        ),
+        (
+            ModelProtocol::StateBroadcast,
+            NetworkKind::Reliable,
+            2,
+            2,
+            1_115,
+        ),
+        (
+            ModelProtocol::StateBroadcast,
+            NetworkKind::Duplicating,
+            2,
+            2,
+            1_585,
+        ),
+    ];
+    for (protocol, network, replicas, writes, unique) in cases {
+        let report = run(CheckConfig {
+            crdt: ModelCrdt::Rga,
+            protocol,
+            network,
+            replicas,
+            writes_per_replica: writes,
+            threads: 2,
+            ..Default::default()
+        });
+        assert_eq!(
+            report.verdict,
+            Verdict::Pass,
+            "{protocol:?} {network:?} {report:#?}"
+        );
+        assert_eq!(
+            report.unique_states, unique,
+            "{protocol:?} {network:?} {replicas}x{writes}"
+        );
+    }
+}
+
+#[test]
+fn rga_list_under_op_broadcast_never_recovers_one_dropped_op() {
+    let report = run(CheckConfig {
+        crdt: ModelCrdt::Rga,
+        protocol: ModelProtocol::OpBroadcast,
+        network: NetworkKind::Lossy,
+        replicas: 2,
+        ..Default::default()
+    });
+    assert_fails(&report, "quiescent implies converged", 4);
+    let counterexample = report.counterexample.as_ref().unwrap();
+    assert!(counterexample
+        .actions
+        .iter()
+        .any(|a| matches!(a, CounterexampleAction::Drop { .. })));
+    assert_eq!(
+        counterexample
+            .liveness
+            .as_deref()
+            .map(|l| l.starts_with("stalled")),
+        Some(true)
+    );
+}
+
+#[test]
+fn rga_list_recovers_from_a_drop_under_anti_entropy() {
+    let report = run(CheckConfig {
+        crdt: ModelCrdt::Rga,
+        protocol: ModelProtocol::AntiEntropy,
+        network: NetworkKind::Lossy,
+        replicas: 2,
+        writes_per_replica: 2,
+        ..Default::default()
+    });
+    assert_eq!(report.verdict, Verdict::Pass, "{report:#?}");
+}
+
+#[test]
 fn symmetry_reduces_interchangeable_replicas_and_says_where_it_cannot() {
     let config = CheckConfig {
         crdt: grid(TieBreak::KeepLocal),

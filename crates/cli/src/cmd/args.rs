@@ -134,6 +134,7 @@ pub struct MergeArgs {
 pub enum CrdtArg {
     LwwGrid,
     LwwDict,
+    Rga,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -172,8 +173,9 @@ pub struct CheckArgs {
     /// The CRDT every replica runs.
     #[arg(long, value_enum)]
     pub crdt: CrdtArg,
-    /// How equal stamps are broken: by peer id (correct), at random or keeping the local write
-    /// (reproductions of real bugs).
+    /// Grid and dictionary only: how equal stamps are broken: by peer id (correct), at random
+    /// or keeping the local write (reproductions of real bugs). The list orders concurrent
+    /// inserts by their ids.
     #[arg(long, value_enum, default_value = "peer-id")]
     pub tie_break: TieBreakArg,
     /// Dictionary only: which side wins at equal add and remove stamps.

@@ -46,6 +46,7 @@ fn config(args: &CheckArgs) -> Result<CheckConfig> {
             },
             tie_break,
         },
+        CrdtArg::Rga => ModelCrdt::Rga,
     };
     let protocol = match args.protocol {
         ProtocolArg::StateBroadcast => ModelProtocol::StateBroadcast,

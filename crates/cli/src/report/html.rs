@@ -53,6 +53,10 @@ svg text{font:11px system-ui,sans-serif}svg .axis-title{font-weight:600;fill:#57
 #stepper tr.changed td{background:#ddf4ff}#stepper pre.state{margin:0;padding:.2em .4em;background:none}
 .oracle{padding:.3em .6em;border-radius:4px}
 .kv th{width:16em}
+.align{margin:.1em 0 .7em}.align td{min-width:1.3em;text-align:center;padding:.1em .3em;font-variant-numeric:tabular-nums}
+.align th{font-weight:400;white-space:nowrap;text-align:left}.align tr:first-child td,.align tr:first-child th{border:none;background:none;padding-top:0;padding-bottom:0}
+.align td.mark{color:#cf222e}.align td.gap{background:#fff8c5;color:#9a6700;border:1px dashed #d4a72c}.align td.pad{background:#f6f8fa;color:#8c959f}
+.align td.count{border:none;color:#57606a;text-align:left}
 ";
 
 /// Renders the page.
@@ -297,7 +301,7 @@ fn states_section(html: &mut String, report: &RunReport) {
     let summary = match groups.len() {
         0 => "No replica is live at the end.".to_string(),
         1 => format!("All {} live replicas hold the same state.", live.len()),
-        n => format!("The {} live replicas hold {n} different states; the cells or keys that differ are highlighted.", live.len()),
+        n => format!("The {} live replicas hold {n} different states; the cells, keys or list elements that differ are highlighted.", live.len()),
     };
     let _ = write!(
         html,

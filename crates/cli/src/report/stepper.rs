@@ -81,7 +81,8 @@ fn status_word(status: Status) -> &'static str {
 }
 
 /// A replica's view as a few lines of text: a small grid as rows, a large one by its written
-/// cells, a dictionary as `key = value` pairs, anything else as JSON.
+/// cells, a dictionary as `key = value` pairs, a list as its values in order, anything else as
+/// JSON.
 pub fn state_text(view: &Value) -> String {
     let mut text = match (
         view.get("rows").and_then(Value::as_u64),
@@ -130,7 +131,13 @@ pub fn state_text(view: &Value) -> String {
                 .map(|(k, v)| format!("{k} = {}", cell(v)))
                 .collect::<Vec<_>>()
                 .join(", "),
-            None => view.to_string(),
+            None => match view.as_array() {
+                Some(items) if items.is_empty() => "(empty list)".to_string(),
+                Some(items) if items.iter().all(|v| !v.is_array() && !v.is_object()) => {
+                    items.iter().map(cell).collect::<Vec<_>>().join(" ")
+                }
+                _ => view.to_string(),
+            },
         },
     };
     if text.chars().count() > STATE_TEXT_MAX {
@@ -156,11 +163,11 @@ struct StepRecorder<'a> {
     values: usize,
 }
 
-/// How many cells or keys a view holds.
+/// How many cells, keys or list elements a view holds.
 fn view_size(view: &Value) -> usize {
-    match view.get("cells").and_then(Value::as_array) {
-        Some(cells) => cells.len(),
-        None => view.as_object().map_or(1, serde_json::Map::len),
+    match (view.get("cells").and_then(Value::as_array), view.as_array()) {
+        (Some(cells), _) | (None, Some(cells)) => cells.len(),
+        (None, None) => view.as_object().map_or(1, serde_json::Map::len),
     }
 }
 

@@ -638,6 +638,44 @@ fn check_finds_the_random_tie_break_and_passes_peer_id() {
 }
 
 #[test]
+fn check_passes_the_list_over_op_broadcast_and_catches_a_lost_op() {
+    let dir = scratch("check-rga");
+    let args = |network: &'static str| {
+        [
+            "check",
+            "--crdt",
+            "rga",
+            "--protocol",
+            "op-broadcast",
+            "--replicas",
+            "2",
+            "--writes",
+            "2",
+            "--network",
+            network,
+            "--threads",
+            "1",
+            "--out",
+            "out",
+            "--json",
+        ]
+    };
+    let duplicating = converge(&dir, &args("duplicating"));
+    assert_eq!(duplicating.status.code(), Some(0), "{}", text(&duplicating));
+    assert_eq!(json_of(&duplicating)["unique_states"], 2_101);
+    let lossy = converge(&dir, &args("lossy"));
+    assert_eq!(lossy.status.code(), Some(1), "{}", text(&lossy));
+    let report = json_of(&lossy);
+    assert_eq!(
+        report["verdict"]["property"],
+        "quiescent implies converged",
+        "{}",
+        text(&lossy)
+    );
+    assert_eq!(report["replay"]["reproduced"], true, "{}", text(&lossy));
+}
+
+#[test]
 fn a_failing_check_writes_a_scripted_scenario_that_replays_the_violation() {
     let dir = scratch("check-replay");
     let check = converge(
@@ -876,6 +914,15 @@ fn a_crdt_table_without_kind_is_a_grid() {
     let error = error_of(&dir, "bias.toml", "[crdt]\nbias = \"add\"\n");
     assert!(
         error.contains("key `bias` applies to kind = \"lww-dict\" only"),
+        "{error}"
+    );
+    let error = error_of(
+        &dir,
+        "rga.toml",
+        "[crdt]\nkind = \"rga\"\ntie-break = \"random\"\n",
+    );
+    assert!(
+        error.contains("key `tie-break` does not apply to kind = \"rga\", which has no options"),
         "{error}"
     );
 }

@@ -156,6 +156,26 @@ fn cases() -> Vec<Case> {
              [workload]\nrate = 100.0\nkeys = 4096\n",
         ),
         at_work_cap(
+            "list-anti-entropy",
+            "list of about 4,000 elements (2,000 inserts in half a second), anti-entropy every 1 ms: a whole-list merge per event",
+            "replicas = 4\nduration = \"100h\"\n[crdt]\nkind = \"rga\"\n\
+             [protocol]\nkind = \"anti-entropy\"\ninterval = \"1ms\"\nfanout = 3\n\
+             [workload]\nrate = 1000.0\nkeys = 4000000000\nstop = \"504ms\"\n",
+        ),
+        at_work_cap(
+            "list-delta-sync",
+            "list of about 4,000 elements, delta sync polling every 1 ms",
+            "replicas = 4\nduration = \"100h\"\n[crdt]\nkind = \"rga\"\n\
+             [protocol]\nkind = \"delta-sync\"\ninterval = \"1ms\"\n\
+             [workload]\nrate = 1000.0\nkeys = 4000000000\nstop = \"504ms\"\n",
+        ),
+        at_work_cap(
+            "list-many-replicas",
+            "list, 980 replicas x 4,064 elements (NODE_LIST_ELEMENTS_MAX), op broadcast",
+            "replicas = 980\nduration = \"20s\"\n[crdt]\nkind = \"rga\"\n\
+             [protocol]\nkind = \"op-broadcast\"\n[workload]\nrate = 0.1\nkeys = 4000000000\n",
+        ),
+        at_work_cap(
             "in-flight-max",
             "most messages in flight (in-flight-max): 1,000 replicas, 10 s latency",
             "replicas = 1000\nduration = \"10s\"\nsettle = \"20s\"\n[protocol]\nkind = \"op-broadcast\"\n\

@@ -1,0 +1,41 @@
+//! The built-in CRDTs' registry: the one place that maps a scenario's `[crdt] kind` to a type.
+//!
+//! Everything that runs a scenario of one of our CRDTs (judging, shrinking, the step replay of
+//! reports, the determinism check, the golden trace hashes, the model checker's replays) is
+//! generic over the CRDT type. It implements [`CrdtVisitor`] and calls [`CrdtSpec::dispatch`],
+//! which hands it the function that makes the scenario's replicas. Adding a CRDT kind takes its
+//! module in converge-crdt, its variant and options in [`CrdtSpec`], and one line here.
+
+use std::hash::Hash;
+
+use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId, Rga};
+
+use crate::scenario::CrdtSpec;
+
+/// What every built-in CRDT is: op-based (hence state-based), hashable as its replicated state
+/// for the model checker, and shareable across the threads of a sweep or a check.
+pub trait BuiltinCrdt: OpCrdt<Op: Hash + Send + Sync> + Hash + Send + Sync + 'static {}
+
+impl<C> BuiltinCrdt for C where C: OpCrdt<Op: Hash + Send + Sync> + Hash + Send + Sync + 'static {}
+
+/// Something to do with the CRDT a scenario names, whatever its type (see [`CrdtSpec::dispatch`]).
+pub trait CrdtVisitor {
+    type Output;
+
+    /// Does it with `make`, which makes replica `id`'s empty state.
+    fn visit<C: BuiltinCrdt>(
+        self,
+        make: impl Fn(ReplicaId) -> C + Copy + Send + Sync + 'static,
+    ) -> Self::Output;
+}
+
+impl CrdtSpec {
+    /// Calls `visitor` with the function that makes this CRDT's replicas.
+    pub fn dispatch<V: CrdtVisitor>(&self, visitor: V) -> V::Output {
+        match *self {
+            CrdtSpec::LwwGrid(config) => visitor.visit(move |_| LwwGrid::new(config)),
+            CrdtSpec::LwwDict(config) => visitor.visit(move |_| LwwDict::new(config)),
+            CrdtSpec::Rga => visitor.visit(|_| Rga::new()),
+        }
+    }
+}
