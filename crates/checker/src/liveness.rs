@@ -215,11 +215,11 @@ pub fn judge_liveness<C: OpCrdt>(
         let (a, b) = chain.between;
         return Some(Liveness::SyncLoop {
             detail: format!(
-                "sync loop: by {:.1} ms, {} deliveries in a row each changed nothing and answered \
+                "sync loop: by {:.1} s, {} deliveries in a row each changed nothing and answered \
                  with the next message (the bound is {bound}, bounds.sync-loop-messages), the last \
                  between n{a} and n{b}; {sent} messages in the last {:.1} s while no replica \
                  learned anything ({:.1}/s), from {}",
-                chain.at_us as f64 / 1e3,
+                chain.at_us as f64 / 1e6,
                 chain.deliveries,
                 tail_us as f64 / 1e6,
                 per_second(sent, tail_us),
