@@ -70,10 +70,8 @@ impl LivenessWatch {
         self.sent_in_tail.clear();
     }
 
+    /// Whether a replica the event touched holds more updates than when last seen.
     fn learned<C: OpCrdt>(&mut self, world: &World<'_, C>) -> bool {
-        if self.delivered.len() < world.replicas.len() {
-            self.delivered.resize(world.replicas.len(), 0);
-        }
         let mut learned = false;
         for &replica in world.touched {
             let now = world.replicas[replica as usize].delivered.len();
@@ -107,14 +105,9 @@ impl LivenessWatch {
             }
         }
         let learned = self.learned(world);
-        if matches!(
-            event.kind,
-            EventKind::Send { .. } | EventKind::Deliver { .. }
-        ) {
-            self.last_traffic_us = at_us;
-        }
         match event.kind {
             EventKind::Send { from, message, .. } => {
+                self.last_traffic_us = at_us;
                 *self.sent_in_tail.entry(from).or_default() += 1;
                 if self.cause_chain > 0 {
                     self.chain_of.insert(message, self.cause_chain);
@@ -132,6 +125,7 @@ impl LivenessWatch {
                 message,
                 changed,
             } => {
+                self.last_traffic_us = at_us;
                 let answered = self.chain_of.remove(&message).unwrap_or(0);
                 self.cause_chain = if changed || learned { 0 } else { answered + 1 };
                 if self.longest.is_none_or(|l| self.cause_chain > l.deliveries) {

@@ -130,7 +130,7 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
     fn connection_drop(&mut self, fault: u32, a: NodeId, b: NodeId) {
         self.break_connection(a, b);
         self.emit(EventKind::FaultStart { fault }, &[]);
-        self.tell_disconnected(a, b);
+        self.tell_ends(a, b, false);
     }
 
     /// Marks the connection between `a` and `b` down (once more): what is in flight on it is
@@ -142,24 +142,29 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
         self.net.coverage.connection_drops += 1;
     }
 
-    /// Both ends of a dropped connection are told, those that are up.
-    pub(super) fn tell_disconnected(&mut self, a: NodeId, b: NodeId) {
+    /// Both ends of a connection that dropped (`connected` false) or came back are told, those
+    /// that are up.
+    fn tell_ends(&mut self, a: NodeId, b: NodeId, connected: bool) {
         for (node, peer) in [(a, b), (b, a)] {
             if self.net.nodes[node as usize].status == Status::Up {
                 self.handle_with(node, None, |protocol, state, ctx| {
-                    protocol.on_disconnect(state, peer, ctx)
+                    if connected {
+                        protocol.on_connect(state, peer, ctx)
+                    } else {
+                        protocol.on_disconnect(state, peer, ctx)
+                    }
                 });
                 self.flush(node);
             }
         }
     }
 
-    /// The connection between `a` and `b` is back, unless another drop still holds it down; both
-    /// ends are told.
+    /// The fault ends; the connection between `a` and `b` is back unless something else still
+    /// holds it down, and then both ends are told.
     fn reconnect(&mut self, fault: u32, a: NodeId, b: NodeId) {
+        self.emit(EventKind::FaultEnd { fault }, &[]);
         if self.restore_connection(a, b) {
-            self.emit(EventKind::FaultEnd { fault }, &[]);
-            self.tell_connected(a, b);
+            self.tell_ends(a, b, true);
         }
     }
 
@@ -177,8 +182,8 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
         true
     }
 
-    /// A connection a cut or a down node broke (see [`Sim::broken_by`]): it breaks now, and both
-    /// ends are told once the commands being carried out are done.
+    /// A connection a cut or a down node broke (kept in `Sim::broken` until that ends): it
+    /// breaks now, and both ends are told once the commands being carried out are done.
     pub(super) fn break_by(&mut self, breaker: Breaker, a: NodeId, b: NodeId) {
         self.break_connection(a, b);
         self.broken.push((breaker, (a, b)));
@@ -189,7 +194,7 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
     pub(super) fn tell_untold(&mut self) {
         while !self.untold.is_empty() {
             for (a, b) in std::mem::take(&mut self.untold) {
-                self.tell_disconnected(a, b);
+                self.tell_ends(a, b, false);
             }
         }
     }
@@ -206,18 +211,7 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
         self.broken = kept;
         for (_, (a, b)) in restored {
             if self.restore_connection(a, b) {
-                self.tell_connected(a, b);
-            }
-        }
-    }
-
-    fn tell_connected(&mut self, a: NodeId, b: NodeId) {
-        for (node, peer) in [(a, b), (b, a)] {
-            if self.net.nodes[node as usize].status == Status::Up {
-                self.handle_with(node, None, |protocol, state, ctx| {
-                    protocol.on_connect(state, peer, ctx)
-                });
-                self.flush(node);
+                self.tell_ends(a, b, true);
             }
         }
     }

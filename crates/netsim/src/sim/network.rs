@@ -16,12 +16,13 @@ use crate::scenario::{Fate, Latency, SettleDrop};
 use crate::time::SimDuration;
 
 impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
-    /// The latency, drop and duplicate probabilities of `from -> to`. Overrides are scanned once
-    /// per link and the result kept, so that many overrides cost a lookup per message, not a
-    /// scan (4,096 overrides made a run 20 times slower).
-    pub(super) fn link(&mut self, from: NodeId, to: NodeId) -> (Latency, f64, f64) {
-        if self.scenario.network.links.is_empty() {
-            return (self.scenario.network.latency, self.drop, self.duplicate);
+    /// The latency, drop and duplicate probabilities of `from -> to`, and whether it delivers in
+    /// order. Overrides are scanned once per link and the result kept, so that many overrides
+    /// cost a lookup per message, not a scan (4,096 overrides made a run 20 times slower).
+    pub(super) fn link(&mut self, from: NodeId, to: NodeId) -> Link {
+        let network = &self.scenario.network;
+        if network.links.is_empty() {
+            return (network.latency, self.drop, self.duplicate, network.in_order);
         }
         if let Some(link) = self.links.get(&(from, to)) {
             return *link;
@@ -31,9 +32,9 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
         link
     }
 
-    fn link_from_overrides(&self, from: NodeId, to: NodeId) -> (Latency, f64, f64) {
+    fn link_from_overrides(&self, from: NodeId, to: NodeId) -> Link {
         let network = &self.scenario.network;
-        let mut link = (network.latency, self.drop, self.duplicate);
+        let mut link = (network.latency, self.drop, self.duplicate, network.in_order);
         for spec in &network.links {
             if spec.from.is_none_or(|f| f == from) && spec.to.is_none_or(|t| t == to) {
                 if let Some(latency) = spec.latency {
@@ -44,6 +45,9 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
                 }
                 if let Some(duplicate) = spec.duplicate {
                     link.2 = duplicate;
+                }
+                if let Some(in_order) = spec.in_order {
+                    link.3 = in_order;
                 }
             }
         }
@@ -108,7 +112,7 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
                 after: self.scripted_latency,
             }),
             None => {
-                let (latency, drop, duplicate) = self.link(from, to);
+                let (latency, drop, duplicate, _) = self.link(from, to);
                 let quiescent =
                     self.settling && self.scenario.network.settle_drop == SettleDrop::None;
                 if !quiescent && self.network.chance(drop) {
@@ -140,8 +144,8 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
             }
         };
         let memory_bytes = self.protocol.message_memory_bytes(&payload);
-        let in_order =
-            self.connections && self.due_on_link.is_some() && self.link_in_order(from, to);
+        // `due_on_link` exists where some link is in order, and only there.
+        let in_order = self.due_on_link.is_some() && self.link_in_order(from, to);
         for (after, copy) in &deliveries.0[..deliveries.1] {
             if self.in_flight >= self.scenario.bounds.in_flight_max {
                 self.bound = Some("in_flight_max");
@@ -180,17 +184,9 @@ impl<C: OpCrdt, P: Protocol<C>> Sim<'_, C, P> {
             .map(|(fault, _)| *fault)
     }
 
-    /// Whether `from -> to` delivers in order: the network's default, then the overrides that
-    /// say, later ones winning.
-    pub(super) fn link_in_order(&self, from: NodeId, to: NodeId) -> bool {
-        let network = &self.scenario.network;
-        network
-            .links
-            .iter()
-            .rev()
-            .filter(|spec| spec.from.is_none_or(|f| f == from) && spec.to.is_none_or(|t| t == to))
-            .find_map(|spec| spec.in_order)
-            .unwrap_or(network.in_order)
+    /// Whether `from -> to` delivers in order (see [`Sim::link`]).
+    pub(super) fn link_in_order(&mut self, from: NodeId, to: NodeId) -> bool {
+        self.link(from, to).3
     }
 
     /// Whether `message`, in flight from `from` to `to`, was on its connection when the
@@ -220,8 +216,10 @@ fn round_half_up(value: f64) -> u64 {
 const DENSE_LINK_NODES_MAX: u32 = 1_024;
 
 /// Each link's parameters once looked up (see `Sim::link`); only looked up, never iterated.
-pub(super) type LinkParameters =
-    HashMap<(NodeId, NodeId), (Latency, f64, f64), BuildHasherDefault<LinkHasher>>;
+pub(super) type LinkParameters = HashMap<(NodeId, NodeId), Link, BuildHasherDefault<LinkHasher>>;
+
+/// A link's latency, drop and duplicate probabilities, and whether it delivers in order.
+pub(super) type Link = (Latency, f64, f64, bool);
 
 /// One counter per link: the greatest message number delivered so far on it (to count reordered
 /// deliveries), or the time its latest message is due (to keep in-order links in order).
