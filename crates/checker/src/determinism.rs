@@ -8,8 +8,8 @@
 
 use converge_crdt::{digest_round, OpCrdt, ReplicaId, StateCrdt};
 use converge_netsim::{
-    BuiltinCrdt, CrdtVisitor, Observer, Runner, Scenario, ScenarioError, ScenarioProtocol,
-    TraceEvent, World,
+    BuiltinCrdt, CrdtVisitor, Observer, Replicas, Runner, Scenario, ScenarioError,
+    ScenarioProtocol, TraceEvent, World,
 };
 
 /// Events whose fingerprints are kept one by one, to name the first that differs; beyond them
@@ -78,7 +78,7 @@ pub fn check_determinism<C: OpCrdt>(
     scenario: &Scenario,
     seed: u64,
     protocol: &dyn Runner<C>,
-    make: &dyn Fn(ReplicaId) -> C,
+    make: &dyn Replicas<C>,
 ) -> Result<Option<Nondeterminism>, ScenarioError> {
     let run = || -> Result<(u64, u64, StateTrail), ScenarioError> {
         let mut trail = StateTrail {

@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicBool;
 
 use converge_crdt::{OpCrdt, ReplicaId};
 use converge_netsim::{
-    BuiltinCrdt, Coverage, CrdtSpec, CrdtVisitor, End, FaultSpec, MessageStats, Outcome, Runner,
-    Scenario, ScenarioError, ScenarioProtocol, Status, TraceEvent, Verdict,
+    BuiltinCrdt, Coverage, CrdtSpec, CrdtVisitor, End, FaultSpec, MessageStats, Outcome, Replicas,
+    Runner, Scenario, ScenarioError, ScenarioProtocol, Status, TraceEvent, Verdict,
 };
 use serde::Serialize;
 
@@ -85,6 +85,10 @@ pub struct RunReport {
     pub messages: MessageStats,
     pub coverage: NonVacuity,
     pub violations: Vec<Violation>,
+    /// The oracles (or parts of one) that did not run, each with the reason in one sentence: a
+    /// type with intents of its own and no sequential specification, a run too long for one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oracles_not_run: Vec<String>,
     /// Violations of strong convergence seen in all (only the first few are kept).
     pub strong_violations_total: u64,
     pub replicas: Vec<FinalReplica>,
@@ -111,7 +115,7 @@ pub struct Judged<C: OpCrdt> {
 pub fn judge<C: OpCrdt>(
     scenario: &Scenario,
     seed: u64,
-    make: &dyn Fn(ReplicaId) -> C,
+    make: &dyn Replicas<C>,
 ) -> Result<Judged<C>, ScenarioError> {
     judge_until(scenario, seed, make, None)
 }
@@ -121,7 +125,7 @@ pub fn judge<C: OpCrdt>(
 pub fn judge_until<C: OpCrdt>(
     scenario: &Scenario,
     seed: u64,
-    make: &dyn Fn(ReplicaId) -> C,
+    make: &dyn Replicas<C>,
     stop: Option<&AtomicBool>,
 ) -> Result<Judged<C>, ScenarioError> {
     judge_with(scenario, seed, &ScenarioProtocol, make, stop)
@@ -133,7 +137,7 @@ pub fn judge_with<C: OpCrdt>(
     scenario: &Scenario,
     seed: u64,
     protocol: &dyn Runner<C>,
-    make: &dyn Fn(ReplicaId) -> C,
+    make: &dyn Replicas<C>,
     stop: Option<&AtomicBool>,
 ) -> Result<Judged<C>, ScenarioError> {
     let never = AtomicBool::new(false);
@@ -183,6 +187,7 @@ pub fn judge_with<C: OpCrdt>(
     };
     violations.extend(eventual);
     violations.extend(liveness.as_ref().map(|l| liveness_violation(&outcome, l)));
+    let oracles_not_run: Vec<String> = intent_watch.not_run(&outcome).into_iter().collect();
     let intent_violations = if finished {
         intent(&outcome, intent_watch)
     } else {
@@ -249,6 +254,7 @@ pub fn judge_with<C: OpCrdt>(
         messages: outcome.messages,
         coverage,
         violations,
+        oracles_not_run,
         strong_violations_total: strong.count,
         replicas: outcome
             .replicas

@@ -26,6 +26,7 @@ pub mod liveness;
 pub mod model;
 pub mod oracles;
 pub mod shrink;
+pub mod spec;
 pub mod steps;
 pub use clone_check::{check_clone, CloneProbe, ShallowClone};
 pub use determinism::{check_builtin_determinism, check_determinism, Nondeterminism};

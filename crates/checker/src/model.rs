@@ -63,11 +63,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use converge_crdt::{
-    Bias, Intent, LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig, ReplicaId, Rga, Stamp, StateCrdt,
-    TieBreak, UpdateId,
+    Bias, LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig, ReplicaId, Rga, Stamp, StateCrdt,
+    TieBreak, UpdateId, WorkloadIntent,
 };
 use converge_netsim::explore::{ExploreSpec, Explorer, Flight, System};
 use converge_netsim::protocols::{AntiEntropy, Message, OpBroadcast, StateBroadcast};
+use converge_netsim::{SimDuration, TimedOp};
 use serde::{Deserialize, Serialize};
 use stateright::{Checker, HasDiscoveries, Model, Path};
 
@@ -235,6 +236,11 @@ pub enum CheckError {
     MaxDepth,
     #[error("max_states must be positive when given")]
     MaxStates,
+    #[error(
+        "{type_name} takes intents of its own, which the default workload (keys and values) \
+         cannot stand for: give the writes each replica may make with ModelCheck::writes"
+    )]
+    OwnIntents { type_name: &'static str },
 }
 
 /// What the check concluded.
@@ -256,11 +262,13 @@ pub enum Verdict {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum CounterexampleAction {
-    /// `value: None` is a remove.
+    /// A key/value write (`value: None` is a remove), or a type's own intent in its serde form.
     Write {
         replica: ReplicaId,
         key: u32,
         value: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        intent: Option<serde_json::Value>,
         stamp: Stamp,
         update: UpdateId,
     },
@@ -527,7 +535,8 @@ impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
             NetworkKind::Lossy | NetworkKind::LossyDuplicating
         );
         let removes = matches!(config.crdt, ModelCrdt::Dict { .. } | ModelCrdt::Rga);
-        let workload: Workload = Arc::new(move |replica, k| intents(&config, replica, k, removes));
+        let workload: Workload<C::Intent> =
+            Arc::new(move |replica, k| intents(&config, replica, k, removes));
         let view = self.view;
         let identity = system::next_identity();
         let symmetry =
@@ -575,22 +584,22 @@ fn flight_of(network: NetworkKind) -> Flight {
 /// What write `k` of `replica` may be: key `k % keys`, its own value (its id + 1) or any value
 /// in `1..=n`, and a remove as well where `removes` (the dictionary). Every replica runs the same
 /// program.
-fn intents(config: &CheckConfig, replica: ReplicaId, k: u32, removes: bool) -> Vec<Intent> {
+fn intents<I: WorkloadIntent>(
+    config: &CheckConfig,
+    replica: ReplicaId,
+    k: u32,
+    removes: bool,
+) -> Vec<I> {
     let key = k % config.keys;
     let values = match config.values {
         ValueChoice::Own => replica + 1..=replica + 1,
         ValueChoice::AnyOf(n) => 1..=n,
     };
-    let mut choices: Vec<Intent> = values
-        .map(|value| Intent::Put {
-            key,
-            value: u64::from(value),
-        })
-        .collect();
-    if removes {
-        choices.push(Intent::Remove { key });
-    }
-    choices
+    let puts = values.map(|value| Some(u64::from(value)));
+    let removes = removes.then_some(None);
+    puts.chain(removes)
+        .filter_map(|value| I::from_key_value(key, value))
+        .collect()
 }
 
 fn grid_view(grid: &LwwGrid) -> String {
@@ -661,10 +670,11 @@ fn update_name<C: CheckedCrdt, P: CheckedProtocol<C>>(
         .map_or_else(|| format!("#{update}"), |r| UpdateName(r.id).to_string())
 }
 
-fn intent_text(intent: &Intent) -> String {
-    match *intent {
-        Intent::Put { key, value } => format!("put key {key} = {value}"),
-        Intent::Remove { key } => format!("remove key {key}"),
+fn intent_text<I: WorkloadIntent>(intent: &I) -> String {
+    match intent.as_key_value() {
+        Some((key, Some(value))) => format!("put key {key} = {value}"),
+        Some((key, None)) => format!("remove key {key}"),
+        None => format!("{intent:?}"),
     }
 }
 
@@ -1098,19 +1108,18 @@ fn describe_action<C: CheckedCrdt, P: CheckedProtocol<C>>(
         ModelAction::Write { replica, .. } => {
             let index = replica * explorer.spec().writes_per_replica + before.issued(replica);
             let record = after.record(index).expect("a write issues its update");
-            let (key, value) = match record.intent {
-                Intent::Put { key, value } => (key, Some(value)),
-                Intent::Remove { key } => (key, None),
-            };
-            let what = match value {
-                Some(v) => format!("puts key {key} = {v}"),
-                None => format!("removes key {key}"),
+            let written = TimedOp::of_intent(SimDuration::ZERO, replica, &record.intent);
+            let what = match (&written.intent, written.value) {
+                (Some(_), _) => format!("writes {:?}", record.intent),
+                (None, Some(v)) => format!("puts key {} = {v}", written.key),
+                (None, None) => format!("removes key {}", written.key),
             };
             (
                 CounterexampleAction::Write {
                     replica,
-                    key,
-                    value,
+                    key: written.key,
+                    value: written.value,
+                    intent: written.intent,
                     stamp: record.stamp,
                     update: record.id,
                 },

@@ -15,9 +15,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use converge_crdt::{ClockKind, FixedCoin, OpCrdt, ReplicaId, Stamp, UpdateId};
+use converge_crdt::{ClockKind, FixedCoin, OpCrdt, ReplicaId, Stamp, UpdateId, WorkloadIntent};
+
+use crate::spec::{not_checked, specification, CausalOrder};
 use converge_netsim::{
-    EventKind, Observer, Outcome, Replica, Status, TraceEvent, UpdateSet, World,
+    EventKind, Observer, Outcome, Replica, Replicas, Status, TraceEvent, UpdateSet, World,
 };
 use serde::Serialize;
 
@@ -887,7 +889,7 @@ fn distinct_views<C: OpCrdt>(replicas: &[&Replica<C>]) -> usize {
 /// all), and a replica that is down or has not joined may restart with a fresh clock, so it
 /// holds everything back. With other clocks the writes wait until the end.
 pub struct IntentWatch<'a, C: OpCrdt> {
-    make: &'a dyn Fn(ReplicaId) -> C,
+    make: &'a dyn Replicas<C>,
     /// The sequential specification so far, made at the first write (from its origin, so that
     /// `make` is only asked for replicas that exist).
     sequential: Option<C>,
@@ -902,6 +904,9 @@ pub struct IntentWatch<'a, C: OpCrdt> {
     waiting_check: usize,
     stale: u64,
     first_stale: Option<StaleWrite>,
+    /// What each write's origin held, where `make` gives a sequential specification over
+    /// intents: that specification then replaces the replay of the type's own ops.
+    causal: Option<CausalOrder>,
 }
 
 /// A causally later write that lost: the first one is what the violation names.
@@ -920,7 +925,7 @@ const WAITING_CHECK_MIN: usize = 1_024;
 
 impl<'a, C: OpCrdt> IntentWatch<'a, C> {
     /// `make` makes the run's replicas; `clock` is the scenario's.
-    pub fn new(make: &'a dyn Fn(ReplicaId) -> C, clock: ClockKind) -> Self {
+    pub fn new(make: &'a dyn Replicas<C>, clock: ClockKind) -> Self {
         IntentWatch {
             make,
             sequential: None,
@@ -929,6 +934,20 @@ impl<'a, C: OpCrdt> IntentWatch<'a, C> {
             waiting_check: WAITING_CHECK_MIN,
             stale: 0,
             first_stale: None,
+            causal: make.specifies().then(CausalOrder::default),
+        }
+    }
+
+    /// Which part of the intent oracle did not run on `outcome`, and why, in one sentence.
+    pub fn not_run(&self, outcome: &Outcome<C>) -> Option<String> {
+        match &self.causal {
+            Some(causal) => not_checked(outcome, causal),
+            None if C::Intent::from_key_value(0, None).is_none() => Some(format!(
+                "intent: no sequential specification was checked: {} takes intents of its own \
+                 and none was given over them (Verify::spec)",
+                std::any::type_name::<C>()
+            )),
+            None => None,
         }
     }
 
@@ -951,7 +970,7 @@ impl<'a, C: OpCrdt> IntentWatch<'a, C> {
         let mut coin = FixedCoin(false);
         for (stamp, _, op) in self.waiting.drain(..ready) {
             self.sequential
-                .get_or_insert_with(|| (self.make)(stamp.replica))
+                .get_or_insert_with(|| self.make.make(stamp.replica, 0))
                 .apply(&op, &mut coin);
         }
     }
@@ -992,11 +1011,18 @@ impl<C: OpCrdt> IntentWatch<'_, C> {
             self.stale += 1;
             self.first_stale.get_or_insert(StaleWrite {
                 origin: record.id.origin,
-                key: record.intent.key(),
+                key: WorkloadIntent::key(&record.intent),
                 at_us: record.at_us,
                 stamp_time: record.stamp.time,
                 seen_time,
             });
+        }
+        if let Some(causal) = &mut self.causal {
+            causal.record(
+                record.index,
+                &world.replicas[record.id.origin as usize].delivered,
+            );
+            return;
         }
         // Stamps and indices together are unique: the place is exact. Most writes go last.
         let key = (record.stamp, record.index);
@@ -1038,6 +1064,16 @@ pub fn intent<C: OpCrdt>(outcome: &Outcome<C>, watch: IntentWatch<'_, C>) -> Vec
             states: Vec::new(),
         });
     }
+    if let Some(causal) = &watch.causal {
+        // The specification's outcome; a check that could not run is reported by the judge.
+        violations.extend(specification(outcome, watch.make, causal));
+        return violations;
+    }
+    if C::Intent::from_key_value(0, None).is_none() {
+        // The replay of the type's own ops stands in for a specification only for key/value
+        // intents; for others it is not run (`IntentWatch::not_run` says so).
+        return violations;
+    }
     let live: Vec<&Replica<C>> = outcome
         .replicas
         .iter()
@@ -1053,7 +1089,7 @@ pub fn intent<C: OpCrdt>(outcome: &Outcome<C>, watch: IntentWatch<'_, C>) -> Vec
     let make = watch.make;
     let sequential = watch
         .into_sequential()
-        .unwrap_or_else(|| make(reference.id));
+        .unwrap_or_else(|| make.make(reference.id, 0));
     if sequential.view() != reference.crdt.view() {
         violations.push(Violation {
             oracle: Oracle::Intent,

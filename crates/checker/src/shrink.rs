@@ -7,10 +7,13 @@
 //! turned into a *scripted* scenario (every message's fate written down, no randomness) when that
 //! replays to the same verdict, so that it reproduces independently of the random generator.
 
+use std::collections::BTreeMap;
+
 use converge_crdt::{OpCrdt, ReplicaId};
 use converge_netsim::{
-    BuiltinCrdt, CrdtVisitor, DropCause, EventKind, Fate, FaultSpec, Runner, Scenario,
-    ScenarioError, ScenarioProtocol, Script, ScriptedFate, SimDuration, TimedOp, Verdict,
+    BuiltinCrdt, CrdtVisitor, DrawnIntent, DropCause, EventKind, Fate, FaultSpec, Outcome,
+    Replicas, Runner, Scenario, ScenarioError, ScenarioProtocol, Script, ScriptedFate, SimDuration,
+    TimedOp, Verdict,
 };
 use serde::Serialize;
 
@@ -87,7 +90,7 @@ pub fn shrink_builtin(scenario: &Scenario, seed: u64) -> Result<Option<Shrunk>, 
 
 struct Shrinker<'a, C: OpCrdt> {
     protocol: &'a dyn Runner<C>,
-    make: &'a dyn Fn(ReplicaId) -> C,
+    make: &'a dyn Replicas<C>,
     seed: u64,
     verdict: Verdict,
     runs: u32,
@@ -99,8 +102,14 @@ impl<C: OpCrdt> Shrinker<'_, C> {
     /// Whether `candidate` still fails the same way. Invalid candidates (a removal that leaves a
     /// fault naming a missing replica) simply do not count as failing.
     fn fails(&mut self, candidate: &Scenario) -> bool {
+        self.try_run(candidate)
+            .is_some_and(|judged| judged.report.verdict == self.verdict)
+    }
+
+    /// Runs `candidate` if the runs and events left allow it.
+    fn try_run(&mut self, candidate: &Scenario) -> Option<Judged<C>> {
         if self.runs >= SHRINK_RUNS_MAX || self.events_left == 0 {
-            return false;
+            return None;
         }
         self.runs += 1;
         // A candidate runs within the events left. One that reaches them ends with a bound,
@@ -108,13 +117,9 @@ impl<C: OpCrdt> Shrinker<'_, C> {
         // its own bound, so what is kept is unchanged.
         let mut limited = candidate.clone();
         limited.bounds.events_max = limited.bounds.events_max.min(self.events_left);
-        match self.judge(&limited) {
-            Ok(judged) => {
-                self.events_left = self.events_left.saturating_sub(judged.report.events);
-                judged.report.verdict == self.verdict
-            }
-            Err(_) => false,
-        }
+        let judged = self.judge(&limited).ok()?;
+        self.events_left = self.events_left.saturating_sub(judged.report.events);
+        Some(judged)
     }
 
     fn judge(&self, scenario: &Scenario) -> Result<Judged<C>, ScenarioError> {
@@ -127,7 +132,7 @@ impl<C: OpCrdt> Shrinker<'_, C> {
 pub fn shrink<C: OpCrdt>(
     scenario: &Scenario,
     seed: u64,
-    make: &dyn Fn(ReplicaId) -> C,
+    make: &dyn Replicas<C>,
 ) -> Result<Option<Shrunk>, ScenarioError> {
     shrink_with(scenario, seed, &ScenarioProtocol, make)
 }
@@ -137,7 +142,7 @@ pub fn shrink_with<C: OpCrdt>(
     scenario: &Scenario,
     seed: u64,
     protocol: &dyn Runner<C>,
-    make: &dyn Fn(ReplicaId) -> C,
+    make: &dyn Replicas<C>,
 ) -> Result<Option<Shrunk>, ScenarioError> {
     // Every update record is needed to list the generated writes; keeping them all changes
     // nothing else in the run.
@@ -160,11 +165,7 @@ pub fn shrink_with<C: OpCrdt>(
 
     // Materialize the generated writes and drawn faults, if that keeps the failure.
     let mut current = scenario.clone();
-    let mut materialized = materialize(
-        scenario,
-        &original.outcome.updates,
-        &original.outcome.faults,
-    );
+    let mut materialized = materialize(scenario, &original.outcome);
     // Swarm mode also drew the network's loss and duplication: keep the rates that were in force.
     materialized.network.drop = original.outcome.network_drop;
     materialized.network.duplicate = original.outcome.network_duplicate;
@@ -176,6 +177,20 @@ pub fn shrink_with<C: OpCrdt>(
             candidate.workload.ops = ops.to_vec();
             shrinker.fails(&candidate)
         });
+        if current.workload.ops.iter().any(|op| op.drawn.is_some()) {
+            // Simpler intents often make writes removable that were not (a delete of what a
+            // removed insert put there): remove writes once more, then write the draws down.
+            simplify_drawn_intents(&mut shrinker, &mut current);
+            let ops = current.workload.ops.clone();
+            current.workload.ops = ddmin(ops, |ops| {
+                let mut candidate = current.clone();
+                candidate.workload.ops = ops.to_vec();
+                shrinker.fails(&candidate)
+            });
+            if let Ok(judged) = shrinker.judge(&current) {
+                write_drawn_intents(&mut current, &judged.outcome);
+            }
+        }
     }
     let faults = current.faults.clone();
     current.faults = ddmin(faults, |faults| {
@@ -278,29 +293,104 @@ fn size_of(scenario: &Scenario, report: &RunReport) -> RunSize {
     }
 }
 
-/// The scenario with its generated writes listed explicitly and its swarm faults written out.
-fn materialize<C: OpCrdt>(
-    scenario: &Scenario,
-    updates: &[converge_netsim::UpdateRecord<C>],
-    faults: &[FaultSpec],
-) -> Scenario {
+/// The scenario with its generated writes listed explicitly and its swarm faults written out. A
+/// write whose intent a generator drew is listed as that draw ([`TimedOp::drawn`]), so that
+/// shrinking can simplify it through the generator; the others as the intents they were.
+fn materialize<C: OpCrdt>(scenario: &Scenario, outcome: &Outcome<C>) -> Scenario {
+    let seeds: BTreeMap<u32, u64> = outcome.intent_seeds.iter().copied().collect();
     let mut explicit = scenario.clone();
     explicit.workload.rate = 0.0;
-    explicit.workload.ops = updates
+    explicit.workload.ops = outcome
+        .updates
         .iter()
-        .map(|u| TimedOp {
-            at: SimDuration::from_us(u.at_us),
-            replica: u.id.origin,
-            key: u.intent.key(),
-            value: match u.intent {
-                converge_crdt::Intent::Put { value, .. } => Some(value),
-                converge_crdt::Intent::Remove { .. } => None,
-            },
+        .map(|u| {
+            let at = SimDuration::from_us(u.at_us);
+            match seeds.get(&u.index) {
+                Some(&seed) => TimedOp {
+                    at,
+                    replica: u.id.origin,
+                    drawn: Some(DrawnIntent {
+                        seed,
+                        simplified: Vec::new(),
+                    }),
+                    ..TimedOp::default()
+                },
+                None => TimedOp::of_intent(at, u.id.origin, &u.intent),
+            }
         })
         .collect();
-    explicit.faults = effective_faults(faults);
+    explicit.faults = effective_faults(&outcome.faults);
     explicit.swarm = None;
     explicit
+}
+
+/// Simplifies each drawn intent of `current` through its generator's own shrinking, as proptest
+/// walks a value tree: simplify while the run still fails the same way, step back (complicate)
+/// when it does not, until a step no longer changes the intent.
+fn simplify_drawn_intents<C: OpCrdt>(shrinker: &mut Shrinker<'_, C>, current: &mut Scenario) {
+    for op in 0..current.workload.ops.len() {
+        let Some(drawn) = current.workload.ops[op].drawn.clone() else {
+            continue;
+        };
+        let mut steps = drawn.simplified;
+        let mut simplify = true;
+        let mut last: Option<C::Intent> = None;
+        for _ in 0..INTENT_STEPS_MAX {
+            let mut candidate = current.clone();
+            steps.push(simplify);
+            if let Some(drawn) = candidate.workload.ops[op].drawn.as_mut() {
+                drawn.simplified = steps.clone();
+            }
+            let Some(judged) = shrinker.try_run(&candidate) else {
+                break;
+            };
+            let intent = intent_of(&candidate, op, &judged.outcome);
+            if intent.is_none() || intent == last {
+                break;
+            }
+            last = intent;
+            simplify = judged.report.verdict == shrinker.verdict;
+            if simplify {
+                *current = candidate;
+            }
+        }
+    }
+}
+
+/// Simplification steps tried per drawn intent: a binary search over a 64-bit value takes 64.
+const INTENT_STEPS_MAX: usize = 64;
+
+/// The intent explicit write `op` of `scenario` wrote in `outcome`, if it wrote one: the record
+/// issued at its replica at its time, the n-th such record for the n-th such write.
+fn intent_of<C: OpCrdt>(scenario: &Scenario, op: usize, outcome: &Outcome<C>) -> Option<C::Intent> {
+    let ops = &scenario.workload.ops;
+    let same = |o: &TimedOp| o.replica == ops[op].replica && o.at == ops[op].at;
+    let nth = ops[..op].iter().filter(|o| same(o)).count();
+    outcome
+        .updates
+        .iter()
+        .filter(|u| u.id.origin == ops[op].replica && u.at_us == ops[op].at.us)
+        .nth(nth)
+        .map(|u| u.intent.clone())
+}
+
+/// Every drawn write of `scenario` written down as the intent it drew in `outcome`; a drawn
+/// write that wrote nothing (its replica was down, or the generator had nothing to offer) is
+/// left out, as it changed nothing.
+fn write_drawn_intents<C: OpCrdt>(scenario: &mut Scenario, outcome: &Outcome<C>) {
+    let intents: Vec<Option<C::Intent>> = (0..scenario.workload.ops.len())
+        .map(|op| intent_of(scenario, op, outcome))
+        .collect();
+    let ops = std::mem::take(&mut scenario.workload.ops);
+    scenario.workload.ops = ops
+        .into_iter()
+        .zip(intents)
+        .filter_map(|(op, intent)| match (&op.drawn, intent) {
+            (None, _) => Some(op),
+            (Some(_), Some(intent)) => Some(TimedOp::of_intent(op.at, op.replica, &intent)),
+            (Some(_), None) => None,
+        })
+        .collect();
 }
 
 /// The faults of a run (listed and swarm-drawn) rewritten as the plan they amount to, which

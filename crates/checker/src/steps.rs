@@ -5,8 +5,8 @@
 
 use converge_crdt::{OpCrdt, ReplicaId};
 use converge_netsim::{
-    BuiltinCrdt, CrdtVisitor, EventKind, Observer, Scenario, ScenarioError, Status, TraceEvent,
-    World,
+    BuiltinCrdt, CrdtVisitor, EventKind, Observer, Replicas, Scenario, ScenarioError, Status,
+    TraceEvent, World,
 };
 
 /// One replica as an event left it.
@@ -91,7 +91,7 @@ pub fn replay_steps(
 fn replay<C: OpCrdt>(
     scenario: &Scenario,
     seed: u64,
-    make: &dyn Fn(ReplicaId) -> C,
+    make: &dyn Replicas<C>,
     watch: &mut dyn StepWatch,
 ) -> Result<Vec<ReplicaStep>, ScenarioError> {
     let mut adapter = Adapter {
@@ -113,7 +113,7 @@ fn replay<C: OpCrdt>(
                 Status::Up
             },
             delivered: 0,
-            view: serde_json::to_value(make(id).view()).unwrap_or_default(),
+            view: serde_json::to_value(make.make(id, 0).view()).unwrap_or_default(),
         })
         .collect())
 }

@@ -236,6 +236,7 @@ impl StateCrdt for SummingCounter {
 }
 
 impl OpCrdt for SummingCounter {
+    type Intent = Intent;
     type Op = Increment;
 
     fn prepare(&self, _intent: &Intent, stamp: Stamp) -> Increment {
@@ -293,6 +294,7 @@ impl StateCrdt for NaiveSet {
 }
 
 impl OpCrdt for NaiveSet {
+    type Intent = Intent;
     type Op = SetOp;
 
     fn prepare(&self, intent: &Intent, _stamp: Stamp) -> SetOp {
@@ -358,6 +360,7 @@ impl StateCrdt for AddingCounter {
 }
 
 impl OpCrdt for AddingCounter {
+    type Intent = Intent;
     type Op = Increment;
 
     fn prepare(&self, _intent: &Intent, stamp: Stamp) -> Increment {
@@ -393,6 +396,7 @@ fn non_idempotent_apply_counterexample() -> Scenario {
         replica: 1,
         key: 2,
         value: Some(179),
+        ..Default::default()
     }];
     scenario.duration = SimDuration::from_us(51_283);
     scenario.script = Some(Script {
@@ -525,6 +529,7 @@ impl StateCrdt for LwwMap {
 }
 
 impl OpCrdt for LwwMap {
+    type Intent = Intent;
     type Op = MapOp;
 
     fn prepare(&self, intent: &Intent, stamp: Stamp) -> MapOp {
@@ -596,6 +601,7 @@ fn wrong_delta_counterexample() -> Scenario {
         replica: 0,
         key: 1,
         value: Some(75),
+        ..Default::default()
     }];
     scenario.duration = SimDuration::from_us(2_546);
     let fates = WRONG_DELTA_DELAYS_US
@@ -666,7 +672,7 @@ fn assert_passes_every_seed_with<C: OpCrdt>(
     make: &dyn Fn(ReplicaId) -> C,
 ) {
     for seed in seeds {
-        let report = judge(scenario, seed, make).expect("valid scenario").report;
+        let report = judge(scenario, seed, &make).expect("valid scenario").report;
         assert_eq!(
             report.verdict,
             Verdict::Converges,
@@ -876,6 +882,7 @@ fn kept_position_counterexample(on_reconnect: Reconnect) -> Scenario {
         replica: 1,
         key: 4,
         value: Some(7),
+        ..Default::default()
     }];
     scenario.duration = secs(2);
     scenario.faults = vec![FaultSpec::ConnectionDrop {

@@ -25,6 +25,9 @@
 pub use converge_checker as checker;
 pub use converge_crdt as crdt;
 pub use converge_netsim as netsim;
+/// The proptest that [`verify::Verify::intents`] takes strategies of, so that a user writes
+/// them against the same version.
+pub use proptest;
 
 pub mod report;
 pub mod run_id;

@@ -45,13 +45,16 @@ use converge_checker::{
     check_clone, check_determinism, judge_with, shrink_with, Nondeterminism, RunReport,
     ShallowClone, Shrunk,
 };
-use converge_crdt::{OpCrdt, ReplicaId};
+use converge_crdt::{OpCrdt, ReplicaId, StateCrdt};
 
 use crate::report::{oracle_name, verdict_phrase};
+pub use converge_netsim::Incarnations;
 use converge_netsim::{
-    Coverage, End, Expect, Protocol, Runner, Scenario, ScenarioError, ScenarioProtocol,
-    UserProtocol, Verdict,
+    Coverage, End, Expect, IntentDraw, Protocol, Replicas, Runner, Scenario, ScenarioError,
+    ScenarioProtocol, Specified, UserProtocol, Verdict,
 };
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 
 mod evidence;
 
@@ -349,12 +352,20 @@ pub struct Summary {
     /// Every seed's trace hash (16 hex digits), in seed order: the same as `converge sweep` and
     /// `converge run` give for the same scenario and CRDT.
     pub trace_hashes: Vec<(u64, String)>,
+    /// The oracles that did not run on some seed, each with why, once
+    /// ([`RunReport::oracles_not_run`]).
+    pub oracles_not_run: Vec<String>,
 }
 
 impl Summary {
     /// Adds one judged run.
     fn add(&mut self, report: &RunReport) {
         self.seeds += 1;
+        for not_run in &report.oracles_not_run {
+            if !self.oracles_not_run.contains(not_run) {
+                self.oracles_not_run.push(not_run.clone());
+            }
+        }
         self.events += report.events;
         self.trace_hashes
             .push((report.seed, report.trace_hash.clone()));
@@ -411,7 +422,11 @@ impl fmt::Display for Summary {
             thousands(c.restarts),
             thousands(c.crashes),
             thousands(c.connection_drops),
-        )
+        )?;
+        for not_run in &self.oracles_not_run {
+            write!(f, "; not run: {not_run}")?;
+        }
+        Ok(())
     }
 }
 
@@ -428,6 +443,65 @@ fn thousands(count: u64) -> String {
     text
 }
 
+/// The replicas' factory and, where [`Verify::intents`] gave one, the generator of their intents.
+struct UserReplicas<C: OpCrdt> {
+    make: Box<dyn Replicas<C>>,
+    intents: Option<DrawIntent<C>>,
+    spec: Option<Spec<C>>,
+}
+
+type DrawIntent<C> = Box<dyn Fn(&C, &IntentDraw) -> Option<<C as OpCrdt>::Intent>>;
+
+type Spec<C> = Box<dyn Fn(&[Specified<'_, <C as OpCrdt>::Intent>]) -> <C as StateCrdt>::View>;
+
+impl<C: OpCrdt> Replicas<C> for UserReplicas<C> {
+    fn make(&self, replica: ReplicaId, incarnation: u32) -> C {
+        self.make.make(replica, incarnation)
+    }
+
+    fn draws_intents(&self) -> bool {
+        self.intents.is_some() || self.make.draws_intents()
+    }
+
+    fn draw_intent(&self, state: &C, draw: &IntentDraw) -> Option<C::Intent> {
+        match &self.intents {
+            Some(intents) => intents(state, draw),
+            None => self.make.draw_intent(state, draw),
+        }
+    }
+
+    fn specifies(&self) -> bool {
+        self.spec.is_some() || self.make.specifies()
+    }
+
+    fn expected_view(&self, updates: &[Specified<'_, C::Intent>]) -> Option<C::View> {
+        match &self.spec {
+            Some(spec) => Some(spec(updates)),
+            None => self.make.expected_view(updates),
+        }
+    }
+}
+
+/// The value `strategy` draws from `draw`'s seed, after `draw`'s simplification steps: a value
+/// tree is built from a generator seeded with the draw's seed, then simplified (`true`) or
+/// complicated (`false`) step by step, as proptest's own shrinking walks it. `None` when the
+/// strategy rejects every value it tried.
+fn draw_from<S: Strategy>(strategy: &S, draw: &IntentDraw) -> Option<S::Value> {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&draw.seed.to_le_bytes());
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed);
+    let mut runner = TestRunner::new_with_rng(proptest::test_runner::Config::default(), rng);
+    let mut tree = strategy.new_tree(&mut runner).ok()?;
+    for &simplify in draw.simplified {
+        if simplify {
+            tree.simplify();
+        } else {
+            tree.complicate();
+        }
+    }
+    Some(tree.current())
+}
+
 /// What to do after a failing seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum OnFailure {
@@ -440,7 +514,7 @@ enum OnFailure {
 pub struct Verify<C: OpCrdt> {
     scenario: Scenario,
     protocol: Box<dyn Runner<C>>,
-    make: Box<dyn Fn(ReplicaId) -> C>,
+    replicas: UserReplicas<C>,
     seeds: Range<u64>,
     shrink_failures: bool,
     on_failure: OnFailure,
@@ -448,12 +522,20 @@ pub struct Verify<C: OpCrdt> {
 
 impl<C: OpCrdt> Verify<C> {
     /// Verifies `make`'s CRDT under `scenario` (its `[crdt]` table is ignored: `make` builds every
-    /// replica).
-    pub fn new(scenario: Scenario, make: impl Fn(ReplicaId) -> C + 'static) -> Self {
+    /// replica). `make` is a closure of the replica id, `|replica| MyCrdt::new(replica)`, or
+    /// [`Incarnations`]`(|replica, incarnation| ...)` for a type that must know how many times
+    /// its node restarted: after a volatile restart (state lost), a type that names its updates
+    /// by (replica, counter) would otherwise hand out names its lost state already used, and
+    /// two different updates would share one name.
+    pub fn new(scenario: Scenario, make: impl Replicas<C> + 'static) -> Self {
         Verify {
             scenario,
             protocol: Box::new(ScenarioProtocol),
-            make: Box::new(make),
+            replicas: UserReplicas {
+                make: Box::new(make),
+                intents: None,
+                spec: None,
+            },
             seeds: 0..100,
             shrink_failures: true,
             on_failure: OnFailure::Stop,
@@ -463,7 +545,7 @@ impl<C: OpCrdt> Verify<C> {
     /// Reads the scenario from a TOML (or `.json`) file.
     pub fn from_file(
         path: impl AsRef<Path>,
-        make: impl Fn(ReplicaId) -> C + 'static,
+        make: impl Replicas<C> + 'static,
     ) -> Result<Self, VerifyError> {
         let path = path.as_ref();
         let scenario = crate::scenario_file::load(path).map_err(|e| VerifyError::File {
@@ -477,6 +559,58 @@ impl<C: OpCrdt> Verify<C> {
     /// scenario's `[protocol]` table still gives the topology and the options it reads.
     pub fn protocol<P: Protocol<C> + 'static>(mut self, protocol: P) -> Self {
         self.protocol = Box::new(UserProtocol(protocol));
+        self
+    }
+
+    /// Draws the writes from `strategy`, a proptest strategy of the type's own intents, instead
+    /// of the scenario's key/value workload (at the times and replicas the workload schedules).
+    /// `strategy` is given the writing replica's state, so that an intent can depend on it: an
+    /// insert at a position that exists. Every draw is deterministic (a seed of the run's
+    /// workload stream), and shrinking simplifies each remaining intent through the strategy's
+    /// own shrinking, in the state the replica is in when the shrunk run writes it.
+    ///
+    /// ```no_run
+    /// # use converge::verify::Verify;
+    /// # use converge::netsim::Scenario;
+    /// # use converge::crdt::{LwwGrid, LwwGridConfig, Intent};
+    /// use converge::proptest::prelude::*;
+    /// Verify::new(Scenario::default(), |_| LwwGrid::new(LwwGridConfig::default()))
+    ///     .intents(|_grid: &LwwGrid| (0..4u32, 1..10u64).prop_map(|(key, value)| Intent::Put { key, value }))
+    ///     .assert_converges();
+    /// ```
+    pub fn intents<S>(mut self, strategy: impl Fn(&C) -> S + 'static) -> Self
+    where
+        S: Strategy<Value = C::Intent>,
+    {
+        self.replicas.intents = Some(Box::new(move |state, draw| {
+            draw_from(&strategy(state), draw)
+        }));
+        self
+    }
+
+    /// Checks every live replica at the end of each run against `spec`, a sequential
+    /// specification over intents: the view a replica holding exactly the given updates must
+    /// show, computed from their intents alone (never from the type's ops, so that a bug in
+    /// `prepare` cannot hide in it). The updates come in the causal order the run fixed, and
+    /// concurrent ones in stamp order: a counter sums them, a map keeps the last write per key,
+    /// a set adds and removes in order. A view that differs is verdict `intent-violated`, with
+    /// the replica's view and the specification's side by side.
+    ///
+    /// Without one, a type with intents of its own is checked by the other oracles only, and
+    /// [`Summary::oracles_not_run`] says so; a type with key/value intents is checked against
+    /// its own ops applied in stamp order to a fresh replica.
+    ///
+    /// ```no_run
+    /// # use converge::verify::Verify;
+    /// # use converge::netsim::{Scenario, Specified};
+    /// # use converge::crdt::{LwwGrid, LwwGridConfig, Intent, GridView};
+    /// # fn grid_of(updates: &[Specified<'_, Intent>]) -> GridView { unimplemented!() }
+    /// Verify::new(Scenario::default(), |_| LwwGrid::new(LwwGridConfig::default()))
+    ///     .spec(|updates: &[Specified<'_, Intent>]| grid_of(updates))
+    ///     .assert_converges();
+    /// ```
+    pub fn spec(mut self, spec: impl Fn(&[Specified<'_, C::Intent>]) -> C::View + 'static) -> Self {
+        self.replicas.spec = Some(Box::new(spec));
         self
     }
 
@@ -509,14 +643,14 @@ impl<C: OpCrdt> Verify<C> {
     /// CRDT's `Clone` copies (a fresh state's copy takes a write without its original moving).
     fn preflight(&self) -> Result<(), VerifyError> {
         self.scenario.validate()?;
-        check_clone(&*self.make)?;
+        check_clone(&self.replicas)?;
         Ok(())
     }
 
     /// Judges one seed, whatever the seed range says: the report `run` would look at.
     pub fn judge_seed(&self, seed: u64) -> Result<RunReport, VerifyError> {
         self.preflight()?;
-        Ok(judge_with(&self.scenario, seed, &*self.protocol, &*self.make, None)?.report)
+        Ok(judge_with(&self.scenario, seed, &*self.protocol, &self.replicas, None)?.report)
     }
 
     /// Runs the seeds and checks that each converges, whatever the scenario's `[expect]` says;
@@ -542,7 +676,7 @@ impl<C: OpCrdt> Verify<C> {
         let mut failing_seeds = Vec::new();
         for seed in self.effective_seeds()? {
             let report =
-                judge_with(&self.scenario, seed, &*self.protocol, &*self.make, None)?.report;
+                judge_with(&self.scenario, seed, &*self.protocol, &self.replicas, None)?.report;
             summary.add(&report);
             let passed = match check {
                 Check::Convergence => report.verdict == Verdict::Converges,
@@ -586,7 +720,7 @@ impl<C: OpCrdt> Verify<C> {
             && expectation.verdict == Verdict::Converges
             && !shallow
         {
-            shrink_with(&self.scenario, seed, &*self.protocol, &*self.make)?.map(|mut shrunk| {
+            shrink_with(&self.scenario, seed, &*self.protocol, &self.replicas)?.map(|mut shrunk| {
                 // The shrunk file pins what the check asked, not the bug's verdict: saved as a
                 // regression test, it keeps failing that check while the bug is present.
                 shrunk.scenario.expect = expectation.clone();
@@ -618,7 +752,7 @@ impl<C: OpCrdt> Verify<C> {
         let mut checked = 0;
         for seed in self.effective_seeds()? {
             if let Some(found) =
-                check_determinism(&self.scenario, seed, &*self.protocol, &*self.make)?
+                check_determinism(&self.scenario, seed, &*self.protocol, &self.replicas)?
             {
                 return Ok(Err(found));
             }

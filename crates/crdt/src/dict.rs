@@ -278,6 +278,7 @@ fn entry_size_bytes(entry: &Entry) -> usize {
 }
 
 impl OpCrdt for LwwDict {
+    type Intent = Intent;
     type Op = DictOp;
 
     fn prepare(&self, intent: &Intent, stamp: Stamp) -> DictOp {

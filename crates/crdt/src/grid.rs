@@ -379,6 +379,7 @@ impl StateCrdt for LwwGrid {
 }
 
 impl OpCrdt for LwwGrid {
+    type Intent = Intent;
     type Op = GridOp;
 
     fn prepare(&self, intent: &Intent, stamp: Stamp) -> GridOp {

@@ -37,4 +37,5 @@ pub use list::{ElemId, ListIntent, ListOp, ListView, Rga};
 pub use stamp::{ReplicaId, Stamp, TieBreak, UpdateId};
 pub use traits::{
     digest_round, Coin, DeltaCrdt, Deltas, FixedCoin, Intent, KeyEntry, OpCrdt, StateCrdt,
+    WorkloadIntent,
 };

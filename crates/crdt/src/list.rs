@@ -876,6 +876,7 @@ impl StateCrdt for Rga {
 }
 
 impl OpCrdt for Rga {
+    type Intent = Intent;
     type Op = ListOp;
 
     fn prepare(&self, intent: &Intent, stamp: Stamp) -> ListOp {

@@ -7,9 +7,10 @@
 //! - [`DeltaCrdt`]: delta-state. A replica hands a peer only what changed since a position in its own
 //!   change history; merging that delta has the same effect as merging the whole state.
 //!
-//! Workloads speak in [`Intent`]s (put a value under a key, remove a key) so that one workload drives
-//! every type: a grid maps keys to cells, a dictionary to its keys, a user's counter or set to
-//! whatever a put and a remove mean for it.
+//! Each op-based type names what its users ask for, [`OpCrdt::Intent`]. The built-in types take the
+//! key/value [`Intent`] (put a value under a key, remove a key), so that one key/value workload
+//! drives them all; a user's type may take its own ([`WorkloadIntent`]): a counter's increment,
+//! a list's insert at a position.
 
 use std::fmt::Debug;
 use std::ops::Range;
@@ -50,6 +51,59 @@ impl Intent {
         match *self {
             Intent::Put { key, .. } | Intent::Remove { key } => key,
         }
+    }
+}
+
+/// The type of what a user asks of a CRDT ([`OpCrdt::Intent`]): the built-in key/value
+/// [`Intent`], or a type's own (a counter's increment, a list's insert at a position, several
+/// edits of one transaction). Workloads carry it, scenario files write it (through serde, as
+/// `intent = { ... }` in `[[workload.ops]]`), and shrinking keeps it whole.
+pub trait WorkloadIntent:
+    Clone + Debug + PartialEq + Serialize + DeserializeOwned + 'static
+{
+    /// The key this intent writes: writes to one key issued concurrently count as a conflict
+    /// (whether a run exercised conflicts at all), and clocks that count per key read the time
+    /// held under it. The default, 0, says that every intent bears on every other (a counter, a
+    /// list whose positions shift with every edit).
+    fn key(&self) -> u32 {
+        0
+    }
+
+    /// The intent that a scenario's key/value workload stands for: a put of `value` under `key`,
+    /// or a remove of `key` where `value` is `None`. The built-in [`Intent`] is exactly that; a
+    /// type with intents of its own keeps the default, `None`, and gets its writes from a
+    /// generator (`Verify::intents`) or from `intent = { ... }` in a scenario file, never from a
+    /// key and a value smuggled into a meaning they do not have.
+    fn from_key_value(_key: u32, _value: Option<u64>) -> Option<Self> {
+        None
+    }
+
+    /// This intent as a key and a value (`None`: a remove), if it is one: the inverse of
+    /// [`WorkloadIntent::from_key_value`], which reports and scenario files use to write it the
+    /// way they write the built-in types' writes. The default, `None`, writes the intent's serde
+    /// form instead.
+    fn as_key_value(&self) -> Option<(u32, Option<u64>)> {
+        None
+    }
+}
+
+impl WorkloadIntent for Intent {
+    fn key(&self) -> u32 {
+        Intent::key(self)
+    }
+
+    fn from_key_value(key: u32, value: Option<u64>) -> Option<Self> {
+        Some(match value {
+            Some(value) => Intent::Put { key, value },
+            None => Intent::Remove { key },
+        })
+    }
+
+    fn as_key_value(&self) -> Option<(u32, Option<u64>)> {
+        Some(match *self {
+            Intent::Put { key, value } => (key, Some(value)),
+            Intent::Remove { key } => (key, None),
+        })
     }
 }
 
@@ -196,10 +250,13 @@ impl<C> Copy for Deltas<C> {}
 /// An op-based CRDT: ops are built first, then applied, which makes them easy to send, log, replay
 /// and shrink.
 pub trait OpCrdt: StateCrdt {
+    /// What a user asks for: the built-in key/value [`Intent`] (`type Intent = Intent;`), or the
+    /// type's own ([`WorkloadIntent`]).
+    type Intent: WorkloadIntent;
     type Op: Clone + Debug + PartialEq + Serialize + DeserializeOwned;
 
     /// Turns an intent into an op at its origin, carrying the stamp the origin's clock issued.
-    fn prepare(&self, intent: &Intent, stamp: Stamp) -> Self::Op;
+    fn prepare(&self, intent: &Self::Intent, stamp: Stamp) -> Self::Op;
 
     /// Applies an op's effect. Called on every replica, the origin included.
     fn apply(&mut self, op: &Self::Op, coin: &mut dyn Coin);

@@ -23,7 +23,10 @@ fn writes(keys: u32) -> impl Strategy<Value = Vec<(u32, Option<u64>, u64, u32)>>
     )
 }
 
-fn build<C: OpCrdt>(fresh: &C, writes: &[(u32, Option<u64>, u64, u32)]) -> (C, Vec<C::Op>) {
+fn build<C: OpCrdt<Intent = Intent>>(
+    fresh: &C,
+    writes: &[(u32, Option<u64>, u64, u32)],
+) -> (C, Vec<C::Op>) {
     let mut state = fresh.clone();
     let mut ops = Vec::new();
     for (key, value, time, replica) in writes {
@@ -56,7 +59,7 @@ fn ranges_from(mut cuts: Vec<u64>, bound: u64) -> Vec<Range<u64>> {
     cuts.windows(2).step_by(2).map(|w| w[0]..w[1]).collect()
 }
 
-fn part_is_the_state_of_its_ops<C: OpCrdt>(
+fn part_is_the_state_of_its_ops<C: OpCrdt<Intent = Intent>>(
     fresh: &C,
     writes: &[(u32, Option<u64>, u64, u32)],
     cuts: Vec<u64>,
@@ -75,7 +78,7 @@ fn part_is_the_state_of_its_ops<C: OpCrdt>(
     Ok(())
 }
 
-fn parts_merge_back<C: OpCrdt>(
+fn parts_merge_back<C: OpCrdt<Intent = Intent>>(
     fresh: &C,
     writes: &[(u32, Option<u64>, u64, u32)],
     cuts: Vec<u64>,
@@ -99,7 +102,7 @@ fn parts_merge_back<C: OpCrdt>(
     Ok(())
 }
 
-fn entries_match_parts<C: OpCrdt>(
+fn entries_match_parts<C: OpCrdt<Intent = Intent>>(
     fresh: &C,
     a: &[(u32, Option<u64>, u64, u32)],
     b: &[(u32, Option<u64>, u64, u32)],
@@ -183,6 +186,7 @@ fn the_defaults_say_a_type_has_no_key_ranges() {
         }
     }
     impl OpCrdt for Counter {
+        type Intent = Intent;
         type Op = u64;
         fn prepare(&self, _intent: &Intent, _stamp: Stamp) -> u64 {
             self.0 + 1

@@ -167,7 +167,11 @@ fn history() -> impl Strategy<Value = Vec<(Intent, Stamp)>> {
 
 /// Applies a history to `empty`, then merges a second replica's history into it, so the state's
 /// bookkeeping records changes from both ops and merges.
-fn replica<T: OpCrdt>(empty: &T, own: &[(Intent, Stamp)], heard: &[(Intent, Stamp)]) -> T {
+fn replica<T: OpCrdt<Intent = Intent>>(
+    empty: &T,
+    own: &[(Intent, Stamp)],
+    heard: &[(Intent, Stamp)],
+) -> T {
     let build = |history: &[(Intent, Stamp)]| {
         let mut state = empty.clone();
         for (intent, stamp) in history {

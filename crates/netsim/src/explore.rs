@@ -34,7 +34,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use converge_crdt::{Clock, ClockKind, Intent, OpCrdt, ReplicaId, Stamp, UpdateId};
+use converge_crdt::{Clock, ClockKind, OpCrdt, ReplicaId, Stamp, UpdateId, WorkloadIntent};
 
 use crate::outcome::{mix64, NodeId, Replica, Status, UpdateRecord, UpdateSet};
 use crate::protocol::{Ctx, Others, Protocol, Update};
@@ -211,7 +211,7 @@ pub struct StepEffect {
     pub commands: u32,
 }
 
-impl<C: OpCrdt<Op: Hash> + Hash, P: Protocol<C>> Explorer<C, P>
+impl<C: OpCrdt<Op: Hash, Intent: Hash> + Hash, P: Protocol<C>> Explorer<C, P>
 where
     P::Node: Clone + Hash,
     P::Timer: Clone + Hash,
@@ -293,7 +293,7 @@ where
     }
 }
 
-impl<C: OpCrdt<Op: Hash> + Hash, P: Protocol<C>> System<C, P>
+impl<C: OpCrdt<Op: Hash, Intent: Hash> + Hash, P: Protocol<C>> System<C, P>
 where
     P::Node: Clone + Hash,
     P::Timer: Clone + Hash,
@@ -301,7 +301,7 @@ where
 {
     /// Replica `replica` writes `intent` (its next write), stamped by its clock, and the
     /// protocol hears of it ([`Protocol::on_write`]).
-    pub fn write(&self, explorer: &Explorer<C, P>, replica: ReplicaId, intent: Intent) -> Self {
+    pub fn write(&self, explorer: &Explorer<C, P>, replica: ReplicaId, intent: C::Intent) -> Self {
         let mut next = self.clone();
         let seq = next.issued[replica as usize];
         assert!(
@@ -325,9 +325,9 @@ where
     }
 
     /// Stamps and prepares write `seq` of `replica` as update `index`, and records it.
-    fn record_write(&mut self, replica: ReplicaId, seq: u32, index: u32, intent: Intent) {
+    fn record_write(&mut self, replica: ReplicaId, seq: u32, index: u32, intent: C::Intent) {
         let node = &self.nodes[replica as usize];
-        let key_time = node.crdt.key_time(intent.key());
+        let key_time = node.crdt.key_time(WorkloadIntent::key(&intent));
         let time = self.clocks[replica as usize].tick(self.now_us, key_time);
         let stamp = Stamp { time, replica };
         let record = UpdateRecord {
@@ -337,9 +337,9 @@ where
                 seq: seq + 1,
             },
             at_us: self.now_us,
+            op: node.crdt.prepare(&intent, stamp),
             intent,
             stamp,
-            op: node.crdt.prepare(&intent, stamp),
             stale_against_time: key_time.filter(|seen| *seen >= time),
             concurrent: false,
         };
@@ -447,7 +447,7 @@ where
     fn digest_records(&self) -> u64 {
         let mut hasher = WordHasher(0);
         for record in self.records() {
-            (record.intent, record.stamp, &record.op).hash(&mut hasher);
+            (&record.intent, record.stamp, &record.op).hash(&mut hasher);
         }
         hasher.finish()
     }
@@ -839,7 +839,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use converge_crdt::{LwwGrid, LwwGridConfig};
+    use converge_crdt::{Intent, LwwGrid, LwwGridConfig};
 
     use super::*;
     use crate::protocols::StateBroadcast;

@@ -2,7 +2,7 @@
 //! with their delivered-update sets, the update records, message counts and coverage counters.
 //! These types are the contract between the simulator and the checker that judges it.
 
-use converge_crdt::{Intent, OpCrdt, ReplicaId, Stamp, UpdateId};
+use converge_crdt::{OpCrdt, ReplicaId, Stamp, UpdateId};
 use serde::Serialize;
 
 use crate::scenario::FaultSpec;
@@ -327,7 +327,7 @@ pub struct UpdateRecord<C: OpCrdt> {
     pub index: u32,
     pub id: UpdateId,
     pub at_us: u64,
-    pub intent: Intent,
+    pub intent: C::Intent,
     pub stamp: Stamp,
     pub op: C::Op,
     /// When the origin issued this update, the greatest stamp time it had already seen on the same
@@ -472,6 +472,9 @@ pub struct Outcome<C: OpCrdt> {
     /// Messages still in flight when the run ended (each copy of a duplicate counts): with no
     /// timer that sends, a run that ends with none is quiet for good.
     pub in_flight_at_end: u64,
+    /// The seed of every intent the run drew from a generator ([`crate::Replicas::draw_intent`]),
+    /// as (update index, seed): what shrinking simplifies an intent from.
+    pub intent_seeds: Vec<(u32, u64)>,
 }
 
 #[cfg(test)]

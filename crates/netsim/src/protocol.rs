@@ -77,6 +77,7 @@ use converge_crdt::{OpCrdt, ReplicaId, UpdateId};
 
 pub use crate::outcome::NodeId;
 use crate::outcome::{Observer, Outcome, Status, UpdateRecord, UpdateSet};
+use crate::replicas::Replicas;
 use crate::scenario::{ProtocolSpec, Scenario};
 use crate::sim::{Command, Net};
 pub use crate::topology::Targets;
@@ -697,7 +698,7 @@ pub trait Runner<C: OpCrdt> {
         &self,
         scenario: &Scenario,
         seed: u64,
-        make: &dyn Fn(ReplicaId) -> C,
+        make: &dyn Replicas<C>,
         observer: &mut dyn Observer<C>,
     ) -> Result<Outcome<C>, ScenarioError>;
 
@@ -720,7 +721,7 @@ impl<C: OpCrdt> Runner<C> for ScenarioProtocol {
         &self,
         scenario: &Scenario,
         seed: u64,
-        make: &dyn Fn(ReplicaId) -> C,
+        make: &dyn Replicas<C>,
         observer: &mut dyn Observer<C>,
     ) -> Result<Outcome<C>, ScenarioError> {
         crate::run(scenario, seed, make, observer)
@@ -744,7 +745,7 @@ impl<C: OpCrdt, P: Protocol<C>> Runner<C> for UserProtocol<P> {
         &self,
         scenario: &Scenario,
         seed: u64,
-        make: &dyn Fn(ReplicaId) -> C,
+        make: &dyn Replicas<C>,
         observer: &mut dyn Observer<C>,
     ) -> Result<Outcome<C>, ScenarioError> {
         crate::run_protocol(scenario, seed, &self.0, make, observer)

@@ -16,6 +16,7 @@ use converge_crdt::{OpCrdt, ReplicaId};
 
 use crate::outcome::{NodeId, Observer, Outcome};
 use crate::protocol::{Ctx, Delta, Protocol, Snapshot, Update, HEADER_BYTES, MESSAGE_MEMORY_BYTES};
+use crate::replicas::Replicas;
 use crate::scenario::{ProtocolKind, Scenario};
 use crate::sim::run_protocol;
 use crate::validation::ScenarioError;
@@ -42,7 +43,7 @@ pub use state_broadcast::StateBroadcast;
 pub(crate) fn run_builtin<C: OpCrdt>(
     scenario: &Scenario,
     seed: u64,
-    make: &dyn Fn(ReplicaId) -> C,
+    make: &dyn Replicas<C>,
     observer: &mut dyn Observer<C>,
 ) -> Result<Outcome<C>, ScenarioError> {
     match scenario.protocol.kind {

@@ -5,7 +5,7 @@
 //! run (a partition naming replica 7 of 3, a probability above one). docs/scenarios.md documents the
 //! keys for users.
 
-use converge_crdt::{ClockKind, LwwDictConfig, LwwGridConfig, ReplicaId};
+use converge_crdt::{ClockKind, LwwDictConfig, LwwGridConfig, ReplicaId, WorkloadIntent};
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::NodeId;
@@ -451,15 +451,76 @@ impl Default for WorkloadSpec {
     }
 }
 
-/// One explicit write: `value` absent means remove.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One explicit write at `replica` at time `at`: for a built-in type (key/value intents), a put
+/// of `value` under `key`, or a remove of `key` where `value` is absent; for a type with intents
+/// of its own, `intent`, the intent's serde form (`intent = { kind = "insert", at = 0, text = "a"
+/// }` for an enum tagged `kind`), in which case `key` and `value` are not given.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TimedOp {
     pub at: SimDuration,
     pub replica: ReplicaId,
+    #[serde(default)]
     pub key: u32,
     #[serde(default)]
     pub value: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<serde_json::Value>,
+    /// An intent the type's generator draws when the write happens, from a seed, simplified by
+    /// some steps: the form shrinking works on (an intent drawn in the state the replica is in
+    /// lands where it can, an insert at a position that exists). Never written to a file: a
+    /// shrunk scenario lists the intents that were drawn.
+    #[serde(skip)]
+    pub drawn: Option<DrawnIntent>,
+}
+
+impl TimedOp {
+    /// A write of `intent` at `replica` at `at`, as a scenario file writes it: as a key and a
+    /// value where the intent is one, otherwise as its serde form.
+    pub fn of_intent<I: WorkloadIntent>(at: SimDuration, replica: ReplicaId, intent: &I) -> Self {
+        match intent.as_key_value() {
+            Some((key, value)) => TimedOp {
+                at,
+                replica,
+                key,
+                value,
+                ..TimedOp::default()
+            },
+            None => TimedOp {
+                at,
+                replica,
+                intent: Some(intent_value(intent)),
+                ..TimedOp::default()
+            },
+        }
+    }
+}
+
+/// `intent`'s serde form without the fields that hold nothing (`None`), which TOML cannot write
+/// and serde reads back as `None` when they are absent.
+pub fn intent_value<I: WorkloadIntent>(intent: &I) -> serde_json::Value {
+    fn without_nulls(value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(fields) => fields
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+            serde_json::Value::Array(items) => items.into_iter().map(without_nulls).collect(),
+            other => other,
+        }
+    }
+    // A type's intent is plain data: serializing it into a value cannot fail unless its
+    // `Serialize` does, which is a bug of the type.
+    without_nulls(serde_json::to_value(intent).expect("an intent serializes to a value"))
+}
+
+/// See [`TimedOp::drawn`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DrawnIntent {
+    pub seed: u64,
+    /// See [`crate::IntentDraw::simplified`].
+    pub simplified: Vec<bool>,
 }
 
 /// Which way a partition cuts.

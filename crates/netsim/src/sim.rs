@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use converge_crdt::clock::Skew;
-use converge_crdt::{Clock, ClockKind, Coin, Intent, OpCrdt, ReplicaId, Stamp, UpdateId};
+use converge_crdt::{Clock, ClockKind, Coin, OpCrdt, ReplicaId, Stamp, UpdateId, WorkloadIntent};
 
 use crate::outcome::{
     Coverage, End, EventKind, MessageStats, NodeId, Observer, Outcome, Replica, Status, TraceEvent,
@@ -27,7 +27,8 @@ use crate::outcome::{
 use crate::protocol::{
     Ctx, Delta, MissingBase, Others, Protocol, Restart, Snapshot, SnapshotCopy, TimerId, Update,
 };
-use crate::scenario::{Fate, FaultSpec, ProtocolSpec, Scenario};
+use crate::replicas::{IntentDraw, Replicas};
+use crate::scenario::{Fate, FaultSpec, ProtocolSpec, Scenario, TimedOp};
 use crate::streams::Stream;
 use crate::time::SimDuration;
 use crate::topology::{self, Candidates, NodesView, Targets, Topology};
@@ -62,7 +63,7 @@ const SPARE_MESSAGES_MAX: usize = 4;
 pub fn run<C: OpCrdt>(
     scenario: &Scenario,
     seed: u64,
-    make: &dyn Fn(ReplicaId) -> C,
+    make: &dyn Replicas<C>,
     observer: &mut dyn Observer<C>,
 ) -> Result<Outcome<C>, ScenarioError> {
     crate::protocols::run_builtin(scenario, seed, make, observer)
@@ -75,7 +76,7 @@ pub fn run_protocol<C: OpCrdt, P: Protocol<C>>(
     scenario: &Scenario,
     seed: u64,
     protocol: &P,
-    make: &dyn Fn(ReplicaId) -> C,
+    make: &dyn Replicas<C>,
     observer: &mut dyn Observer<C>,
 ) -> Result<Outcome<C>, ScenarioError> {
     scenario.validate()?;
@@ -91,7 +92,9 @@ pub fn run_protocol<C: OpCrdt, P: Protocol<C>>(
             ),
         });
     }
+    let explicit_intents = read_intents(scenario, make)?;
     let mut sim = Sim::new(scenario, seed, protocol, make, observer);
+    sim.explicit_intents = explicit_intents;
     // A panic in a user's CRDT or protocol ends this run with a verdict instead of the whole
     // sweep. It is caught once around the run rather than per action, which costs the loop
     // nothing; what the panic interrupted is left as it was, and only reported.
@@ -103,6 +106,53 @@ pub fn run_protocol<C: OpCrdt, P: Protocol<C>>(
         sim.panicked = Some(panic_message(payload.as_ref()));
     }
     Ok(sim.into_outcome())
+}
+
+/// The intents of the scenario's explicit writes as `C`'s intents (`None` where the generator
+/// draws one), having refused what `C`'s intents cannot stand for: key/value writes, generated or
+/// listed, for a type whose intents are its own and no generator.
+fn read_intents<C: OpCrdt>(
+    scenario: &Scenario,
+    make: &dyn Replicas<C>,
+) -> Result<Vec<Option<C::Intent>>, ScenarioError> {
+    let own = || {
+        format!(
+            "{} takes intents of its own ({})",
+            std::any::type_name::<C>(),
+            std::any::type_name::<C::Intent>()
+        )
+    };
+    let key_value = C::Intent::from_key_value(0, None).is_some();
+    if scenario.workload.rate > 0.0 && !key_value && !make.draws_intents() {
+        return Err(ScenarioError {
+            path: "workload.rate".into(),
+            message: format!(
+                "{}: a generated workload needs their generator (Verify::intents, or \
+                 Replicas::draw_intent); or list the writes in [[workload.ops]] with \
+                 `intent = {{ ... }}` and set rate = 0",
+                own()
+            ),
+        });
+    }
+    let read = |(i, op): (usize, &TimedOp)| match (&op.intent, &op.drawn) {
+        (Some(value), _) => serde_json::from_value(value.clone())
+            .map(Some)
+            .map_err(|error| ScenarioError {
+                path: format!("workload.ops[{i}].intent"),
+                message: format!("not an intent of {}: {error}", std::any::type_name::<C>()),
+            }),
+        (None, Some(_)) if make.draws_intents() => Ok(None),
+        (None, _) => C::Intent::from_key_value(op.key, op.value)
+            .map(Some)
+            .ok_or_else(|| ScenarioError {
+                path: format!("workload.ops[{i}]"),
+                message: format!(
+                    "{}: write `intent = {{ ... }}` (its serde form) instead of a key and a value",
+                    own()
+                ),
+            }),
+    };
+    scenario.workload.ops.iter().enumerate().map(read).collect()
 }
 
 /// The text a panic was raised with.
@@ -271,7 +321,7 @@ struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
     /// Each node's protocol state.
     states: Vec<P::Node>,
     scenario: &'a Scenario,
-    make: &'a dyn Fn(ReplicaId) -> C,
+    make: &'a dyn Replicas<C>,
     observer: &'a mut dyn Observer<C>,
     seed: u64,
     queue: EventQueue<Action<P::Message, P::Timer>>,
@@ -279,6 +329,11 @@ struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
     settling: bool,
     network: Stream,
     workload: Stream,
+    /// The intents of the scenario's explicit writes (`workload.ops`), read before the run;
+    /// `None` for a write whose intent is drawn ([`TimedOp::drawn`]).
+    explicit_intents: Vec<Option<C::Intent>>,
+    /// See [`Outcome::intent_seeds`].
+    intent_seeds: Vec<(u32, u64)>,
     fates: Option<BTreeMap<u64, Fate>>,
     scripted_latency: SimDuration,
     drop: f64,
@@ -391,7 +446,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
         scenario: &'a Scenario,
         seed: u64,
         protocol: &'a P,
-        make: &'a dyn Fn(ReplicaId) -> C,
+        make: &'a dyn Replicas<C>,
         observer: &'a mut dyn Observer<C>,
     ) -> Self {
         // A scripted run takes nothing from the seed: every stream is rooted at zero.
@@ -418,7 +473,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
                 } else {
                     Status::Up
                 },
-                crdt: make(id),
+                crdt: make.make(id, 0),
                 delivered: UpdateSet::default(),
             })
             .collect();
@@ -477,6 +532,8 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             settling: false,
             network: Stream::new(root, "network"),
             workload: Stream::new(root, "workload"),
+            explicit_intents: Vec::new(),
+            intent_seeds: Vec::new(),
             fates: scenario.script.as_ref().map(|s| {
                 s.fates
                     .iter()
@@ -636,32 +693,33 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
     fn handle(&mut self, action: Action<P::Message, P::Timer>) {
         match action {
             Action::GenerateWrite { replica } => {
-                let workload = &self.scenario.workload;
-                let key = self.workload.below(u64::from(workload.keys)) as u32;
-                let intent = if self.workload.chance(workload.remove_ratio) {
-                    Intent::Remove { key }
-                } else {
-                    Intent::Put {
-                        key,
-                        value: 1 + self.workload.below(workload.values),
-                    }
-                };
+                let drawn = self.generated_intent(replica);
                 let next = self.net.now_us.saturating_add(self.write_gap_us());
                 if next < self.writes_stop_us() {
                     self.schedule(next, Action::GenerateWrite { replica });
                 }
-                self.write(replica, intent);
+                if let Some((intent, seed)) = drawn {
+                    self.write(replica, intent, seed);
+                }
             }
             Action::ExplicitWrite { op } => {
                 let timed = &self.scenario.workload.ops[op];
-                let intent = match timed.value {
-                    Some(value) => Intent::Put {
-                        key: timed.key,
-                        value,
-                    },
-                    None => Intent::Remove { key: timed.key },
+                let intent = match (&self.explicit_intents[op], &timed.drawn) {
+                    (Some(intent), _) => Some(intent.clone()),
+                    (None, Some(drawn)) => self.make.draw_intent(
+                        &self.net.nodes[timed.replica as usize].crdt,
+                        &IntentDraw {
+                            seed: drawn.seed,
+                            simplified: &drawn.simplified,
+                        },
+                    ),
+                    (None, None) => {
+                        unreachable!("an explicit write's intent is read before the run")
+                    }
                 };
-                self.write(timed.replica, intent);
+                if let Some(intent) = intent {
+                    self.write(timed.replica, intent, timed.drawn.as_ref().map(|d| d.seed));
+                }
             }
             Action::Deliver {
                 message,
@@ -782,7 +840,33 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
         self.flush(node);
     }
 
-    fn write(&mut self, replica: ReplicaId, intent: Intent) {
+    /// The next generated write's intent at `replica`, with its seed where a generator drew it:
+    /// the scenario's key/value workload, or the user's generator.
+    fn generated_intent(&mut self, replica: ReplicaId) -> Option<(C::Intent, Option<u64>)> {
+        if self.make.draws_intents() {
+            let seed = self.workload.next_u64();
+            let draw = IntentDraw {
+                seed,
+                simplified: &[],
+            };
+            let state = &self.net.nodes[replica as usize].crdt;
+            return self
+                .make
+                .draw_intent(state, &draw)
+                .map(|intent| (intent, Some(seed)));
+        }
+        let workload = &self.scenario.workload;
+        let key = self.workload.below(u64::from(workload.keys)) as u32;
+        let value = if self.workload.chance(workload.remove_ratio) {
+            None
+        } else {
+            Some(1 + self.workload.below(workload.values))
+        };
+        // Validation refused a generated workload for a type without key/value intents.
+        C::Intent::from_key_value(key, value).map(|intent| (intent, None))
+    }
+
+    fn write(&mut self, replica: ReplicaId, intent: C::Intent, seed: Option<u64>) {
         if self.net.nodes[replica as usize].status != Status::Up {
             return;
         }
@@ -790,7 +874,10 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             self.bound = Some("updates_max");
             return;
         }
-        let key = intent.key();
+        if let Some(seed) = seed {
+            self.intent_seeds.push((self.updates_issued, seed));
+        }
+        let key = WorkloadIntent::key(&intent);
         let now_us = self.net.now_us;
         let node = &self.net.nodes[replica as usize];
         let key_time = node.crdt.key_time(key);
@@ -909,7 +996,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
         let node = replica as usize;
         self.net.incarnations[node] += 1;
         if !durable {
-            let fresh = (self.make)(replica);
+            let fresh = self.make.make(replica, self.net.incarnations[node]);
             let state = &mut self.net.nodes[node];
             state.crdt = fresh;
             state.delivered = UpdateSet::default();
@@ -969,6 +1056,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             network_drop: self.drop,
             network_duplicate: self.duplicate,
             in_flight_at_end: self.in_flight,
+            intent_seeds: self.intent_seeds,
         }
     }
 }

@@ -1243,6 +1243,7 @@ mod tests {
                         replica: 0,
                         key: 0,
                         value: Some(1),
+                        ..Default::default()
                     };
                     3
                 ];
@@ -1284,6 +1285,7 @@ mod tests {
             replica: 0,
             key: 0,
             value: Some(1),
+            ..Default::default()
         };
         refused(
             |s| {
@@ -1527,6 +1529,7 @@ mod tests {
             replica,
             key: 0,
             value: Some(1),
+            ..Default::default()
         };
         let with = |faults: Vec<FaultSpec>, ops: Vec<TimedOp>| {
             move |s: &mut Scenario| {

@@ -39,6 +39,7 @@ impl StateCrdt for GCounter {
 }
 
 impl OpCrdt for GCounter {
+    type Intent = Intent;
     type Op = Increment;
 
     /// Every put adds its value modulo 10 plus one; removes add nothing.
@@ -83,6 +84,7 @@ impl StateCrdt for SummingCounter {
 }
 
 impl OpCrdt for SummingCounter {
+    type Intent = Intent;
     type Op = Increment;
 
     fn prepare(&self, _intent: &Intent, stamp: Stamp) -> Increment {
@@ -131,6 +133,7 @@ impl StateCrdt for SharedCounter {
 }
 
 impl OpCrdt for SharedCounter {
+    type Intent = Intent;
     type Op = Increment;
 
     fn prepare(&self, intent: &Intent, stamp: Stamp) -> Increment {

@@ -169,6 +169,7 @@ impl StateCrdt for AutomergeMap {
 }
 
 impl OpCrdt for AutomergeMap {
+    type Intent = Intent;
     type Op = ChangeOp;
 
     /// Commits the intent on a copy of this document (same actor, same heads), and ships the

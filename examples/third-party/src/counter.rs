@@ -57,6 +57,7 @@ impl StateCrdt for Counter {
 }
 
 impl OpCrdt for Counter {
+    type Intent = Intent;
     type Op = CounterOp;
 
     fn prepare(&self, intent: &Intent, stamp: Stamp) -> CounterOp {

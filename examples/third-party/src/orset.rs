@@ -69,6 +69,7 @@ impl StateCrdt for OrSet {
 }
 
 impl OpCrdt for OrSet {
+    type Intent = Intent;
     type Op = SetOp;
 
     /// The causal contexts are read here, at the origin: an add gets the next dot of this replica's

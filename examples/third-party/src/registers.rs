@@ -98,6 +98,7 @@ impl StateCrdt for LwwRegisters {
 }
 
 impl OpCrdt for LwwRegisters {
+    type Intent = Intent;
     type Op = RegisterWrite;
 
     fn prepare(&self, intent: &Intent, stamp: Stamp) -> RegisterWrite {

@@ -33,7 +33,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use converge_crdt::Intent;
 use converge_crdt::{ClockKind, LwwDictConfig, LwwGridConfig};
 use converge_netsim::explore::{Flight, System};
 use converge_netsim::{
@@ -350,17 +349,12 @@ fn schedule<C: CheckedCrdt, P: CheckedProtocol<C>>(
             }
             ModelAction::Write { replica, choice } => {
                 let at_us = clock.advance(steps_left).ok_or_else(unschedulable)?;
-                let intent = model.write_choices(before, replica)[choice as usize];
-                let (key, value) = match intent {
-                    Intent::Put { key, value } => (key, Some(value)),
-                    Intent::Remove { key } => (key, None),
-                };
-                ops.push(TimedOp {
-                    at: SimDuration::from_us(at_us),
+                let intent = &model.write_choices(before, replica)[choice as usize];
+                ops.push(TimedOp::of_intent(
+                    SimDuration::from_us(at_us),
                     replica,
-                    key,
-                    value,
-                });
+                    intent,
+                ));
             }
             ModelAction::Deliver { index, coins: bits } => {
                 let at_us = clock.advance(steps_left).ok_or_else(unschedulable)?;

@@ -50,7 +50,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
-use converge_crdt::{Intent, LwwDict, LwwGrid, ReplicaId, StateCrdt};
+use converge_crdt::{LwwDict, LwwGrid, ReplicaId, StateCrdt, WorkloadIntent};
 use converge_netsim::explore::{Flight, System, WordHasher};
 use converge_netsim::protocols::Message;
 use converge_netsim::{mix64, UpdateSet};
@@ -420,15 +420,18 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Reduction<C, P> {
                     let record = system
                         .record(old * renaming.stride + seq)
                         .expect("an issued update has a record");
-                    match record.intent {
-                        Intent::Put { key, value } => {
+                    match record.intent.as_key_value() {
+                        Some((key, Some(value))) => {
                             hasher.write_u32(key);
                             hasher.write_u64(renaming.value(value) + 1);
                         }
-                        Intent::Remove { key } => {
+                        Some((key, None)) => {
                             hasher.write_u32(key);
                             hasher.write_u64(0);
                         }
+                        // Symmetry applies to the built-in types only, whose intents are keys
+                        // and values; any other intent is hashed as it is.
+                        None => record.intent.hash(&mut hasher),
                     }
                     hasher.write_u64(record.stamp.time);
                 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use converge_crdt::{Intent, OpCrdt, ReplicaId};
+use converge_crdt::{OpCrdt, ReplicaId, WorkloadIntent};
 use converge_netsim::explore::{Ending, Explorer, Flight, System, WordHasher};
 use converge_netsim::protocol::Protocol;
 use serde::{Deserialize, Serialize};
@@ -47,9 +47,15 @@ const PROBE_STEPS_MAX: usize = 256;
 
 /// A CRDT the model checker can explore: its states and ops hash (equal states, equal hashes)
 /// and cross threads.
-pub trait CheckedCrdt: OpCrdt<Op: Hash + Send + Sync> + Hash + Send + Sync + 'static {}
+pub trait CheckedCrdt:
+    OpCrdt<Op: Hash + Send + Sync, Intent: Hash + Send + Sync> + Hash + Send + Sync + 'static
+{
+}
 
-impl<C> CheckedCrdt for C where C: OpCrdt<Op: Hash + Send + Sync> + Hash + Send + Sync + 'static {}
+impl<C> CheckedCrdt for C where
+    C: OpCrdt<Op: Hash + Send + Sync, Intent: Hash + Send + Sync> + Hash + Send + Sync + 'static
+{
+}
 
 /// A protocol the model checker can explore: its node states, messages and timers hash, print
 /// and cross threads.
@@ -93,7 +99,7 @@ pub enum ModelAction {
 }
 
 /// What the replicas write: for replica `r`, its `k`-th write offers `choices(r, k)`.
-pub(crate) type Workload = Arc<dyn Fn(ReplicaId, u32) -> Vec<Intent> + Send + Sync>;
+pub(crate) type Workload<I> = Arc<dyn Fn(ReplicaId, u32) -> Vec<I> + Send + Sync>;
 
 /// What the checker is asked to do with the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,7 +177,7 @@ where
 /// The stateright model: the explorer, the workload, the drop budget and the coins to explore.
 pub(crate) struct SeamModel<C: CheckedCrdt, P: CheckedProtocol<C>> {
     pub(crate) explorer: Arc<Explorer<C, P>>,
-    pub(crate) workload: Workload,
+    pub(crate) workload: Workload<C::Intent>,
     pub(crate) drops: u32,
     /// Coin patterns explored per delivery: `1 << coin_bits` (0 where no policy flips coins).
     pub(crate) coin_bits: u32,
@@ -285,7 +291,11 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
     }
 
     /// The intents replica `replica` may write next, if it has writes left.
-    pub(crate) fn write_choices(&self, system: &System<C, P>, replica: ReplicaId) -> Vec<Intent> {
+    pub(crate) fn write_choices(
+        &self,
+        system: &System<C, P>,
+        replica: ReplicaId,
+    ) -> Vec<C::Intent> {
         let done = system.issued(replica);
         if done >= self.writes_per_replica() {
             return Vec::new();
@@ -433,7 +443,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         records.iter().enumerate().any(|(i, a)| {
             records[i + 1..].iter().any(|b| {
                 a.id.origin != b.id.origin
-                    && a.intent.key() == b.intent.key()
+                    && WorkloadIntent::key(&a.intent) == WorkloadIntent::key(&b.intent)
                     && a.stamp.time == b.stamp.time
             })
         })
@@ -516,7 +526,10 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
         let system = &state.system;
         match action {
             ModelAction::Write { replica, choice } => {
-                let intent = *self.write_choices(system, replica).get(choice as usize)?;
+                let intent = self
+                    .write_choices(system, replica)
+                    .get(choice as usize)?
+                    .clone();
                 let next = system.write(explorer, replica, intent);
                 self.successor(next, state.drops_left, 0, 0)
             }

@@ -21,7 +21,7 @@ use std::fmt::Debug;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use converge_crdt::{Intent, ReplicaId, StateCrdt};
+use converge_crdt::{OpCrdt, ReplicaId, StateCrdt, WorkloadIntent};
 use converge_netsim::explore::{ExploreSpec, Explorer};
 use converge_netsim::protocol::Protocol;
 use converge_netsim::{CrdtSpec, ProtocolSpec, Scenario, Topology, UserProtocol};
@@ -37,12 +37,12 @@ use crate::judge::{judge_with, RunReport};
 
 /// An exhaustive check of a user's CRDT under a protocol (a user's own or a built-in one), built
 /// step by step; every setting has a default.
-pub struct ModelCheck<C, P> {
+pub struct ModelCheck<C: OpCrdt, P> {
     protocol: P,
     make: Arc<dyn Fn(ReplicaId) -> C + Send + Sync>,
     config: CheckConfig,
     options: ProtocolSpec,
-    workload: Option<Workload>,
+    workload: Option<Workload<C::Intent>>,
     coin_flips: u32,
     in_flight_max: usize,
     link_max: usize,
@@ -93,7 +93,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
     /// What replica `r`'s `k`-th write may be: every intent returned is explored.
     pub fn writes(
         mut self,
-        choices: impl Fn(ReplicaId, u32) -> Vec<Intent> + Send + Sync + 'static,
+        choices: impl Fn(ReplicaId, u32) -> Vec<C::Intent> + Send + Sync + 'static,
     ) -> Self {
         self.workload = Some(Arc::new(choices));
         self
@@ -198,6 +198,11 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
     /// Explores every interleaving; see [`super::check`] for the properties and verdicts.
     pub fn run(&self) -> Result<CheckReport, CheckError> {
         validate(&self.config)?;
+        if self.workload.is_none() && C::Intent::from_key_value(0, None).is_none() {
+            return Err(CheckError::OwnIntents {
+                type_name: std::any::type_name::<C>(),
+            });
+        }
         let mut report = check_model(&self.config, &self.model());
         report.subject = Some(self.subject());
         report.symmetry_note =
@@ -290,7 +295,7 @@ fn short_type_name<T>() -> String {
     format!("{}{rest}", head.rsplit("::").next().unwrap_or(head))
 }
 
-impl<C, P: Debug> Debug for ModelCheck<C, P> {
+impl<C: OpCrdt, P: Debug> Debug for ModelCheck<C, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModelCheck")
             .field("protocol", &self.protocol)

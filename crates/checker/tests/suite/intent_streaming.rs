@@ -43,6 +43,7 @@ impl StateCrdt for ApplyOrder {
 }
 
 impl OpCrdt for ApplyOrder {
+    type Intent = Intent;
     type Op = (u64, u32);
 
     fn prepare(&self, _intent: &Intent, stamp: Stamp) -> Self::Op {
@@ -86,9 +87,9 @@ fn scenario(clock: ClockKind, protocol: ProtocolKind) -> Scenario {
 fn compare<C: OpCrdt>(scenario: &Scenario, seeds: u64, make: &dyn Fn(u32) -> C) -> (u64, u64) {
     let (mut issued, mut waiting) = (0, 0);
     for seed in 0..seeds {
-        let mut watch = IntentWatch::new(make, scenario.clock);
+        let mut watch = IntentWatch::new(&make, scenario.clock);
         let outcome =
-            converge_netsim::run(scenario, seed, make, &mut watch).expect("valid scenario");
+            converge_netsim::run(scenario, seed, &make, &mut watch).expect("valid scenario");
         assert_eq!(outcome.updates.len() as u64, outcome.updates_issued);
         issued += outcome.updates_issued;
         waiting += watch.waiting() as u64;

@@ -30,12 +30,14 @@ fn writes_lost_in_a_volatile_crash_are_not_required() {
             replica: 1,
             key: 0,
             value: Some(7),
+            ..Default::default()
         },
         TimedOp {
             at: secs(5),
             replica: 0,
             key: 1,
             value: Some(8),
+            ..Default::default()
         },
     ];
     scenario.faults = vec![
@@ -96,6 +98,7 @@ fn the_settle_period_loses_no_message_at_random() {
         replica: 0,
         key: 0,
         value: Some(7),
+        ..Default::default()
     }];
     let report = judge_builtin(&scenario, 0).expect("valid scenario");
     assert_eq!(
@@ -151,6 +154,7 @@ fn delta_sync_positions_survive_a_volatile_restart() {
             replica: 0,
             key,
             value: Some(u64::from(key) + 1),
+            ..Default::default()
         })
         .collect();
     let report = judge_builtin(&scenario, 0).expect("valid scenario");

@@ -67,7 +67,7 @@ fn compare<C: OpCrdt>(scenario: &Scenario, seeds: u64, make: &dyn Fn(u32) -> C) 
             ],
             Vec::new(),
         );
-        converge_netsim::run(scenario, seed, make, &mut watches).expect("valid scenario");
+        converge_netsim::run(scenario, seed, &make, &mut watches).expect("valid scenario");
         let whole = &watches.0[0];
         assert!(
             whole.timeline.points == watches.1,

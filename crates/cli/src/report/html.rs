@@ -536,6 +536,7 @@ mod tests {
                     .into(),
                 states: states.clone(),
             }],
+            oracles_not_run: Vec::new(),
             strong_violations_total: 1,
             replicas: states
                 .into_iter()

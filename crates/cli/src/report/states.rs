@@ -64,7 +64,7 @@ pub fn group_by_view(snapshots: &[ReplicaSnapshot]) -> Vec<Group<'_>> {
 /// "replica 3", "replicas 0, 2 and 5", "replicas 0, 1, ... and 88 more" with delivered counts.
 pub fn group_label(group: &Group<'_>) -> String {
     if group.replicas == [u32::MAX] {
-        return "sequential specification (every update in stamp order)".to_string();
+        return "sequential specification (the same updates)".to_string();
     }
     let named: Vec<String> = group
         .replicas

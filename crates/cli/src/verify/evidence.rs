@@ -57,7 +57,7 @@ pub fn lines(violation: &Violation) -> String {
 fn describe(state: &ReplicaSnapshot) -> String {
     if state.replica == u32::MAX {
         return format!(
-            "the sequential specification (all {} updates applied in stamp order)",
+            "the sequential specification over the same {} updates",
             state.delivered
         );
     }

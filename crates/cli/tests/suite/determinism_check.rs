@@ -44,6 +44,7 @@ impl StateCrdt for HashOrderRegister {
 }
 
 impl OpCrdt for HashOrderRegister {
+    type Intent = Intent;
     type Op = (u64, u64);
 
     fn prepare(&self, intent: &Intent, stamp: Stamp) -> (u64, u64) {

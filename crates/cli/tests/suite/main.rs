@@ -11,6 +11,7 @@ mod connections;
 mod determinism_check;
 mod hostile;
 mod interrupt;
+mod own_intents;
 mod protocol_seam;
 mod robustness;
 mod run_ids;

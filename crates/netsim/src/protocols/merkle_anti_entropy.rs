@@ -39,12 +39,13 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use converge_crdt::{digest_round, Intent, OpCrdt, ReplicaId, Stamp, StateCrdt};
+use converge_crdt::{digest_round, OpCrdt, Stamp, StateCrdt, WorkloadIntent};
 
 use crate::outcome::{NodeId, Observer, Outcome, UpdateSet};
 use crate::protocol::{
     Ctx, Protocol, Restart, Snapshot, Update, HEADER_BYTES, MESSAGE_MEMORY_BYTES,
 };
+use crate::replicas::Replicas;
 use crate::scenario::Scenario;
 use crate::sim::run_protocol;
 use crate::validation::ScenarioError;
@@ -262,22 +263,25 @@ pub fn still_differing<C: StateCrdt>(
 pub(crate) fn run<C: OpCrdt>(
     scenario: &Scenario,
     seed: u64,
-    make: &dyn Fn(ReplicaId) -> C,
+    make: &dyn Replicas<C>,
     observer: &mut dyn Observer<C>,
 ) -> Result<Outcome<C>, ScenarioError> {
     scenario.validate()?;
-    refuse_without_key_ranges(&make(0))?;
+    refuse_without_key_ranges(&make.make(0, 0))?;
     run_protocol(scenario, seed, &MerkleAntiEntropy, make, observer)
 }
 
-/// Whether `probe`'s type has key ranges: a bound, parts, and a key for an op.
+/// Whether `probe`'s type has key ranges: a bound, parts, and a key for an op. The op is probed
+/// where the type's intents have a key/value form; a type with intents of its own only is asked
+/// for its ops' keys at its first write (a missing one ends that run as a panic, with the seed).
 pub fn refuse_without_key_ranges<C: OpCrdt>(probe: &C) -> Result<(), ScenarioError> {
-    let op = probe.prepare(&Intent::Put { key: 0, value: 1 }, Stamp::new(1, 0));
+    let op = C::Intent::from_key_value(0, Some(1))
+        .map(|intent| probe.prepare(&intent, Stamp::new(1, 0)));
     let lacks = if probe.key_bound().is_none() {
         Some("StateCrdt::key_bound")
     } else if probe.restricted(&[]).is_none() {
         Some("StateCrdt::restricted")
-    } else if C::op_key(&op).is_none() {
+    } else if op.is_some_and(|op| C::op_key(&op).is_none()) {
         Some("OpCrdt::op_key")
     } else {
         None
@@ -468,7 +472,7 @@ impl<C: OpCrdt> Protocol<C> for MerkleAntiEntropy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use converge_crdt::{FixedCoin, LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig};
+    use converge_crdt::{FixedCoin, Intent, LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig};
 
     /// A xorshift stream: the tests draw states from fixed seeds, no global randomness.
     struct Draw(u64);
@@ -492,7 +496,7 @@ mod tests {
 
     /// Applies `writes` random writes (puts and removes) drawn over `keys` keys with small stamp
     /// times, so that two states often agree under a key.
-    fn write<C: OpCrdt>(state: &mut C, draw: &mut Draw, writes: u64, keys: u64) {
+    fn write<C: OpCrdt<Intent = Intent>>(state: &mut C, draw: &mut Draw, writes: u64, keys: u64) {
         for _ in 0..writes {
             let key = draw.below(keys) as u32;
             let intent = if draw.below(5) == 0 {
@@ -510,7 +514,7 @@ mod tests {
     }
 
     /// Two states that share a history and then each take a few writes of their own.
-    fn pair<C: OpCrdt>(fresh: &C, draw: &mut Draw, keys: u64) -> (C, C) {
+    fn pair<C: OpCrdt<Intent = Intent>>(fresh: &C, draw: &mut Draw, keys: u64) -> (C, C) {
         let mut a = fresh.clone();
         write(&mut a, draw, 3 * keys.min(200) / 2, keys);
         let mut b = a.clone();
@@ -535,7 +539,11 @@ mod tests {
         BTreeMap::new()
     }
 
-    fn digests_match_parts<C: OpCrdt>(fresh: &C, keys: u64, ranges: &[Range<u64>]) {
+    fn digests_match_parts<C: OpCrdt<Intent = Intent>>(
+        fresh: &C,
+        keys: u64,
+        ranges: &[Range<u64>],
+    ) {
         let mut draw = Draw(0x9e37_79b9_7f4a_7c15);
         let (mut equal, mut differing) = (0, 0);
         for _ in 0..300 {
@@ -626,7 +634,7 @@ mod tests {
         (sent_by_a, sent_by_b, a2, b2)
     }
 
-    fn descent_finds_every_differing_key<C: OpCrdt>(fresh: &C, keys: u64) {
+    fn descent_finds_every_differing_key<C: OpCrdt<Intent = Intent>>(fresh: &C, keys: u64) {
         let mut draw = Draw(0x2545_f491_4f6c_dd1d);
         let mut exchanges_with_entries = 0;
         for _ in 0..300 {

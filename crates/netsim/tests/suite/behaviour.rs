@@ -197,12 +197,14 @@ fn scripted_runs_ignore_the_seed() {
             replica: 0,
             key: 0,
             value: Some(1),
+            ..Default::default()
         },
         converge_netsim::TimedOp {
             at: secs(1),
             replica: 1,
             key: 0,
             value: Some(2),
+            ..Default::default()
         },
     ];
     scenario.script = Some(converge_netsim::Script {
@@ -271,6 +273,7 @@ fn the_memory_of_messages_in_flight_is_bounded() {
             replica: key % 3,
             key: key % 9,
             value: Some(u64::from(key) + 1),
+            ..Default::default()
         })
         .collect();
     let whole = outcome(&scenario, 0);
@@ -302,6 +305,7 @@ fn a_script_replays_exactly_with_its_fates_and_coins() {
             replica,
             key: 0,
             value: Some(u64::from(replica) + 1),
+            ..Default::default()
         })
         .collect();
     scenario.script = Some(Script {

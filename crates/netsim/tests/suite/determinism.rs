@@ -159,6 +159,7 @@ fn runs_that_flip_different_coins_never_share_a_hash() {
                 replica,
                 key: 0,
                 value: Some(u64::from(replica) + 1),
+                ..Default::default()
             })
             .collect();
         scenario.script = Some(Script {

@@ -138,6 +138,7 @@ fn variants(kind: ProtocolKind, topology: Topology) -> Vec<(&'static str, Scenar
             replica: (i % 4) as u32,
             key: (i % 3) as u32,
             value: if i % 5 == 4 { None } else { Some(i + 1) },
+            ..Default::default()
         })
         .collect();
     out.push(("scripted", scripted));

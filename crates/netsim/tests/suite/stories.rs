@@ -32,7 +32,7 @@ fn grid(id: ReplicaId) -> LwwGrid {
 }
 
 fn outcome<C: OpCrdt>(scenario: &Scenario, seed: u64, make: &dyn Fn(ReplicaId) -> C) -> Outcome<C> {
-    run(scenario, seed, make, &mut NoObserver).expect("valid scenario")
+    run(scenario, seed, &make, &mut NoObserver).expect("valid scenario")
 }
 
 fn live<C: OpCrdt>(outcome: &Outcome<C>) -> Vec<&converge_netsim::Replica<C>> {

@@ -1,0 +1,161 @@
+//! The intent oracle against a user's sequential specification over intents
+//! ([`converge_netsim::Replicas::expected_view`]): every live replica's view must be what the
+//! specification says of the updates that replica holds, taken in the causal order the run fixed
+//! (an update after every update its origin held when it was issued), concurrent ones in stamp
+//! order. The reference is built from intents, never from the type's ops, so a bug in `prepare`
+//! (a stale read, a lost increment) cannot hide in it.
+//!
+//! The causal order needs what each origin held at each write: [`CausalOrder`] keeps a copy of
+//! the origin's delivered set per write, up to [`SPECIFIED_UPDATES_MAX`] updates; a longer run
+//! says that this oracle did not run instead.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use converge_crdt::{OpCrdt, Stamp, StateCrdt};
+use converge_netsim::{Outcome, Replica, Replicas, Specified, UpdateSet};
+
+use crate::oracles::{snapshot, Oracle, ReplicaSnapshot, Violation};
+
+/// The most updates a run may issue for the specification to be checked: the causal order keeps
+/// one delivered set per update and orders each replica's updates in time quadratic in them.
+pub const SPECIFIED_UPDATES_MAX: usize = 10_000;
+
+/// What each update's origin held when it was issued, by update index.
+#[derive(Default)]
+pub struct CausalOrder {
+    held: Vec<UpdateSet>,
+    /// More updates were issued than [`SPECIFIED_UPDATES_MAX`]; nothing more is kept.
+    overflowed: bool,
+}
+
+impl CausalOrder {
+    /// Notes that update `index` was issued by an origin holding `held` (itself included).
+    pub fn record(&mut self, index: u32, held: &UpdateSet) {
+        if self.overflowed || index as usize >= SPECIFIED_UPDATES_MAX {
+            self.overflowed = true;
+            self.held.clear();
+            return;
+        }
+        debug_assert_eq!(
+            index as usize,
+            self.held.len(),
+            "writes are seen in issue order"
+        );
+        self.held.push(held.clone());
+    }
+
+    /// The updates of `holding` in causal order, concurrent ones by stamp (then by index).
+    fn order(&self, holding: &UpdateSet, stamp_of: impl Fn(u32) -> Stamp) -> Vec<u32> {
+        let members: Vec<u32> = holding.iter().collect();
+        let mut waiting_on: BTreeMap<u32, usize> = BTreeMap::new();
+        let mut followers: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for &update in &members {
+            let causes = self.held[update as usize]
+                .iter()
+                .filter(|cause| *cause != update && holding.contains(*cause));
+            let mut count = 0;
+            for cause in causes {
+                followers.entry(cause).or_default().push(update);
+                count += 1;
+            }
+            waiting_on.insert(update, count);
+        }
+        let mut ready: BinaryHeap<Reverse<(Stamp, u32)>> = waiting_on
+            .iter()
+            .filter(|(_, count)| **count == 0)
+            .map(|(update, _)| Reverse((stamp_of(*update), *update)))
+            .collect();
+        let mut ordered = Vec::with_capacity(members.len());
+        while let Some(Reverse((_, update))) = ready.pop() {
+            ordered.push(update);
+            for follower in followers.remove(&update).unwrap_or_default() {
+                let count = waiting_on.get_mut(&follower).expect("a member");
+                *count -= 1;
+                if *count == 0 {
+                    ready.push(Reverse((stamp_of(follower), follower)));
+                }
+            }
+        }
+        debug_assert_eq!(ordered.len(), members.len(), "causality has no cycle");
+        ordered
+    }
+}
+
+/// Why the specification could not be checked on `outcome`, if it could not.
+pub fn not_checked<C: OpCrdt>(outcome: &Outcome<C>, order: &CausalOrder) -> Option<String> {
+    (order.overflowed || outcome.updates.len() as u64 != outcome.updates_issued).then(|| {
+        format!(
+            "intent: the specification was not checked: the run issued {} updates, more than \
+             the {SPECIFIED_UPDATES_MAX} it is checked over",
+            outcome.updates_issued
+        )
+    })
+}
+
+/// The first live replica whose view is not what the specification says of the updates it
+/// holds, as a violation.
+pub fn specification<C: OpCrdt>(
+    outcome: &Outcome<C>,
+    make: &dyn Replicas<C>,
+    order: &CausalOrder,
+) -> Option<Violation> {
+    if not_checked(outcome, order).is_some() {
+        return None;
+    }
+    let records = &outcome.updates;
+    let live = outcome
+        .replicas
+        .iter()
+        .filter(|r| matches!(r.status, converge_netsim::Status::Up));
+    for replica in live {
+        let ordered = order.order(&replica.delivered, |i| records[i as usize].stamp);
+        let updates: Vec<Specified<'_, C::Intent>> = ordered
+            .iter()
+            .map(|&i| {
+                let record = &records[i as usize];
+                Specified {
+                    intent: &record.intent,
+                    stamp: record.stamp,
+                    id: record.id,
+                }
+            })
+            .collect();
+        let Some(expected) = make.expected_view(&updates) else {
+            continue;
+        };
+        if !replica.crdt.view_matches(&expected) {
+            return Some(violation(outcome, replica, expected));
+        }
+    }
+    None
+}
+
+fn violation<C: OpCrdt>(
+    outcome: &Outcome<C>,
+    replica: &Replica<C>,
+    expected: <C as StateCrdt>::View,
+) -> Violation {
+    let held = replica.delivered.len();
+    Violation {
+        oracle: Oracle::Intent,
+        event_index: None,
+        at_us: outcome.end_us,
+        replicas: vec![replica.id],
+        detail: format!(
+            "replica {} differs from the specification over the {held} updates it holds (in \
+             causal order, concurrent ones by stamp)",
+            replica.id
+        ),
+        states: vec![
+            snapshot(replica),
+            ReplicaSnapshot {
+                replica: u32::MAX,
+                delivered: held,
+                view: serde_json::to_value(expected).unwrap_or_default(),
+                lacking: 0,
+                lacks: Vec::new(),
+            },
+        ],
+    }
+}
