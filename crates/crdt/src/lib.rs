@@ -28,6 +28,7 @@ pub mod dict;
 pub mod grid;
 pub mod list;
 pub mod stamp;
+pub mod state_only;
 pub mod traits;
 
 pub use clock::{Clock, ClockKind};
@@ -35,6 +36,7 @@ pub use dict::{Bias, DictOp, DictView, LwwDict, LwwDictConfig};
 pub use grid::{GridOp, GridView, LwwGrid, LwwGridConfig};
 pub use list::{ElemId, ListIntent, ListOp, ListView, Rga};
 pub use stamp::{ReplicaId, Stamp, TieBreak, UpdateId};
+pub use state_only::{LocalUpdate, LocalWrite, StateOnly};
 pub use traits::{
     digest_round, Coin, DeltaCrdt, Deltas, FixedCoin, Intent, KeyEntry, OpCrdt, StateCrdt,
     WorkloadIntent,

@@ -87,6 +87,15 @@ pub trait WorkloadIntent:
     }
 }
 
+/// Plain values as intents (a character for a text, a number for a counter), with the defaults:
+/// every intent bears on every other, no key/value form. The orphan rule would keep a user from
+/// writing these; a richer intent is a type of its own.
+macro_rules! plain_intents {
+    ($($plain:ty),*) => { $(impl WorkloadIntent for $plain {})* };
+}
+
+plain_intents!(char, bool, u8, u16, u32, u64, i8, i16, i32, i64, String);
+
 impl WorkloadIntent for Intent {
     fn key(&self) -> u32 {
         Intent::key(self)
@@ -254,6 +263,11 @@ pub trait OpCrdt: StateCrdt {
     /// type's own ([`WorkloadIntent`]).
     type Intent: WorkloadIntent;
     type Op: Clone + Debug + PartialEq + Serialize + DeserializeOwned;
+
+    /// Whether ops may be applied away from their origin. `false` only for state-only types
+    /// ([`crate::StateOnly`]), whose "op" is a local update that reaches other replicas inside
+    /// states; the simulator ends a run whose protocol applies one elsewhere, saying so.
+    const OPS_TRAVEL: bool = true;
 
     /// Turns an intent into an op at its origin, carrying the stamp the origin's clock issued.
     fn prepare(&self, intent: &Self::Intent, stamp: Stamp) -> Self::Op;

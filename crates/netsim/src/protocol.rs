@@ -184,6 +184,14 @@ pub trait Protocol<C: OpCrdt>: Sized {
     fn ships_deltas(&self) -> bool {
         false
     }
+
+    /// Whether the protocol applies updates away from their origin ([`Ctx::apply`] of a
+    /// received op). A run of a protocol that says yes over a state-only type
+    /// ([`converge_crdt::StateOnly`]) refuses to start, naming both; a protocol that applies one
+    /// without saying so ends the run as a panic that says so.
+    fn ships_ops(&self) -> bool {
+        false
+    }
 }
 
 /// How a node came back.

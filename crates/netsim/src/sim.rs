@@ -92,6 +92,17 @@ pub fn run_protocol<C: OpCrdt, P: Protocol<C>>(
             ),
         });
     }
+    if protocol.ships_ops() && !C::OPS_TRAVEL {
+        return Err(ScenarioError {
+            path: "protocol.kind".into(),
+            message: format!(
+                "{} applies ops away from their origin, and {} is state-only: choose a protocol \
+                 that ships whole states (state-broadcast, anti-entropy)",
+                protocol.name(),
+                std::any::type_name::<C>()
+            ),
+        });
+    }
     let explicit_intents = read_intents(scenario, make)?;
     let mut sim = Sim::new(scenario, seed, protocol, make, observer);
     sim.explicit_intents = explicit_intents;
@@ -1211,6 +1222,16 @@ impl<C: OpCrdt, P: Protocol<C>> Net<C, P> {
         // ones; every other update applied here has its record at its index.
         let update = &self.updates[(index as usize).min(self.updates.len() - 1)];
         debug_assert_eq!(update.index, index);
+        if !C::OPS_TRAVEL && update.id.origin != node {
+            panic!(
+                "{} is state-only: its updates reach other replicas inside states, and the \
+                 protocol applied update {} at node {node}, away from its origin {}; run it under \
+                 a protocol that ships whole states (state-broadcast, anti-entropy)",
+                std::any::type_name::<C>(),
+                index,
+                update.id.origin
+            );
+        }
         replica.crdt.apply(&update.op, &mut self.coins);
         self.touched = true;
         // The delivered set is ghost state the oracles compare: a duplicate adds nothing to it,

@@ -413,3 +413,55 @@ fn without_a_specification_the_summary_says_which_oracle_did_not_run() {
     assert!(not_run.contains("Verify::spec"), "{not_run}");
     assert!(summary.to_string().contains("not run: intent"), "{summary}");
 }
+
+/// A state-only type: a set of characters, merged by union, with no ops at all.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Letters(std::collections::BTreeSet<char>);
+
+impl StateCrdt for Letters {
+    type View = String;
+
+    fn merge(&mut self, other: &Self, _coin: &mut dyn Coin) {
+        self.0.extend(other.0.iter().copied());
+    }
+
+    fn view(&self) -> String {
+        self.0.iter().collect()
+    }
+}
+
+impl converge::crdt::LocalUpdate for Letters {
+    type Intent = char;
+
+    fn update(&mut self, letter: &char, _stamp: Stamp) {
+        self.0.insert(*letter);
+    }
+}
+
+#[test]
+fn a_state_only_type_runs_under_protocols_that_ship_states() {
+    use converge::crdt::StateOnly;
+    let letters = |kind| {
+        let mut scenario = scenario();
+        scenario.protocol.kind = kind;
+        Verify::new(scenario, |_| StateOnly(Letters::default()))
+            .intents(|_: &StateOnly<Letters>| proptest::char::range('a', 'z'))
+            .spec(|updates: &[converge::netsim::Specified<'_, char>]| {
+                let mut letters: Vec<char> = updates.iter().map(|u| *u.intent).collect();
+                letters.sort_unstable();
+                letters.dedup();
+                letters.into_iter().collect()
+            })
+            .seeds(0..20)
+    };
+    for kind in [ProtocolKind::StateBroadcast, ProtocolKind::AntiEntropy] {
+        let summary = letters(kind).assert_converges();
+        assert!(summary.oracles_not_run.is_empty(), "{summary}");
+    }
+    let error = letters(ProtocolKind::OpBroadcast)
+        .run()
+        .expect_err("op broadcast ships ops");
+    let message = error.to_string();
+    assert!(message.contains("protocol.kind"), "{message}");
+    assert!(message.contains("state-only"), "{message}");
+}

@@ -21,6 +21,10 @@ impl<C: OpCrdt> Protocol<C> for OpBroadcast {
     type Node = CatchUp;
     type Timer = Timer;
 
+    fn ships_ops(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "op-broadcast".into()
     }

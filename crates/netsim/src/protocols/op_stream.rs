@@ -119,6 +119,10 @@ impl<C: OpCrdt> Protocol<C> for OpStream {
     type Node = StreamNode;
     type Timer = ();
 
+    fn ships_ops(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "op-stream".into()
     }

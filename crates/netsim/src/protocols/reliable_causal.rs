@@ -158,6 +158,10 @@ impl<C: OpCrdt> Protocol<C> for ReliableCausal {
     type Node = ReliableNode;
     type Timer = Timer;
 
+    fn ships_ops(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "reliable-causal".into()
     }
