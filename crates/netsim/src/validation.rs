@@ -407,6 +407,13 @@ impl Scenario {
         )?;
         for (i, op) in workload.ops.iter().enumerate() {
             replica(format!("workload.ops[{i}].replica"), op.replica)?;
+            if op.intent.is_some() && (op.value.is_some() || op.key != 0) {
+                return Err(error(
+                    format!("workload.ops[{i}].intent"),
+                    "an intent stands for the whole write: give either `intent` or `key` and \
+                     `value`, not both",
+                ));
+            }
         }
         if workload.ops.len() as u64 > self.bounds.updates_max {
             return Err(error(
@@ -1250,6 +1257,18 @@ mod tests {
                 s.workload.ops[2].at = years(11);
             },
             "workload.ops[2].at",
+            None,
+        );
+        refused(
+            |s| {
+                s.workload.ops = vec![TimedOp {
+                    at: SimDuration::from_secs(1),
+                    value: Some(1),
+                    intent: Some(serde_json::json!({ "kind": "put", "key": 0, "value": 1 })),
+                    ..Default::default()
+                }];
+            },
+            "workload.ops[0].intent",
             None,
         );
         refused(
