@@ -269,14 +269,10 @@ fn key_value_writes_for_a_type_with_its_own_intents_are_refused_naming_the_key()
     );
 }
 
-/// Elements named by (origin, count): after a restart that lost the replica's state, its count
-/// starts over and a new insert takes the name of an old one that other replicas hold, which
-/// then never learn the new one. The incarnation in the name keeps them apart.
-#[test]
-fn incarnations_keep_names_apart_across_a_volatile_restart() {
+/// Replica 1 loses its state at 4 s and is back at 5 s, under periodic rounds of whole states
+/// without a snapshot on restart: it writes before a round brings the others' states back.
+fn crashing() -> Scenario {
     let mut crashing = scenario();
-    // Periodic rounds of whole states: the restarted replica writes before a round brings the
-    // others' states back.
     crashing.protocol.kind = ProtocolKind::AntiEntropy;
     crashing.protocol.snapshot_on_join = false;
     crashing.faults = vec![converge::netsim::FaultSpec::Crash {
@@ -285,6 +281,15 @@ fn incarnations_keep_names_apart_across_a_volatile_restart() {
         restart: Some(SimDuration::from_secs(5)),
         state: converge::netsim::Durability::Volatile,
     }];
+    crashing
+}
+
+/// Elements named by (origin, count): after a restart that lost the replica's state, its count
+/// starts over and a new insert takes the name of an old one that other replicas hold, which
+/// then never learn the new one. The incarnation in the name keeps them apart.
+#[test]
+fn incarnations_keep_names_apart_across_a_volatile_restart() {
+    let crashing = crashing();
     let forgetful = Verify::new(crashing.clone(), |_| Doc::new(0, false))
         .intents(inserts)
         .seeds(0..40)
@@ -511,17 +516,8 @@ fn correct_configurations() {
         .intents(edits)
         .assert_converges();
     counting(false).assert_converges();
-    let mut crashing = scenario();
-    crashing.protocol.kind = ProtocolKind::AntiEntropy;
-    crashing.protocol.snapshot_on_join = false;
-    crashing.faults = vec![converge::netsim::FaultSpec::Crash {
-        at: SimDuration::from_secs(4),
-        replica: 1,
-        restart: Some(SimDuration::from_secs(5)),
-        state: converge::netsim::Durability::Volatile,
-    }];
     Verify::new(
-        crashing,
+        crashing(),
         Incarnations(|_, incarnation| Doc::new(incarnation, false)),
     )
     .intents(edits)
