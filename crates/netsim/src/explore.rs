@@ -8,10 +8,11 @@
 //!
 //! An [`Explorer`] holds what is fixed (the protocol, the replicas' factory, the `[protocol]`
 //! options and the topology) and makes the first [`System`]; each step ([`System::write`],
-//! [`System::deliver`], [`System::drop_message`], [`System::fire`]) returns a new `System`. A
-//! system hashes as what it *means*: the replicas, their clocks, delivered sets and protocol
-//! states, the messages in flight (by content) and the pending timers (by their delay from
-//! now). What only tells paths apart (the message numbers a scripted replay needs, the absolute
+//! [`System::deliver`], [`System::drop_message`], [`System::fire`],
+//! [`System::drop_connection`], [`System::reconnect`]) returns a new `System`. A system hashes
+//! as what it *means*: the replicas, their clocks, delivered sets and protocol states, the
+//! messages in flight (by content), the pending timers (by their delay from now) and the
+//! connections that are down. What only tells paths apart (the message numbers a scripted replay needs, the absolute
 //! time, the position of the protocol's random stream) is kept but not hashed, so two paths to
 //! the same situation meet.
 //!
@@ -23,13 +24,24 @@
 //! may be as slow or as fast as it likes, the timers keep their schedule. A protocol that reads
 //! [`Ctx::now_us`] between timers sees the time of the last timer.
 //!
+//! # Connections
+//!
+//! A connection is the pair of links between two nodes that may talk (any two in a mesh, a
+//! client and the server in a relay). [`System::drop_connection`] drops one as netsim's
+//! `connection-drop` fault does: what is in flight on it, both ways, is lost, and both ends are
+//! told ([`Protocol::on_disconnect`], the lower node first); while it is down a send on it is
+//! lost at once (still numbered, as the simulator numbers it), and [`Ctx::is_connected`] says
+//! so; [`System::reconnect`] brings it back and tells both ends ([`Protocol::on_connect`]).
+//! Whether the links are in order is the model checker's choice of [`Flight`]: queues deliver
+//! each link in the order it was sent.
+//!
 //! # What the protocol draws
 //!
 //! The protocol's own random draws ([`Ctx::random_below`], random peers) come from its stream
 //! exactly as in a scripted run (rooted at zero), so a path replays in the simulator; they are
 //! not explored as choices.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -166,6 +178,10 @@ pub struct System<C: OpCrdt, P: Protocol<C>> {
     /// [`ExploreSpec::writes_per_replica`]: update `k` of replica `r` is `r * stride + k`.
     stride: u32,
     incarnations: Vec<u32>,
+    /// The connections that are down, as (lower node, higher node), each held by one drop: the
+    /// same map the simulator keeps, lent to the [`Net`] so that [`Ctx::is_connected`] reads it.
+    /// Empty unless the model drops connections, and an empty map allocates nothing.
+    connections_down: BTreeMap<(NodeId, NodeId), u32>,
     /// Each node's hash (replica, delivered set, protocol state, clock), kept up to date as
     /// handlers run: a step changes one node, so the system's hash costs a word per node.
     node_digests: Vec<u64>,
@@ -194,6 +210,7 @@ where
             ending: self.ending.clone(),
             stride: self.stride,
             incarnations: self.incarnations.clone(),
+            connections_down: self.connections_down.clone(),
             node_digests: self.node_digests.clone(),
             records_digest: self.records_digest,
         }
@@ -245,6 +262,17 @@ where
         self.spec.replicas + self.topology.servers()
     }
 
+    /// The connections a model may drop, as (lower node, higher node) in increasing order: in a
+    /// relay each client's connection to the server, elsewhere every two nodes (the connections
+    /// a `connection-drop` fault may name).
+    pub fn connections(&self) -> Vec<(NodeId, NodeId)> {
+        let nodes = self.node_count();
+        (0..nodes)
+            .flat_map(|a| (a + 1..nodes).map(move |b| (a, b)))
+            .filter(|&(_, b)| self.server.is_none_or(|server| b == server))
+            .collect()
+    }
+
     /// The system at time zero: every node's protocol state from [`Protocol::init`], and every
     /// node started ([`Protocol::on_start`]), as a run starts.
     pub fn start(&self) -> System<C, P> {
@@ -272,6 +300,7 @@ where
             ending: None,
             stride: self.spec.writes_per_replica,
             incarnations: vec![0; nodes as usize],
+            connections_down: BTreeMap::new(),
             node_digests: vec![0; nodes as usize],
             records_digest: 0,
         };
@@ -411,6 +440,70 @@ where
         next
     }
 
+    /// The connection between `a` and `b` drops, as a `connection-drop` fault drops it in the
+    /// simulator: what is in flight on it, both ways, is lost, and both ends that are up are
+    /// told, `a` first ([`Protocol::on_disconnect`]); until [`System::reconnect`] a send on it
+    /// is lost at once. Dropping a connection that is already down changes nothing but tells
+    /// the ends again, which the model checker never asks for.
+    pub fn drop_connection(
+        &self,
+        explorer: &Explorer<C, P>,
+        a: NodeId,
+        b: NodeId,
+    ) -> (Self, StepEffect) {
+        let mut next = self.clone();
+        let pair = (a.min(b), a.max(b));
+        *next.connections_down.entry(pair).or_default() += 1;
+        next.in_flight
+            .retain(|m| (m.from.min(m.to), m.from.max(m.to)) != pair);
+        let effect = next.tell_ends(explorer, a, b, false);
+        (next, effect)
+    }
+
+    /// The connection between `a` and `b` is back (it was down): both ends that are up are
+    /// told, `a` first ([`Protocol::on_connect`]), as the simulator tells them at a
+    /// `connection-drop` fault's reconnect.
+    pub fn reconnect(&self, explorer: &Explorer<C, P>, a: NodeId, b: NodeId) -> (Self, StepEffect) {
+        let mut next = self.clone();
+        next.connections_down.remove(&(a.min(b), a.max(b)));
+        let effect = next.tell_ends(explorer, a, b, true);
+        (next, effect)
+    }
+
+    /// Calls both ends' connection handler, in the simulator's order; the effects add up.
+    fn tell_ends(
+        &mut self,
+        explorer: &Explorer<C, P>,
+        a: NodeId,
+        b: NodeId,
+        connected: bool,
+    ) -> StepEffect {
+        let mut total = StepEffect::default();
+        for (node, peer) in [(a, b), (b, a)] {
+            if self.nodes[node as usize].status != Status::Up {
+                continue;
+            }
+            let mut effect = StepEffect::default();
+            self.guarded(|system| {
+                effect = system.handle(explorer, node, 0, None, |p, state, ctx| {
+                    if connected {
+                        p.on_connect(state, peer, ctx)
+                    } else {
+                        p.on_disconnect(state, peer, ctx)
+                    }
+                });
+            });
+            total.learned |= effect.learned;
+            total.flips += effect.flips;
+            total.commands += effect.commands;
+            if matches!(self.ending, Some(Ending::Panicked(_))) {
+                // The system ended in the first handler; the simulator would not call the second.
+                break;
+            }
+        }
+        total
+    }
+
     /// The next timer fires (the one [`System::next_timer`] names), moving the clock to its
     /// deadline; `None` when no timer is pending.
     pub fn fire(&self, explorer: &Explorer<C, P>, coins: u64) -> Option<(Self, StepEffect)> {
@@ -519,8 +612,7 @@ where
             spare_messages: Vec::new(),
             changed: false,
             touched: false,
-            // The model has no connection faults: every connection stays up.
-            connections_down: Default::default(),
+            connections_down: std::mem::take(&mut self.connections_down),
         }
     }
 
@@ -529,6 +621,7 @@ where
         self.nodes = net.nodes;
         self.clocks = net.clocks;
         self.incarnations = net.incarnations;
+        self.connections_down = net.connections_down;
         self.records = net.updates;
         self.stream = Some(net.protocol_stream);
         self.next_timer = net.next_timer;
@@ -585,9 +678,13 @@ where
                         self.end(Ending::Bound("send_to_unknown_node"));
                         continue;
                     }
-                    let digest = digest_of(&*message);
                     let number = self.next_message;
                     self.next_message += 1;
+                    if self.is_disconnected(node, to) {
+                        // Lost at once, as the simulator loses a send on a dropped connection.
+                        continue;
+                    }
+                    let digest = digest_of(&*message);
                     let copy = InFlight {
                         from: node,
                         to,
@@ -722,6 +819,17 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
     pub fn ending(&self) -> Option<&Ending> {
         self.ending.as_ref()
     }
+
+    /// Whether the connection between `a` and `b` is down ([`System::drop_connection`]).
+    pub fn is_disconnected(&self, a: NodeId, b: NodeId) -> bool {
+        !self.connections_down.is_empty()
+            && self.connections_down.contains_key(&(a.min(b), a.max(b)))
+    }
+
+    /// The connections that are down, as (lower node, higher node) in increasing order.
+    pub fn connections_down(&self) -> impl Iterator<Item = (NodeId, NodeId)> + '_ {
+        self.connections_down.keys().copied()
+    }
 }
 
 impl<M> InFlight<M> {
@@ -805,6 +913,11 @@ where
                 &timer.timer,
             )
                 .hash(state);
+        }
+        // Only where some connection is down, so that systems of models without connections
+        // hash exactly as they always did.
+        for pair in self.connections_down.keys() {
+            pair.hash(state);
         }
         self.ending.hash(state);
     }
@@ -892,6 +1005,84 @@ mod tests {
             delivered.nodes()[0].delivered
         );
         assert_ne!(fingerprint(&written), fingerprint(&delivered));
+    }
+
+    /// Writes down what each node was told of its connections, and sends one message to its
+    /// peer whenever it hears the connection is back.
+    struct Told;
+
+    impl<C: OpCrdt> Protocol<C> for Told {
+        type Message = u8;
+        type Node = Vec<(NodeId, bool)>;
+        type Timer = ();
+
+        fn init(&self, _ctx: &Ctx<'_, C, Self>) -> Self::Node {
+            Vec::new()
+        }
+
+        fn on_write(&self, _node: &mut Self::Node, _update: Update, ctx: &mut Ctx<'_, C, Self>) {
+            ctx.send(1 - ctx.id(), 0);
+        }
+
+        fn on_message(&self, _: &mut Self::Node, _: NodeId, _: &u8, _: &mut Ctx<'_, C, Self>) {}
+
+        fn on_disconnect(&self, told: &mut Self::Node, peer: NodeId, ctx: &mut Ctx<'_, C, Self>) {
+            assert!(!ctx.is_connected(peer));
+            told.push((peer, false));
+            // Lost at once: the connection is down.
+            ctx.send(peer, 1);
+        }
+
+        fn on_connect(&self, told: &mut Self::Node, peer: NodeId, ctx: &mut Ctx<'_, C, Self>) {
+            assert!(ctx.is_connected(peer));
+            told.push((peer, true));
+            ctx.send(peer, 2);
+        }
+    }
+
+    #[test]
+    fn a_connection_drop_loses_both_ways_and_tells_both_ends_and_the_reconnect_too() {
+        let spec = ExploreSpec::new(2, ProtocolSpec::default(), 1);
+        let explorer = Explorer::new(spec, Told, |_| LwwGrid::new(LwwGridConfig::default()));
+        assert_eq!(explorer.connections(), vec![(0, 1)]);
+        let put = |key| Intent::Put { key, value: 7 };
+        let written = explorer
+            .start()
+            .write(&explorer, 0, put(0))
+            .write(&explorer, 1, put(1));
+        assert_eq!(written.in_flight().len(), 2);
+        let fingerprint_of = |system: &System<LwwGrid, Told>| {
+            let mut hasher = WordHasher(0);
+            system.hash(&mut hasher);
+            hasher.finish()
+        };
+        let (dropped, _) = written.drop_connection(&explorer, 0, 1);
+        assert!(dropped.in_flight().is_empty(), "{dropped:?}");
+        assert!(dropped.is_disconnected(1, 0));
+        assert_eq!(dropped.connections_down().collect::<Vec<_>>(), vec![(0, 1)]);
+        assert_eq!(dropped.protocol_states()[0], vec![(1, false)]);
+        assert_eq!(dropped.protocol_states()[1], vec![(0, false)]);
+        // The sends of both disconnect handlers were numbered and lost.
+        assert_eq!(dropped.messages_sent(), 4);
+        let (back, _) = dropped.reconnect(&explorer, 0, 1);
+        assert!(!back.is_disconnected(0, 1));
+        assert_eq!(
+            back.in_flight().len(),
+            2,
+            "each end's hello on reconnecting"
+        );
+        assert_eq!(
+            back.in_flight()[0].number,
+            4,
+            "numbered as netsim numbers them"
+        );
+        assert_ne!(fingerprint_of(&dropped), fingerprint_of(&back));
+        // A system with a connection down is not the same system with it up.
+        let (after_hellos, _) = back.consume(&explorer, 0, 0);
+        let (after_hellos, _) = after_hellos.consume(&explorer, 0, 0);
+        assert!(after_hellos.in_flight().is_empty());
+        let (down_again, _) = after_hellos.drop_connection(&explorer, 0, 1);
+        assert_ne!(fingerprint_of(&after_hellos), fingerprint_of(&down_again));
     }
 
     /// A protocol whose message handler panics, as a user's may.
