@@ -428,18 +428,17 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         let explorer = &*self.explorer;
         let mut current = system.clone();
         let mut seen = vec![state.fingerprint];
-        // Whether the step that left each state in `seen` fired a timer.
-        let mut fired = Vec::new();
+        // The index in `seen` of the last state a timer fired from.
+        let mut last_fired_from = None;
         let mut deliveries = 0;
         let mut talking = std::collections::BTreeSet::new();
         for _ in 0..PROBE_STEPS_MAX {
             let (next, effect) = if let Some(head) = current.in_flight().first() {
                 deliveries += 1;
                 talking.extend([head.from, head.to]);
-                fired.push(false);
                 current.consume(explorer, 0, 0)
             } else {
-                fired.push(true);
+                last_fired_from = Some(seen.len() - 1);
                 match current.fire(explorer, 0) {
                     Some(step) => step,
                     None => return Continuation::Silent,
@@ -454,7 +453,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
                     deliveries,
                     steps: seen.len() as u32,
                     nodes: talking.into_iter().collect(),
-                    timer_driven: fired[start..].contains(&true),
+                    timer_driven: last_fired_from.is_some_and(|from| from >= start),
                 };
             }
             seen.push(fingerprint);
