@@ -41,6 +41,8 @@
 //! exactly as in a scripted run (rooted at zero), so a path replays in the simulator; they are
 //! not explored as choices.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -160,9 +162,16 @@ struct PendingTimer<T> {
 }
 
 /// The whole system at one moment: replicas, protocol states, messages and timers.
+///
+/// A step changes at most one replica, yet every successor was a copy of the whole system, each
+/// replica's buffers allocated anew and freed again (allocation was a third of the checker's
+/// time). So the replicas, and the protocol's stream, are shared between a system and its
+/// successors (`Arc`) and copied only when a step changes them: a handler works on the
+/// replicas copied into spare buffers of its thread ([`System::lend`]), and only the replica
+/// it touched, if it touched one, becomes a new shared copy ([`System::take_back`]).
 pub struct System<C: OpCrdt, P: Protocol<C>> {
     now_us: u64,
-    nodes: Vec<Replica<C>>,
+    nodes: Vec<Arc<Replica<C>>>,
     states: Vec<P::Node>,
     clocks: Vec<Clock>,
     records: Arc<Vec<UpdateRecord<C>>>,
@@ -172,8 +181,8 @@ pub struct System<C: OpCrdt, P: Protocol<C>> {
     timers: Vec<PendingTimer<P::Timer>>,
     next_timer: u64,
     next_message: u64,
-    /// The protocol's stream; `None` only while a handler borrows it.
-    stream: Option<Stream>,
+    /// The protocol's stream, shared until a handler draws from it.
+    stream: Arc<Stream>,
     ending: Option<Ending>,
     /// [`ExploreSpec::writes_per_replica`]: update `k` of replica `r` is `r * stride + k`.
     stride: u32,
@@ -206,7 +215,7 @@ where
             timers: self.timers.clone(),
             next_timer: self.next_timer,
             next_message: self.next_message,
-            stream: self.stream.clone(),
+            stream: Arc::clone(&self.stream),
             ending: self.ending.clone(),
             stride: self.stride,
             incarnations: self.incarnations.clone(),
@@ -228,7 +237,7 @@ pub struct StepEffect {
     pub commands: u32,
 }
 
-impl<C: OpCrdt<Op: Hash> + Hash, P: Protocol<C>> Explorer<C, P>
+impl<C: OpCrdt<Op: Hash> + Hash + 'static, P: Protocol<C>> Explorer<C, P>
 where
     P::Node: Clone + Hash,
     P::Timer: Clone + Hash,
@@ -280,11 +289,13 @@ where
         let mut system = System {
             now_us: 0,
             nodes: (0..nodes)
-                .map(|id| Replica {
-                    id,
-                    status: Status::Up,
-                    crdt: (self.make)(id),
-                    delivered: UpdateSet::default(),
+                .map(|id| {
+                    Arc::new(Replica {
+                        id,
+                        status: Status::Up,
+                        crdt: (self.make)(id),
+                        delivered: UpdateSet::default(),
+                    })
                 })
                 .collect(),
             states: Vec::with_capacity(nodes as usize),
@@ -296,7 +307,7 @@ where
             next_timer: 0,
             next_message: 0,
             // As in a scripted run, whose streams are rooted at zero.
-            stream: Some(Stream::new(0, "protocol")),
+            stream: Arc::new(Stream::new(0, "protocol")),
             ending: None,
             stride: self.spec.writes_per_replica,
             incarnations: vec![0; nodes as usize],
@@ -310,7 +321,7 @@ where
             let ctx = Ctx::detached(&mut net, &self.protocol, node);
             states.push(self.protocol.init(&ctx));
         }
-        system.take_back(net);
+        system.take_back(net, None);
         system.states = states;
         for node in 0..nodes {
             system.node_digests[node as usize] = system.digest_node(node);
@@ -322,7 +333,7 @@ where
     }
 }
 
-impl<C: OpCrdt<Op: Hash> + Hash, P: Protocol<C>> System<C, P>
+impl<C: OpCrdt<Op: Hash> + Hash + 'static, P: Protocol<C>> System<C, P>
 where
     P::Node: Clone + Hash,
     P::Timer: Clone + Hash,
@@ -345,7 +356,7 @@ where
             system.record_write(replica, seq, index, intent);
             let mut net = system.lend(explorer, 0);
             net.apply(replica, index);
-            system.take_back(net);
+            system.take_back(net, Some(replica));
             system.handle(explorer, replica, 0, None, |p, state, ctx| {
                 p.on_write(state, Update(index), ctx)
             });
@@ -575,7 +586,10 @@ where
         }
     }
 
-    /// Lends the system's replicas, clocks, records and stream to a [`Net`] for one handler.
+    /// Lends the system's clocks and records, and copies of its replicas and stream, to a
+    /// [`Net`] for one handler. The copies are written over spare buffers this thread kept
+    /// from the last handler ([`Clone::clone_from`]), so that a step allocates nothing for the
+    /// replicas it does not change.
     fn lend(&mut self, explorer: &Explorer<C, P>, coins: u64) -> Net<C, P> {
         let spec = &explorer.spec;
         let by_origin = if explorer.protocol.refers_to_updates() {
@@ -596,13 +610,13 @@ where
             server: explorer.server,
             spec: spec.protocol,
             topology: explorer.topology,
-            nodes: std::mem::take(&mut self.nodes),
+            nodes: copy_into_spare(&self.nodes),
             clocks: std::mem::take(&mut self.clocks),
             incarnations: std::mem::take(&mut self.incarnations),
             updates: Arc::clone(&self.records),
             by_origin,
             coins: Coins::new(CoinSource::Bits { bits: coins }),
-            protocol_stream: self.stream.take().expect("the stream is not lent twice"),
+            protocol_stream: Stream::clone(&self.stream),
             outbox: Vec::new(),
             next_timer: self.next_timer,
             cancelled_timers: BTreeSet::new(),
@@ -616,14 +630,22 @@ where
         }
     }
 
-    /// Takes back what [`System::lend`] lent; returns the handler's commands and cancelled timers.
-    fn take_back(&mut self, net: Net<C, P>) -> (Outbox<C, P>, BTreeSet<u64>) {
-        self.nodes = net.nodes;
+    /// Takes back what [`System::lend`] lent: the replica of `node` becomes a new shared copy
+    /// if the handler touched it (a handler changes no other replica: [`Ctx::apply`] and the
+    /// merges act on its own node), the stream if the handler drew from it. Returns the
+    /// handler's commands and cancelled timers.
+    fn take_back(&mut self, net: Net<C, P>, node: Option<NodeId>) -> (Outbox<C, P>, BTreeSet<u64>) {
+        if let Some(node) = node.filter(|_| net.touched) {
+            self.nodes[node as usize] = Arc::new(net.nodes[node as usize].clone());
+        }
+        keep_spare(net.nodes);
+        if net.protocol_stream.position() != self.stream.position() {
+            self.stream = Arc::new(net.protocol_stream);
+        }
         self.clocks = net.clocks;
         self.incarnations = net.incarnations;
         self.connections_down = net.connections_down;
         self.records = net.updates;
-        self.stream = Some(net.protocol_stream);
         self.next_timer = net.next_timer;
         (net.outbox, net.cancelled_timers)
     }
@@ -657,7 +679,7 @@ where
             flips: net.coins.flips(),
             commands: net.outbox.len() as u32 + net.cancelled_timers.len() as u32,
         };
-        let (outbox, cancelled) = self.take_back(net);
+        let (outbox, cancelled) = self.take_back(net, Some(node));
         self.node_digests[node as usize] = self.digest_node(node);
         self.flush(explorer, node, outbox, &cancelled);
         effect
@@ -744,7 +766,8 @@ where
 
 /// What a system holds, for properties and counterexamples.
 impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
-    pub fn nodes(&self) -> &[Replica<C>] {
+    /// Every node's replica, shared with the systems that did not change it.
+    pub fn nodes(&self) -> &[Arc<Replica<C>>] {
         &self.nodes
     }
 
@@ -830,6 +853,47 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
     pub fn connections_down(&self) -> impl Iterator<Item = (NodeId, NodeId)> + '_ {
         self.connections_down.keys().copied()
     }
+}
+
+thread_local! {
+    /// Spare replica buffers, one vector per CRDT type used on this thread (see
+    /// [`System::lend`]); each holds `None` while a handler has it.
+    static SPARE_NODES: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `nodes` copied into this thread's spare replicas of their type (fresh ones the first time).
+fn copy_into_spare<C: OpCrdt + 'static>(nodes: &[Arc<Replica<C>>]) -> Vec<Replica<C>> {
+    let mut spare = SPARE_NODES
+        .with(|spares| {
+            spares.borrow_mut().iter_mut().find_map(|spare| {
+                spare
+                    .downcast_mut::<Option<Vec<Replica<C>>>>()
+                    .and_then(Option::take)
+            })
+        })
+        .unwrap_or_default();
+    spare.truncate(nodes.len());
+    for (index, node) in nodes.iter().enumerate() {
+        match spare.get_mut(index) {
+            Some(copy) => copy.clone_from(node),
+            None => spare.push(Replica::clone(node)),
+        }
+    }
+    spare
+}
+
+/// Keeps `nodes` as this thread's spare replicas of their type.
+fn keep_spare<C: OpCrdt + 'static>(nodes: Vec<Replica<C>>) {
+    SPARE_NODES.with(|spares| {
+        let mut spares = spares.borrow_mut();
+        let slot = spares
+            .iter_mut()
+            .find_map(|spare| spare.downcast_mut::<Option<Vec<Replica<C>>>>());
+        match slot {
+            Some(slot) => *slot = Some(nodes),
+            None => spares.push(Box::new(Some(nodes))),
+        }
+    });
 }
 
 impl<M> InFlight<M> {
