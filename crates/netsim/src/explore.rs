@@ -173,10 +173,11 @@ pub struct System<C: OpCrdt, P: Protocol<C>> {
     now_us: u64,
     nodes: Vec<Arc<Replica<C>>>,
     states: Vec<P::Node>,
-    clocks: Vec<Clock>,
+    /// Each node's clock and hash, in one vector: a successor copies it once.
+    meta: Vec<NodeMeta>,
     records: Arc<Vec<UpdateRecord<C>>>,
-    /// Updates issued per replica.
-    issued: Vec<u32>,
+    /// Updates issued per replica, shared until a write changes it.
+    issued: Arc<Vec<u32>>,
     in_flight: Vec<InFlight<P::Message>>,
     timers: Vec<PendingTimer<P::Timer>>,
     next_timer: u64,
@@ -186,16 +187,23 @@ pub struct System<C: OpCrdt, P: Protocol<C>> {
     ending: Option<Ending>,
     /// [`ExploreSpec::writes_per_replica`]: update `k` of replica `r` is `r * stride + k`.
     stride: u32,
-    incarnations: Vec<u32>,
+    /// Shared: no step restarts a node.
+    incarnations: Arc<Vec<u32>>,
     /// The connections that are down, as (lower node, higher node), each held by one drop: the
     /// same map the simulator keeps, lent to the [`Net`] so that [`Ctx::is_connected`] reads it.
     /// Empty unless the model drops connections, and an empty map allocates nothing.
     connections_down: BTreeMap<(NodeId, NodeId), u32>,
-    /// Each node's hash (replica, delivered set, protocol state, clock), kept up to date as
-    /// handlers run: a step changes one node, so the system's hash costs a word per node.
-    node_digests: Vec<u64>,
     /// The hash of the issued updates' records, kept up to date as writes happen.
     records_digest: u64,
+}
+
+/// A node's clock and hash.
+#[derive(Clone, Copy)]
+struct NodeMeta {
+    clock: Clock,
+    /// The node's hash (replica, delivered set, protocol state, clock), kept up to date as
+    /// handlers run: a step changes one node, so the system's hash costs a word per node.
+    digest: u64,
 }
 
 impl<C: OpCrdt, P: Protocol<C>> Clone for System<C, P>
@@ -208,9 +216,9 @@ where
             now_us: self.now_us,
             nodes: self.nodes.clone(),
             states: self.states.clone(),
-            clocks: self.clocks.clone(),
+            meta: self.meta.clone(),
             records: Arc::clone(&self.records),
-            issued: self.issued.clone(),
+            issued: Arc::clone(&self.issued),
             in_flight: self.in_flight.clone(),
             timers: self.timers.clone(),
             next_timer: self.next_timer,
@@ -218,9 +226,8 @@ where
             stream: Arc::clone(&self.stream),
             ending: self.ending.clone(),
             stride: self.stride,
-            incarnations: self.incarnations.clone(),
+            incarnations: Arc::clone(&self.incarnations),
             connections_down: self.connections_down.clone(),
-            node_digests: self.node_digests.clone(),
             records_digest: self.records_digest,
         }
     }
@@ -299,9 +306,15 @@ where
                 })
                 .collect(),
             states: Vec::with_capacity(nodes as usize),
-            clocks: vec![Clock::new(self.spec.clock, Default::default()); nodes as usize],
+            meta: vec![
+                NodeMeta {
+                    clock: Clock::new(self.spec.clock, Default::default()),
+                    digest: 0,
+                };
+                nodes as usize
+            ],
             records: Arc::new(Vec::new()),
-            issued: vec![0; self.spec.replicas as usize],
+            issued: Arc::new(vec![0; self.spec.replicas as usize]),
             in_flight: Vec::new(),
             timers: Vec::new(),
             next_timer: 0,
@@ -310,9 +323,8 @@ where
             stream: Arc::new(Stream::new(0, "protocol")),
             ending: None,
             stride: self.spec.writes_per_replica,
-            incarnations: vec![0; nodes as usize],
+            incarnations: Arc::new(vec![0; nodes as usize]),
             connections_down: BTreeMap::new(),
-            node_digests: vec![0; nodes as usize],
             records_digest: 0,
         };
         let mut net = system.lend(self, 0);
@@ -324,7 +336,7 @@ where
         system.take_back(net, None);
         system.states = states;
         for node in 0..nodes {
-            system.node_digests[node as usize] = system.digest_node(node);
+            system.meta[node as usize].digest = system.digest_node(node);
         }
         for node in 0..nodes {
             system.handle(self, node, 0, None, |p, state, ctx| p.on_start(state, ctx));
@@ -348,7 +360,7 @@ where
             seq < explorer.spec.writes_per_replica,
             "replica {replica} has issued all its writes"
         );
-        next.issued[replica as usize] += 1;
+        Arc::make_mut(&mut next.issued)[replica as usize] += 1;
         let index = replica * explorer.spec.writes_per_replica + seq;
         // `prepare`, `apply` and the handler are the user's code: a panic in any of them ends
         // the system instead of the exploration.
@@ -368,7 +380,9 @@ where
     fn record_write(&mut self, replica: ReplicaId, seq: u32, index: u32, intent: Intent) {
         let node = &self.nodes[replica as usize];
         let key_time = node.crdt.key_time(intent.key());
-        let time = self.clocks[replica as usize].tick(self.now_us, key_time);
+        let time = self.meta[replica as usize]
+            .clock
+            .tick(self.now_us, key_time);
         let stamp = Stamp { time, replica };
         let record = UpdateRecord {
             index,
@@ -543,7 +557,7 @@ where
         replica.crdt.hash(&mut hasher);
         replica.delivered.hash(&mut hasher);
         self.states[node as usize].hash(&mut hasher);
-        self.clocks[node as usize].last.hash(&mut hasher);
+        self.meta[node as usize].clock.last.hash(&mut hasher);
         self.incarnations[node as usize].hash(&mut hasher);
         hasher.finish()
     }
@@ -604,15 +618,16 @@ where
         } else {
             Vec::new()
         };
+        let spare = self.copy_into_spare();
         Net {
             now_us: self.now_us,
             replicas: spec.replicas,
             server: explorer.server,
             spec: spec.protocol,
             topology: explorer.topology,
-            nodes: copy_into_spare(&self.nodes),
-            clocks: std::mem::take(&mut self.clocks),
-            incarnations: std::mem::take(&mut self.incarnations),
+            nodes: spare.nodes,
+            clocks: spare.clocks,
+            incarnations: spare.incarnations,
             updates: Arc::clone(&self.records),
             by_origin,
             coins: Coins::new(CoinSource::Bits { bits: coins }),
@@ -638,12 +653,20 @@ where
         if let Some(node) = node.filter(|_| net.touched) {
             self.nodes[node as usize] = Arc::new(net.nodes[node as usize].clone());
         }
-        keep_spare(net.nodes);
         if net.protocol_stream.position() != self.stream.position() {
             self.stream = Arc::new(net.protocol_stream);
         }
-        self.clocks = net.clocks;
-        self.incarnations = net.incarnations;
+        for (meta, clock) in self.meta.iter_mut().zip(&net.clocks) {
+            meta.clock = *clock;
+        }
+        if net.incarnations != *self.incarnations {
+            self.incarnations = Arc::new(net.incarnations.clone());
+        }
+        keep_spare(Spare {
+            nodes: net.nodes,
+            clocks: net.clocks,
+            incarnations: net.incarnations,
+        });
         self.connections_down = net.connections_down;
         self.records = net.updates;
         self.next_timer = net.next_timer;
@@ -680,7 +703,7 @@ where
             commands: net.outbox.len() as u32 + net.cancelled_timers.len() as u32,
         };
         let (outbox, cancelled) = self.take_back(net, Some(node));
-        self.node_digests[node as usize] = self.digest_node(node);
+        self.meta[node as usize].digest = self.digest_node(node);
         self.flush(explorer, node, outbox, &cancelled);
         effect
     }
@@ -809,7 +832,7 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
     /// handlers read nothing else, the same message with the same coins does the same thing
     /// whenever this word is the same.
     pub fn local_digest(&self, node: NodeId) -> u64 {
-        mix64(self.node_digests[node as usize] ^ self.records_digest.rotate_left(17))
+        mix64(self.meta[node as usize].digest ^ self.records_digest.rotate_left(17))
     }
 
     /// The content hash of message `index` in flight.
@@ -820,7 +843,7 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
     /// The hash of node `node` (its replica, delivered set, protocol state, clock and
     /// incarnation, and its place): equal words, equal nodes in the same place.
     pub fn node_digest(&self, node: NodeId) -> u64 {
-        self.node_digests[node as usize]
+        self.meta[node as usize].digest
     }
 
     /// The hash of the issued updates' records.
@@ -830,7 +853,7 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
 
     /// The last time node `node`'s clock issued or saw.
     pub fn clock_time(&self, node: NodeId) -> u64 {
-        self.clocks[node as usize].last
+        self.meta[node as usize].clock.last
     }
 
     /// How many times node `node` restarted.
@@ -855,43 +878,62 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
     }
 }
 
+/// What a handler's [`Net`] owns for the time of one handler and the thread keeps between
+/// handlers, so that lending a system allocates nothing: copies of the replicas, the clocks
+/// and the incarnations.
+struct Spare<C> {
+    nodes: Vec<Replica<C>>,
+    clocks: Vec<Clock>,
+    incarnations: Vec<u32>,
+}
+
 thread_local! {
-    /// Spare replica buffers, one vector per CRDT type used on this thread (see
-    /// [`System::lend`]); each holds `None` while a handler has it.
-    static SPARE_NODES: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+    /// This thread's spares, one per CRDT type it explores (see [`System::lend`]); each holds
+    /// `None` while a handler has it.
+    static SPARES: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `nodes` copied into this thread's spare replicas of their type (fresh ones the first time).
-fn copy_into_spare<C: OpCrdt + 'static>(nodes: &[Arc<Replica<C>>]) -> Vec<Replica<C>> {
-    let mut spare = SPARE_NODES
-        .with(|spares| {
-            spares.borrow_mut().iter_mut().find_map(|spare| {
-                spare
-                    .downcast_mut::<Option<Vec<Replica<C>>>>()
-                    .and_then(Option::take)
+impl<C: OpCrdt<Op: Hash> + Hash + 'static, P: Protocol<C>> System<C, P> {
+    /// The system's replicas, clocks and incarnations copied into this thread's spares of their
+    /// type (new ones the first time).
+    fn copy_into_spare(&self) -> Spare<C> {
+        let mut spare = SPARES
+            .with(|spares| {
+                spares.borrow_mut().iter_mut().find_map(|spare| {
+                    spare
+                        .downcast_mut::<Option<Spare<C>>>()
+                        .and_then(Option::take)
+                })
             })
-        })
-        .unwrap_or_default();
-    spare.truncate(nodes.len());
-    for (index, node) in nodes.iter().enumerate() {
-        match spare.get_mut(index) {
-            Some(copy) => copy.clone_from(node),
-            None => spare.push(Replica::clone(node)),
+            .unwrap_or_else(|| Spare {
+                nodes: Vec::new(),
+                clocks: Vec::new(),
+                incarnations: Vec::new(),
+            });
+        spare.nodes.truncate(self.nodes.len());
+        for (index, node) in self.nodes.iter().enumerate() {
+            match spare.nodes.get_mut(index) {
+                Some(copy) => copy.clone_from(node),
+                None => spare.nodes.push(Replica::clone(node)),
+            }
         }
+        spare.clocks.clear();
+        spare.clocks.extend(self.meta.iter().map(|meta| meta.clock));
+        spare.incarnations.clone_from(&self.incarnations);
+        spare
     }
-    spare
 }
 
-/// Keeps `nodes` as this thread's spare replicas of their type.
-fn keep_spare<C: OpCrdt + 'static>(nodes: Vec<Replica<C>>) {
-    SPARE_NODES.with(|spares| {
+/// Keeps `spare` as this thread's spare of its type.
+fn keep_spare<C: OpCrdt + 'static>(spare: Spare<C>) {
+    SPARES.with(|spares| {
         let mut spares = spares.borrow_mut();
         let slot = spares
             .iter_mut()
-            .find_map(|spare| spare.downcast_mut::<Option<Vec<Replica<C>>>>());
+            .find_map(|kept| kept.downcast_mut::<Option<Spare<C>>>());
         match slot {
-            Some(slot) => *slot = Some(nodes),
-            None => spares.push(Box::new(Some(nodes))),
+            Some(slot) => *slot = Some(spare),
+            None => spares.push(Box::new(Some(spare))),
         }
     });
 }
@@ -961,8 +1003,8 @@ where
 {
     /// What the system means, not how it got there: see the module docs.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        for digest in &self.node_digests {
-            state.write_u64(*digest);
+        for meta in &self.meta {
+            state.write_u64(meta.digest);
         }
         state.write_u64(self.records_digest);
         self.issued.hash(state);
