@@ -67,8 +67,10 @@ use converge_crdt::{
     TieBreak, UpdateId, WorkloadIntent,
 };
 use converge_netsim::explore::{ExploreSpec, Explorer, Flight, System};
-use converge_netsim::protocols::{AntiEntropy, Message, OpBroadcast, StateBroadcast};
-use converge_netsim::{SimDuration, TimedOp};
+use converge_netsim::protocols::{
+    AntiEntropy, Message, OpBroadcast, OpStream, StateBroadcast, StreamMessage,
+};
+use converge_netsim::{Reconnect, SimDuration, TimedOp};
 use serde::{Deserialize, Serialize};
 use stateright::{Checker, HasDiscoveries, Model, Path};
 
@@ -77,12 +79,16 @@ use symmetry::Renamed;
 pub use system::{CheckedCrdt, CheckedProtocol, ModelAction};
 use system::{
     Continuation, Mode, ModelState, SeamModel, Workload, CONFLICT_OCCURS, KNOWN_NODES, NO_PANIC,
-    QUIESCENT_CONVERGED, STRONG_CONVERGENCE,
+    NO_SYNC_LOOP, QUIESCENT_CONVERGED, STRONG_CONVERGENCE,
 };
 pub use user::ModelCheck;
 
 /// The most writes one replica can issue in a check.
 const MAX_WRITES: u32 = 3;
+
+/// The most connection drops one path may take: each multiplies the state space by the
+/// connections and the points in the path where one may drop.
+pub const CONNECTION_DROPS_MAX: u32 = 3;
 
 /// The data type under check, with its policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -113,6 +119,9 @@ pub enum ModelProtocol {
     StateBroadcast,
     OpBroadcast,
     AntiEntropy,
+    /// Ops streamed over connections, resuming on a reconnect as `on_reconnect` says; meant for
+    /// [`NetworkKind::Connections`].
+    OpStream,
 }
 
 /// What the network may do to messages. See the module docs.
@@ -130,6 +139,10 @@ pub enum NetworkKind {
     LossyDuplicating,
     /// Any order, each message delivered once.
     Reordering,
+    /// Connections, as TCP or WebSockets give: each link delivers in order, loses nothing one
+    /// by one and never duplicates; up to `connection-drops` times a connection drops, losing
+    /// what is in flight on it both ways, and comes back later, both ends told each time.
+    Connections,
 }
 
 /// Which values writes put.
@@ -163,6 +176,9 @@ pub struct CheckConfig {
     pub crdt: ModelCrdt,
     /// Default: state broadcast.
     pub protocol: ModelProtocol,
+    /// Op stream only: what a node does when a dropped connection comes back. Default:
+    /// handshake (correct).
+    pub on_reconnect: Reconnect,
     /// 2..=4; default 3.
     pub replicas: u32,
     /// 1..=3; default 1.
@@ -176,6 +192,9 @@ pub struct CheckConfig {
     pub network: NetworkKind,
     /// The drop budget on lossy networks, 0..=3 (ignored elsewhere); default 1.
     pub drops: u32,
+    /// How many times a path may drop a connection on a network of connections, 0..=3
+    /// (ignored elsewhere); default 1.
+    pub connection_drops: u32,
     /// Default: on (where sound).
     pub symmetry: Symmetry,
     /// The most actions on any explored path; `None` (the default) explores everything. A run that
@@ -200,12 +219,14 @@ impl Default for CheckConfig {
         CheckConfig {
             crdt: ModelCrdt::default(),
             protocol: ModelProtocol::default(),
+            on_reconnect: Reconnect::default(),
             replicas: 3,
             writes_per_replica: 1,
             keys: 2,
             values: ValueChoice::default(),
             network: NetworkKind::default(),
             drops: 1,
+            connection_drops: 1,
             symmetry: Symmetry::default(),
             max_depth: None,
             max_states: None,
@@ -228,6 +249,8 @@ pub enum CheckError {
     Values(u32),
     #[error("drops must be at most 3, got {0}")]
     Drops(u32),
+    #[error("connection_drops must be at most {max}, got {got}", max = CONNECTION_DROPS_MAX)]
+    ConnectionDrops { got: u32 },
     #[error("threads must be between 1 and 64, got {0}")]
     Threads(u32),
     #[error("timeout_ms must be positive")]
@@ -294,6 +317,18 @@ pub enum CounterexampleAction {
     Timer {
         node: u32,
         at_us: u64,
+    },
+    /// The connection between nodes `a` and `b` dropped, losing `lost` (the messages that were
+    /// in flight on it, each as `from -> to: message`); both ends were told.
+    ConnectionDrop {
+        a: u32,
+        b: u32,
+        lost: Vec<String>,
+    },
+    /// The connection between `a` and `b` came back; both ends were told.
+    Reconnect {
+        a: u32,
+        b: u32,
     },
 }
 
@@ -398,6 +433,9 @@ fn symmetry_note(config: &CheckConfig) -> Option<&'static str> {
         ModelCrdt::Grid { tie_break } | ModelCrdt::Dict { tie_break, .. } => tie_break,
         ModelCrdt::Rga => return Some(symmetry::LIST_NOTE),
     };
+    if config.protocol == ModelProtocol::OpStream {
+        return Some(symmetry::OP_STREAM_NOTE);
+    }
     symmetry::unsound_because(
         tie_break == TieBreak::PeerId,
         config.protocol == ModelProtocol::AntiEntropy,
@@ -424,6 +462,11 @@ fn validate(config: &CheckConfig) -> Result<(), CheckError> {
     }
     if config.drops > 3 {
         return Err(CheckError::Drops(config.drops));
+    }
+    if config.connection_drops > CONNECTION_DROPS_MAX {
+        return Err(CheckError::ConnectionDrops {
+            got: config.connection_drops,
+        });
     }
     if !(1..=64).contains(&config.threads) {
         return Err(CheckError::Threads(config.threads));
@@ -495,6 +538,7 @@ fn with_protocol<C: CheckedCrdt + Renamed, J: Job>(
         ModelProtocol::StateBroadcast => job.run(parts.model(StateBroadcast, make)),
         ModelProtocol::OpBroadcast => job.run(parts.model(OpBroadcast, make)),
         ModelProtocol::AntiEntropy => job.run(parts.model(AntiEntropy, make)),
+        ModelProtocol::OpStream => job.run(parts.op_stream_model(make)),
     }
 }
 
@@ -517,9 +561,9 @@ impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
         // filling with stale copies. The broadcasts send at most one message per write.
         let link_max = match config.protocol {
             ModelProtocol::AntiEntropy => 1,
-            ModelProtocol::StateBroadcast | ModelProtocol::OpBroadcast => {
-                config.writes_per_replica as usize
-            }
+            ModelProtocol::StateBroadcast
+            | ModelProtocol::OpBroadcast
+            | ModelProtocol::OpStream => config.writes_per_replica as usize,
         };
         let spec = ExploreSpec {
             flight: flight_of(config.network),
@@ -554,6 +598,7 @@ impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
             explorer: Arc::new(Explorer::new(spec, protocol, make)),
             workload,
             drops: if lossy { config.drops } else { 0 },
+            connection_drops: connection_drops_of(&config),
             coin_bits: if self.tie_break == TieBreak::Random {
                 config.keys
             } else {
@@ -573,11 +618,67 @@ impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
     }
 }
 
+impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
+    /// Op stream, never reduced by symmetry (see [`symmetry::OP_STREAM_NOTE`]); its messages
+    /// are printed as they are. Beyond its ops, each stream exchanges acknowledgements and
+    /// hellos, so a link holds up to four messages.
+    fn op_stream_model(
+        self,
+        make: impl Fn(ReplicaId) -> C + Send + Sync + 'static,
+    ) -> SeamModel<C, OpStream> {
+        let config = *self.config;
+        let spec = ExploreSpec {
+            flight: flight_of(config.network),
+            ..ExploreSpec::new(
+                config.replicas,
+                replay::protocol_spec(&config),
+                config.writes_per_replica,
+            )
+        };
+        let lossy = matches!(
+            config.network,
+            NetworkKind::Lossy | NetworkKind::LossyDuplicating
+        );
+        let workload: Workload<C::Intent> =
+            Arc::new(move |replica, k| intents(&config, replica, k, false));
+        let view = self.view;
+        SeamModel {
+            explorer: Arc::new(Explorer::new(spec, OpStream, make)),
+            workload,
+            drops: if lossy { config.drops } else { 0 },
+            connection_drops: connection_drops_of(&config),
+            coin_bits: if self.tie_break == TieBreak::Random {
+                config.keys
+            } else {
+                0
+            },
+            mode: self.mode,
+            deadline: None,
+            pruned: Arc::new(AtomicBool::new(false)),
+            describe: Arc::new(stream_message),
+            view: Arc::new(view),
+            // Op stream reads whether its connections are up, which its own node does not show.
+            local_handlers: false,
+            identity: system::next_identity(),
+            symmetry: None,
+        }
+    }
+}
+
 fn flight_of(network: NetworkKind) -> Flight {
     match network {
-        NetworkKind::Reliable | NetworkKind::Lossy => Flight::Queues,
+        NetworkKind::Reliable | NetworkKind::Lossy | NetworkKind::Connections => Flight::Queues,
         NetworkKind::Reordering => Flight::Bag,
         NetworkKind::Duplicating | NetworkKind::LossyDuplicating => Flight::Set,
+    }
+}
+
+/// The connection-drop budget of a configuration: none unless its links are connections.
+fn connection_drops_of(config: &CheckConfig) -> u32 {
+    if config.network == NetworkKind::Connections {
+        config.connection_drops
+    } else {
+        0
     }
 }
 
@@ -658,6 +759,20 @@ fn builtin_message<C: CheckedCrdt, P: CheckedProtocol<C>>(
             ops.join("; ")
         }
         other => format!("{other:?}"),
+    }
+}
+
+/// An op-stream message in a few words: the ops by their writes, positions as numbers.
+fn stream_message<C: CheckedCrdt>(system: &System<C, OpStream>, message: &StreamMessage) -> String {
+    match message {
+        StreamMessage::Ops { epoch, end, ops } => {
+            let names: Vec<String> = ops.iter().map(|u| update_name(system, u.index())).collect();
+            format!("ops {} (log of epoch {epoch} to {end})", names.join(", "))
+        }
+        StreamMessage::Ack { epoch, end } => format!("ack (log of epoch {epoch} to {end})"),
+        StreamMessage::Hello { epoch, have } => {
+            format!("hello (have your log of epoch {epoch} to {have})")
+        }
     }
 }
 
@@ -775,6 +890,7 @@ fn property_rank(name: &str) -> usize {
         QUIESCENT_CONVERGED,
         NO_PANIC,
         KNOWN_NODES,
+        NO_SYNC_LOOP,
         CONFLICT_OCCURS,
     ]
     .iter()
@@ -1044,7 +1160,9 @@ fn describe<C: CheckedCrdt, P: CheckedProtocol<C>>(
             format!("r{}: {}{lacking}", r.id, (model.view)(&r.crdt))
         })
         .collect();
-    let liveness = (property == QUIESCENT_CONVERGED).then(|| liveness(model, path.last_state()));
+    let liveness = [QUIESCENT_CONVERGED, NO_SYNC_LOOP]
+        .contains(&property)
+        .then(|| liveness(model, path.last_state()));
     Counterexample {
         property: property.to_string(),
         depth: actions.len(),
@@ -1057,7 +1175,8 @@ fn describe<C: CheckedCrdt, P: CheckedProtocol<C>>(
     }
 }
 
-/// How a quiescent, unconverged state stays that way, in words.
+/// How a quiescent state that failed a liveness property stays that way, in words: a stall
+/// or a sync loop among replicas that differ, or a sync loop with no timer behind it.
 fn liveness<C: CheckedCrdt, P: CheckedProtocol<C>>(
     model: &SeamModel<C, P>,
     last: &ModelState<C, P>,
@@ -1070,12 +1189,18 @@ fn liveness<C: CheckedCrdt, P: CheckedProtocol<C>>(
             deliveries,
             steps,
             nodes,
+            timer_driven,
         } => {
             let nodes: Vec<String> = nodes.iter().map(|n| node_name(model, *n)).collect();
+            let unprompted = if timer_driven {
+                ""
+            } else {
+                ", each answering the last with no timer behind it"
+            };
             format!(
-                "sync loop: with no write left and nothing lost, {} keep exchanging messages \
-                 ({deliveries} deliveries in {steps} steps, then the system repeats itself) and no \
-                 replica learns anything",
+                "sync loop: with no write left and nothing lost, {} keep exchanging messages\
+                 {unprompted} ({deliveries} deliveries in {steps} steps, then the system repeats \
+                 itself) and no replica learns anything",
                 if nodes.is_empty() {
                     "the timers".to_string()
                 } else {
@@ -1176,7 +1301,49 @@ fn describe_action<C: CheckedCrdt, P: CheckedProtocol<C>>(
                 format!("{}'s timer fires at {at_us} us", node_name(model, node)),
             )
         }
+        ModelAction::DropConnection { a, b } => describe_connection_drop(model, before, a, b),
+        ModelAction::Reconnect { a, b } => (
+            CounterexampleAction::Reconnect { a, b },
+            format!(
+                "the connection {} <-> {} comes back; both ends are told",
+                node_name(model, a),
+                node_name(model, b)
+            ),
+        ),
     }
+}
+
+/// A connection drop in words, with the messages it loses.
+fn describe_connection_drop<C: CheckedCrdt, P: CheckedProtocol<C>>(
+    model: &SeamModel<C, P>,
+    before: &System<C, P>,
+    a: u32,
+    b: u32,
+) -> (CounterexampleAction, String) {
+    let lost: Vec<String> = before
+        .in_flight()
+        .iter()
+        .filter(|m| (m.from.min(m.to), m.from.max(m.to)) == (a, b))
+        .map(|m| {
+            format!(
+                "{} -> {}: {}",
+                node_name(model, m.from),
+                node_name(model, m.to),
+                (model.describe)(before, &m.message)
+            )
+        })
+        .collect();
+    let losing = if lost.is_empty() {
+        "nothing was in flight on it".to_string()
+    } else {
+        format!("losing {}", lost.join("; "))
+    };
+    let line = format!(
+        "the connection {} <-> {} drops, {losing}; both ends are told",
+        node_name(model, a),
+        node_name(model, b)
+    );
+    (CounterexampleAction::ConnectionDrop { a, b, lost }, line)
 }
 
 /// The property names, for callers that match on [`Verdict::Fail`].
@@ -1186,6 +1353,7 @@ pub fn property_names() -> BTreeSet<&'static str> {
         QUIESCENT_CONVERGED,
         NO_PANIC,
         KNOWN_NODES,
+        NO_SYNC_LOOP,
         CONFLICT_OCCURS,
     ]
     .into_iter()

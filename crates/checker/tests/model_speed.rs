@@ -50,7 +50,9 @@ fn states_per_second_and_symmetry_factor() {
 
 /// One configuration on one thread, for `perf record`: the grid explored with and without
 /// symmetry. `TIE_BREAK=peer-id` explores it once, unreduced (symmetry is unsound there), and
-/// so does `SYMMETRY=off`; `WRITES=n` sets the writes per replica.
+/// so does `SYMMETRY=off`; `WRITES=n` sets the writes per replica and `REPLICAS=n` the replicas
+/// (a smaller space, for cachegrind's exact instruction counts), and `MAX_STATES=n` stops after
+/// about `n` states (on one thread the same states every time).
 #[test]
 #[ignore = "for profiling"]
 fn profile_one_thread() {
@@ -59,11 +61,18 @@ fn profile_one_thread() {
         Ok("random") => TieBreak::Random,
         _ => TieBreak::KeepLocal,
     };
-    let space = unique_states_with_and_without_symmetry(&CheckConfig {
-        writes_per_replica: std::env::var("WRITES")
+    let number = |name: &str, default: u32| {
+        std::env::var(name)
             .ok()
-            .and_then(|w| w.parse().ok())
-            .unwrap_or(2),
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    };
+    let space = unique_states_with_and_without_symmetry(&CheckConfig {
+        writes_per_replica: number("WRITES", 2),
+        replicas: number("REPLICAS", 3),
+        max_states: std::env::var("MAX_STATES")
+            .ok()
+            .and_then(|n| n.parse().ok()),
         symmetry: match std::env::var("SYMMETRY").as_deref() {
             Ok("off") => Symmetry::Off,
             _ => Symmetry::On,

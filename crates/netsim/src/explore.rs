@@ -8,10 +8,11 @@
 //!
 //! An [`Explorer`] holds what is fixed (the protocol, the replicas' factory, the `[protocol]`
 //! options and the topology) and makes the first [`System`]; each step ([`System::write`],
-//! [`System::deliver`], [`System::drop_message`], [`System::fire`]) returns a new `System`. A
-//! system hashes as what it *means*: the replicas, their clocks, delivered sets and protocol
-//! states, the messages in flight (by content) and the pending timers (by their delay from
-//! now). What only tells paths apart (the message numbers a scripted replay needs, the absolute
+//! [`System::deliver`], [`System::drop_message`], [`System::fire`],
+//! [`System::drop_connection`], [`System::reconnect`]) returns a new `System`. A system hashes
+//! as what it *means*: the replicas, their clocks, delivered sets and protocol states, the
+//! messages in flight (by content), the pending timers (by their delay from now) and the
+//! connections that are down. What only tells paths apart (the message numbers a scripted replay needs, the absolute
 //! time, the position of the protocol's random stream) is kept but not hashed, so two paths to
 //! the same situation meet.
 //!
@@ -23,13 +24,26 @@
 //! may be as slow or as fast as it likes, the timers keep their schedule. A protocol that reads
 //! [`Ctx::now_us`] between timers sees the time of the last timer.
 //!
+//! # Connections
+//!
+//! A connection is the pair of links between two nodes that may talk (any two in a mesh, a
+//! client and the server in a relay). [`System::drop_connection`] drops one as netsim's
+//! `connection-drop` fault does: what is in flight on it, both ways, is lost, and both ends are
+//! told ([`Protocol::on_disconnect`], the lower node first); while it is down a send on it is
+//! lost at once (still numbered, as the simulator numbers it), and [`Ctx::is_connected`] says
+//! so; [`System::reconnect`] brings it back and tells both ends ([`Protocol::on_connect`]).
+//! Whether the links are in order is the model checker's choice of [`Flight`]: queues deliver
+//! each link in the order it was sent.
+//!
 //! # What the protocol draws
 //!
 //! The protocol's own random draws ([`Ctx::random_below`], random peers) come from its stream
 //! exactly as in a scripted run (rooted at zero), so a path replays in the simulator; they are
 //! not explored as choices.
 
-use std::collections::BTreeSet;
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -148,29 +162,48 @@ struct PendingTimer<T> {
 }
 
 /// The whole system at one moment: replicas, protocol states, messages and timers.
+///
+/// A step changes at most one replica, yet every successor was a copy of the whole system, each
+/// replica's buffers allocated anew and freed again (allocation was a third of the checker's
+/// time). So the replicas, and the protocol's stream, are shared between a system and its
+/// successors (`Arc`) and copied only when a step changes them: a handler works on the
+/// replicas copied into spare buffers of its thread ([`System::lend`]), and only the replica
+/// it touched, if it touched one, becomes a new shared copy ([`System::take_back`]).
 pub struct System<C: OpCrdt, P: Protocol<C>> {
     now_us: u64,
-    nodes: Vec<Replica<C>>,
+    nodes: Vec<Arc<Replica<C>>>,
     states: Vec<P::Node>,
-    clocks: Vec<Clock>,
+    /// Each node's clock and hash, in one vector: a successor copies it once.
+    meta: Vec<NodeMeta>,
     records: Arc<Vec<UpdateRecord<C>>>,
-    /// Updates issued per replica.
-    issued: Vec<u32>,
+    /// Updates issued per replica, shared until a write changes it.
+    issued: Arc<Vec<u32>>,
     in_flight: Vec<InFlight<P::Message>>,
     timers: Vec<PendingTimer<P::Timer>>,
     next_timer: u64,
     next_message: u64,
-    /// The protocol's stream; `None` only while a handler borrows it.
-    stream: Option<Stream>,
+    /// The protocol's stream, shared until a handler draws from it.
+    stream: Arc<Stream>,
     ending: Option<Ending>,
     /// [`ExploreSpec::writes_per_replica`]: update `k` of replica `r` is `r * stride + k`.
     stride: u32,
-    incarnations: Vec<u32>,
-    /// Each node's hash (replica, delivered set, protocol state, clock), kept up to date as
-    /// handlers run: a step changes one node, so the system's hash costs a word per node.
-    node_digests: Vec<u64>,
+    /// Shared: no step restarts a node.
+    incarnations: Arc<Vec<u32>>,
+    /// The connections that are down, as (lower node, higher node), each held by one drop: the
+    /// same map the simulator keeps, lent to the [`Net`] so that [`Ctx::is_connected`] reads it.
+    /// Empty unless the model drops connections, and an empty map allocates nothing.
+    connections_down: BTreeMap<(NodeId, NodeId), u32>,
     /// The hash of the issued updates' records, kept up to date as writes happen.
     records_digest: u64,
+}
+
+/// A node's clock and hash.
+#[derive(Clone, Copy)]
+struct NodeMeta {
+    clock: Clock,
+    /// The node's hash (replica, delivered set, protocol state, clock), kept up to date as
+    /// handlers run: a step changes one node, so the system's hash costs a word per node.
+    digest: u64,
 }
 
 impl<C: OpCrdt, P: Protocol<C>> Clone for System<C, P>
@@ -183,18 +216,18 @@ where
             now_us: self.now_us,
             nodes: self.nodes.clone(),
             states: self.states.clone(),
-            clocks: self.clocks.clone(),
+            meta: self.meta.clone(),
             records: Arc::clone(&self.records),
-            issued: self.issued.clone(),
+            issued: Arc::clone(&self.issued),
             in_flight: self.in_flight.clone(),
             timers: self.timers.clone(),
             next_timer: self.next_timer,
             next_message: self.next_message,
-            stream: self.stream.clone(),
+            stream: Arc::clone(&self.stream),
             ending: self.ending.clone(),
             stride: self.stride,
-            incarnations: self.incarnations.clone(),
-            node_digests: self.node_digests.clone(),
+            incarnations: Arc::clone(&self.incarnations),
+            connections_down: self.connections_down.clone(),
             records_digest: self.records_digest,
         }
     }
@@ -211,7 +244,7 @@ pub struct StepEffect {
     pub commands: u32,
 }
 
-impl<C: OpCrdt<Op: Hash, Intent: Hash> + Hash, P: Protocol<C>> Explorer<C, P>
+impl<C: OpCrdt<Op: Hash, Intent: Hash> + Hash + 'static, P: Protocol<C>> Explorer<C, P>
 where
     P::Node: Clone + Hash,
     P::Timer: Clone + Hash,
@@ -245,6 +278,17 @@ where
         self.spec.replicas + self.topology.servers()
     }
 
+    /// The connections a model may drop, as (lower node, higher node) in increasing order: in a
+    /// relay each client's connection to the server, elsewhere every two nodes (the connections
+    /// a `connection-drop` fault may name).
+    pub fn connections(&self) -> Vec<(NodeId, NodeId)> {
+        let nodes = self.node_count();
+        (0..nodes)
+            .flat_map(|a| (a + 1..nodes).map(move |b| (a, b)))
+            .filter(|&(_, b)| self.server.is_none_or(|server| b == server))
+            .collect()
+    }
+
     /// The system at time zero: every node's protocol state from [`Protocol::init`], and every
     /// node started ([`Protocol::on_start`]), as a run starts.
     pub fn start(&self) -> System<C, P> {
@@ -252,27 +296,35 @@ where
         let mut system = System {
             now_us: 0,
             nodes: (0..nodes)
-                .map(|id| Replica {
-                    id,
-                    status: Status::Up,
-                    crdt: (self.make)(id),
-                    delivered: UpdateSet::default(),
+                .map(|id| {
+                    Arc::new(Replica {
+                        id,
+                        status: Status::Up,
+                        crdt: (self.make)(id),
+                        delivered: UpdateSet::default(),
+                    })
                 })
                 .collect(),
             states: Vec::with_capacity(nodes as usize),
-            clocks: vec![Clock::new(self.spec.clock, Default::default()); nodes as usize],
+            meta: vec![
+                NodeMeta {
+                    clock: Clock::new(self.spec.clock, Default::default()),
+                    digest: 0,
+                };
+                nodes as usize
+            ],
             records: Arc::new(Vec::new()),
-            issued: vec![0; self.spec.replicas as usize],
+            issued: Arc::new(vec![0; self.spec.replicas as usize]),
             in_flight: Vec::new(),
             timers: Vec::new(),
             next_timer: 0,
             next_message: 0,
             // As in a scripted run, whose streams are rooted at zero.
-            stream: Some(Stream::new(0, "protocol")),
+            stream: Arc::new(Stream::new(0, "protocol")),
             ending: None,
             stride: self.spec.writes_per_replica,
-            incarnations: vec![0; nodes as usize],
-            node_digests: vec![0; nodes as usize],
+            incarnations: Arc::new(vec![0; nodes as usize]),
+            connections_down: BTreeMap::new(),
             records_digest: 0,
         };
         let mut net = system.lend(self, 0);
@@ -281,10 +333,10 @@ where
             let ctx = Ctx::detached(&mut net, &self.protocol, node);
             states.push(self.protocol.init(&ctx));
         }
-        system.take_back(net);
+        system.take_back(net, None);
         system.states = states;
         for node in 0..nodes {
-            system.node_digests[node as usize] = system.digest_node(node);
+            system.meta[node as usize].digest = system.digest_node(node);
         }
         for node in 0..nodes {
             system.handle(self, node, 0, None, |p, state, ctx| p.on_start(state, ctx));
@@ -293,7 +345,7 @@ where
     }
 }
 
-impl<C: OpCrdt<Op: Hash, Intent: Hash> + Hash, P: Protocol<C>> System<C, P>
+impl<C: OpCrdt<Op: Hash, Intent: Hash> + Hash + 'static, P: Protocol<C>> System<C, P>
 where
     P::Node: Clone + Hash,
     P::Timer: Clone + Hash,
@@ -308,7 +360,7 @@ where
             seq < explorer.spec.writes_per_replica,
             "replica {replica} has issued all its writes"
         );
-        next.issued[replica as usize] += 1;
+        Arc::make_mut(&mut next.issued)[replica as usize] += 1;
         let index = replica * explorer.spec.writes_per_replica + seq;
         // `prepare`, `apply` and the handler are the user's code: a panic in any of them ends
         // the system instead of the exploration.
@@ -316,7 +368,7 @@ where
             system.record_write(replica, seq, index, intent);
             let mut net = system.lend(explorer, 0);
             net.apply(replica, index);
-            system.take_back(net);
+            system.take_back(net, Some(replica));
             system.handle(explorer, replica, 0, None, |p, state, ctx| {
                 p.on_write(state, Update(index), ctx)
             });
@@ -328,7 +380,9 @@ where
     fn record_write(&mut self, replica: ReplicaId, seq: u32, index: u32, intent: C::Intent) {
         let node = &self.nodes[replica as usize];
         let key_time = node.crdt.key_time(WorkloadIntent::key(&intent));
-        let time = self.clocks[replica as usize].tick(self.now_us, key_time);
+        let time = self.meta[replica as usize]
+            .clock
+            .tick(self.now_us, key_time);
         let stamp = Stamp { time, replica };
         let record = UpdateRecord {
             index,
@@ -411,6 +465,70 @@ where
         next
     }
 
+    /// The connection between `a` and `b` drops, as a `connection-drop` fault drops it in the
+    /// simulator: what is in flight on it, both ways, is lost, and both ends that are up are
+    /// told, `a` first ([`Protocol::on_disconnect`]); until [`System::reconnect`] a send on it
+    /// is lost at once. Dropping a connection that is already down changes nothing but tells
+    /// the ends again, which the model checker never asks for.
+    pub fn drop_connection(
+        &self,
+        explorer: &Explorer<C, P>,
+        a: NodeId,
+        b: NodeId,
+    ) -> (Self, StepEffect) {
+        let mut next = self.clone();
+        let pair = (a.min(b), a.max(b));
+        *next.connections_down.entry(pair).or_default() += 1;
+        next.in_flight
+            .retain(|m| (m.from.min(m.to), m.from.max(m.to)) != pair);
+        let effect = next.tell_ends(explorer, a, b, false);
+        (next, effect)
+    }
+
+    /// The connection between `a` and `b` is back (it was down): both ends that are up are
+    /// told, `a` first ([`Protocol::on_connect`]), as the simulator tells them at a
+    /// `connection-drop` fault's reconnect.
+    pub fn reconnect(&self, explorer: &Explorer<C, P>, a: NodeId, b: NodeId) -> (Self, StepEffect) {
+        let mut next = self.clone();
+        next.connections_down.remove(&(a.min(b), a.max(b)));
+        let effect = next.tell_ends(explorer, a, b, true);
+        (next, effect)
+    }
+
+    /// Calls both ends' connection handler, in the simulator's order; the effects add up.
+    fn tell_ends(
+        &mut self,
+        explorer: &Explorer<C, P>,
+        a: NodeId,
+        b: NodeId,
+        connected: bool,
+    ) -> StepEffect {
+        let mut total = StepEffect::default();
+        for (node, peer) in [(a, b), (b, a)] {
+            if self.nodes[node as usize].status != Status::Up {
+                continue;
+            }
+            let mut effect = StepEffect::default();
+            self.guarded(|system| {
+                effect = system.handle(explorer, node, 0, None, |p, state, ctx| {
+                    if connected {
+                        p.on_connect(state, peer, ctx)
+                    } else {
+                        p.on_disconnect(state, peer, ctx)
+                    }
+                });
+            });
+            total.learned |= effect.learned;
+            total.flips += effect.flips;
+            total.commands += effect.commands;
+            if matches!(self.ending, Some(Ending::Panicked(_))) {
+                // The system ended in the first handler; the simulator would not call the second.
+                break;
+            }
+        }
+        total
+    }
+
     /// The next timer fires (the one [`System::next_timer`] names), moving the clock to its
     /// deadline; `None` when no timer is pending.
     pub fn fire(&self, explorer: &Explorer<C, P>, coins: u64) -> Option<(Self, StepEffect)> {
@@ -439,7 +557,7 @@ where
         replica.crdt.hash(&mut hasher);
         replica.delivered.hash(&mut hasher);
         self.states[node as usize].hash(&mut hasher);
-        self.clocks[node as usize].last.hash(&mut hasher);
+        self.meta[node as usize].clock.last.hash(&mut hasher);
         self.incarnations[node as usize].hash(&mut hasher);
         hasher.finish()
     }
@@ -482,7 +600,10 @@ where
         }
     }
 
-    /// Lends the system's replicas, clocks, records and stream to a [`Net`] for one handler.
+    /// Lends the system's clocks and records, and copies of its replicas and stream, to a
+    /// [`Net`] for one handler. The copies are written over spare buffers this thread kept
+    /// from the last handler ([`Clone::clone_from`]), so that a step allocates nothing for the
+    /// replicas it does not change.
     fn lend(&mut self, explorer: &Explorer<C, P>, coins: u64) -> Net<C, P> {
         let spec = &explorer.spec;
         let by_origin = if explorer.protocol.refers_to_updates() {
@@ -497,19 +618,20 @@ where
         } else {
             Vec::new()
         };
+        let spare = self.copy_into_spare();
         Net {
             now_us: self.now_us,
             replicas: spec.replicas,
             server: explorer.server,
             spec: spec.protocol,
             topology: explorer.topology,
-            nodes: std::mem::take(&mut self.nodes),
-            clocks: std::mem::take(&mut self.clocks),
-            incarnations: std::mem::take(&mut self.incarnations),
+            nodes: spare.nodes,
+            clocks: spare.clocks,
+            incarnations: spare.incarnations,
             updates: Arc::clone(&self.records),
             by_origin,
             coins: Coins::new(CoinSource::Bits { bits: coins }),
-            protocol_stream: self.stream.take().expect("the stream is not lent twice"),
+            protocol_stream: Stream::clone(&self.stream),
             outbox: Vec::new(),
             next_timer: self.next_timer,
             cancelled_timers: BTreeSet::new(),
@@ -519,18 +641,34 @@ where
             spare_messages: Vec::new(),
             changed: false,
             touched: false,
-            // The model has no connection faults: every connection stays up.
-            connections_down: Default::default(),
+            connections_down: std::mem::take(&mut self.connections_down),
         }
     }
 
-    /// Takes back what [`System::lend`] lent; returns the handler's commands and cancelled timers.
-    fn take_back(&mut self, net: Net<C, P>) -> (Outbox<C, P>, BTreeSet<u64>) {
-        self.nodes = net.nodes;
-        self.clocks = net.clocks;
-        self.incarnations = net.incarnations;
+    /// Takes back what [`System::lend`] lent: the replica of `node` becomes a new shared copy
+    /// if the handler touched it (a handler changes no other replica: [`Ctx::apply`] and the
+    /// merges act on its own node), the stream if the handler drew from it. Returns the
+    /// handler's commands and cancelled timers.
+    fn take_back(&mut self, net: Net<C, P>, node: Option<NodeId>) -> (Outbox<C, P>, BTreeSet<u64>) {
+        if let Some(node) = node.filter(|_| net.touched) {
+            self.nodes[node as usize] = Arc::new(net.nodes[node as usize].clone());
+        }
+        if net.protocol_stream.position() != self.stream.position() {
+            self.stream = Arc::new(net.protocol_stream);
+        }
+        for (meta, clock) in self.meta.iter_mut().zip(&net.clocks) {
+            meta.clock = *clock;
+        }
+        if net.incarnations != *self.incarnations {
+            self.incarnations = Arc::new(net.incarnations.clone());
+        }
+        keep_spare(Spare {
+            nodes: net.nodes,
+            clocks: net.clocks,
+            incarnations: net.incarnations,
+        });
+        self.connections_down = net.connections_down;
         self.records = net.updates;
-        self.stream = Some(net.protocol_stream);
         self.next_timer = net.next_timer;
         (net.outbox, net.cancelled_timers)
     }
@@ -564,8 +702,8 @@ where
             flips: net.coins.flips(),
             commands: net.outbox.len() as u32 + net.cancelled_timers.len() as u32,
         };
-        let (outbox, cancelled) = self.take_back(net);
-        self.node_digests[node as usize] = self.digest_node(node);
+        let (outbox, cancelled) = self.take_back(net, Some(node));
+        self.meta[node as usize].digest = self.digest_node(node);
         self.flush(explorer, node, outbox, &cancelled);
         effect
     }
@@ -585,9 +723,13 @@ where
                         self.end(Ending::Bound("send_to_unknown_node"));
                         continue;
                     }
-                    let digest = digest_of(&*message);
                     let number = self.next_message;
                     self.next_message += 1;
+                    if self.is_disconnected(node, to) {
+                        // Lost at once, as the simulator loses a send on a dropped connection.
+                        continue;
+                    }
+                    let digest = digest_of(&*message);
                     let copy = InFlight {
                         from: node,
                         to,
@@ -647,7 +789,8 @@ where
 
 /// What a system holds, for properties and counterexamples.
 impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
-    pub fn nodes(&self) -> &[Replica<C>] {
+    /// Every node's replica, shared with the systems that did not change it.
+    pub fn nodes(&self) -> &[Arc<Replica<C>>] {
         &self.nodes
     }
 
@@ -689,7 +832,7 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
     /// handlers read nothing else, the same message with the same coins does the same thing
     /// whenever this word is the same.
     pub fn local_digest(&self, node: NodeId) -> u64 {
-        mix64(self.node_digests[node as usize] ^ self.records_digest.rotate_left(17))
+        mix64(self.meta[node as usize].digest ^ self.records_digest.rotate_left(17))
     }
 
     /// The content hash of message `index` in flight.
@@ -700,7 +843,7 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
     /// The hash of node `node` (its replica, delivered set, protocol state, clock and
     /// incarnation, and its place): equal words, equal nodes in the same place.
     pub fn node_digest(&self, node: NodeId) -> u64 {
-        self.node_digests[node as usize]
+        self.meta[node as usize].digest
     }
 
     /// The hash of the issued updates' records.
@@ -710,7 +853,7 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
 
     /// The last time node `node`'s clock issued or saw.
     pub fn clock_time(&self, node: NodeId) -> u64 {
-        self.clocks[node as usize].last
+        self.meta[node as usize].clock.last
     }
 
     /// How many times node `node` restarted.
@@ -722,6 +865,77 @@ impl<C: OpCrdt, P: Protocol<C>> System<C, P> {
     pub fn ending(&self) -> Option<&Ending> {
         self.ending.as_ref()
     }
+
+    /// Whether the connection between `a` and `b` is down ([`System::drop_connection`]).
+    pub fn is_disconnected(&self, a: NodeId, b: NodeId) -> bool {
+        !self.connections_down.is_empty()
+            && self.connections_down.contains_key(&(a.min(b), a.max(b)))
+    }
+
+    /// The connections that are down, as (lower node, higher node) in increasing order.
+    pub fn connections_down(&self) -> impl Iterator<Item = (NodeId, NodeId)> + '_ {
+        self.connections_down.keys().copied()
+    }
+}
+
+/// What a handler's [`Net`] owns for the time of one handler and the thread keeps between
+/// handlers, so that lending a system allocates nothing: copies of the replicas, the clocks
+/// and the incarnations.
+struct Spare<C> {
+    nodes: Vec<Replica<C>>,
+    clocks: Vec<Clock>,
+    incarnations: Vec<u32>,
+}
+
+thread_local! {
+    /// This thread's spares, one per CRDT type it explores (see [`System::lend`]); each holds
+    /// `None` while a handler has it.
+    static SPARES: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl<C: OpCrdt<Op: Hash> + Hash + 'static, P: Protocol<C>> System<C, P> {
+    /// The system's replicas, clocks and incarnations copied into this thread's spares of their
+    /// type (new ones the first time).
+    fn copy_into_spare(&self) -> Spare<C> {
+        let mut spare = SPARES
+            .with(|spares| {
+                spares.borrow_mut().iter_mut().find_map(|spare| {
+                    spare
+                        .downcast_mut::<Option<Spare<C>>>()
+                        .and_then(Option::take)
+                })
+            })
+            .unwrap_or_else(|| Spare {
+                nodes: Vec::new(),
+                clocks: Vec::new(),
+                incarnations: Vec::new(),
+            });
+        spare.nodes.truncate(self.nodes.len());
+        for (index, node) in self.nodes.iter().enumerate() {
+            match spare.nodes.get_mut(index) {
+                Some(copy) => copy.clone_from(node),
+                None => spare.nodes.push(Replica::clone(node)),
+            }
+        }
+        spare.clocks.clear();
+        spare.clocks.extend(self.meta.iter().map(|meta| meta.clock));
+        spare.incarnations.clone_from(&self.incarnations);
+        spare
+    }
+}
+
+/// Keeps `spare` as this thread's spare of its type.
+fn keep_spare<C: OpCrdt + 'static>(spare: Spare<C>) {
+    SPARES.with(|spares| {
+        let mut spares = spares.borrow_mut();
+        let slot = spares
+            .iter_mut()
+            .find_map(|kept| kept.downcast_mut::<Option<Spare<C>>>());
+        match slot {
+            Some(slot) => *slot = Some(spare),
+            None => spares.push(Box::new(Some(spare))),
+        }
+    });
 }
 
 impl<M> InFlight<M> {
@@ -789,8 +1003,8 @@ where
 {
     /// What the system means, not how it got there: see the module docs.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        for digest in &self.node_digests {
-            state.write_u64(*digest);
+        for meta in &self.meta {
+            state.write_u64(meta.digest);
         }
         state.write_u64(self.records_digest);
         self.issued.hash(state);
@@ -805,6 +1019,11 @@ where
                 &timer.timer,
             )
                 .hash(state);
+        }
+        // Only where some connection is down, so that systems of models without connections
+        // hash exactly as they always did.
+        for pair in self.connections_down.keys() {
+            pair.hash(state);
         }
         self.ending.hash(state);
     }
@@ -892,6 +1111,84 @@ mod tests {
             delivered.nodes()[0].delivered
         );
         assert_ne!(fingerprint(&written), fingerprint(&delivered));
+    }
+
+    /// Writes down what each node was told of its connections, and sends one message to its
+    /// peer whenever it hears the connection is back.
+    struct Told;
+
+    impl<C: OpCrdt> Protocol<C> for Told {
+        type Message = u8;
+        type Node = Vec<(NodeId, bool)>;
+        type Timer = ();
+
+        fn init(&self, _ctx: &Ctx<'_, C, Self>) -> Self::Node {
+            Vec::new()
+        }
+
+        fn on_write(&self, _node: &mut Self::Node, _update: Update, ctx: &mut Ctx<'_, C, Self>) {
+            ctx.send(1 - ctx.id(), 0);
+        }
+
+        fn on_message(&self, _: &mut Self::Node, _: NodeId, _: &u8, _: &mut Ctx<'_, C, Self>) {}
+
+        fn on_disconnect(&self, told: &mut Self::Node, peer: NodeId, ctx: &mut Ctx<'_, C, Self>) {
+            assert!(!ctx.is_connected(peer));
+            told.push((peer, false));
+            // Lost at once: the connection is down.
+            ctx.send(peer, 1);
+        }
+
+        fn on_connect(&self, told: &mut Self::Node, peer: NodeId, ctx: &mut Ctx<'_, C, Self>) {
+            assert!(ctx.is_connected(peer));
+            told.push((peer, true));
+            ctx.send(peer, 2);
+        }
+    }
+
+    #[test]
+    fn a_connection_drop_loses_both_ways_and_tells_both_ends_and_the_reconnect_too() {
+        let spec = ExploreSpec::new(2, ProtocolSpec::default(), 1);
+        let explorer = Explorer::new(spec, Told, |_| LwwGrid::new(LwwGridConfig::default()));
+        assert_eq!(explorer.connections(), vec![(0, 1)]);
+        let put = |key| Intent::Put { key, value: 7 };
+        let written = explorer
+            .start()
+            .write(&explorer, 0, put(0))
+            .write(&explorer, 1, put(1));
+        assert_eq!(written.in_flight().len(), 2);
+        let fingerprint_of = |system: &System<LwwGrid, Told>| {
+            let mut hasher = WordHasher(0);
+            system.hash(&mut hasher);
+            hasher.finish()
+        };
+        let (dropped, _) = written.drop_connection(&explorer, 0, 1);
+        assert!(dropped.in_flight().is_empty(), "{dropped:?}");
+        assert!(dropped.is_disconnected(1, 0));
+        assert_eq!(dropped.connections_down().collect::<Vec<_>>(), vec![(0, 1)]);
+        assert_eq!(dropped.protocol_states()[0], vec![(1, false)]);
+        assert_eq!(dropped.protocol_states()[1], vec![(0, false)]);
+        // The sends of both disconnect handlers were numbered and lost.
+        assert_eq!(dropped.messages_sent(), 4);
+        let (back, _) = dropped.reconnect(&explorer, 0, 1);
+        assert!(!back.is_disconnected(0, 1));
+        assert_eq!(
+            back.in_flight().len(),
+            2,
+            "each end's hello on reconnecting"
+        );
+        assert_eq!(
+            back.in_flight()[0].number,
+            4,
+            "numbered as netsim numbers them"
+        );
+        assert_ne!(fingerprint_of(&dropped), fingerprint_of(&back));
+        // A system with a connection down is not the same system with it up.
+        let (after_hellos, _) = back.consume(&explorer, 0, 0);
+        let (after_hellos, _) = after_hellos.consume(&explorer, 0, 0);
+        assert!(after_hellos.in_flight().is_empty());
+        let (down_again, _) = after_hellos.drop_connection(&explorer, 0, 1);
+        assert_ne!(fingerprint_of(&after_hellos), fingerprint_of(&down_again));
     }
 
     /// A protocol whose message handler panics, as a user's may.

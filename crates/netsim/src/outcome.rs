@@ -311,12 +311,32 @@ pub fn mix64(mut x: u64) -> u64 {
 }
 
 /// One replica as the observer and the outcome see it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Replica<C> {
     pub id: ReplicaId,
     pub status: Status,
     pub crdt: C,
     pub delivered: UpdateSet,
+}
+
+impl<C: Clone> Clone for Replica<C> {
+    fn clone(&self) -> Self {
+        Replica {
+            id: self.id,
+            status: self.status,
+            crdt: self.crdt.clone(),
+            delivered: self.delivered.clone(),
+        }
+    }
+
+    /// Reuses this replica's buffers where the type's own `clone_from` does: the model checker
+    /// copies every replica of a system into the same spare ones before each handler it runs.
+    fn clone_from(&mut self, source: &Self) {
+        self.id = source.id;
+        self.status = source.status;
+        self.crdt.clone_from(&source.crdt);
+        self.delivered.clone_from(&source.delivered);
+    }
 }
 
 /// One issued update, recorded where it originated.

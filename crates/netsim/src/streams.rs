@@ -16,6 +16,12 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// How far the stream has been drawn, in 32-bit words: equal positions of one stream, equal
+    /// streams.
+    pub(crate) fn position(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
+
     pub fn new(root_seed: u64, name: &str) -> Self {
         let mut seed = mix64(root_seed);
         for byte in name.bytes() {

@@ -17,7 +17,13 @@
 //!   fate), dropped if the path drops it (or if the path's network held it as one copy of a
 //!   message already in flight), and delivered after the path's last step if the path leaves it in
 //!   flight;
-//! - the coins the steps flipped, in order, become the script's coins.
+//! - the coins the steps flipped, in order, become the script's coins;
+//! - a connection drop becomes a `connection-drop` fault at its step's time, whose reconnect is
+//!   the time of the step that brings the connection back (after the path's leftovers if none
+//!   does), on a network whose links are in order. What the drop lost is scheduled to arrive
+//!   just after it, so that netsim loses it as the model did (to the dropped connection), and a
+//!   message sent while the connection was down gets a drop fate, which netsim never reads: it
+//!   loses the message at once.
 //!
 //! The model runs the very protocol netsim runs, on the same handlers in the same order, with the
 //! protocol's random stream rooted at zero as a scripted run roots it, so the `k`-th message the
@@ -36,8 +42,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use converge_crdt::{ClockKind, LwwDictConfig, LwwGridConfig};
 use converge_netsim::explore::{Flight, System};
 use converge_netsim::{
-    CrdtSpec, Fate, ProtocolKind, ProtocolSpec, Scenario, Script, ScriptedFate, SimDuration,
-    TimedOp, Topology, WorkloadSpec,
+    CrdtSpec, Fate, FaultSpec, NetworkSpec, ProtocolKind, ProtocolSpec, Scenario, Script,
+    ScriptedFate, SimDuration, TimedOp, Topology, WorkloadSpec,
 };
 use serde::Serialize;
 use stateright::{Expectation, Model};
@@ -119,6 +125,7 @@ pub(crate) fn scripted<C: CheckedCrdt, P: CheckedProtocol<C>>(
     let schedule = schedule(model, counterexample)?;
     scenario.duration = SimDuration::from_us(schedule.end_us + STEP_US);
     scenario.settle = SimDuration::from_us(REPLAY_SETTLE_US + schedule.leftovers * STEP_US);
+    scenario.faults.extend(schedule.connection_faults());
     scenario.workload.ops = schedule.ops;
     scenario.script = Some(Script {
         fates: schedule.fates,
@@ -150,12 +157,14 @@ pub(crate) fn protocol_spec(config: &CheckConfig) -> ProtocolSpec {
         ModelProtocol::StateBroadcast => ProtocolKind::StateBroadcast,
         ModelProtocol::OpBroadcast => ProtocolKind::OpBroadcast,
         ModelProtocol::AntiEntropy => ProtocolKind::AntiEntropy,
+        ModelProtocol::OpStream => ProtocolKind::OpStream,
     };
     ProtocolSpec {
         kind,
         topology: Topology::Mesh,
         fanout: config.replicas.saturating_sub(1).max(1),
         interval: SimDuration::from_us(ANTI_ENTROPY_INTERVAL_US),
+        on_reconnect: config.on_reconnect,
         ..ProtocolSpec::default()
     }
 }
@@ -193,6 +202,12 @@ pub(crate) fn base_scenario(
             },
             ..WorkloadSpec::default()
         },
+        network: NetworkSpec {
+            // The model's connections: links in order, which the scripted fates keep anyway;
+            // this also tells the reader, and netsim's own judgement, what the links are.
+            in_order: config.network == NetworkKind::Connections,
+            ..NetworkSpec::default()
+        },
         ..Scenario::default()
     }
 }
@@ -209,11 +224,15 @@ pub fn config_name(config: &CheckConfig) -> String {
     };
     let drops = match config.network {
         NetworkKind::Lossy | NetworkKind::LossyDuplicating => format!("-{}-drops", config.drops),
+        NetworkKind::Connections => format!("-{}-connection-drops", config.connection_drops),
         _ => String::new(),
     };
+    let protocol = match config.protocol {
+        ModelProtocol::OpStream => format!("op-stream-{}", kebab(&config.on_reconnect)),
+        other => kebab(&other),
+    };
     format!(
-        "{crdt}-{}-{}{drops}-{}x{}",
-        kebab(&config.protocol),
+        "{crdt}-{protocol}-{}{drops}-{}x{}",
         kebab(&config.network),
         config.replicas,
         config.writes_per_replica
@@ -234,6 +253,16 @@ struct Sent {
     sent_us: u64,
     delivered_us: Vec<u64>,
     dropped: bool,
+    /// When the connection it was in flight on dropped, losing it.
+    lost_at_us: Option<u64>,
+}
+
+/// One connection drop of the path: its ends (lower first), when it dropped, and when it came
+/// back if the path brings it back.
+struct ConnectionDrop {
+    nodes: [u32; 2],
+    at_us: u64,
+    reconnect_us: Option<u64>,
 }
 
 /// The path laid out in virtual time.
@@ -245,6 +274,24 @@ struct Schedule {
     end_us: u64,
     /// Messages the path leaves in flight, delivered after it.
     leftovers: u64,
+    connection_drops: Vec<ConnectionDrop>,
+}
+
+impl Schedule {
+    /// The path's connection drops as faults; a connection the path leaves down comes back
+    /// after the leftovers have arrived.
+    fn connection_faults(&self) -> impl Iterator<Item = FaultSpec> + '_ {
+        let after_leftovers_us = self.end_us + (self.leftovers + 1) * STEP_US;
+        self.connection_drops
+            .iter()
+            .map(move |drop| FaultSpec::ConnectionDrop {
+                at: SimDuration::from_us(drop.at_us),
+                nodes: drop.nodes,
+                reconnect: Some(SimDuration::from_us(
+                    drop.reconnect_us.unwrap_or(after_leftovers_us),
+                )),
+            })
+    }
 }
 
 /// Where the replay stands while the path is laid out.
@@ -309,6 +356,7 @@ fn schedule<C: CheckedCrdt, P: CheckedProtocol<C>>(
         .collect();
     let mut ops = Vec::new();
     let mut coins = Vec::new();
+    let mut connection_drops: Vec<ConnectionDrop> = Vec::new();
     for (i, action) in path.iter().enumerate() {
         let step = i + 1;
         let not_in_model = || ReplayError::NotInModel {
@@ -375,22 +423,57 @@ fn schedule<C: CheckedCrdt, P: CheckedProtocol<C>>(
                 let number = before.in_flight()[index as usize].number;
                 sent.entry(number).or_default().dropped = true;
             }
+            ModelAction::DropConnection { a, b } => {
+                let at_us = clock.advance(steps_left).ok_or_else(unschedulable)?;
+                for flying in before.in_flight() {
+                    if (flying.from.min(flying.to), flying.from.max(flying.to)) == (a, b) {
+                        sent.entry(flying.number).or_default().lost_at_us = Some(at_us);
+                    }
+                }
+                connection_drops.push(ConnectionDrop {
+                    nodes: [a, b],
+                    at_us,
+                    reconnect_us: None,
+                });
+                let (_, effect) = before.drop_connection(explorer, a, b);
+                coins.extend((0..effect.flips).map(|_| false));
+            }
+            ModelAction::Reconnect { a, b } => {
+                let at_us = clock.advance(steps_left).ok_or_else(unschedulable)?;
+                let open = connection_drops
+                    .iter_mut()
+                    .rev()
+                    .find(|d| d.nodes == [a, b] && d.reconnect_us.is_none())
+                    .ok_or_else(not_in_model)?;
+                open.reconnect_us = Some(at_us);
+                let (_, effect) = before.reconnect(explorer, a, b);
+                coins.extend((0..effect.flips).map(|_| false));
+            }
         }
+        let flying_after: BTreeSet<u64> =
+            next.system.in_flight().iter().map(|m| m.number).collect();
         for number in before.messages_sent()..next.system.messages_sent() {
-            sent.entry(number).or_default().sent_us = clock.now_us;
+            let copy = sent.entry(number).or_default();
+            copy.sent_us = clock.now_us;
+            // Sent by this step, yet not in flight after it: lost at once on a connection that
+            // was down (or, where the network keeps a set, held as one copy of an equal
+            // message, which the fates below drop all the same).
+            copy.dropped |= !flying_after.contains(&number);
         }
         clock.learn_timers(Some(before), &next.system);
         state = next;
     }
     check_violation(model, counterexample, &state)?;
-    Ok(fates_of(
+    let mut schedule = fates_of(
         explorer.spec().flight,
         &state.system,
         sent,
         clock.now_us,
         ops,
         coins,
-    ))
+    );
+    schedule.connection_drops = connection_drops;
+    Ok(schedule)
 }
 
 /// The path's last state violates the property it names.
@@ -429,6 +512,10 @@ fn fates_of<C: CheckedCrdt, P: CheckedProtocol<C>>(
     for (number, copy) in &sent {
         let after = |at_us: u64| SimDuration::from_us(at_us - copy.sent_us);
         let fate = match copy.delivered_us.as_slice() {
+            // Due just after its connection dropped, which netsim loses as the model did.
+            [] if let Some(lost_us) = copy.lost_at_us => Fate::Deliver {
+                after: after(lost_us + 1),
+            },
             [] if copy.dropped => Fate::Drop,
             // Sent, yet never in flight: the network held it as one copy of an equal message.
             [] if flight == Flight::Set && !still_flying.contains(number) => Fate::Drop,
@@ -457,5 +544,6 @@ fn fates_of<C: CheckedCrdt, P: CheckedProtocol<C>>(
         coins,
         end_us,
         leftovers,
+        connection_drops: Vec::new(),
     }
 }

@@ -25,6 +25,12 @@
 //! with and without reduction, which `symmetry_keeps_verdicts_and_shortest_depths` in
 //! `tests/suite/model_check.rs` checks on every configuration it pins.
 //!
+//! On a network of connections a renaming also renames the connections that are down (a set of
+//! pairs) and leaves the connection-drop budget as it is. Dropping or restoring a connection
+//! calls both ends' handler, the lower node first; a renaming may swap which end is lower, but
+//! each handler changes only its own node and sends on its own links, which the state keeps
+//! apart, so the order changes no state.
+//!
 //! One more identification, for the dictionary: two equal-time removes of one key keep the one
 //! with the greater stamp, replica included, but only the remove's *time* is ever read again
 //! (a lookup and every later offer compare times; an equal-time remove from the other replica
@@ -55,7 +61,7 @@ use converge_netsim::explore::{Flight, System, WordHasher};
 use converge_netsim::protocols::Message;
 use converge_netsim::{mix64, UpdateSet};
 
-use super::system::{CheckedCrdt, CheckedProtocol};
+use super::system::{Budgets, CheckedCrdt, CheckedProtocol};
 
 /// The most replicas a reduced configuration has: 4! = 24 renamings.
 const REPLICAS_MAX: usize = 4;
@@ -261,6 +267,9 @@ pub(crate) const ANTI_ENTROPY_NOTE: &str = "symmetry not applied: anti-entropy s
 pub(crate) const LIST_NOTE: &str = "symmetry not applied: the list orders concurrent inserts at \
     one place by their stamps, replica ids included, so replicas are not interchangeable";
 
+pub(crate) const OP_STREAM_NOTE: &str = "symmetry not applied: op stream keeps per-peer \
+    positions in logs by node id, which the reduction does not rename";
+
 pub(crate) const USER_NOTE: &str = "symmetry not applied: the model runs a user's own protocol \
     and type, which it cannot rename";
 
@@ -285,6 +294,18 @@ impl<C: CheckedCrdt + Renamed, P: CheckedProtocol<C, Message = Message<C>>> Redu
             identity: shape.identity,
         }
     }
+}
+
+/// The connections that are down, renamed, as a set: a sum of each renamed pair's hash, its
+/// lower end first.
+fn connections_renamed(down: &[(u32, u32)], renaming: &Renaming) -> u64 {
+    down.iter().fold(0u64, |sum, &(a, b)| {
+        let (a, b) = (renaming.replica(a), renaming.replica(b));
+        let mut hasher = WordHasher(0);
+        hasher.write_u32(a.min(b));
+        hasher.write_u32(a.max(b));
+        sum.wrapping_add(hasher.finish())
+    })
 }
 
 /// Per-renaming hashes of one node, record set or message.
@@ -327,7 +348,7 @@ const RENAMED_MAX: usize = 1 << 17;
 
 impl<C: CheckedCrdt, P: CheckedProtocol<C>> Reduction<C, P> {
     /// The state's key: the least hash of it over every renaming (see the module docs).
-    pub(crate) fn key(&self, system: &System<C, P>, drops_left: u32) -> u64 {
+    pub(crate) fn key(&self, system: &System<C, P>, budgets: Budgets) -> u64 {
         debug_assert_eq!(system.timers_pending(), 0, "reduced protocols set no timer");
         let count = self.renamings.len();
         let replicas = self.renamings[0].replicas as usize;
@@ -348,10 +369,11 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Reduction<C, P> {
             ending.hash(&mut hasher);
             hasher.finish()
         });
+        let down: Vec<(u32, u32)> = system.connections_down().collect();
         (0..count)
             .map(|k| {
                 let renaming = &self.renamings[k];
-                let mut hasher = WordHasher(u64::from(drops_left));
+                let mut hasher = WordHasher(u64::from(budgets.drops_left));
                 for new in 0..replicas {
                     let old = renaming.from[new] as usize;
                     hasher.write_u64(nodes[old][k]);
@@ -359,6 +381,12 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Reduction<C, P> {
                 hasher.write_u64(records[k]);
                 hasher.write_u64(messages[k]);
                 hasher.write_u64(ending);
+                // Both only where the model drops connections, so that the keys of models
+                // without connections stay what they were.
+                budgets.hash_connections(&mut hasher);
+                if !down.is_empty() {
+                    hasher.write_u64(connections_renamed(&down, renaming));
+                }
                 hasher.finish()
             })
             .min()

@@ -24,6 +24,7 @@ pub(crate) const QUIESCENT_CONVERGED: &str = "quiescent implies converged";
 pub(crate) const NO_PANIC: &str = "no panic";
 pub(crate) const KNOWN_NODES: &str = "sends only to nodes that exist";
 pub(crate) const CONFLICT_OCCURS: &str = "a conflict occurs";
+pub(crate) const NO_SYNC_LOOP: &str = "no sync loop";
 pub(crate) const EXPLORE: &str = "explore everything";
 
 /// Where a system's fair, lossless continuation goes.
@@ -35,10 +36,13 @@ pub(crate) enum Continuation {
     Silent,
     /// It comes back to a state it was in after `steps` steps, `deliveries` of them messages
     /// between `nodes`, and goes round for ever with no replica learning anything.
+    /// `timer_driven` when a timer fires on the way round (a periodic round, which is how
+    /// anti-entropy is meant to behave), false when messages alone answer each other.
     Loops {
         deliveries: u32,
         steps: u32,
         nodes: Vec<u32>,
+        timer_driven: bool,
     },
 }
 
@@ -96,6 +100,30 @@ pub enum ModelAction {
     Drop { index: u32 },
     /// The next timer fires.
     Fire,
+    /// The connection between nodes `a` and `b` (`a < b`) drops: what is in flight on it is lost
+    /// and both ends are told (networks of connections, while the connection-drop budget lasts).
+    DropConnection { a: u32, b: u32 },
+    /// The dropped connection between `a` and `b` comes back, and both ends are told.
+    Reconnect { a: u32, b: u32 },
+}
+
+/// What a path may still lose: single messages (lossy networks) and connections (networks of
+/// connections).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Budgets {
+    pub(crate) drops_left: u32,
+    pub(crate) connection_drops_left: u32,
+}
+
+impl Budgets {
+    /// Mixes the budgets into a state's hash, which `hasher` started from `drops_left`: the
+    /// connection budget only where some is left, so that models without connections hash
+    /// every state exactly as they always did.
+    pub(crate) fn hash_connections(&self, hasher: &mut WordHasher) {
+        if self.connection_drops_left != 0 {
+            hasher.write_u64(u64::from(self.connection_drops_left));
+        }
+    }
 }
 
 /// What the replicas write: for replica `r`, its `k`-th write offers `choices(r, k)`.
@@ -111,10 +139,12 @@ pub(crate) enum Mode {
     Explore,
 }
 
-/// A state of the model: the system, the drop budget left, and their fingerprint, computed once.
+/// A state of the model: the system, the drop budgets left, and their fingerprint, computed
+/// once.
 pub struct ModelState<C: OpCrdt, P: Protocol<C>> {
     pub(crate) system: System<C, P>,
     pub(crate) drops_left: u32,
+    pub(crate) connection_drops_left: u32,
     /// What the system means (see [`System`]'s `Hash`).
     fingerprint: u64,
     /// What the checker's visited set knows the state by: under symmetry reduction the key of
@@ -124,15 +154,25 @@ pub struct ModelState<C: OpCrdt, P: Protocol<C>> {
 
 impl<C: CheckedCrdt, P: CheckedProtocol<C>> ModelState<C, P> {
     /// A state known by its own fingerprint.
-    fn new(system: System<C, P>, drops_left: u32) -> Self {
-        let mut hasher = WordHasher(u64::from(drops_left));
+    fn new(system: System<C, P>, budgets: Budgets) -> Self {
+        let mut hasher = WordHasher(u64::from(budgets.drops_left));
         system.hash(&mut hasher);
+        budgets.hash_connections(&mut hasher);
         let fingerprint = hasher.finish();
         ModelState {
             fingerprint,
             key: fingerprint,
             system,
-            drops_left,
+            drops_left: budgets.drops_left,
+            connection_drops_left: budgets.connection_drops_left,
+        }
+    }
+
+    /// What the state may still lose.
+    pub(crate) fn budgets(&self) -> Budgets {
+        Budgets {
+            drops_left: self.drops_left,
+            connection_drops_left: self.connection_drops_left,
         }
     }
 }
@@ -145,6 +185,7 @@ where
         ModelState {
             system: self.system.clone(),
             drops_left: self.drops_left,
+            connection_drops_left: self.connection_drops_left,
             fingerprint: self.fingerprint,
             key: self.key,
         }
@@ -170,7 +211,11 @@ where
     System<C, P>: Debug,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?} drops left {}", self.system, self.drops_left)
+        write!(
+            f,
+            "{:?} drops left {}, connection drops left {}",
+            self.system, self.drops_left, self.connection_drops_left
+        )
     }
 }
 
@@ -179,6 +224,8 @@ pub(crate) struct SeamModel<C: CheckedCrdt, P: CheckedProtocol<C>> {
     pub(crate) explorer: Arc<Explorer<C, P>>,
     pub(crate) workload: Workload<C::Intent>,
     pub(crate) drops: u32,
+    /// How many times a path may drop a connection (0 unless the links are connections).
+    pub(crate) connection_drops: u32,
     /// Coin patterns explored per delivery: `1 << coin_bits` (0 where no policy flips coins).
     pub(crate) coin_bits: u32,
     pub(crate) mode: Mode,
@@ -219,6 +266,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Clone for SeamModel<C, P> {
             explorer: Arc::clone(&self.explorer),
             workload: Arc::clone(&self.workload),
             drops: self.drops,
+            connection_drops: self.connection_drops,
             coin_bits: self.coin_bits,
             mode: self.mode,
             deadline: self.deadline.clone(),
@@ -308,7 +356,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
     fn successor(
         &self,
         system: System<C, P>,
-        drops_left: u32,
+        budgets: Budgets,
         flips: u32,
         coins: u32,
     ) -> Option<ModelState<C, P>> {
@@ -321,14 +369,14 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
                 return None;
             }
         }
-        Some(self.state(system, drops_left))
+        Some(self.state(system, budgets))
     }
 
     /// A state, keyed by its orbit where symmetry reduction applies.
-    fn state(&self, system: System<C, P>, drops_left: u32) -> ModelState<C, P> {
-        let mut state = ModelState::new(system, drops_left);
+    fn state(&self, system: System<C, P>, budgets: Budgets) -> ModelState<C, P> {
+        let mut state = ModelState::new(system, budgets);
         if let Some(symmetry) = &self.symmetry {
-            state.key = symmetry.key(&state.system, drops_left);
+            state.key = symmetry.key(&state.system, budgets);
         }
         state
     }
@@ -381,9 +429,17 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         if (0..self.replicas()).any(|r| system.issued(r) < self.writes_per_replica()) {
             return Continuation::Changes;
         }
+        if system.connections_down().next().is_some() {
+            // A dropped connection comes back (every `connection-drop` fault ends, and the
+            // model may take the reconnect), and liveness is judged only once it has, as the
+            // simulator judges it: a path that reconnects shows what happens then.
+            return Continuation::Changes;
+        }
         let explorer = &*self.explorer;
         let mut current = system.clone();
         let mut seen = vec![state.fingerprint];
+        // The index in `seen` of the last state a timer fired from.
+        let mut last_fired_from = None;
         let mut deliveries = 0;
         let mut talking = std::collections::BTreeSet::new();
         for _ in 0..PROBE_STEPS_MAX {
@@ -392,6 +448,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
                 talking.extend([head.from, head.to]);
                 current.consume(explorer, 0, 0)
             } else {
+                last_fired_from = Some(seen.len() - 1);
                 match current.fire(explorer, 0) {
                     Some(step) => step,
                     None => return Continuation::Silent,
@@ -400,18 +457,43 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
             if effect.learned || next.ending().is_some() {
                 return Continuation::Changes;
             }
-            let fingerprint = ModelState::new(next.clone(), 0).fingerprint;
-            if seen.contains(&fingerprint) {
+            let fingerprint = ModelState::new(next.clone(), Budgets::default()).fingerprint;
+            if let Some(start) = seen.iter().position(|seen| *seen == fingerprint) {
                 return Continuation::Loops {
                     deliveries,
                     steps: seen.len() as u32,
                     nodes: talking.into_iter().collect(),
+                    timer_driven: last_fired_from.is_some_and(|from| from >= start),
                 };
             }
             seen.push(fingerprint);
             current = next;
         }
         Continuation::Changes
+    }
+
+    /// Messages answer each other for ever with no timer driving them, once every write is
+    /// issued and every connection is up: the fair continuation comes back to where it was
+    /// without a timer firing on the way round. Whether the replicas agree or not, such a
+    /// system never goes quiet. Looked for only where the model drops connections (see
+    /// [`SeamModel::watches_sync_loops`]).
+    pub(crate) fn sync_loop(&self, state: &ModelState<C, P>) -> bool {
+        matches!(
+            self.continuation(state),
+            Continuation::Loops {
+                timer_driven: false,
+                ..
+            }
+        )
+    }
+
+    /// Whether the model looks for sync loops among converged systems too: where it drops
+    /// connections, whose reconnect handshakes are where protocols answer each other for ever.
+    /// The probe costs a walk from every converged system, which models without connections
+    /// are spared (there a loop among unconverged replicas still fails `quiescent implies
+    /// converged`).
+    pub(crate) fn watches_sync_loops(&self) -> bool {
+        self.connection_drops > 0
     }
 
     /// Every replica holds the same updates and shows the same view.
@@ -482,12 +564,16 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
     type Action = ModelAction;
 
     fn init_states(&self) -> Vec<Self::State> {
-        vec![self.state(self.explorer.start(), self.drops)]
+        let budgets = Budgets {
+            drops_left: self.drops,
+            connection_drops_left: self.connection_drops,
+        };
+        vec![self.state(self.explorer.start(), budgets)]
     }
 
     /// Writes (by replica, then choice), deliveries (in the canonical message order, then coin
-    /// patterns), drops, then the next timer: a fixed order, as stateright replays paths by
-    /// action index.
+    /// patterns), drops, connection drops and reconnects (by connection), then the next timer:
+    /// a fixed order, as stateright replays paths by action index.
     fn actions(&self, state: &Self::State, actions: &mut Vec<ModelAction>) {
         let system = &state.system;
         if system.ending().is_some() {
@@ -516,6 +602,18 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
                 }
             }
         }
+        if state.connection_drops_left > 0 {
+            for (a, b) in self.explorer.connections() {
+                if !system.is_disconnected(a, b) {
+                    actions.push(ModelAction::DropConnection { a, b });
+                }
+            }
+        }
+        actions.extend(
+            system
+                .connections_down()
+                .map(|(a, b)| ModelAction::Reconnect { a, b }),
+        );
         if system.timers_pending() > 0 {
             actions.push(ModelAction::Fire);
         }
@@ -531,7 +629,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
                     .get(choice as usize)?
                     .clone();
                 let next = system.write(explorer, replica, intent);
-                self.successor(next, state.drops_left, 0, 0)
+                self.successor(next, state.budgets(), 0, 0)
             }
             ModelAction::Deliver { index, coins } => {
                 let repeat = self.repeat_key(state, index, coins);
@@ -539,7 +637,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
                     return None;
                 }
                 let (next, effect) = system.deliver(explorer, index as usize, u64::from(coins));
-                let next = self.successor(next, state.drops_left, effect.flips, coins)?;
+                let next = self.successor(next, state.budgets(), effect.flips, coins)?;
                 if next.fingerprint == state.fingerprint {
                     // A delivery that changes nothing leads back to this state: a self-loop,
                     // which adds nothing to explore. It is remembered only if the handler
@@ -553,13 +651,34 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
                 Some(next)
             }
             ModelAction::Drop { index } => {
-                let drops_left = state.drops_left.checked_sub(1)?;
+                let budgets = Budgets {
+                    drops_left: state.drops_left.checked_sub(1)?,
+                    ..state.budgets()
+                };
                 let next = system.drop_message(index as usize);
-                self.successor(next, drops_left, 0, 0)
+                self.successor(next, budgets, 0, 0)
             }
             ModelAction::Fire => {
                 let (next, effect) = system.fire(explorer, 0)?;
-                self.successor(next, state.drops_left, effect.flips, 0)
+                self.successor(next, state.budgets(), effect.flips, 0)
+            }
+            ModelAction::DropConnection { a, b } => {
+                let budgets = Budgets {
+                    connection_drops_left: state.connection_drops_left.checked_sub(1)?,
+                    ..state.budgets()
+                };
+                if system.is_disconnected(a, b) {
+                    return None;
+                }
+                let (next, effect) = system.drop_connection(explorer, a, b);
+                self.successor(next, budgets, effect.flips, 0)
+            }
+            ModelAction::Reconnect { a, b } => {
+                if !system.is_disconnected(a, b) {
+                    return None;
+                }
+                let (next, effect) = system.reconnect(explorer, a, b);
+                self.successor(next, state.budgets(), effect.flips, 0)
             }
         }
     }
@@ -569,7 +688,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        match self.mode {
+        let mut properties = match self.mode {
             Mode::Verify => vec![
                 Property::always(STRONG_CONVERGENCE, |model: &Self, state: &Self::State| {
                     model.strongly_convergent(&state.system)
@@ -589,6 +708,13 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
                 }),
             ],
             Mode::Explore => vec![Property::always(EXPLORE, |_: &Self, _: &Self::State| true)],
+        };
+        if self.mode == Mode::Verify && self.watches_sync_loops() {
+            properties.push(Property::always(
+                NO_SYNC_LOOP,
+                |model: &Self, state: &Self::State| !model.sync_loop(state),
+            ));
         }
+        properties
     }
 }

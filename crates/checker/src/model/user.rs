@@ -30,8 +30,8 @@ use super::replay::{base_scenario, scripted};
 use super::symmetry::USER_NOTE;
 use super::system::{CheckedCrdt, CheckedProtocol, Mode, SeamModel, Workload};
 use super::{
-    check_model, flight_of, intents, validate, CheckConfig, CheckError, CheckReport,
-    Counterexample, NetworkKind, ReplayError, Symmetry, ValueChoice, Verdict,
+    check_model, connection_drops_of, flight_of, intents, validate, CheckConfig, CheckError,
+    CheckReport, Counterexample, NetworkKind, ReplayError, Symmetry, ValueChoice, Verdict,
 };
 use crate::judge::{judge_with, RunReport};
 
@@ -50,9 +50,9 @@ pub struct ModelCheck<C: OpCrdt, P> {
 
 impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
     /// `protocol` over replicas built by `make`. Defaults: 3 replicas, 1 write each (write `k`
-    /// of replica `r` puts value `r + 1` under key `k % 2`), a reliable network, the mesh with
-    /// the `[protocol]` defaults, no coins, at most 12 messages in flight and 4 on one link,
-    /// one thread, 60 s.
+    /// of replica `r` puts value `r + 1` under key `k % 2`), a reliable network (one connection
+    /// drop where the network is [`NetworkKind::Connections`]), the mesh with the `[protocol]`
+    /// defaults, no coins, at most 12 messages in flight and 4 on one link, one thread, 60 s.
     pub fn new(protocol: P, make: impl Fn(ReplicaId) -> C + Send + Sync + 'static) -> Self {
         ModelCheck {
             protocol,
@@ -107,6 +107,15 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
     /// The most messages a lossy network loses, 0 to 3.
     pub fn drops(mut self, drops: u32) -> Self {
         self.config.drops = drops;
+        self
+    }
+
+    /// On [`NetworkKind::Connections`]: how many times a path may drop a connection, 0 to 3
+    /// (default 1). A drop loses what is in flight on the connection both ways and tells both
+    /// ends ([`Protocol::on_disconnect`]); the model then explores the reconnect, which tells
+    /// both ends again ([`Protocol::on_connect`]), at every point after it.
+    pub fn connection_drops(mut self, drops: u32) -> Self {
+        self.config.connection_drops = drops;
         self
     }
 
@@ -172,6 +181,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
             explorer: Arc::new(Explorer::new(spec, self.protocol.clone(), move |r| make(r))),
             workload,
             drops: if lossy { config.drops } else { 0 },
+            connection_drops: connection_drops_of(&config),
             coin_bits: self.coin_flips,
             mode: Mode::Verify,
             deadline: None,

@@ -5,6 +5,7 @@
 mod intent_streaming;
 mod list;
 mod model_check;
+mod model_connections;
 mod model_round_trip;
 mod regression;
 mod shrink;

@@ -157,6 +157,14 @@ pub enum ProtocolArg {
     ReliableCausal,
     AntiEntropy,
     DeltaSync,
+    OpStream,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReconnectArg {
+    Handshake,
+    KeepPosition,
+    EchoHandshake,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -166,6 +174,7 @@ pub enum NetworkArg {
     Duplicating,
     LossyDuplicating,
     Reordering,
+    Connections,
 }
 
 #[derive(Debug, Args)]
@@ -191,12 +200,21 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 1)]
     pub writes: u32,
     /// What the network may do to a message: deliver it (reliable), lose it, duplicate it, both,
-    /// or deliver messages out of order.
+    /// or deliver messages out of order; or connections: in-order links that lose messages only
+    /// when a connection drops (everything in flight on it), both ends told, then reconnect.
     #[arg(long, value_enum, default_value = "reliable")]
     pub network: NetworkArg,
     /// Lossy networks: how many messages may be dropped in all.
     #[arg(long)]
     pub drops: Option<u32>,
+    /// Connections: how many times a path may drop a connection, 0 to 3 (default 1).
+    #[arg(long, value_name = "N")]
+    pub connection_drops: Option<u32>,
+    /// Op stream only: what a node does when a dropped connection comes back: a handshake
+    /// (correct), keep its position (a bug that stalls) or answer every hello with its own (a
+    /// bug that loops).
+    #[arg(long, value_enum, default_value = "handshake")]
+    pub on_reconnect: ReconnectArg,
     /// Checker threads for the full run, 1 to 64 (default: the number of cores, at most 64).
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,

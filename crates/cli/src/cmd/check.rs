@@ -11,10 +11,12 @@ use converge_checker::model::{
     check as check_model, CheckConfig, CheckReport, ModelCrdt, ModelProtocol, NetworkKind, Verdict,
 };
 use converge_crdt::{Bias, TieBreak};
-use converge_netsim::Verdict as RunVerdict;
+use converge_netsim::{Reconnect, Verdict as RunVerdict};
 use serde::Serialize;
 
-use super::args::{shell_quote, BiasArg, CheckArgs, CrdtArg, NetworkArg, ProtocolArg, TieBreakArg};
+use super::args::{
+    shell_quote, BiasArg, CheckArgs, CrdtArg, NetworkArg, ProtocolArg, ReconnectArg, TieBreakArg,
+};
 use super::files::{scenario_toml, write_atomic};
 use super::Status;
 
@@ -52,10 +54,16 @@ fn config(args: &CheckArgs) -> Result<CheckConfig> {
         ProtocolArg::StateBroadcast => ModelProtocol::StateBroadcast,
         ProtocolArg::OpBroadcast => ModelProtocol::OpBroadcast,
         ProtocolArg::AntiEntropy => ModelProtocol::AntiEntropy,
+        ProtocolArg::OpStream => ModelProtocol::OpStream,
         ProtocolArg::ReliableCausal | ProtocolArg::DeltaSync => bail!(
-            "--protocol: the model checker covers state-broadcast, op-broadcast and anti-entropy; \
-             run reliable-causal and delta-sync through `converge sweep` instead"
+            "--protocol: the model checker covers state-broadcast, op-broadcast, anti-entropy and \
+             op-stream; run reliable-causal and delta-sync through `converge sweep` instead"
         ),
+    };
+    let on_reconnect = match args.on_reconnect {
+        ReconnectArg::Handshake => Reconnect::Handshake,
+        ReconnectArg::KeepPosition => Reconnect::KeepPosition,
+        ReconnectArg::EchoHandshake => Reconnect::EchoHandshake,
     };
     let network = match args.network {
         NetworkArg::Reliable => NetworkKind::Reliable,
@@ -63,6 +71,7 @@ fn config(args: &CheckArgs) -> Result<CheckConfig> {
         NetworkArg::Duplicating => NetworkKind::Duplicating,
         NetworkArg::LossyDuplicating => NetworkKind::LossyDuplicating,
         NetworkArg::Reordering => NetworkKind::Reordering,
+        NetworkArg::Connections => NetworkKind::Connections,
     };
     let threads = match args.threads {
         Some(threads) if (1..=THREADS_MAX).contains(&threads) => threads,
@@ -79,6 +88,8 @@ fn config(args: &CheckArgs) -> Result<CheckConfig> {
         writes_per_replica: args.writes,
         network,
         drops: args.drops.unwrap_or(defaults.drops),
+        connection_drops: args.connection_drops.unwrap_or(defaults.connection_drops),
+        on_reconnect,
         threads,
         ..defaults
     })
@@ -124,6 +135,7 @@ fn write_replay(report: &CheckReport, dir: &Path) -> Result<Option<Replay>> {
     let expected = match property.as_str() {
         "strong convergence" => Some(RunVerdict::Diverges),
         "quiescent implies converged" => Some(RunVerdict::NotConverged),
+        "no sync loop" => Some(RunVerdict::SyncLoop),
         _ => None,
     };
     let verdict = judge_builtin(&scenario, 0).ok().map(|run| run.verdict);

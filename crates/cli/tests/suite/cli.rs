@@ -676,6 +676,64 @@ fn check_passes_the_list_over_op_broadcast_and_catches_a_lost_op() {
 }
 
 #[test]
+fn check_drops_connections_and_replays_op_streams_stall_and_sync_loop() {
+    let dir = scratch("check-connections");
+    let args = |on_reconnect: &'static str| {
+        [
+            "check",
+            "--crdt",
+            "lww-grid",
+            "--protocol",
+            "op-stream",
+            "--on-reconnect",
+            on_reconnect,
+            "--network",
+            "connections",
+            "--connection-drops",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            "out",
+            "--json",
+        ]
+    };
+    for (on_reconnect, property, depth, verdict) in [
+        ("keep-position", "quiescent implies converged", 4, "stalled"),
+        ("echo-handshake", "no sync loop", 11, "sync-loop"),
+    ] {
+        let check = converge(&dir, &args(on_reconnect));
+        assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+        let report = json_of(&check);
+        assert_eq!(report["verdict"]["property"], property, "{}", text(&check));
+        assert_eq!(report["counterexample"]["depth"], depth, "{}", text(&check));
+        assert_eq!(report["replay"]["reproduced"], true, "{}", text(&check));
+        assert_eq!(report["replay"]["verdict"], verdict, "{}", text(&check));
+    }
+    let handshake = converge(&dir, &args("handshake"));
+    assert_eq!(handshake.status.code(), Some(0), "{}", text(&handshake));
+
+    let refused = converge(
+        &dir,
+        &[
+            "check",
+            "--crdt",
+            "lww-grid",
+            "--network",
+            "connections",
+            "--connection-drops",
+            "4",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("connection_drops must be at most 3, got 4"),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[test]
 fn a_failing_check_writes_a_scripted_scenario_that_replays_the_violation() {
     let dir = scratch("check-replay");
     let check = converge(
