@@ -296,16 +296,28 @@ impl<C: CheckedCrdt + Renamed, P: CheckedProtocol<C, Message = Message<C>>> Redu
     }
 }
 
-/// The connections that are down, renamed, as a set: a sum of each renamed pair's hash, its
-/// lower end first.
-fn connections_renamed(down: &[(u32, u32)], renaming: &Renaming) -> u64 {
-    down.iter().fold(0u64, |sum, &(a, b)| {
+/// Mixes the connection-drop budget and the connections that are down, renamed, into a
+/// state's key: the pairs as a set, a sum of each renamed pair's hash with its lower end first.
+/// Kept out of line: most models have no connections.
+#[cold]
+#[inline(never)]
+fn hash_connections<C: CheckedCrdt, P: CheckedProtocol<C>>(
+    hasher: &mut WordHasher,
+    system: &System<C, P>,
+    budgets: Budgets,
+    renaming: &Renaming,
+) {
+    budgets.hash_connections(hasher);
+    let down = system.connections_down().fold(0u64, |sum, (a, b)| {
         let (a, b) = (renaming.replica(a), renaming.replica(b));
-        let mut hasher = WordHasher(0);
-        hasher.write_u32(a.min(b));
-        hasher.write_u32(a.max(b));
-        sum.wrapping_add(hasher.finish())
-    })
+        let mut pair = WordHasher(0);
+        pair.write_u32(a.min(b));
+        pair.write_u32(a.max(b));
+        sum.wrapping_add(pair.finish())
+    });
+    if system.connections_down().next().is_some() {
+        hasher.write_u64(down);
+    }
 }
 
 /// Per-renaming hashes of one node, record set or message.
@@ -369,7 +381,8 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Reduction<C, P> {
             ending.hash(&mut hasher);
             hasher.finish()
         });
-        let down: Vec<(u32, u32)> = system.connections_down().collect();
+        let connections =
+            budgets.connection_drops_left != 0 || system.connections_down().next().is_some();
         (0..count)
             .map(|k| {
                 let renaming = &self.renamings[k];
@@ -381,11 +394,10 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Reduction<C, P> {
                 hasher.write_u64(records[k]);
                 hasher.write_u64(messages[k]);
                 hasher.write_u64(ending);
-                // Both only where the model drops connections, so that the keys of models
-                // without connections stay what they were.
-                budgets.hash_connections(&mut hasher);
-                if !down.is_empty() {
-                    hasher.write_u64(connections_renamed(&down, renaming));
+                // Only where the model drops connections, so that the keys of models without
+                // connections stay what they were.
+                if connections {
+                    hash_connections(&mut hasher, system, budgets, renaming);
                 }
                 hasher.finish()
             })
