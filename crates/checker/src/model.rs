@@ -78,8 +78,8 @@ pub use replay::{config_name, ReplayError, ANTI_ENTROPY_INTERVAL_US, REPLAY_SETT
 use symmetry::Renamed;
 pub use system::{CheckedCrdt, CheckedProtocol, ModelAction};
 use system::{
-    Continuation, Mode, ModelState, SeamModel, Workload, CONFLICT_OCCURS, KNOWN_NODES, NO_PANIC,
-    NO_SYNC_LOOP, QUIESCENT_CONVERGED, STRONG_CONVERGENCE,
+    Continuation, Describe, Mode, ModelState, SeamModel, Workload, CONFLICT_OCCURS, KNOWN_NODES,
+    NO_PANIC, NO_SYNC_LOOP, QUIESCENT_CONVERGED, STRONG_CONVERGENCE,
 };
 pub use user::ModelCheck;
 
@@ -574,14 +574,7 @@ impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
                 config.writes_per_replica,
             )
         };
-        let lossy = matches!(
-            config.network,
-            NetworkKind::Lossy | NetworkKind::LossyDuplicating
-        );
         let removes = matches!(config.crdt, ModelCrdt::Dict { .. } | ModelCrdt::Rga);
-        let workload: Workload<C::Intent> =
-            Arc::new(move |replica, k| intents(&config, replica, k, removes));
-        let view = self.view;
         let identity = system::next_identity();
         let symmetry =
             (config.symmetry == Symmetry::On && symmetry_note(&config).is_none()).then(|| {
@@ -595,6 +588,33 @@ impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
                 }))
             });
         SeamModel {
+            // The built-in broadcasts and anti-entropy, over the mesh, read only their own node
+            // and the update records when a message arrives.
+            local_handlers: true,
+            identity,
+            symmetry,
+            ..self.seam_model(spec, protocol, make, removes, Arc::new(builtin_message))
+        }
+    }
+
+    /// The parts every built-in protocol's model shares: the workload of the configuration,
+    /// its drops and coins, handlers that may read other nodes, no symmetry.
+    fn seam_model<P: CheckedProtocol<C>>(
+        self,
+        spec: ExploreSpec,
+        protocol: P,
+        make: impl Fn(ReplicaId) -> C + Send + Sync + 'static,
+        removes: bool,
+        describe: Describe<C, P>,
+    ) -> SeamModel<C, P> {
+        let config = *self.config;
+        let lossy = matches!(
+            config.network,
+            NetworkKind::Lossy | NetworkKind::LossyDuplicating
+        );
+        let workload: Workload<C::Intent> =
+            Arc::new(move |replica, k| intents(&config, replica, k, removes));
+        SeamModel {
             explorer: Arc::new(Explorer::new(spec, protocol, make)),
             workload,
             drops: if lossy { config.drops } else { 0 },
@@ -607,13 +627,11 @@ impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
             mode: self.mode,
             deadline: None,
             pruned: Arc::new(AtomicBool::new(false)),
-            describe: Arc::new(builtin_message),
-            view: Arc::new(view),
-            // The built-in broadcasts and anti-entropy, over the mesh, read only their own node
-            // and the update records when a message arrives.
-            local_handlers: true,
-            identity,
-            symmetry,
+            describe,
+            view: Arc::new(self.view),
+            local_handlers: false,
+            identity: system::next_identity(),
+            symmetry: None,
         }
     }
 }
@@ -635,33 +653,9 @@ impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
                 config.writes_per_replica,
             )
         };
-        let lossy = matches!(
-            config.network,
-            NetworkKind::Lossy | NetworkKind::LossyDuplicating
-        );
-        let workload: Workload<C::Intent> =
-            Arc::new(move |replica, k| intents(&config, replica, k, false));
-        let view = self.view;
-        SeamModel {
-            explorer: Arc::new(Explorer::new(spec, OpStream, make)),
-            workload,
-            drops: if lossy { config.drops } else { 0 },
-            connection_drops: connection_drops_of(&config),
-            coin_bits: if self.tie_break == TieBreak::Random {
-                config.keys
-            } else {
-                0
-            },
-            mode: self.mode,
-            deadline: None,
-            pruned: Arc::new(AtomicBool::new(false)),
-            describe: Arc::new(stream_message),
-            view: Arc::new(view),
-            // Op stream reads whether its connections are up, which its own node does not show.
-            local_handlers: false,
-            identity: system::next_identity(),
-            symmetry: None,
-        }
+        // Op stream reads whether its connections are up, which its own node does not show:
+        // its handlers are not local (the shared parts' default).
+        self.seam_model(spec, OpStream, make, false, Arc::new(stream_message))
     }
 }
 
