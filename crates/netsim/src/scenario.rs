@@ -456,22 +456,57 @@ impl Default for WorkloadSpec {
 /// of its own, `intent`, the intent's serde form (`intent = { kind = "insert", at = 0, text = "a"
 /// }` for an enum tagged `kind`), in which case `key` and `value` are not given.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(from = "TimedOpFile", into = "TimedOpFile")]
 pub struct TimedOp {
     pub at: SimDuration,
     pub replica: ReplicaId,
-    #[serde(default)]
     pub key: u32,
-    #[serde(default)]
     pub value: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<serde_json::Value>,
     /// An intent the type's generator draws when the write happens, from a seed, simplified by
     /// some steps: the form shrinking works on (an intent drawn in the state the replica is in
     /// lands where it can, an insert at a position that exists). Never written to a file: a
     /// shrunk scenario lists the intents that were drawn.
-    #[serde(skip)]
     pub drawn: Option<DrawnIntent>,
+}
+
+/// A [`TimedOp`] as a file writes it: a write of a type's own intent has no key.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct TimedOpFile {
+    at: SimDuration,
+    replica: ReplicaId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    intent: Option<serde_json::Value>,
+}
+
+impl From<TimedOpFile> for TimedOp {
+    fn from(file: TimedOpFile) -> Self {
+        TimedOp {
+            at: file.at,
+            replica: file.replica,
+            key: file.key.unwrap_or(0),
+            value: file.value,
+            intent: file.intent,
+            drawn: None,
+        }
+    }
+}
+
+impl From<TimedOp> for TimedOpFile {
+    fn from(op: TimedOp) -> Self {
+        TimedOpFile {
+            at: op.at,
+            replica: op.replica,
+            key: (op.intent.is_none() || op.key != 0).then_some(op.key),
+            value: op.value,
+            intent: op.intent,
+        }
+    }
 }
 
 impl TimedOp {
