@@ -143,7 +143,7 @@ fn verdict_colour(verdict: Verdict) -> &'static str {
         Verdict::Converges => "#2da44e",
         Verdict::IntentViolated => "#d4a72c",
         Verdict::NotConverged => "#8250df",
-        Verdict::Stalled => "#6e40c9",
+        Verdict::Stalled => "#1b7c83",
         Verdict::SyncLoop => "#bc4c00",
         Verdict::Diverges => "#cf222e",
         Verdict::Panicked => "#953800",
@@ -362,7 +362,7 @@ th{background:#f6f8fa}.num{text-align:right;font-variant-numeric:tabular-nums}co
 .cell{margin:.15em 0;padding:.2em .45em;border-radius:3px;border-left:5px solid}
 #matrix table{font-size:12.5px}#matrix td,#matrix th{padding:.25em .4em}#matrix tr>th:first-child{min-width:11em}#matrix td{min-width:8em}
 .v-converges{background:#dafbe1;border-color:#2da44e}.v-intent{background:#fff8c5;border-color:#d4a72c}
-.v-not-converged{background:#fbefff;border-color:#8250df}.v-stalled{background:#f5f0ff;border-color:#6e40c9}.v-sync-loop{background:#fff1e5;border-color:#bc4c00}.v-diverges{background:#ffebe9;border-color:#cf222e}
+.v-not-converged{background:#fbefff;border-color:#8250df}.v-stalled{background:#e6f6f7;border-color:#1b7c83}.v-sync-loop{background:#fff1e5;border-color:#bc4c00}.v-diverges{background:#ffebe9;border-color:#cf222e}
 .v-panicked{background:#fff1e5;border-color:#953800}.v-bound{background:#f6f8fa;border-color:#8c959f}
 .legend span{margin-right:1.1em;display:inline-block}.legend i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:-1px;border-radius:2px}
 svg{max-width:100%;height:auto;border:1px solid #d0d7de;border-radius:4px}svg text{font:12px system-ui,sans-serif}
