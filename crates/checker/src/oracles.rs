@@ -942,7 +942,7 @@ impl<'a, C: OpCrdt> IntentWatch<'a, C> {
     pub fn not_run(&self, outcome: &Outcome<C>) -> Option<String> {
         match &self.causal {
             Some(causal) => not_checked(outcome, causal),
-            None if C::Intent::from_key_value(0, None).is_none() => Some(format!(
+            None if !C::Intent::has_key_value_form() => Some(format!(
                 "intent: no sequential specification was checked: {} takes intents of its own \
                  and none was given over them (Verify::spec)",
                 std::any::type_name::<C>()
@@ -1069,7 +1069,7 @@ pub fn intent<C: OpCrdt>(outcome: &Outcome<C>, watch: IntentWatch<'_, C>) -> Vec
         violations.extend(specification(outcome, watch.make, causal));
         return violations;
     }
-    if C::Intent::from_key_value(0, None).is_none() {
+    if !C::Intent::has_key_value_form() {
         // The replay of the type's own ops stands in for a specification only for key/value
         // intents; for others it is not run (`IntentWatch::not_run` says so).
         return violations;

@@ -490,7 +490,7 @@ fn draw_from<S: Strategy>(strategy: &S, draw: &IntentDraw) -> Option<S::Value> {
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&draw.seed.to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed);
-    let mut runner = TestRunner::new_with_rng(proptest::test_runner::Config::default(), rng);
+    let mut runner = TestRunner::new_with_rng(draw_config(), rng);
     let mut tree = strategy.new_tree(&mut runner).ok()?;
     for &simplify in draw.simplified {
         if simplify {
@@ -500,6 +500,18 @@ fn draw_from<S: Strategy>(strategy: &S, draw: &IntentDraw) -> Option<S::Value> {
         }
     }
     Some(tree.current())
+}
+
+/// The proptest configuration of every draw, with the limits that can change a drawn value
+/// written out: proptest's defaults read `PROPTEST_*` environment variables, and a draw must
+/// not depend on the environment.
+fn draw_config() -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        max_local_rejects: 65_536,
+        max_global_rejects: 1_024,
+        max_flat_map_regens: 1_000_000,
+        ..proptest::test_runner::Config::default()
+    }
 }
 
 /// What to do after a failing seed.

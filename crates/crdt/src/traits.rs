@@ -85,6 +85,12 @@ pub trait WorkloadIntent:
     fn as_key_value(&self) -> Option<(u32, Option<u64>)> {
         None
     }
+
+    /// Whether the intents have a key/value form at all: what a key/value workload, key/value
+    /// writes in files and the replay of a type's own ops as its specification need.
+    fn has_key_value_form() -> bool {
+        Self::from_key_value(0, None).is_some()
+    }
 }
 
 /// Plain values as intents (a character for a text, a number for a counter), with the defaults:

@@ -133,7 +133,7 @@ fn read_intents<C: OpCrdt>(
             std::any::type_name::<C::Intent>()
         )
     };
-    let key_value = C::Intent::from_key_value(0, None).is_some();
+    let key_value = C::Intent::has_key_value_form();
     if scenario.workload.rate > 0.0 && !key_value && !make.draws_intents() {
         return Err(ScenarioError {
             path: "workload.rate".into(),
@@ -345,6 +345,9 @@ struct Sim<'a, C: OpCrdt, P: Protocol<C>> {
     explicit_intents: Vec<Option<C::Intent>>,
     /// See [`Outcome::intent_seeds`].
     intent_seeds: Vec<(u32, u64)>,
+    /// Whether writes draw their intents from the user's generator ([`Replicas::draws_intents`],
+    /// asked once).
+    draws_intents: bool,
     fates: Option<BTreeMap<u64, Fate>>,
     scripted_latency: SimDuration,
     drop: f64,
@@ -545,6 +548,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
             workload: Stream::new(root, "workload"),
             explicit_intents: Vec::new(),
             intent_seeds: Vec::new(),
+            draws_intents: make.draws_intents(),
             fates: scenario.script.as_ref().map(|s| {
                 s.fates
                     .iter()
@@ -854,7 +858,7 @@ impl<'a, C: OpCrdt, P: Protocol<C>> Sim<'a, C, P> {
     /// The next generated write's intent at `replica`, with its seed where a generator drew it:
     /// the scenario's key/value workload, or the user's generator.
     fn generated_intent(&mut self, replica: ReplicaId) -> Option<(C::Intent, Option<u64>)> {
-        if self.make.draws_intents() {
+        if self.draws_intents {
             let seed = self.workload.next_u64();
             let draw = IntentDraw {
                 seed,

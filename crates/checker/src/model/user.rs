@@ -208,7 +208,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
     /// Explores every interleaving; see [`super::check`] for the properties and verdicts.
     pub fn run(&self) -> Result<CheckReport, CheckError> {
         validate(&self.config)?;
-        if self.workload.is_none() && C::Intent::from_key_value(0, None).is_none() {
+        if self.workload.is_none() && !C::Intent::has_key_value_form() {
             return Err(CheckError::OwnIntents {
                 type_name: std::any::type_name::<C>(),
             });
