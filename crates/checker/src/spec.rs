@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use converge_crdt::{OpCrdt, Stamp, StateCrdt};
-use converge_netsim::{Outcome, Replica, Replicas, Specified, UpdateRecord, UpdateSet};
+use converge_netsim::{Outcome, Replica, Replicas, Specified, UpdateSet};
 
 use crate::oracles::{snapshot, Oracle, ReplicaSnapshot, Violation};
 
@@ -108,47 +108,27 @@ pub fn specification<C: OpCrdt>(
         .replicas
         .iter()
         .filter(|r| matches!(r.status, converge_netsim::Status::Up));
-    // Replicas that hold the same updates share one expectation: once converged, all of them.
-    let mut expected: Vec<(&UpdateSet, Option<<C as StateCrdt>::View>)> = Vec::new();
     for replica in live {
-        let known = expected
+        let ordered = order.order(&replica.delivered, |i| records[i as usize].stamp);
+        let updates: Vec<Specified<'_, C::Intent>> = ordered
             .iter()
-            .position(|(held, _)| held.same_as(&replica.delivered));
-        let at = known.unwrap_or_else(|| {
-            let view = expected_over(&replica.delivered, records, make, order);
-            expected.push((&replica.delivered, view));
-            expected.len() - 1
-        });
-        let Some(view) = &expected[at].1 else {
+            .map(|&i| {
+                let record = &records[i as usize];
+                Specified {
+                    intent: &record.intent,
+                    stamp: record.stamp,
+                    id: record.id,
+                }
+            })
+            .collect();
+        let Some(expected) = make.expected_view(&updates) else {
             continue;
         };
-        if !replica.crdt.view_matches(view) {
-            return Some(violation(outcome, replica, view.clone()));
+        if !replica.crdt.view_matches(&expected) {
+            return Some(violation(outcome, replica, expected));
         }
     }
     None
-}
-
-/// What the specification says of `held`, taken in causal order.
-fn expected_over<C: OpCrdt>(
-    held: &UpdateSet,
-    records: &[UpdateRecord<C>],
-    make: &dyn Replicas<C>,
-    order: &CausalOrder,
-) -> Option<<C as StateCrdt>::View> {
-    let ordered = order.order(held, |i| records[i as usize].stamp);
-    let updates: Vec<Specified<'_, C::Intent>> = ordered
-        .iter()
-        .map(|&i| {
-            let record = &records[i as usize];
-            Specified {
-                intent: &record.intent,
-                stamp: record.stamp,
-                id: record.id,
-            }
-        })
-        .collect();
-    make.expected_view(&updates)
 }
 
 fn violation<C: OpCrdt>(
