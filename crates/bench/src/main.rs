@@ -18,6 +18,7 @@ use converge_bench::report::{
     render_table, write_atomic, BenchReport, Scaling, Target, BENCH_KIND, BENCH_SCHEMA_VERSION,
 };
 use converge_bench::turmoil_grid::{run_turmoil, TurmoilWorkload};
+use converge_checker::model::{unique_states_with_and_without_symmetry, CheckConfig, Symmetry};
 use converge_crdt::LwwGrid;
 use converge_netsim::{SimDuration, UpdateRecord};
 
@@ -28,6 +29,7 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 const USAGE: &str = "usage: converge-bench [--quick] [--out PATH]
        converge-bench --profile-reference SECONDS [--engine judged|alone|turmoil] [--virtual-s V]
                       [--replicas N] [--seeds N]
+       converge-bench --profile-model-checker THREADS
 
 Measures simulator events per second (against a bare loop and turmoil), sweep seeds per second on
 1 and 2 threads, model-checker states per second and symmetry reduction, and growth with replicas
@@ -43,7 +45,11 @@ and events. Prints a table and writes PATH (default: reports/bench.json in the w
               run last V virtual seconds instead of 60; --replicas N runs the replica-scaling
               scenario with N replicas instead (each writes once per virtual second for 5 s);
               --seeds N stops after N seeds (seeds 0..N), so that two instruction counts of
-              different builds cover the same runs";
+              different builds cover the same runs
+
+  --profile-model-checker THREADS
+              only explore the model checker's benchmark configuration once, without symmetry,
+              on THREADS threads, and print its unique states per second";
 
 /// The value after `flag`, parsed; `what` names it in the error when it is missing.
 fn value<T>(args: &mut impl Iterator<Item = String>, flag: &str, what: &str) -> Result<T>
@@ -74,6 +80,8 @@ struct Options {
     replicas: Option<u32>,
     /// With `--profile-reference`: stop after this many seeds, whatever the time.
     seeds_max: Option<u64>,
+    /// With `--profile-model-checker`: the checker threads.
+    profile_model_checker_threads: Option<u32>,
 }
 
 /// The workspace root, found from this crate's manifest so that the binary works from any
@@ -94,6 +102,7 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
         virtual_s: None,
         replicas: None,
         seeds_max: None,
+        profile_model_checker_threads: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -117,6 +126,13 @@ fn parse_options(workspace: &Path) -> Result<Option<Options>> {
             "--virtual-s" => options.virtual_s = Some(value(&mut args, "--virtual-s", "seconds")?),
             "--replicas" => options.replicas = Some(value(&mut args, "--replicas", "a count")?),
             "--seeds" => options.seeds_max = Some(value(&mut args, "--seeds", "a count")?),
+            "--profile-model-checker" => {
+                options.profile_model_checker_threads = Some(value(
+                    &mut args,
+                    "--profile-model-checker",
+                    "a thread count",
+                )?)
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(None);
@@ -162,6 +178,26 @@ fn profile_reference(options: &Options, seconds: f64) -> Result<()> {
     Ok(())
 }
 
+/// Explores the benchmark's model-checker configuration once, so that a profiler sees nothing else.
+fn profile_model_checker(workspace: &Path, threads: u32) -> Result<()> {
+    let config = CheckConfig {
+        threads,
+        symmetry: Symmetry::Off,
+        ..Plan::full(workspace).mc
+    };
+    let space = unique_states_with_and_without_symmetry(&config).map_err(anyhow::Error::msg)?;
+    let elapsed_s = space.elapsed_ms_without_symmetry.max(1) as f64 / 1e3;
+    eprintln!(
+        "{} unique states ({} evaluated) in {elapsed_s:.2} s on {threads} thread(s): {:.3} M unique \
+         states/s (complete: {})",
+        space.without_symmetry,
+        space.states_without_symmetry,
+        space.without_symmetry as f64 / elapsed_s / 1e6,
+        space.complete
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let workspace = workspace();
     let Some(options) = parse_options(&workspace)? else {
@@ -172,6 +208,9 @@ fn main() -> Result<()> {
     }
     if let Some(seconds) = options.profile_reference_s {
         return profile_reference(&options, seconds);
+    }
+    if let Some(threads) = options.profile_model_checker_threads {
+        return profile_model_checker(&workspace, threads);
     }
     let plan = if options.quick {
         Plan::quick(&workspace)
