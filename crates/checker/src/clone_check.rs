@@ -188,8 +188,10 @@ pub(crate) fn judging_probe<C: OpCrdt>() -> CloneProbe<C> {
     CloneProbe::new()
 }
 
-/// See the debug-build version: in release builds judging attaches no probe.
+/// See the debug-build version: in release builds judging attaches no probe. It keeps the type
+/// parameter so that callers are written once for both builds.
 #[cfg(not(debug_assertions))]
+#[allow(clippy::extra_unused_type_parameters)]
 pub(crate) fn judging_probe<C: OpCrdt>() -> converge_netsim::NoObserver {
     converge_netsim::NoObserver
 }
