@@ -6,7 +6,7 @@
 //! clock or a global counter gives two different trails, and the check names the first event
 //! where they part.
 
-use converge_crdt::{digest_round, OpCrdt, ReplicaId, StateCrdt};
+use converge_crdt::{digest_round, OpCrdt, StateCrdt};
 use converge_netsim::{
     BuiltinCrdt, CrdtVisitor, Observer, Replicas, Runner, Scenario, ScenarioError,
     ScenarioProtocol, TraceEvent, World,
@@ -127,7 +127,7 @@ pub fn check_builtin_determinism(
     }
     impl CrdtVisitor for Check<'_> {
         type Output = Result<Option<Nondeterminism>, ScenarioError>;
-        fn visit<C: BuiltinCrdt>(self, make: impl Fn(ReplicaId) -> C + Copy) -> Self::Output {
+        fn visit<C: BuiltinCrdt>(self, make: impl Replicas<C> + Copy) -> Self::Output {
             check_determinism(self.scenario, self.seed, &ScenarioProtocol, &make)
         }
     }

@@ -301,7 +301,7 @@ pub fn judge_builtin_until(
     }
     impl CrdtVisitor for Judge<'_> {
         type Output = Result<RunReport, ScenarioError>;
-        fn visit<C: BuiltinCrdt>(self, make: impl Fn(ReplicaId) -> C + Copy) -> Self::Output {
+        fn visit<C: BuiltinCrdt>(self, make: impl Replicas<C> + Copy) -> Self::Output {
             Ok(judge_until(self.scenario, self.seed, &make, self.stop)?.report)
         }
     }

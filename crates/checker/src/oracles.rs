@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use converge_crdt::{ClockKind, FixedCoin, OpCrdt, ReplicaId, Stamp, UpdateId, WorkloadIntent};
+use converge_crdt::{
+    ClockKind, FixedCoin, OpCrdt, ReplicaId, Stamp, StampedSpec, UpdateId, WorkloadIntent,
+};
 
 use crate::spec::{not_checked, specification, CausalOrder};
 use converge_netsim::{
@@ -907,6 +909,9 @@ pub struct IntentWatch<'a, C: OpCrdt> {
     /// What each write's origin held, where `make` gives a sequential specification over
     /// intents: that specification then replaces the replay of the type's own ops.
     causal: Option<CausalOrder>,
+    /// The type's specification folded write by write, where `make` gives one that depends on
+    /// stamps alone (the built-in grid and dictionary): it replaces the replay too.
+    stamped: Option<Box<dyn StampedSpec<C>>>,
 }
 
 /// A causally later write that lost: the first one is what the violation names.
@@ -935,6 +940,11 @@ impl<'a, C: OpCrdt> IntentWatch<'a, C> {
             stale: 0,
             first_stale: None,
             causal: make.specifies().then(CausalOrder::default),
+            stamped: if make.specifies() {
+                None
+            } else {
+                make.stamped_spec()
+            },
         }
     }
 
@@ -1024,6 +1034,10 @@ impl<C: OpCrdt> IntentWatch<'_, C> {
             );
             return;
         }
+        if let Some(spec) = &mut self.stamped {
+            spec.add(&record.intent, record.stamp);
+            return;
+        }
         // Stamps and indices together are unique: the place is exact. Most writes go last.
         let key = (record.stamp, record.index);
         let before = |(stamp, index, _): &(Stamp, u32, C::Op)| (*stamp, *index) < key;
@@ -1069,6 +1083,10 @@ pub fn intent<C: OpCrdt>(outcome: &Outcome<C>, watch: IntentWatch<'_, C>) -> Vec
         violations.extend(specification(outcome, watch.make, causal));
         return violations;
     }
+    if let Some(spec) = &watch.stamped {
+        violations.extend(stamped_specification(outcome, spec.as_ref()));
+        return violations;
+    }
     if !C::Intent::has_key_value_form() {
         // The replay of the type's own ops stands in for a specification only for key/value
         // intents; for others it is not run (`IntentWatch::not_run` says so).
@@ -1091,27 +1109,71 @@ pub fn intent<C: OpCrdt>(outcome: &Outcome<C>, watch: IntentWatch<'_, C>) -> Vec
         .into_sequential()
         .unwrap_or_else(|| make.make(reference.id, 0));
     if sequential.view() != reference.crdt.view() {
-        violations.push(Violation {
-            oracle: Oracle::Intent,
-            event_index: None,
-            at_us: outcome.end_us,
-            replicas: vec![reference.id],
-            detail: format!(
-                "replica {} differs from the sequential specification (all {} updates applied in stamp order)",
-                reference.id,
-                outcome.updates_issued
-            ),
-            states: vec![
-                snapshot(reference),
-                ReplicaSnapshot {
-                    replica: u32::MAX,
-                    delivered: outcome.updates_issued as u32,
-                    view: serde_json::to_value(sequential.view()).unwrap_or_default(),
-                    lacking: 0,
-                    lacks: Vec::new(),
-                },
-            ],
-        });
+        let detail = format!(
+            "replica {} differs from the sequential specification (all {} updates applied in \
+             stamp order)",
+            reference.id, outcome.updates_issued
+        );
+        let held = outcome.updates_issued as u32;
+        violations.push(differs_from_reference(
+            outcome,
+            reference,
+            detail,
+            sequential.view(),
+            held,
+        ));
     }
     violations
+}
+
+/// An intent violation: `replica`'s view beside the `reference` view it should show over the
+/// `held` updates it holds.
+pub(crate) fn differs_from_reference<C: OpCrdt>(
+    outcome: &Outcome<C>,
+    replica: &Replica<C>,
+    detail: String,
+    reference: C::View,
+    held: u32,
+) -> Violation {
+    Violation {
+        oracle: Oracle::Intent,
+        event_index: None,
+        at_us: outcome.end_us,
+        replicas: vec![replica.id],
+        detail,
+        states: vec![
+            snapshot(replica),
+            ReplicaSnapshot {
+                replica: u32::MAX,
+                delivered: held,
+                view: serde_json::to_value(reference).unwrap_or_default(),
+                lacking: 0,
+                lacks: Vec::new(),
+            },
+        ],
+    }
+}
+
+/// The first live replica holding every update whose view is not what the type's stamped
+/// specification says of them all. A replica that lacks updates is the eventual-convergence
+/// oracle's to report.
+fn stamped_specification<C: OpCrdt>(
+    outcome: &Outcome<C>,
+    spec: &dyn StampedSpec<C>,
+) -> Option<Violation> {
+    let mut holding_all = outcome
+        .replicas
+        .iter()
+        .filter(|r| is_live(r.status) && u64::from(r.delivered.len()) == outcome.updates_issued);
+    let expected = spec.view();
+    let replica = holding_all.find(|r| !r.crdt.view_matches(&expected))?;
+    let detail = format!(
+        "replica {} differs from the specification (all {} updates, the greatest stamp winning \
+         on each key)",
+        replica.id, outcome.updates_issued
+    );
+    let held = outcome.updates_issued as u32;
+    Some(differs_from_reference(
+        outcome, replica, detail, expected, held,
+    ))
 }

@@ -81,7 +81,7 @@ pub fn shrink_builtin(scenario: &Scenario, seed: u64) -> Result<Option<Shrunk>, 
     }
     impl CrdtVisitor for Shrink<'_> {
         type Output = Result<Option<Shrunk>, ScenarioError>;
-        fn visit<C: BuiltinCrdt>(self, make: impl Fn(ReplicaId) -> C + Copy) -> Self::Output {
+        fn visit<C: BuiltinCrdt>(self, make: impl Replicas<C> + Copy) -> Self::Output {
             shrink(self.scenario, self.seed, &make)
         }
     }

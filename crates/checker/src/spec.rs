@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use converge_crdt::{OpCrdt, Stamp, StateCrdt};
 use converge_netsim::{Outcome, Replica, Replicas, Specified, UpdateSet};
 
-use crate::oracles::{snapshot, Oracle, ReplicaSnapshot, Violation};
+use crate::oracles::{differs_from_reference, Violation};
 
 /// The most updates a run may issue for the specification to be checked: the causal order keeps
 /// one delivered set per update and orders each replica's updates in time quadratic in them.
@@ -137,25 +137,10 @@ fn violation<C: OpCrdt>(
     expected: <C as StateCrdt>::View,
 ) -> Violation {
     let held = replica.delivered.len();
-    Violation {
-        oracle: Oracle::Intent,
-        event_index: None,
-        at_us: outcome.end_us,
-        replicas: vec![replica.id],
-        detail: format!(
-            "replica {} differs from the specification over the {held} updates it holds (in \
-             causal order, concurrent ones by stamp)",
-            replica.id
-        ),
-        states: vec![
-            snapshot(replica),
-            ReplicaSnapshot {
-                replica: u32::MAX,
-                delivered: held,
-                view: serde_json::to_value(expected).unwrap_or_default(),
-                lacking: 0,
-                lacks: Vec::new(),
-            },
-        ],
-    }
+    let detail = format!(
+        "replica {} differs from the specification over the {held} updates it holds (in causal \
+         order, concurrent ones by stamp)",
+        replica.id
+    );
+    differs_from_reference(outcome, replica, detail, expected, held)
 }

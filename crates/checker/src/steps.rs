@@ -77,7 +77,7 @@ pub fn replay_steps(
     }
     impl CrdtVisitor for Replay<'_> {
         type Output = Result<Vec<ReplicaStep>, ScenarioError>;
-        fn visit<C: BuiltinCrdt>(self, make: impl Fn(ReplicaId) -> C + Copy) -> Self::Output {
+        fn visit<C: BuiltinCrdt>(self, make: impl Replicas<C> + Copy) -> Self::Output {
             replay(self.scenario, self.seed, &make, self.watch)
         }
     }

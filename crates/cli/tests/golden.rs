@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use converge::crdt::ReplicaId;
+use converge::netsim::Replicas;
 use converge::netsim::{run, BuiltinCrdt, CrdtVisitor, NoObserver, Scenario};
 use converge::scenario_file;
 use serde::{Deserialize, Serialize};
@@ -54,7 +54,7 @@ fn trace_hash(scenario: &Scenario, seed: u64) -> String {
     struct TraceHash<'a>(&'a Scenario, u64);
     impl CrdtVisitor for TraceHash<'_> {
         type Output = u64;
-        fn visit<C: BuiltinCrdt>(self, make: impl Fn(ReplicaId) -> C + Copy) -> u64 {
+        fn visit<C: BuiltinCrdt>(self, make: impl Replicas<C> + Copy) -> u64 {
             run(self.0, self.1, &make, &mut NoObserver)
                 .expect("every scenario in scenarios/ is valid")
                 .trace_hash

@@ -9,7 +9,9 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::stamp::{incoming_wins, Stamp, TieBreak};
-use crate::traits::{digest_round, Coin, DeltaCrdt, Deltas, Intent, KeyEntry, OpCrdt, StateCrdt};
+use crate::traits::{
+    digest_round, Coin, DeltaCrdt, Deltas, Intent, KeyEntry, OpCrdt, StampedSpec, StateCrdt,
+};
 
 /// Which side wins when a key's latest add and latest remove carry the same stamp time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -320,6 +322,55 @@ impl OpCrdt for LwwDict {
         match *op {
             DictOp::Add { key, .. } | DictOp::Remove { key, .. } => Some(u64::from(key)),
         }
+    }
+}
+
+/// The dictionary's specification over intents, from its documented semantics alone: a key's
+/// latest add is the put with the greatest `(stamp time, replica, value)`, its latest remove the
+/// remove with the greatest stamp; the key is present with the add's value when the add's time is
+/// greater, or equal under add-bias. Whatever order the writes came in, and with value ties by
+/// peer id (a dictionary configured to break them otherwise is checked against this).
+#[derive(Clone, Debug, Default)]
+pub struct DictSpec {
+    bias: Bias,
+    adds: BTreeMap<u32, (Stamp, u64)>,
+    removes: BTreeMap<u32, Stamp>,
+}
+
+impl DictSpec {
+    /// No write yet.
+    pub fn new(config: LwwDictConfig) -> Self {
+        DictSpec {
+            bias: config.bias,
+            ..Default::default()
+        }
+    }
+}
+
+impl StampedSpec<LwwDict> for DictSpec {
+    fn add(&mut self, intent: &Intent, stamp: Stamp) {
+        match *intent {
+            Intent::Put { key, value } => {
+                let add = self.adds.entry(key).or_insert((stamp, value));
+                *add = (*add).max((stamp, value));
+            }
+            Intent::Remove { key } => {
+                let remove = self.removes.entry(key).or_insert(stamp);
+                *remove = (*remove).max(stamp);
+            }
+        }
+    }
+
+    fn view(&self) -> DictView {
+        self.adds
+            .iter()
+            .filter(|(key, (add, _))| match self.removes.get(key) {
+                None => true,
+                Some(remove) if remove.time == add.time => self.bias == Bias::Add,
+                Some(remove) => add.time > remove.time,
+            })
+            .map(|(key, (_, value))| (*key, *value))
+            .collect()
     }
 }
 

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::stamp::{incoming_wins, Stamp, TieBreak};
 use std::ops::Range;
 
-use crate::traits::{digest_round, Coin, DeltaCrdt, Deltas, Intent, KeyEntry, OpCrdt, StateCrdt};
+use crate::traits::{
+    digest_round, Coin, DeltaCrdt, Deltas, Intent, KeyEntry, OpCrdt, StampedSpec, StateCrdt,
+};
 
 /// How a grid is shaped and how it breaks ties. Defaults: 3 x 3, ties by peer id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -413,6 +415,58 @@ impl OpCrdt for LwwGrid {
 
     fn op_key(op: &GridOp) -> Option<u64> {
         Some(u64::from(op.cell))
+    }
+}
+
+/// The grid's specification over intents, from its documented semantics alone: key `k` is cell
+/// `k % (rows * cols)`, and a cell shows the value of the write to it with the greatest
+/// `(stamp time, replica, value)` (a remove shows nothing), whatever order the writes came in.
+/// That is the peer-id tie-break: a grid configured to break ties otherwise (a reproduction of a
+/// real bug) is checked against the correct semantics, not its own.
+#[derive(Clone, Debug)]
+pub struct GridSpec {
+    config: LwwGridConfig,
+    /// The winning write of every cell so far: its stamp and value.
+    latest: Vec<Option<(Stamp, Option<u64>)>>,
+}
+
+impl GridSpec {
+    /// No write yet.
+    pub fn new(config: LwwGridConfig) -> Self {
+        let len = config.rows as usize * config.cols as usize;
+        GridSpec {
+            config,
+            latest: vec![None; len],
+        }
+    }
+}
+
+impl StampedSpec<LwwGrid> for GridSpec {
+    fn add(&mut self, intent: &Intent, stamp: Stamp) {
+        if self.latest.is_empty() {
+            return;
+        }
+        let (key, value) = match *intent {
+            Intent::Put { key, value } => (key, Some(value)),
+            Intent::Remove { key } => (key, None),
+        };
+        let len = self.latest.len();
+        let cell = &mut self.latest[key as usize % len];
+        if cell.is_none_or(|latest| (stamp, value) > latest) {
+            *cell = Some((stamp, value));
+        }
+    }
+
+    fn view(&self) -> GridView {
+        GridView {
+            rows: self.config.rows,
+            cols: self.config.cols,
+            cells: self
+                .latest
+                .iter()
+                .map(|cell| cell.and_then(|c| c.1))
+                .collect(),
+        }
     }
 }
 

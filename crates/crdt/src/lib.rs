@@ -32,12 +32,12 @@ pub mod state_only;
 pub mod traits;
 
 pub use clock::{Clock, ClockKind};
-pub use dict::{Bias, DictOp, DictView, LwwDict, LwwDictConfig};
-pub use grid::{GridOp, GridView, LwwGrid, LwwGridConfig};
+pub use dict::{Bias, DictOp, DictSpec, DictView, LwwDict, LwwDictConfig};
+pub use grid::{GridOp, GridSpec, GridView, LwwGrid, LwwGridConfig};
 pub use list::{ElemId, ListIntent, ListOp, ListView, Rga};
 pub use stamp::{ReplicaId, Stamp, TieBreak, UpdateId};
 pub use state_only::{LocalUpdate, LocalWrite, StateOnly};
 pub use traits::{
-    digest_round, Coin, DeltaCrdt, Deltas, FixedCoin, Intent, KeyEntry, OpCrdt, StateCrdt,
-    WorkloadIntent,
+    digest_round, Coin, DeltaCrdt, Deltas, FixedCoin, Intent, KeyEntry, OpCrdt, StampedSpec,
+    StateCrdt, WorkloadIntent,
 };

@@ -294,6 +294,20 @@ pub trait OpCrdt: StateCrdt {
     }
 }
 
+/// A sequential specification over intents whose outcome depends on the updates' stamps alone,
+/// not on the order they come in (a last-writer-wins type's: the greatest stamp wins), folded one
+/// update at a time so that a run keeps nothing per update to check it. It is written from the
+/// type's documented semantics, never from its code, so that a bug in `prepare`, `apply` or
+/// `merge` cannot hide in it. The built-in grid and dictionary ship theirs
+/// ([`crate::grid::GridSpec`], [`crate::dict::DictSpec`]).
+pub trait StampedSpec<C: OpCrdt> {
+    /// Takes one update into account, in any order.
+    fn add(&mut self, intent: &C::Intent, stamp: Stamp);
+
+    /// What a replica holding exactly the updates added so far must show.
+    fn view(&self) -> C::View;
+}
+
 /// A delta-state CRDT. Implement [`StateCrdt::deltas`] too (`Some(Deltas::of())`), so that delta
 /// sync finds these methods.
 pub trait DeltaCrdt: StateCrdt {

@@ -8,8 +8,12 @@
 
 use std::hash::Hash;
 
-use converge_crdt::{LwwDict, LwwGrid, OpCrdt, ReplicaId, Rga};
+use converge_crdt::{
+    DictSpec, GridSpec, LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig, OpCrdt, ReplicaId, Rga,
+    StampedSpec,
+};
 
+use crate::replicas::Replicas;
 use crate::scenario::CrdtSpec;
 
 /// What every built-in CRDT is: op-based (hence state-based), hashable as its replicated state
@@ -22,20 +26,45 @@ impl<C> BuiltinCrdt for C where C: OpCrdt<Op: Hash + Send + Sync> + Hash + Send 
 pub trait CrdtVisitor {
     type Output;
 
-    /// Does it with `make`, which makes replica `id`'s empty state.
+    /// Does it with `make`, which makes the replicas' empty states and carries the type's
+    /// specification.
     fn visit<C: BuiltinCrdt>(
         self,
-        make: impl Fn(ReplicaId) -> C + Copy + Send + Sync + 'static,
+        make: impl Replicas<C> + Copy + Send + Sync + 'static,
     ) -> Self::Output;
 }
 
 impl CrdtSpec {
-    /// Calls `visitor` with the function that makes this CRDT's replicas.
+    /// Calls `visitor` with what makes this CRDT's replicas: the type's configuration, which is
+    /// a [`Replicas`] with the type's specification.
     pub fn dispatch<V: CrdtVisitor>(&self, visitor: V) -> V::Output {
         match *self {
-            CrdtSpec::LwwGrid(config) => visitor.visit(move |_| LwwGrid::new(config)),
-            CrdtSpec::LwwDict(config) => visitor.visit(move |_| LwwDict::new(config)),
-            CrdtSpec::Rga => visitor.visit(|_| Rga::new()),
+            CrdtSpec::LwwGrid(config) => visitor.visit(config),
+            CrdtSpec::LwwDict(config) => visitor.visit(config),
+            CrdtSpec::Rga => visitor.visit(|_: ReplicaId| Rga::new()),
         }
+    }
+}
+
+/// A grid's configuration makes its replicas, and checks them against the grid's specification.
+impl Replicas<LwwGrid> for LwwGridConfig {
+    fn make(&self, _replica: ReplicaId, _incarnation: u32) -> LwwGrid {
+        LwwGrid::new(*self)
+    }
+
+    fn stamped_spec(&self) -> Option<Box<dyn StampedSpec<LwwGrid>>> {
+        Some(Box::new(GridSpec::new(*self)))
+    }
+}
+
+/// A dictionary's configuration makes its replicas, and checks them against the dictionary's
+/// specification.
+impl Replicas<LwwDict> for LwwDictConfig {
+    fn make(&self, _replica: ReplicaId, _incarnation: u32) -> LwwDict {
+        LwwDict::new(*self)
+    }
+
+    fn stamped_spec(&self) -> Option<Box<dyn StampedSpec<LwwDict>>> {
+        Some(Box::new(DictSpec::new(*self)))
     }
 }

@@ -8,7 +8,7 @@
 //! intents implements [`Replicas::draw_intent`] (`converge::verify::Verify::intents` builds one
 //! from a proptest strategy).
 
-use converge_crdt::{OpCrdt, ReplicaId, Stamp, UpdateId};
+use converge_crdt::{OpCrdt, ReplicaId, Stamp, StampedSpec, UpdateId};
 
 /// How a run builds replicas and draws their writes.
 pub trait Replicas<C: OpCrdt> {
@@ -43,6 +43,15 @@ pub trait Replicas<C: OpCrdt> {
     /// run fixed (an update after every update its origin held when it was issued), concurrent
     /// ones in stamp order. Called only where [`Replicas::specifies`] says so.
     fn expected_view(&self, _updates: &[Specified<'_, C::Intent>]) -> Option<C::View> {
+        None
+    }
+
+    /// A specification folded update by update, for a type whose outcome depends on stamps
+    /// alone ([`StampedSpec`]: the built-in grid and dictionary ship theirs). It costs the run
+    /// nothing per update beyond the fold, where [`Replicas::expected_view`] keeps what each
+    /// update's origin held. Used where [`Replicas::specifies`] is `false`; the default, `None`,
+    /// leaves the replay of the type's own ops in stamp order as the reference.
+    fn stamped_spec(&self) -> Option<Box<dyn StampedSpec<C>>> {
         None
     }
 }
