@@ -45,7 +45,7 @@ use converge_checker::{
     check_clone, check_determinism, judge_with, shrink_with, Nondeterminism, RunReport,
     ShallowClone, Shrunk,
 };
-use converge_crdt::{OpCrdt, ReplicaId, StateCrdt};
+use converge_crdt::{OpCrdt, ReplicaId, StampedSpec, StateCrdt};
 
 use crate::report::{oracle_name, verdict_phrase};
 pub use converge_netsim::Incarnations;
@@ -479,6 +479,10 @@ impl<C: OpCrdt> Replicas<C> for UserReplicas<C> {
             Some(spec) => Some(spec(updates)),
             None => self.make.expected_view(updates),
         }
+    }
+
+    fn stamped_spec(&self) -> Option<Box<dyn StampedSpec<C>>> {
+        self.make.stamped_spec()
     }
 }
 

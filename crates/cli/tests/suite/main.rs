@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod builtin_specs;
 mod cli;
 mod connections;
 mod determinism_check;
