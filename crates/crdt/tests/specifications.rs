@@ -42,15 +42,12 @@ fn history() -> impl Strategy<Value = (Vec<Write>, Vec<usize>, usize)> {
 
 /// What the type shows after learning every write: ops in a shuffled order at one replica, with
 /// a merge of another replica (which applied a prefix in issue order) part way through.
-fn learned<C: OpCrdt<Intent = Intent>>(
+fn learned<C: OpCrdt<Intent = Intent> + Clone>(
     empty: &C,
     writes: &[Write],
     order: &[usize],
     merge_at: usize,
-) -> C::View
-where
-    C: Clone,
-{
+) -> C::View {
     let ops: Vec<C::Op> = writes
         .iter()
         .map(|w| empty.prepare(&w.intent, w.stamp))
