@@ -118,6 +118,8 @@ pub fn specification<C: OpCrdt>(
                     intent: &record.intent,
                     stamp: record.stamp,
                     id: record.id,
+                    index: i,
+                    seen: &order.held[i as usize],
                 }
             })
             .collect();

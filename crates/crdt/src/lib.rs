@@ -34,7 +34,7 @@ pub mod traits;
 pub use clock::{Clock, ClockKind};
 pub use dict::{Bias, DictOp, DictSpec, DictView, LwwDict, LwwDictConfig};
 pub use grid::{GridOp, GridSpec, GridView, LwwGrid, LwwGridConfig};
-pub use list::{ElemId, ListIntent, ListOp, ListView, Rga};
+pub use list::{ElemId, ListIntent, ListOp, ListSpec, ListView, Rga};
 pub use stamp::{ReplicaId, Stamp, TieBreak, UpdateId};
 pub use state_only::{LocalUpdate, LocalWrite, StateOnly};
 pub use traits::{

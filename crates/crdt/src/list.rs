@@ -917,6 +917,105 @@ impl OpCrdt for Rga {
     }
 }
 
+/// The list's specification over intents, from RGA's documented semantics alone (it shares no
+/// code with [`Rga`]): each update means something in the list its writer saw, which is the
+/// specification itself over what the writer held when it issued the update. So the updates are
+/// read in causal order, each interpreted against the list its writer saw ([`ListIntent::of`]):
+/// an insert hangs under the element before its position (or the head), with the id
+/// [`ElemId::of_insert`] gives it; a delete names the element at its position. The list a set of
+/// updates shows is then the tree of its inserts read depth first, the children of one element in
+/// descending id order, an insert whose reference is not held left out with everything under it,
+/// and deleted elements hidden.
+///
+/// The cost is quadratic in the updates (every update reads the list its writer saw).
+pub struct ListSpec;
+
+/// What an update turned out to mean.
+#[derive(Clone, Copy, Debug)]
+enum Meaning {
+    Insert {
+        id: ElemId,
+        after: Option<ElemId>,
+        value: u64,
+    },
+    Delete {
+        target: ElemId,
+    },
+    Nothing,
+}
+
+impl ListSpec {
+    /// The list a replica holding exactly `updates` shows. `updates` come in causal order (an
+    /// update after every update its writer held when it issued it); `seen(i, j)`, for `j < i`,
+    /// says whether the writer of update `i` held update `j` when it issued it. Every update a
+    /// writer held must be among `updates`.
+    pub fn view(updates: &[(Intent, Stamp)], seen: impl Fn(usize, usize) -> bool) -> ListView {
+        let mut meanings: Vec<Meaning> = Vec::with_capacity(updates.len());
+        for (i, (intent, stamp)) in updates.iter().enumerate() {
+            let saw: Vec<(ElemId, u64)> = shown(&meanings, |j| seen(i, j));
+            let meaning = match ListIntent::of(intent, saw.len()) {
+                ListIntent::Insert { index, value } => {
+                    let after = index.checked_sub(1).map(|before| saw[before].0);
+                    Meaning::Insert {
+                        id: ElemId::of_insert(*stamp, after, value),
+                        after,
+                        value,
+                    }
+                }
+                ListIntent::Delete { index } => Meaning::Delete {
+                    target: saw[index].0,
+                },
+                ListIntent::Nothing => Meaning::Nothing,
+            };
+            meanings.push(meaning);
+        }
+        shown(&meanings, |_| true)
+            .into_iter()
+            .map(|(_, value)| value)
+            .collect()
+    }
+}
+
+/// The visible elements, in list order, of the updates `included` picks out of `meanings`.
+fn shown(meanings: &[Meaning], included: impl Fn(usize) -> bool) -> Vec<(ElemId, u64)> {
+    let mut children: BTreeMap<Option<ElemId>, BTreeMap<std::cmp::Reverse<ElemId>, u64>> =
+        BTreeMap::new();
+    let mut deleted = std::collections::BTreeSet::new();
+    for (index, meaning) in meanings.iter().enumerate() {
+        if !included(index) {
+            continue;
+        }
+        match *meaning {
+            Meaning::Insert { id, after, value } => {
+                children
+                    .entry(after)
+                    .or_default()
+                    .insert(std::cmp::Reverse(id), value);
+            }
+            Meaning::Delete { target } => {
+                deleted.insert(target);
+            }
+            Meaning::Nothing => {}
+        }
+    }
+    // Depth first from the head: a stack of the children still to visit, the next on top.
+    let mut list = Vec::new();
+    let mut stack: Vec<(ElemId, u64)> = Vec::new();
+    let push_children = |stack: &mut Vec<(ElemId, u64)>, parent: Option<ElemId>| {
+        if let Some(kids) = children.get(&parent) {
+            stack.extend(kids.iter().rev().map(|(id, value)| (id.0, *value)));
+        }
+    };
+    push_children(&mut stack, None);
+    while let Some((id, value)) = stack.pop() {
+        if !deleted.contains(&id) {
+            list.push((id, value));
+        }
+        push_children(&mut stack, Some(id));
+    }
+    list
+}
+
 impl DeltaCrdt for Rga {
     fn version(&self) -> u64 {
         self.version

@@ -9,11 +9,11 @@
 use std::hash::Hash;
 
 use converge_crdt::{
-    DictSpec, GridSpec, LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig, OpCrdt, ReplicaId, Rga,
-    StampedSpec,
+    DictSpec, GridSpec, ListSpec, ListView, LwwDict, LwwDictConfig, LwwGrid, LwwGridConfig, OpCrdt,
+    ReplicaId, Rga, StampedSpec,
 };
 
-use crate::replicas::Replicas;
+use crate::replicas::{Replicas, Specified};
 use crate::scenario::CrdtSpec;
 
 /// What every built-in CRDT is: op-based (hence state-based), hashable as its replicated state
@@ -41,7 +41,7 @@ impl CrdtSpec {
         match *self {
             CrdtSpec::LwwGrid(config) => visitor.visit(config),
             CrdtSpec::LwwDict(config) => visitor.visit(config),
-            CrdtSpec::Rga => visitor.visit(|_: ReplicaId| Rga::new()),
+            CrdtSpec::Rga => visitor.visit(RgaReplicas),
         }
     }
 }
@@ -66,5 +66,40 @@ impl Replicas<LwwDict> for LwwDictConfig {
 
     fn stamped_spec(&self) -> Option<Box<dyn StampedSpec<LwwDict>>> {
         Some(Box::new(DictSpec::new(*self)))
+    }
+}
+
+/// Makes empty lists, and checks them against the list's specification ([`ListSpec`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RgaReplicas;
+
+impl Replicas<Rga> for RgaReplicas {
+    fn make(&self, _replica: ReplicaId, _incarnation: u32) -> Rga {
+        Rga::new()
+    }
+
+    fn specifies(&self) -> bool {
+        true
+    }
+
+    /// `None` for a replica that lacks an update some writer of what it holds had seen: the
+    /// positions of that writer's intent were read in a list this replica cannot rebuild (and
+    /// eventual convergence reports what it lacks).
+    fn expected_view(&self, updates: &[Specified<'_, converge_crdt::Intent>]) -> Option<ListView> {
+        let at: std::collections::BTreeMap<u32, usize> = updates
+            .iter()
+            .enumerate()
+            .map(|(at, update)| (update.index, at))
+            .collect();
+        let closed = updates
+            .iter()
+            .all(|update| update.seen.iter().all(|seen| at.contains_key(&seen)));
+        if !closed {
+            return None;
+        }
+        let intents: Vec<_> = updates.iter().map(|u| (*u.intent, u.stamp)).collect();
+        Some(ListSpec::view(&intents, |i, j| {
+            updates[i].seen.contains(updates[j].index)
+        }))
     }
 }

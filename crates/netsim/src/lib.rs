@@ -50,7 +50,7 @@ pub mod time;
 mod topology;
 pub mod validation;
 
-pub use crdts::{BuiltinCrdt, CrdtVisitor};
+pub use crdts::{BuiltinCrdt, CrdtVisitor, RgaReplicas};
 pub use outcome::*;
 pub use protocol::{Protocol, Runner, ScenarioProtocol, UserProtocol};
 pub use replicas::{Incarnations, IntentDraw, Replicas, Specified};

@@ -10,6 +10,8 @@
 
 use converge_crdt::{OpCrdt, ReplicaId, Stamp, StampedSpec, UpdateId};
 
+use crate::UpdateSet;
+
 /// How a run builds replicas and draws their writes.
 pub trait Replicas<C: OpCrdt> {
     /// Replica `replica`'s empty state at `incarnation`: 0 when the run starts, and one more at
@@ -62,6 +64,13 @@ pub struct Specified<'a, I> {
     pub intent: &'a I,
     pub stamp: Stamp,
     pub id: UpdateId,
+    /// Its number in issue order over the whole run: what [`Specified::seen`] holds.
+    pub index: u32,
+    /// The updates its origin held when it issued it, itself included, by index: what an intent
+    /// that means something only in its writer's state (a position in a list) was read against.
+    /// Every one of them comes earlier in the causal order, but a replica can hold an update
+    /// without some of what its writer had seen.
+    pub seen: &'a UpdateSet,
 }
 
 /// Which intent to draw: the draw's seed, and the simplification steps shrinking took from it.

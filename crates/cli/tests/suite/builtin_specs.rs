@@ -1,10 +1,14 @@
-//! The built-in grid's specification over intents, end to end: a grid's configuration is its
-//! replica factory and carries the specification, so that `Verify` and scenario files check the
-//! grid against its documented semantics rather than against a replay of its own ops.
+//! The built-in types' specifications over intents, end to end: a grid's configuration is its
+//! replica factory and carries the specification (so does `RgaReplicas` for the list), so that
+//! `Verify` and scenario files check them against their documented semantics rather than against
+//! a replay of their own ops.
 
 use converge::checker::oracles::Oracle;
-use converge::crdt::{LwwGridConfig, TieBreak};
-use converge::netsim::Verdict;
+use converge::crdt::{
+    Coin, Intent, ListOp, ListView, LwwGridConfig, OpCrdt, ReplicaId, Rga, Stamp, StateCrdt,
+    TieBreak,
+};
+use converge::netsim::{Replicas, RgaReplicas, Specified, Verdict};
 use converge::verify::Verify;
 
 fn random_tie_break_grid_file() -> &'static str {
@@ -60,4 +64,101 @@ fn the_correct_grid_meets_its_specification() {
     assert_eq!(summary.seeds, 200);
     assert!(summary.runs_with_conflicts > 0, "ties were exercised");
     assert!(summary.oracles_not_run.is_empty());
+}
+
+fn genome_file(name: &str) -> String {
+    format!("{}/../../scenarios/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The built-in list with a planted bug in `prepare`: an insert is read one position further
+/// right than asked (a writer that counts a character it has not drawn yet). Every replica applies
+/// the same ops, so it converges, and a replay of those ops agrees with it.
+#[derive(Clone, Debug, PartialEq)]
+struct ShiftedInserts(Rga);
+
+impl StateCrdt for ShiftedInserts {
+    type View = ListView;
+
+    fn merge(&mut self, other: &Self, coin: &mut dyn Coin) {
+        self.0.merge(&other.0, coin);
+    }
+
+    fn view(&self) -> ListView {
+        self.0.view()
+    }
+
+    fn time_max(&self) -> u64 {
+        self.0.time_max()
+    }
+}
+
+impl OpCrdt for ShiftedInserts {
+    type Intent = Intent;
+    type Op = ListOp;
+
+    fn prepare(&self, intent: &Intent, stamp: Stamp) -> ListOp {
+        let read = match *intent {
+            Intent::Put { key, value } => Intent::Put {
+                key: key + 1,
+                value,
+            },
+            remove => remove,
+        };
+        self.0.prepare(&read, stamp)
+    }
+
+    fn apply(&mut self, op: &ListOp, coin: &mut dyn Coin) {
+        self.0.apply(op, coin);
+    }
+}
+
+/// The shifted list checked against the list's specification, as a user would wire it.
+#[derive(Clone, Copy)]
+struct AgainstTheListSpecification;
+
+impl Replicas<ShiftedInserts> for AgainstTheListSpecification {
+    fn make(&self, _replica: ReplicaId, _incarnation: u32) -> ShiftedInserts {
+        ShiftedInserts(Rga::new())
+    }
+
+    fn specifies(&self) -> bool {
+        true
+    }
+
+    fn expected_view(&self, updates: &[Specified<'_, Intent>]) -> Option<ListView> {
+        Replicas::<Rga>::expected_view(&RgaReplicas, updates)
+    }
+}
+
+/// The genome story under reliable causal broadcast: the shifted list converges, and only the
+/// specification sees that the inserts landed where no writer asked; shrunk to one insert.
+#[test]
+fn a_list_whose_prepare_misreads_positions_breaks_its_specification() {
+    let file = genome_file("26-genome-reliable-causal.toml");
+    let replayed = Verify::from_file(&file, |_| ShiftedInserts(Rga::new()))
+        .expect("the scenario reads")
+        .seeds(0..20)
+        .run()
+        .expect("valid");
+    assert!(
+        replayed.is_ok(),
+        "the replay of its own ops agrees with the bug"
+    );
+    let failure = Verify::from_file(&file, AgainstTheListSpecification)
+        .expect("the scenario reads")
+        .seeds(0..20)
+        .run()
+        .expect("valid")
+        .expect_err("the inserts are misplaced");
+    assert_eq!(failure.report.verdict, Verdict::IntentViolated);
+    assert!(
+        failure.report.violations[0]
+            .detail
+            .contains("differs from the specification over"),
+        "{}",
+        failure.report.violations[0].detail
+    );
+    let shrunk = failure.shrunk.as_ref().expect("shrunk");
+    assert_eq!(shrunk.verdict, Verdict::IntentViolated);
+    assert!(shrunk.minimal.writes <= 2, "{}", shrunk.sizes());
 }
