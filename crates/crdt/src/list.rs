@@ -39,11 +39,11 @@
 //! one key of a per-key counter: [`StateCrdt::key_time`] is the list's greatest stamp time),
 //! every insert lands right after its reference at its writer, and the converged list equals the
 //! ops applied one by one in stamp order, each insert placed immediately after its reference and
-//! each delete hiding its element. That is the sequential specification the intent oracle checks
-//! (every update's op applied to a fresh replica in stamp order). Applying the *intents* in stamp
-//! order (positions against the sequential list) is not what RGA guarantees: two concurrent
-//! inserts at position 0 of an empty list end in id order, whatever positions a sequential replay
-//! of their keys would give. A clock that issues a stamp below one the writer holds (a wall clock
+//! each delete hiding its element. Applying the *intents* in stamp order (positions against the
+//! sequential list) is not what RGA guarantees: two concurrent inserts at position 0 of an empty
+//! list end in id order, whatever positions a sequential replay of their keys would give. The
+//! specification the intent oracle checks, [`ListSpec`], reads each intent against the list its
+//! writer saw instead, computed from what the writer held, never from the writer's ops. A clock that issues a stamp below one the writer holds (a wall clock
 //! running behind) can put an insert behind elements it was meant to precede; the simulator
 //! counts such writes as causally later writes that lost.
 //!
