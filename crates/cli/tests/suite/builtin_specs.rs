@@ -11,6 +11,15 @@ use converge::crdt::{
 use converge::netsim::{Replicas, RgaReplicas, Specified, Verdict};
 use converge::verify::Verify;
 
+/// The pixel board's 3 x 3 grid, breaking ties with `tie_break`.
+fn board(tie_break: TieBreak) -> LwwGridConfig {
+    LwwGridConfig {
+        rows: 3,
+        cols: 3,
+        tie_break,
+    }
+}
+
 fn random_tie_break_grid_file() -> &'static str {
     concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -24,12 +33,7 @@ fn random_tie_break_grid_file() -> &'static str {
 /// says the tie goes to the greater replica id, value 108.
 #[test]
 fn a_grid_that_converges_on_the_losing_write_breaks_its_specification() {
-    let random = LwwGridConfig {
-        rows: 3,
-        cols: 3,
-        tie_break: TieBreak::Random,
-    };
-    let failure = Verify::from_file(random_tie_break_grid_file(), random)
+    let failure = Verify::from_file(random_tie_break_grid_file(), board(TieBreak::Random))
         .expect("the scenario reads")
         .seeds(538..539)
         .without_shrinking()
@@ -52,12 +56,7 @@ fn a_grid_that_converges_on_the_losing_write_breaks_its_specification() {
 /// The correct grid passes the same seeds, checked against the same specification.
 #[test]
 fn the_correct_grid_meets_its_specification() {
-    let correct = LwwGridConfig {
-        rows: 3,
-        cols: 3,
-        tie_break: TieBreak::PeerId,
-    };
-    let summary = Verify::from_file(random_tie_break_grid_file(), correct)
+    let summary = Verify::from_file(random_tie_break_grid_file(), board(TieBreak::PeerId))
         .expect("the scenario reads")
         .seeds(500..700)
         .assert_converges();
