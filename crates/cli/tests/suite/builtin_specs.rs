@@ -161,3 +161,29 @@ fn a_list_whose_prepare_misreads_positions_breaks_its_specification() {
     assert_eq!(shrunk.verdict, Verdict::IntentViolated);
     assert!(shrunk.minimal.writes <= 2, "{}", shrunk.sizes());
 }
+
+/// The shifted list's minimal counterexample, pinned as data: one replica inserts 3 into the
+/// empty list, then 2 at position 1 (key 910,867 of a list of 1); the shifted `prepare` puts it
+/// at position 0. Still failing with the bug, met by the correct list.
+#[test]
+fn shifted_inserts_minimal_counterexample_replays() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/suite/minimal/list-shifted-inserts.toml"
+    );
+    let failure = Verify::from_file(file, AgainstTheListSpecification)
+        .expect("the pinned file loads")
+        .seeds(0..1)
+        .without_shrinking()
+        .run()
+        .expect("valid scenario")
+        .expect_err("the insert still lands one position off");
+    assert_eq!(failure.report.verdict, Verdict::IntentViolated);
+    let states = &failure.report.violations[0].states;
+    assert_eq!(states[0].view, serde_json::json!([2, 3]), "what the list shows");
+    assert_eq!(states[1].view, serde_json::json!([3, 2]), "what was asked");
+    Verify::from_file(file, RgaReplicas)
+        .expect("the pinned file loads")
+        .seeds(0..1)
+        .assert_converges();
+}
