@@ -927,21 +927,21 @@ impl OpCrdt for Rga {
 /// descending id order, an insert whose reference is not held left out with everything under it,
 /// and deleted elements hidden.
 ///
-/// The cost is quadratic in the updates (every update reads the list its writer saw).
+/// The cost is quadratic in the updates: every update reads the list its writer saw, in one pass
+/// over every insert so far.
 pub struct ListSpec;
 
-/// What an update turned out to mean.
-#[derive(Clone, Copy, Debug)]
-enum Meaning {
-    Insert {
-        id: ElemId,
-        after: Option<ElemId>,
-        value: u64,
-    },
-    Delete {
-        target: ElemId,
-    },
-    Nothing,
+/// An insert the specification placed, in the order of the tree read depth first.
+#[derive(Clone, Debug)]
+struct Placed {
+    id: ElemId,
+    value: u64,
+    /// The update that inserted it.
+    update: usize,
+    /// Its ancestors in the tree (0: under the head).
+    depth: usize,
+    /// The updates that delete it.
+    deleted_by: Vec<usize>,
 }
 
 impl ListSpec {
@@ -950,68 +950,68 @@ impl ListSpec {
     /// says whether the writer of update `i` held update `j` when it issued it. Every update a
     /// writer held must be among `updates`.
     pub fn view(updates: &[(Intent, Stamp)], seen: impl Fn(usize, usize) -> bool) -> ListView {
-        let mut meanings: Vec<Meaning> = Vec::with_capacity(updates.len());
+        let mut tree: Vec<Placed> = Vec::with_capacity(updates.len());
         for (i, (intent, stamp)) in updates.iter().enumerate() {
-            let saw: Vec<(ElemId, u64)> = shown(&meanings, |j| seen(i, j));
-            let meaning = match ListIntent::of(intent, saw.len()) {
+            let saw = shown(&tree, |j| seen(i, j));
+            match ListIntent::of(intent, saw.len()) {
                 ListIntent::Insert { index, value } => {
-                    let after = index.checked_sub(1).map(|before| saw[before].0);
-                    Meaning::Insert {
-                        id: ElemId::of_insert(*stamp, after, value),
-                        after,
-                        value,
-                    }
+                    let after = index.checked_sub(1).map(|before| saw[before]);
+                    let id = ElemId::of_insert(*stamp, after.map(|at| tree[at].id), value);
+                    place(&mut tree, after, id, value, i);
                 }
-                ListIntent::Delete { index } => Meaning::Delete {
-                    target: saw[index].0,
-                },
-                ListIntent::Nothing => Meaning::Nothing,
-            };
-            meanings.push(meaning);
+                ListIntent::Delete { index } => tree[saw[index]].deleted_by.push(i),
+                ListIntent::Nothing => {}
+            }
         }
-        shown(&meanings, |_| true)
+        shown(&tree, |_| true)
             .into_iter()
-            .map(|(_, value)| value)
+            .map(|at| tree[at].value)
             .collect()
     }
 }
 
-/// The visible elements, in list order, of the updates `included` picks out of `meanings`.
-fn shown(meanings: &[Meaning], included: impl Fn(usize) -> bool) -> Vec<(ElemId, u64)> {
-    let mut children: BTreeMap<Option<ElemId>, BTreeMap<std::cmp::Reverse<ElemId>, u64>> =
-        BTreeMap::new();
-    let mut deleted = std::collections::BTreeSet::new();
-    for (index, meaning) in meanings.iter().enumerate() {
-        if !included(index) {
-            continue;
-        }
-        match *meaning {
-            Meaning::Insert { id, after, value } => {
-                children
-                    .entry(after)
-                    .or_default()
-                    .insert(std::cmp::Reverse(id), value);
-            }
-            Meaning::Delete { target } => {
-                deleted.insert(target);
-            }
-            Meaning::Nothing => {}
-        }
+/// Puts a new element into `tree` under the element at `after` (`None`: the head): after that
+/// element's children with greater ids and everything under them. An id already there is the
+/// same insert again.
+fn place(tree: &mut Vec<Placed>, after: Option<usize>, id: ElemId, value: u64, update: usize) {
+    if tree.iter().any(|placed| placed.id == id) {
+        return;
     }
-    // Depth first from the head: a stack of the children still to visit, the next on top.
-    let mut list = Vec::new();
-    let mut stack: Vec<(ElemId, u64)> = Vec::new();
-    let push_children = |stack: &mut Vec<(ElemId, u64)>, parent: Option<ElemId>| {
-        if let Some(kids) = children.get(&parent) {
-            stack.extend(kids.iter().rev().map(|(id, value)| (id.0, *value)));
-        }
+    let (mut at, depth) = match after {
+        None => (0, 0),
+        Some(parent) => (parent + 1, tree[parent].depth + 1),
     };
-    push_children(&mut stack, None);
-    while let Some((id, value)) = stack.pop() {
-        if !deleted.contains(&id) {
-            list.push((id, value));
+    while tree
+        .get(at)
+        .is_some_and(|next| next.depth > depth || (next.depth == depth && next.id > id))
+    {
+        at += 1;
+    }
+    let placed = Placed {
+        id,
+        value,
+        update,
+        depth,
+        deleted_by: Vec::new(),
+    };
+    tree.insert(at, placed);
+}
+
+/// Where in `tree` the visible elements of the updates `included` picks out are, in list order:
+/// an element shows when its insert is included, so is its parent (transitively), and no
+/// included update deletes it.
+fn shown(tree: &[Placed], included: impl Fn(usize) -> bool) -> Vec<usize> {
+    // Whether the last element seen at each depth is in the list, tombstones included.
+    let mut held_at_depth: Vec<bool> = Vec::new();
+    let mut list = Vec::new();
+    for (at, placed) in tree.iter().enumerate() {
+        held_at_depth.truncate(placed.depth);
+        let parent_held = placed.depth == 0 || held_at_depth[placed.depth - 1];
+        let held = parent_held && included(placed.update);
+        held_at_depth.push(held);
+        if held && !placed.deleted_by.iter().any(|delete| included(*delete)) {
+            list.push(at);
         }
-        push_children(&mut stack, Some(id));
     }
     list
 }

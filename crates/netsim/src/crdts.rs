@@ -86,14 +86,21 @@ impl Replicas<Rga> for RgaReplicas {
     /// positions of that writer's intent were read in a list this replica cannot rebuild (and
     /// eventual convergence reports what it lacks).
     fn expected_view(&self, updates: &[Specified<'_, converge_crdt::Intent>]) -> Option<ListView> {
-        let at: std::collections::BTreeMap<u32, usize> = updates
+        let end = updates
             .iter()
-            .enumerate()
-            .map(|(at, update)| (update.index, at))
-            .collect();
-        let closed = updates
-            .iter()
-            .all(|update| update.seen.iter().all(|seen| at.contains_key(&seen)));
+            .map(|u| u.index as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut held = vec![false; end];
+        for update in updates {
+            held[update.index as usize] = true;
+        }
+        let closed = updates.iter().all(|update| {
+            update
+                .seen
+                .iter()
+                .all(|seen| held.get(seen as usize).copied().unwrap_or(false))
+        });
         if !closed {
             return None;
         }

@@ -180,7 +180,11 @@ fn shifted_inserts_minimal_counterexample_replays() {
         .expect_err("the insert still lands one position off");
     assert_eq!(failure.report.verdict, Verdict::IntentViolated);
     let states = &failure.report.violations[0].states;
-    assert_eq!(states[0].view, serde_json::json!([2, 3]), "what the list shows");
+    assert_eq!(
+        states[0].view,
+        serde_json::json!([2, 3]),
+        "what the list shows"
+    );
     assert_eq!(states[1].view, serde_json::json!([3, 2]), "what was asked");
     Verify::from_file(file, RgaReplicas)
         .expect("the pinned file loads")
