@@ -71,6 +71,36 @@ fn a_protocol_that_stalls_is_stalled_and_the_report_names_who_lacks_what() {
     assert!(violation.detail.contains("r1#1"), "{}", violation.detail);
 }
 
+/// A stall of many replicas names eight of them and counts the rest, and the states still show
+/// every one.
+#[test]
+fn a_stall_of_many_replicas_reads_as_one_sentence() {
+    let scenario = Scenario {
+        replicas: 30,
+        ..small()
+    };
+    let failure = Verify::new(scenario, |_| grid())
+        .protocol(Silent)
+        .seeds(0..1)
+        .without_shrinking()
+        .run()
+        .expect("valid")
+        .expect_err("nothing is ever sent");
+    let violation = &failure.report.violations[0];
+    assert_eq!(
+        violation.detail.matches(" lacks ").count(),
+        8,
+        "{}",
+        violation.detail
+    );
+    assert!(
+        violation.detail.ends_with("and 22 more replicas lack updates"),
+        "{}",
+        violation.detail
+    );
+    assert_eq!(violation.states.len(), 30);
+}
+
 /// Every write's state to every peer, merged on arrival: state broadcast in a few lines.
 struct Push;
 
