@@ -94,7 +94,9 @@ fn a_stall_of_many_replicas_reads_as_one_sentence() {
         violation.detail
     );
     assert!(
-        violation.detail.ends_with("and 22 more replicas lack updates"),
+        violation
+            .detail
+            .ends_with("and 22 more replicas lack updates"),
         "{}",
         violation.detail
     );
