@@ -739,6 +739,15 @@ mod tests {
         let tie = verdict_in_words(&report);
         assert!(tie.contains("equal stamps (ties)"), "{tie}");
         assert!(!tie.contains("lost to"), "{tie}");
+        // A specification over the updates held (a counter's total, a list's positions) is not
+        // about ties.
+        let mut specified = report.clone();
+        specified.violations[0].detail = "replica 0 differs from the specification over the 3 \
+            updates it holds (in causal order, concurrent ones by stamp)"
+            .into();
+        let other = verdict_in_words(&specified);
+        assert!(!other.contains("ties"), "{other}");
+        assert!(other.contains("do not give"), "{other}");
         report.violations.insert(
             0,
             Violation {

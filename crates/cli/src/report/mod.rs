@@ -136,22 +136,32 @@ pub fn distinct_live_states(report: &RunReport) -> usize {
 }
 
 /// An intent violation in words: causally later writes that lost, or, when none did, a converged
-/// state that differs from the sequential specification only because concurrent writes with
-/// equal stamps (ties) were broken another way than stamp order breaks them.
+/// state that is not what the specification says of the updates held (a tie broken the wrong
+/// way, an increment lost to a stale read, an insert put where its writer did not ask).
 fn intent_in_words(report: &RunReport) -> String {
     let intent: Vec<&converge_checker::Violation> = report
         .violations
         .iter()
         .filter(|v| v.oracle == converge_checker::Oracle::Intent)
         .collect();
-    match intent.iter().find(|v| v.states.is_empty()) {
-        Some(lost) => format!("Converged, but {}.", lost.detail.trim_end_matches('.')),
-        None => format!(
-            "Converged, but not to the sequential specification: {}. No causally later write lost; concurrent \
-             writes with equal stamps (ties) were settled differently from the specification's order.",
-            intent.first().map_or("", |v| v.detail.trim_end_matches('.'))
-        ),
+    if let Some(lost) = intent.iter().find(|v| v.states.is_empty()) {
+        return format!("Converged, but {}.", lost.detail.trim_end_matches('.'));
     }
+    let detail = intent
+        .first()
+        .map_or("", |v| v.detail.trim_end_matches('.'));
+    // Under last-writer-wins, whose reference is decided by stamps alone, replicas that agree
+    // with each other and not with it can only have broken a tie another way.
+    let by_stamps = detail.contains("greatest stamp winning") || detail.contains("in stamp order");
+    let why = if by_stamps {
+        "concurrent writes with equal stamps (ties) were settled differently from the \
+         specification"
+    } else {
+        "the replicas agree on a state that the updates they hold do not give"
+    };
+    format!(
+        "Converged, but not to the specification: {detail}. No causally later write lost; {why}."
+    )
 }
 
 /// `text` with its first letter in upper case, to start a sentence.
