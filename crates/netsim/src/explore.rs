@@ -244,6 +244,48 @@ pub struct StepEffect {
     pub commands: u32,
 }
 
+/// What a delivery did where its handler did nothing but change its own node and send: no
+/// timer, no draw from the protocol's stream, no panic, every connection up. A model checker
+/// whose protocol's handlers read only their own node knows from this, without running the
+/// handler again, what the same message does to the same node ([`System::hash_after_delivery`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalStep {
+    /// The receiver's hash after the handler ([`System::node_digest`]).
+    pub node_digest: u64,
+    /// The handler's sends, as (receiver, content hash), in the order issued.
+    pub sends: Vec<(NodeId, u64)>,
+    pub effect: StepEffect,
+}
+
+/// What [`System::hash_after_delivery`] could say of a system without making it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Foresight {
+    /// The system's hash went into the hasher.
+    Hashed,
+    /// The system would end at a bound.
+    Bound,
+    /// It cannot be told without making the system (a connection is down, or more messages
+    /// would be in flight than a foresight holds).
+    Unknown,
+}
+
+/// The most messages in flight a foresight holds; bounds are far below it.
+const FORESEEN_MAX: usize = 32;
+
+/// The messages in flight of a system not made, as (sender, receiver, content hash) in the
+/// canonical order.
+struct Foreseen {
+    len: usize,
+    flying: [(NodeId, NodeId, u64); FORESEEN_MAX],
+}
+
+/// What a traced handler did: its sends as (receiver, content hash), and whether it did nothing
+/// else ([`LocalStep`]).
+struct Trace {
+    local: bool,
+    sends: Vec<(NodeId, u64)>,
+}
+
 impl<C: OpCrdt<Op: Hash, Intent: Hash> + Hash + 'static, P: Protocol<C>> Explorer<C, P>
 where
     P::Node: Clone + Hash,
@@ -431,12 +473,47 @@ where
         self.arrive(explorer, index, coins, false)
     }
 
+    /// As [`System::deliver`], and what the handler did where it did nothing but change its own
+    /// node and send ([`LocalStep`]).
+    pub fn deliver_traced(
+        &self,
+        explorer: &Explorer<C, P>,
+        index: usize,
+        coins: u64,
+    ) -> (Self, StepEffect, Option<LocalStep>) {
+        let stays = explorer.spec.flight == Flight::Set;
+        let mut trace = Trace {
+            local: self.connections_down.is_empty(),
+            sends: Vec::new(),
+        };
+        let (next, effect) = self.arrive_traced(explorer, index, coins, stays, Some(&mut trace));
+        let local = trace.local && next.ending.is_none();
+        let to = self.in_flight[index].to;
+        let step = local.then(|| LocalStep {
+            node_digest: next.meta[to as usize].digest,
+            sends: trace.sends,
+            effect,
+        });
+        (next, effect, step)
+    }
+
     fn arrive(
         &self,
         explorer: &Explorer<C, P>,
         index: usize,
         coins: u64,
         stays: bool,
+    ) -> (Self, StepEffect) {
+        self.arrive_traced(explorer, index, coins, stays, None)
+    }
+
+    fn arrive_traced(
+        &self,
+        explorer: &Explorer<C, P>,
+        index: usize,
+        coins: u64,
+        stays: bool,
+        trace: Option<&mut Trace>,
     ) -> (Self, StepEffect) {
         let mut next = self.clone();
         let flying = if stays {
@@ -447,15 +524,67 @@ where
         let mut effect = StepEffect::default();
         next.guarded(|system| {
             let message = &flying.message;
-            effect = system.handle(
+            effect = system.handle_traced(
                 explorer,
                 flying.to,
                 coins,
                 Some(message),
+                trace,
                 |p, state, ctx| p.on_message(state, flying.from, message, ctx),
             );
         });
         (next, effect)
+    }
+
+    /// Hashes into `state`, without making it, the system [`System::deliver`] of message
+    /// `index` makes when the receiver's handler does what `step` says (the same message did
+    /// that to the same node before). Mirrors [`System::flush`]: the sends join the network in
+    /// the canonical order, copies already in a set are not added again, and the bounds apply.
+    pub fn hash_after_delivery<H: Hasher>(
+        &self,
+        explorer: &Explorer<C, P>,
+        index: usize,
+        step: &LocalStep,
+        state: &mut H,
+    ) -> Foresight {
+        let spec = &explorer.spec;
+        let delivered = &self.in_flight[index];
+        let stays = spec.flight == Flight::Set;
+        if !self.connections_down.is_empty() || self.ending.is_some() {
+            return Foresight::Unknown;
+        }
+        let Some(mut foreseen) = Foreseen::without(&self.in_flight, (!stays).then_some(index))
+        else {
+            return Foresight::Unknown;
+        };
+        for &(to, digest) in &step.sends {
+            let message = (delivered.to, to, digest);
+            let present = spec.flight == Flight::Set && foreseen.contains(message);
+            if !present && !foreseen.insert(message, spec.flight) {
+                return Foresight::Unknown;
+            }
+        }
+        let flying = foreseen.flying();
+        let crowded = flying
+            .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
+            .any(|link| link.len() > spec.link_max);
+        if flying.len() > spec.in_flight_max || crowded {
+            return Foresight::Bound;
+        }
+        self.hash_with(
+            state,
+            Some((delivered.to, step.node_digest)),
+            flying.iter().copied(),
+        );
+        Foresight::Hashed
+    }
+
+    /// Hashes into `state`, without making it, the system [`System::drop_message`] of message
+    /// `index` makes.
+    pub fn hash_after_drop<H: Hasher>(&self, index: usize, state: &mut H) {
+        let flying = self.in_flight.iter().enumerate();
+        let kept = flying.filter(|(i, _)| *i != index);
+        self.hash_with(state, None, kept.map(|(_, m)| (m.from, m.to, m.digest)));
     }
 
     /// Message `index` of [`System::in_flight`] is lost.
@@ -682,6 +811,20 @@ where
         received: Option<&Arc<P::Message>>,
         handler: impl FnOnce(&P, &mut P::Node, &mut Ctx<'_, C, P>),
     ) -> StepEffect {
+        self.handle_traced(explorer, node, coins, received, None, handler)
+    }
+
+    /// As [`System::handle`], and notes in `trace`, if given, the sends and whether the handler
+    /// did anything but change its node and send.
+    fn handle_traced(
+        &mut self,
+        explorer: &Explorer<C, P>,
+        node: NodeId,
+        coins: u64,
+        received: Option<&Arc<P::Message>>,
+        trace: Option<&mut Trace>,
+        handler: impl FnOnce(&P, &mut P::Node, &mut Ctx<'_, C, P>),
+    ) -> StepEffect {
         let mut net = self.lend(explorer, coins);
         let mut states = std::mem::take(&mut self.states);
         let (before, rest) = states.split_at_mut(node as usize);
@@ -702,9 +845,17 @@ where
             flips: net.coins.flips(),
             commands: net.outbox.len() as u32 + net.cancelled_timers.len() as u32,
         };
+        let mut trace = trace;
+        if let Some(trace) = trace.as_deref_mut() {
+            let stream_kept = net.protocol_stream.position() == self.stream.position();
+            trace.local &= stream_kept
+                && net.cancelled_timers.is_empty()
+                && net.next_timer == self.next_timer
+                && net.incarnations == *self.incarnations;
+        }
         let (outbox, cancelled) = self.take_back(net, Some(node));
         self.meta[node as usize].digest = self.digest_node(node);
-        self.flush(explorer, node, outbox, &cancelled);
+        self.flush(explorer, node, outbox, &cancelled, trace);
         effect
     }
 
@@ -714,6 +865,7 @@ where
         node: NodeId,
         outbox: Outbox<C, P>,
         cancelled: &BTreeSet<u64>,
+        mut trace: Option<&mut Trace>,
     ) {
         let spec = &explorer.spec;
         for command in outbox {
@@ -730,6 +882,9 @@ where
                         continue;
                     }
                     let digest = digest_of(&*message);
+                    if let Some(trace) = trace.as_deref_mut() {
+                        trace.sends.push((to, digest));
+                    }
                     let copy = InFlight {
                         from: node,
                         to,
@@ -744,12 +899,17 @@ where
                         self.in_flight.push(copy);
                     }
                 }
-                Command::Timer { at_us, id, timer } => self.timers.push(PendingTimer {
-                    node,
-                    at_us,
-                    id: id.0,
-                    timer,
-                }),
+                Command::Timer { at_us, id, timer } => {
+                    if let Some(trace) = trace.as_deref_mut() {
+                        trace.local = false;
+                    }
+                    self.timers.push(PendingTimer {
+                        node,
+                        at_us,
+                        id: id.0,
+                        timer,
+                    });
+                }
             }
         }
         if !cancelled.is_empty() {
@@ -938,6 +1098,52 @@ fn keep_spare<C: OpCrdt + 'static>(spare: Spare<C>) {
     });
 }
 
+impl Foreseen {
+    /// The messages `in_flight` holds, but for the one at `removed`; `None` if too many.
+    fn without<M>(in_flight: &[InFlight<M>], removed: Option<usize>) -> Option<Self> {
+        let mut foreseen = Foreseen {
+            len: 0,
+            flying: [(0, 0, 0); FORESEEN_MAX],
+        };
+        if in_flight.len() > FORESEEN_MAX {
+            return None;
+        }
+        for (index, message) in in_flight.iter().enumerate() {
+            if Some(index) != removed {
+                foreseen.flying[foreseen.len] = (message.from, message.to, message.digest);
+                foreseen.len += 1;
+            }
+        }
+        Some(foreseen)
+    }
+
+    fn flying(&self) -> &[(NodeId, NodeId, u64)] {
+        &self.flying[..self.len]
+    }
+
+    fn contains(&self, message: (NodeId, NodeId, u64)) -> bool {
+        self.flying().contains(&message)
+    }
+
+    /// Adds `message` where [`System::canonicalize`]'s stable sort puts a message sent last:
+    /// after every message that sorts before it or equal to it. `false` if it is full.
+    fn insert(&mut self, message: (NodeId, NodeId, u64), flight: Flight) -> bool {
+        if self.len == FORESEEN_MAX {
+            return false;
+        }
+        let at = match flight {
+            Flight::Queues => self
+                .flying()
+                .partition_point(|m| (m.0, m.1) <= (message.0, message.1)),
+            Flight::Bag | Flight::Set => self.flying().partition_point(|m| *m <= message),
+        };
+        self.flying.copy_within(at..self.len, at + 1);
+        self.flying[at] = message;
+        self.len += 1;
+        true
+    }
+}
+
 impl<M> InFlight<M> {
     /// Whether both are copies of one message: same link, same content.
     pub fn same_as(&self, other: &InFlight<M>) -> bool {
@@ -1003,13 +1209,38 @@ where
 {
     /// What the system means, not how it got there: see the module docs.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        for meta in &self.meta {
-            state.write_u64(meta.digest);
+        let flying = self.in_flight.iter().map(|m| (m.from, m.to, m.digest));
+        self.hash_with(state, None, flying);
+    }
+}
+
+impl<C, P> System<C, P>
+where
+    C: OpCrdt,
+    P: Protocol<C>,
+    P::Timer: Hash,
+{
+    /// The system's hash ([`Hash`]), with node `changed.0`'s digest read as `changed.1` and
+    /// `flying` (sender, receiver, content hash) as the messages in flight: one definition for
+    /// the systems made and the systems foreseen ([`System::hash_after_delivery`]).
+    fn hash_with<H: Hasher>(
+        &self,
+        state: &mut H,
+        changed: Option<(NodeId, u64)>,
+        flying: impl Iterator<Item = (NodeId, NodeId, u64)>,
+    ) {
+        for (node, meta) in self.meta.iter().enumerate() {
+            match changed {
+                Some((changed, digest)) if changed as usize == node => state.write_u64(digest),
+                _ => state.write_u64(meta.digest),
+            }
         }
         state.write_u64(self.records_digest);
         self.issued.hash(state);
-        for message in &self.in_flight {
-            (message.from, message.to, message.digest).hash(state);
+        // One word per message, its link folded into its content hash: messages are most of
+        // what a system hashes, and each word costs a step of the hasher's chain.
+        for (from, to, digest) in flying {
+            state.write_u64(digest ^ (u64::from(from) << 32 | u64::from(to)));
         }
         // Timers are kept in firing order; their deadlines count from now.
         for timer in &self.timers {
