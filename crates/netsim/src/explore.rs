@@ -279,11 +279,24 @@ struct Foreseen {
     flying: [(NodeId, NodeId, u64); FORESEEN_MAX],
 }
 
-/// What a traced handler did: its sends as (receiver, content hash), and whether it did nothing
-/// else ([`LocalStep`]).
-struct Trace {
+/// What a traced handler did: its sends as (receiver, content hash) and the messages, and
+/// whether it did nothing else ([`LocalStep`]).
+struct Trace<M> {
     local: bool,
     sends: Vec<(NodeId, u64)>,
+    messages: Vec<Arc<M>>,
+}
+
+/// A delivery's [`LocalStep`] with what it made: the receiver's replica, protocol state and
+/// clock, and the messages it sent. Enough to make the same step again on a system whose
+/// receiver is the same node in the same state, without running the handler
+/// ([`System::deliver_as`]).
+pub struct Handled<C: OpCrdt, P: Protocol<C>> {
+    pub step: LocalStep,
+    replica: Arc<Replica<C>>,
+    state: P::Node,
+    clock: Clock,
+    messages: Vec<Arc<P::Message>>,
 }
 
 impl<C: OpCrdt<Op: Hash, Intent: Hash> + Hash + 'static, P: Protocol<C>> Explorer<C, P>
@@ -480,21 +493,60 @@ where
         explorer: &Explorer<C, P>,
         index: usize,
         coins: u64,
-    ) -> (Self, StepEffect, Option<LocalStep>) {
+    ) -> (Self, StepEffect, Option<Handled<C, P>>) {
         let stays = explorer.spec.flight == Flight::Set;
         let mut trace = Trace {
             local: self.connections_down.is_empty(),
             sends: Vec::new(),
+            messages: Vec::new(),
         };
         let (next, effect) = self.arrive_traced(explorer, index, coins, stays, Some(&mut trace));
         let local = trace.local && next.ending.is_none();
-        let to = self.in_flight[index].to;
-        let step = local.then(|| LocalStep {
-            node_digest: next.meta[to as usize].digest,
-            sends: trace.sends,
-            effect,
+        let to = self.in_flight[index].to as usize;
+        let handled = local.then(|| Handled {
+            step: LocalStep {
+                node_digest: next.meta[to].digest,
+                sends: trace.sends,
+                effect,
+            },
+            replica: Arc::clone(&next.nodes[to]),
+            state: next.states[to].clone(),
+            clock: next.meta[to].clock,
+            messages: trace.messages,
         });
-        (next, effect, step)
+        (next, effect, handled)
+    }
+
+    /// The system [`System::deliver`] of message `index` makes, made from what the same message
+    /// did to the same node before (`handled`, from [`System::deliver_traced`]) instead of
+    /// running the handler again: the receiver takes the replica, protocol state and clock the
+    /// handler left, and its sends join the network, numbered as they would be. The caller
+    /// knows the receiver is the same and that every connection is up.
+    pub fn deliver_as(
+        &self,
+        explorer: &Explorer<C, P>,
+        index: usize,
+        handled: &Handled<C, P>,
+    ) -> Self {
+        let spec = &explorer.spec;
+        let mut next = self.clone();
+        let to = self.in_flight[index].to;
+        if spec.flight != Flight::Set {
+            next.in_flight.remove(index);
+        }
+        let node = to as usize;
+        next.nodes[node] = Arc::clone(&handled.replica);
+        next.states[node] = handled.state.clone();
+        next.meta[node] = NodeMeta {
+            clock: handled.clock,
+            digest: handled.step.node_digest,
+        };
+        let sends = handled.step.sends.iter().zip(&handled.messages);
+        for (&(receiver, digest), message) in sends {
+            next.send_copy(spec.flight, to, receiver, Arc::clone(message), digest);
+        }
+        next.settle(spec);
+        next
     }
 
     fn arrive(
@@ -513,7 +565,7 @@ where
         index: usize,
         coins: u64,
         stays: bool,
-        trace: Option<&mut Trace>,
+        trace: Option<&mut Trace<P::Message>>,
     ) -> (Self, StepEffect) {
         let mut next = self.clone();
         let flying = if stays {
@@ -822,7 +874,7 @@ where
         node: NodeId,
         coins: u64,
         received: Option<&Arc<P::Message>>,
-        trace: Option<&mut Trace>,
+        trace: Option<&mut Trace<P::Message>>,
         handler: impl FnOnce(&P, &mut P::Node, &mut Ctx<'_, C, P>),
     ) -> StepEffect {
         let mut net = self.lend(explorer, coins);
@@ -865,7 +917,7 @@ where
         node: NodeId,
         outbox: Outbox<C, P>,
         cancelled: &BTreeSet<u64>,
-        mut trace: Option<&mut Trace>,
+        mut trace: Option<&mut Trace<P::Message>>,
     ) {
         let spec = &explorer.spec;
         for command in outbox {
@@ -875,29 +927,18 @@ where
                         self.end(Ending::Bound("send_to_unknown_node"));
                         continue;
                     }
-                    let number = self.next_message;
-                    self.next_message += 1;
                     if self.is_disconnected(node, to) {
-                        // Lost at once, as the simulator loses a send on a dropped connection.
+                        // Lost at once, as the simulator loses a send on a dropped connection
+                        // (numbered all the same).
+                        self.next_message += 1;
                         continue;
                     }
                     let digest = digest_of(&*message);
                     if let Some(trace) = trace.as_deref_mut() {
                         trace.sends.push((to, digest));
+                        trace.messages.push(Arc::clone(&message));
                     }
-                    let copy = InFlight {
-                        from: node,
-                        to,
-                        message,
-                        number,
-                        sent_us: self.now_us,
-                        digest,
-                    };
-                    let present = spec.flight == Flight::Set
-                        && self.in_flight.iter().any(|m| m.same_as(&copy));
-                    if !present {
-                        self.in_flight.push(copy);
-                    }
+                    self.send_copy(spec.flight, node, to, message, digest);
                 }
                 Command::Timer { at_us, id, timer } => {
                     if let Some(trace) = trace.as_deref_mut() {
@@ -915,6 +956,36 @@ where
         if !cancelled.is_empty() {
             self.timers.retain(|t| !cancelled.contains(&t.id));
         }
+        self.settle(spec);
+    }
+
+    /// Puts a message `from` sends into the network, numbered; a set holds one copy of it.
+    fn send_copy(
+        &mut self,
+        flight: Flight,
+        from: NodeId,
+        to: NodeId,
+        message: Arc<P::Message>,
+        digest: u64,
+    ) {
+        let copy = InFlight {
+            from,
+            to,
+            message,
+            number: self.next_message,
+            sent_us: self.now_us,
+            digest,
+        };
+        self.next_message += 1;
+        let present = flight == Flight::Set && self.in_flight.iter().any(|m| m.same_as(&copy));
+        if !present {
+            self.in_flight.push(copy);
+        }
+    }
+
+    /// After a handler's commands: the timers in firing order, the bounds, the messages in the
+    /// canonical order.
+    fn settle(&mut self, spec: &ExploreSpec) {
         self.timers.sort_by_key(|t| (t.at_us, t.id));
         if self.in_flight.len() > spec.in_flight_max {
             self.end(Ending::Bound("in_flight_max"));

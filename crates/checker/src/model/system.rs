@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use converge_crdt::{OpCrdt, ReplicaId, WorkloadIntent};
 use converge_netsim::explore::{
-    Ending, Explorer, Flight, Foresight, LocalStep, System, WordHasher,
+    Ending, Explorer, Flight, Foresight, Handled, LocalStep, System, WordHasher,
 };
 use converge_netsim::protocol::Protocol;
 use serde::{Deserialize, Serialize};
@@ -171,10 +171,11 @@ enum Body<C: OpCrdt, P: Protocol<C>> {
     },
 }
 
-/// A step whose successor is foreseen: made again, from the parent, when first asked for.
+/// A step whose successor is foreseen: made again, from the parent, when first asked for. A
+/// delivery keeps the key of what its handler did ([`SeamModel::step_key`]).
 #[derive(Clone, Copy, Debug)]
 enum Step {
-    Deliver { index: usize, coins: u64 },
+    Deliver { index: usize, coins: u64, key: u64 },
     Drop { index: usize },
 }
 
@@ -244,7 +245,17 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> ModelState<C, P> {
             Body::Made(system) => system,
             Body::Foreseen { parent, step, made } => made.get_or_init(|| {
                 let system = match *step {
-                    Step::Deliver { index, coins } => parent.deliver(explorer, index, coins).0,
+                    Step::Deliver { index, coins, key } => {
+                        // What the handler did is at hand on the thread that foresaw the step;
+                        // elsewhere the handler runs again.
+                        let replayed = with_handled(|table: &mut Handled_<C, P>| {
+                            let handled = table.get(&key)?;
+                            Some(parent.deliver_as(explorer, index, handled))
+                        });
+                        replayed
+                            .flatten()
+                            .unwrap_or_else(|| parent.deliver(explorer, index, coins).0)
+                    }
                     Step::Drop { index } => parent.drop_message(index),
                 };
                 debug_assert_eq!(
@@ -527,31 +538,30 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         index: u32,
         coins: u32,
     ) -> Option<ModelState<C, P>> {
-        let system = state.system(&self.explorer);
-        let key = self.step_key(system, index, coins);
-        // Remembered steps know the self-loops the repeat keys would.
-        let repeat = key.is_none().then(|| self.repeat_key(state, index, coins));
-        let repeat = repeat.flatten();
+        // The set of repeats is small and looked up first: most deliveries a duplicating
+        // network offers are repeats.
+        let repeat = self.repeat_key(state, index, coins);
         if repeat.is_some_and(known_repeat) {
             return None;
         }
+        let system = state.system(&self.explorer);
+        let key = self.step_key(system, index, coins);
         if let Some(key) = key {
-            let foreseen = LOCAL_STEPS.with(|steps| {
-                let steps = steps.borrow();
-                let step = steps.get(&key)?;
-                self.foresee(state, index, coins, step)
+            let foreseen = with_handled(|table: &mut Handled_<C, P>| {
+                let handled = table.get(&key)?;
+                self.foresee(state, system, index, (coins, key, repeat), &handled.step)
             });
-            if let Some(next) = foreseen {
+            if let Some(next) = foreseen.flatten() {
                 return next;
             }
         }
         let explorer = &*self.explorer;
         let (next, effect) = match key {
             Some(key) => {
-                let (next, effect, step) =
+                let (next, effect, handled) =
                     system.deliver_traced(explorer, index as usize, coins.into());
-                if let Some(step) = step {
-                    remember_step(key, step);
+                if let Some(handled) = handled {
+                    remember_handled(key, handled);
                 }
                 (next, effect)
             }
@@ -587,19 +597,22 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
     fn foresee(
         &self,
         state: &ModelState<C, P>,
+        system: &Arc<System<C, P>>,
         index: u32,
-        coins: u32,
+        (coins, key, repeat): (u32, u64, Option<u64>),
         step: &LocalStep,
     ) -> Option<Option<ModelState<C, P>>> {
         if u64::from(coins) >> step.effect.flips.min(32) != 0 {
             return Some(None);
         }
         let budgets = state.budgets();
-        let system = state.system(&self.explorer);
         let to = system.in_flight()[index as usize].to;
         let stays = self.explorer.spec().flight == Flight::Set;
         if stays && step.sends.is_empty() && step.node_digest == system.node_digest(to) {
             // The message stays and nothing changed: a self-loop, known without hashing.
+            if let Some(repeat) = repeat {
+                remember_repeat(repeat);
+            }
             return Some(None);
         }
         let mut hasher = WordHasher(u64::from(budgets.drops_left));
@@ -615,9 +628,10 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         let step_made = Step::Deliver {
             index: index as usize,
             coins: coins.into(),
+            key,
         };
         let next = ModelState::foreseen(system, step_made, budgets, hasher.finish());
-        Some(self.unless_self_loop(state, next, None, step.effect.commands))
+        Some(self.unless_self_loop(state, next, repeat, step.effect.commands))
     }
 
     /// Whether the message at `index` may arrive next: on queues only the head of each link;
@@ -799,22 +813,42 @@ fn remember_repeat(key: u64) {
     });
 }
 
+/// What deliveries did to their receivers, by [`SeamModel::step_key`].
+type Handled_<C, P> = std::collections::HashMap<u64, Handled<C, P>, KeyBuild>;
+
 thread_local! {
-    /// What deliveries did to their receivers, by [`SeamModel::step_key`], per checker thread.
-    static LOCAL_STEPS: std::cell::RefCell<std::collections::HashMap<u64, LocalStep, KeyBuild>> =
-        Default::default();
+    /// Per checker thread, one table of [`Handled`] per type of system explored (models of one
+    /// type share it: their keys differ by [`SeamModel::identity`]).
+    static HANDLED: std::cell::RefCell<Vec<Box<dyn std::any::Any>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Steps kept at most; the table starts again past it.
-const LOCAL_STEPS_MAX: usize = 1 << 18;
+/// Steps kept at most per table; the table starts again past it.
+const HANDLED_MAX: usize = 1 << 17;
 
-fn remember_step(key: u64, step: LocalStep) {
-    LOCAL_STEPS.with(|steps| {
-        let mut steps = steps.borrow_mut();
-        if steps.len() >= LOCAL_STEPS_MAX {
-            steps.clear();
+/// Calls `f` with this thread's table of handled deliveries of systems of type `System<C, P>`.
+/// `f` must not call it again.
+fn with_handled<C: CheckedCrdt, P: CheckedProtocol<C>, R>(
+    f: impl FnOnce(&mut Handled_<C, P>) -> R,
+) -> Option<R> {
+    HANDLED.with(|tables| {
+        let mut tables = tables.borrow_mut();
+        if !tables.iter().any(|table| table.is::<Handled_<C, P>>()) {
+            tables.push(Box::new(Handled_::<C, P>::default()));
         }
-        steps.insert(key, step);
+        let table = tables
+            .iter_mut()
+            .find_map(|t| t.downcast_mut::<Handled_<C, P>>());
+        table.map(f)
+    })
+}
+
+fn remember_handled<C: CheckedCrdt, P: CheckedProtocol<C>>(key: u64, handled: Handled<C, P>) {
+    with_handled(|table: &mut Handled_<C, P>| {
+        if table.len() >= HANDLED_MAX {
+            table.clear();
+        }
+        table.insert(key, handled);
     });
 }
 
