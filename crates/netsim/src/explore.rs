@@ -195,6 +195,8 @@ pub struct System<C: OpCrdt, P: Protocol<C>> {
     connections_down: BTreeMap<(NodeId, NodeId), u32>,
     /// The hash of the issued updates' records, kept up to date as writes happen.
     records_digest: u64,
+    /// [`ExploreSpec::flight`]: whether the order of a link's messages is part of the hash.
+    flight: Flight,
 }
 
 /// A node's clock and hash.
@@ -229,6 +231,7 @@ where
             incarnations: Arc::clone(&self.incarnations),
             connections_down: self.connections_down.clone(),
             records_digest: self.records_digest,
+            flight: self.flight,
         }
     }
 }
@@ -269,14 +272,33 @@ pub enum Foresight {
     Unknown,
 }
 
-/// The most messages in flight a foresight holds; bounds are far below it.
-const FORESEEN_MAX: usize = 32;
+/// The most sends of one handler a foresight follows; a handler that sends more is made.
+const FORESEEN_SENDS_MAX: usize = 8;
 
-/// The messages in flight of a system not made, as (sender, receiver, content hash) in the
-/// canonical order.
-struct Foreseen {
-    len: usize,
-    flying: [(NodeId, NodeId, u64); FORESEEN_MAX],
+/// A system's hash in three words, each a step changes alone: the rest (records, issued
+/// writes, timers, connections down, ending) hashed in order, the sum of the nodes' digests,
+/// and the sum of one mixed word per message in flight. A successor's hash then follows
+/// from its parent's parts and what the step changed ([`System::hash_after_delivery`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashParts {
+    rest: u64,
+    nodes: u64,
+    messages: u64,
+}
+
+impl HashParts {
+    fn write<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.rest);
+        state.write_u64(self.nodes);
+        state.write_u64(self.messages);
+    }
+}
+
+/// One message's word in [`HashParts::messages`]: its link, content and, on queues, its place
+/// in its link's queue, mixed so that sums of different messages do not meet.
+fn message_word(from: NodeId, to: NodeId, digest: u64, rank: usize) -> u64 {
+    let link = u64::from(from) << 32 | u64::from(to);
+    mix64(digest ^ link.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (rank as u64).rotate_right(8))
 }
 
 /// What a traced handler did: its sends as (receiver, content hash) and the messages, and
@@ -381,6 +403,7 @@ where
             incarnations: Arc::new(vec![0; nodes as usize]),
             connections_down: BTreeMap::new(),
             records_digest: 0,
+            flight: self.spec.flight,
         };
         let mut net = system.lend(self, 0);
         let mut states = Vec::with_capacity(nodes as usize);
@@ -590,53 +613,106 @@ where
 
     /// Hashes into `state`, without making it, the system [`System::deliver`] of message
     /// `index` makes when the receiver's handler does what `step` says (the same message did
-    /// that to the same node before). Mirrors [`System::flush`]: the sends join the network in
-    /// the canonical order, copies already in a set are not added again, and the bounds apply.
+    /// that to the same node before), from this system's [`System::hash_parts`]. Mirrors
+    /// [`System::flush`]: copies already in a set are not added again, a queue's sends join
+    /// its tail, and the bounds apply.
     pub fn hash_after_delivery<H: Hasher>(
         &self,
         explorer: &Explorer<C, P>,
-        index: usize,
-        step: &LocalStep,
+        parts: HashParts,
+        (index, step): (usize, &LocalStep),
         state: &mut H,
     ) -> Foresight {
         let spec = &explorer.spec;
-        let delivered = &self.in_flight[index];
+        let to = self.in_flight[index].to;
         let stays = spec.flight == Flight::Set;
-        if !self.connections_down.is_empty() || self.ending.is_some() {
+        if !self.connections_down.is_empty()
+            || self.ending.is_some()
+            || step.sends.len() > FORESEEN_SENDS_MAX
+        {
             return Foresight::Unknown;
         }
-        let Some(mut foreseen) = Foreseen::without(&self.in_flight, (!stays).then_some(index))
-        else {
-            return Foresight::Unknown;
+        let removed = (!stays).then_some(index);
+        let mut messages = match removed {
+            Some(index) => parts.messages.wrapping_add(self.removal_change(index)),
+            None => parts.messages,
         };
-        for &(to, digest) in &step.sends {
-            let message = (delivered.to, to, digest);
-            let present = spec.flight == Flight::Set && foreseen.contains(message);
-            if !present && !foreseen.insert(message, spec.flight) {
-                return Foresight::Unknown;
+        let mut added = [(0, 0); FORESEEN_SENDS_MAX];
+        let mut count = 0;
+        for &(receiver, digest) in &step.sends {
+            let present = stays
+                && (added[..count].contains(&(receiver, digest))
+                    || self
+                        .in_flight
+                        .iter()
+                        .any(|m| (m.from, m.to, m.digest) == (to, receiver, digest)));
+            if present {
+                continue;
             }
+            let on_link = self.on_link(to, receiver, removed)
+                + added[..count].iter().filter(|a| a.0 == receiver).count();
+            if on_link + 1 > spec.link_max {
+                return Foresight::Bound;
+            }
+            let rank = if spec.flight == Flight::Queues {
+                on_link
+            } else {
+                0
+            };
+            messages = messages.wrapping_add(message_word(to, receiver, digest, rank));
+            added[count] = (receiver, digest);
+            count += 1;
         }
-        let flying = foreseen.flying();
-        let crowded = flying
-            .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
-            .any(|link| link.len() > spec.link_max);
-        if flying.len() > spec.in_flight_max || crowded {
+        if self.in_flight.len() - usize::from(removed.is_some()) + count > spec.in_flight_max {
             return Foresight::Bound;
         }
-        self.hash_with(
-            state,
-            Some((delivered.to, step.node_digest)),
-            flying.iter().copied(),
-        );
+        let nodes = parts
+            .nodes
+            .wrapping_sub(self.meta[to as usize].digest)
+            .wrapping_add(step.node_digest);
+        HashParts {
+            nodes,
+            messages,
+            ..parts
+        }
+        .write(state);
         Foresight::Hashed
     }
 
     /// Hashes into `state`, without making it, the system [`System::drop_message`] of message
-    /// `index` makes.
-    pub fn hash_after_drop<H: Hasher>(&self, index: usize, state: &mut H) {
+    /// `index` makes, from this system's [`System::hash_parts`].
+    pub fn hash_after_drop<H: Hasher>(&self, parts: HashParts, index: usize, state: &mut H) {
+        let messages = parts.messages.wrapping_add(self.removal_change(index));
+        HashParts { messages, ..parts }.write(state);
+    }
+
+    /// The messages in flight from `from` to `to`, but for the one at `removed`.
+    fn on_link(&self, from: NodeId, to: NodeId, removed: Option<usize>) -> usize {
         let flying = self.in_flight.iter().enumerate();
-        let kept = flying.filter(|(i, _)| *i != index);
-        self.hash_with(state, None, kept.map(|(_, m)| (m.from, m.to, m.digest)));
+        flying
+            .filter(|(i, m)| Some(*i) != removed && (m.from, m.to) == (from, to))
+            .count()
+    }
+
+    /// What removing message `index` adds to [`HashParts::messages`] (wrapping): its word
+    /// goes, and on queues the messages behind it on its link move up one place.
+    fn removal_change(&self, index: usize) -> u64 {
+        let removed = &self.in_flight[index];
+        let rank = self.rank(index);
+        let mut change =
+            message_word(removed.from, removed.to, removed.digest, rank).wrapping_neg();
+        if self.flight == Flight::Queues {
+            let behind = self.in_flight[index + 1..]
+                .iter()
+                .take_while(|m| (m.from, m.to) == (removed.from, removed.to));
+            for (place, m) in behind.enumerate() {
+                let (old, new) = (rank + place + 1, rank + place);
+                change = change
+                    .wrapping_add(message_word(m.from, m.to, m.digest, new))
+                    .wrapping_sub(message_word(m.from, m.to, m.digest, old));
+            }
+        }
+        change
     }
 
     /// Message `index` of [`System::in_flight`] is lost.
@@ -1169,52 +1245,6 @@ fn keep_spare<C: OpCrdt + 'static>(spare: Spare<C>) {
     });
 }
 
-impl Foreseen {
-    /// The messages `in_flight` holds, but for the one at `removed`; `None` if too many.
-    fn without<M>(in_flight: &[InFlight<M>], removed: Option<usize>) -> Option<Self> {
-        let mut foreseen = Foreseen {
-            len: 0,
-            flying: [(0, 0, 0); FORESEEN_MAX],
-        };
-        if in_flight.len() > FORESEEN_MAX {
-            return None;
-        }
-        for (index, message) in in_flight.iter().enumerate() {
-            if Some(index) != removed {
-                foreseen.flying[foreseen.len] = (message.from, message.to, message.digest);
-                foreseen.len += 1;
-            }
-        }
-        Some(foreseen)
-    }
-
-    fn flying(&self) -> &[(NodeId, NodeId, u64)] {
-        &self.flying[..self.len]
-    }
-
-    fn contains(&self, message: (NodeId, NodeId, u64)) -> bool {
-        self.flying().contains(&message)
-    }
-
-    /// Adds `message` where [`System::canonicalize`]'s stable sort puts a message sent last:
-    /// after every message that sorts before it or equal to it. `false` if it is full.
-    fn insert(&mut self, message: (NodeId, NodeId, u64), flight: Flight) -> bool {
-        if self.len == FORESEEN_MAX {
-            return false;
-        }
-        let at = match flight {
-            Flight::Queues => self
-                .flying()
-                .partition_point(|m| (m.0, m.1) <= (message.0, message.1)),
-            Flight::Bag | Flight::Set => self.flying().partition_point(|m| *m <= message),
-        };
-        self.flying.copy_within(at..self.len, at + 1);
-        self.flying[at] = message;
-        self.len += 1;
-        true
-    }
-}
-
 impl<M> InFlight<M> {
     /// Whether both are copies of one message: same link, same content.
     pub fn same_as(&self, other: &InFlight<M>) -> bool {
@@ -1280,8 +1310,7 @@ where
 {
     /// What the system means, not how it got there: see the module docs.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let flying = self.in_flight.iter().map(|m| (m.from, m.to, m.digest));
-        self.hash_with(state, None, flying);
+        self.hash_parts().write(state);
     }
 }
 
@@ -1291,28 +1320,11 @@ where
     P: Protocol<C>,
     P::Timer: Hash,
 {
-    /// The system's hash ([`Hash`]), with node `changed.0`'s digest read as `changed.1` and
-    /// `flying` (sender, receiver, content hash) as the messages in flight: one definition for
-    /// the systems made and the systems foreseen ([`System::hash_after_delivery`]).
-    fn hash_with<H: Hasher>(
-        &self,
-        state: &mut H,
-        changed: Option<(NodeId, u64)>,
-        flying: impl Iterator<Item = (NodeId, NodeId, u64)>,
-    ) {
-        for (node, meta) in self.meta.iter().enumerate() {
-            match changed {
-                Some((changed, digest)) if changed as usize == node => state.write_u64(digest),
-                _ => state.write_u64(meta.digest),
-            }
-        }
-        state.write_u64(self.records_digest);
-        self.issued.hash(state);
-        // One word per message, its link folded into its content hash: messages are most of
-        // what a system hashes, and each word costs a step of the hasher's chain.
-        for (from, to, digest) in flying {
-            state.write_u64(digest ^ (u64::from(from) << 32 | u64::from(to)));
-        }
+    /// The system's hash ([`Hash`]) in parts that a step changes one at a time.
+    pub fn hash_parts(&self) -> HashParts {
+        let mut rest = WordHasher(0);
+        rest.write_u64(self.records_digest);
+        self.issued.hash(&mut rest);
         // Timers are kept in firing order; their deadlines count from now.
         for timer in &self.timers {
             (
@@ -1320,14 +1332,34 @@ where
                 timer.at_us - self.now_us.min(timer.at_us),
                 &timer.timer,
             )
-                .hash(state);
+                .hash(&mut rest);
         }
-        // Only where some connection is down, so that systems of models without connections
-        // hash exactly as they always did.
         for pair in self.connections_down.keys() {
-            pair.hash(state);
+            pair.hash(&mut rest);
         }
-        self.ending.hash(state);
+        self.ending.hash(&mut rest);
+        let nodes = self.meta.iter().map(|meta| meta.digest);
+        let messages = self.in_flight.iter().enumerate();
+        let messages = messages.map(|(i, m)| message_word(m.from, m.to, m.digest, self.rank(i)));
+        HashParts {
+            rest: rest.finish(),
+            nodes: nodes.fold(0, u64::wrapping_add),
+            messages: messages.fold(0, u64::wrapping_add),
+        }
+    }
+
+    /// On queues, how many messages are ahead of message `index` on its link (a link's
+    /// messages are together, in queue order); elsewhere 0: order does not matter.
+    fn rank(&self, index: usize) -> usize {
+        if self.flight != Flight::Queues {
+            return 0;
+        }
+        let link = (self.in_flight[index].from, self.in_flight[index].to);
+        self.in_flight[..index]
+            .iter()
+            .rev()
+            .take_while(|m| (m.from, m.to) == link)
+            .count()
     }
 }
 

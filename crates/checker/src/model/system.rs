@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use converge_crdt::{OpCrdt, ReplicaId, WorkloadIntent};
 use converge_netsim::explore::{
-    Ending, Explorer, Flight, Foresight, Handled, LocalStep, System, WordHasher,
+    Ending, Explorer, Flight, Foresight, Handled, HashParts, LocalStep, System, WordHasher,
 };
 use converge_netsim::protocol::Protocol;
 use serde::{Deserialize, Serialize};
@@ -152,6 +152,9 @@ pub(crate) enum Mode {
 /// revisit.
 pub struct ModelState<C: OpCrdt, P: Protocol<C>> {
     body: Body<C, P>,
+    /// The system's hash in parts, from which its successors' are foreseen: computed once,
+    /// when the state is first expanded.
+    parts: OnceLock<HashParts>,
     pub(crate) drops_left: u32,
     pub(crate) connection_drops_left: u32,
     /// What the system means (see [`System`]'s `Hash`).
@@ -212,6 +215,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> ModelState<C, P> {
         let fingerprint = fingerprint_of(&system, budgets);
         ModelState {
             body: Body::Made(Arc::new(system)),
+            parts: OnceLock::new(),
             fingerprint,
             key: fingerprint,
             drops_left: budgets.drops_left,
@@ -232,6 +236,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> ModelState<C, P> {
                 step,
                 made: OnceLock::new(),
             },
+            parts: OnceLock::new(),
             fingerprint,
             key: fingerprint,
             drops_left: budgets.drops_left,
@@ -268,6 +273,13 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> ModelState<C, P> {
         }
     }
 
+    /// The system's hash in parts ([`System::hash_parts`]).
+    fn parts(&self, explorer: &Explorer<C, P>) -> HashParts {
+        *self
+            .parts
+            .get_or_init(|| self.system(explorer).hash_parts())
+    }
+
     /// What the state may still lose.
     pub(crate) fn budgets(&self) -> Budgets {
         Budgets {
@@ -284,6 +296,7 @@ where
     fn clone(&self) -> Self {
         ModelState {
             body: self.body.clone(),
+            parts: self.parts.clone(),
             drops_left: self.drops_left,
             connection_drops_left: self.connection_drops_left,
             fingerprint: self.fingerprint,
@@ -616,7 +629,9 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
             return Some(None);
         }
         let mut hasher = WordHasher(u64::from(budgets.drops_left));
-        match system.hash_after_delivery(&self.explorer, index as usize, step, &mut hasher) {
+        let parts = state.parts(&self.explorer);
+        let at = (index as usize, step);
+        match system.hash_after_delivery(&self.explorer, parts, at, &mut hasher) {
             Foresight::Unknown => return None,
             Foresight::Bound => {
                 self.pruned.store(true, Ordering::Relaxed);
@@ -938,7 +953,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
                 if self.symmetry.is_none() {
                     // A drop runs no handler: its successor's fingerprint is known at once.
                     let mut hasher = WordHasher(u64::from(budgets.drops_left));
-                    system.hash_after_drop(index as usize, &mut hasher);
+                    system.hash_after_drop(state.parts(explorer), index as usize, &mut hasher);
                     budgets.hash_connections(&mut hasher);
                     let step = Step::Drop {
                         index: index as usize,
