@@ -1131,12 +1131,17 @@ fn describe<C: CheckedCrdt, P: CheckedProtocol<C>>(
     for (i, (before, action)) in pairs.iter().enumerate() {
         let Some(action) = action else { continue };
         let after = pairs.get(i + 1).map_or(path.last_state(), |(s, _)| s);
-        let (structured, line) = describe_action(model, &before.system, &after.system, action);
+        let (structured, line) = describe_action(
+            model,
+            model.system_of(before),
+            model.system_of(after),
+            action,
+        );
         actions.push(structured);
         steps.push(line);
         taken.push(*action);
     }
-    let last = &path.last_state().system;
+    let last = model.system_of(path.last_state());
     let replicas = model.explorer.spec().replicas as usize;
     let final_views = last.nodes()[..replicas]
         .iter()

@@ -195,6 +195,8 @@ pub struct System<C: OpCrdt, P: Protocol<C>> {
     connections_down: BTreeMap<(NodeId, NodeId), u32>,
     /// The hash of the issued updates' records, kept up to date as writes happen.
     records_digest: u64,
+    /// [`ExploreSpec::flight`]: whether the order of a link's messages is part of the hash.
+    flight: Flight,
 }
 
 /// A node's clock and hash.
@@ -229,6 +231,7 @@ where
             incarnations: Arc::clone(&self.incarnations),
             connections_down: self.connections_down.clone(),
             records_digest: self.records_digest,
+            flight: self.flight,
         }
     }
 }
@@ -242,6 +245,80 @@ pub struct StepEffect {
     pub flips: u32,
     /// Commands the handler issued (sends and timers).
     pub commands: u32,
+}
+
+/// What a delivery did where its handler did nothing but change its own node and send: no
+/// timer, no draw from the protocol's stream, no panic, every connection up. A model checker
+/// whose protocol's handlers read only their own node knows from this, without running the
+/// handler again, what the same message does to the same node ([`System::hash_after_delivery`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalStep {
+    /// The receiver's hash after the handler ([`System::node_digest`]).
+    pub node_digest: u64,
+    /// The handler's sends, as (receiver, content hash), in the order issued.
+    pub sends: Vec<(NodeId, u64)>,
+    pub effect: StepEffect,
+}
+
+/// What [`System::hash_after_delivery`] could say of a system without making it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Foresight {
+    /// The system's hash went into the hasher.
+    Hashed,
+    /// The system would end at a bound.
+    Bound,
+    /// It cannot be told without making the system (a connection is down, or more messages
+    /// would be in flight than a foresight holds).
+    Unknown,
+}
+
+/// The most sends of one handler a foresight follows; a handler that sends more is made.
+const FORESEEN_SENDS_MAX: usize = 8;
+
+/// A system's hash in three words, each a step changes alone: the rest (records, issued
+/// writes, timers, connections down, ending) hashed in order, the sum of the nodes' digests,
+/// and the sum of one mixed word per message in flight. A successor's hash then follows
+/// from its parent's parts and what the step changed ([`System::hash_after_delivery`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashParts {
+    rest: u64,
+    nodes: u64,
+    messages: u64,
+}
+
+impl HashParts {
+    fn write<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.rest);
+        state.write_u64(self.nodes);
+        state.write_u64(self.messages);
+    }
+}
+
+/// One message's word in [`HashParts::messages`]: its link, content and, on queues, its place
+/// in its link's queue, mixed so that sums of different messages do not meet.
+fn message_word(from: NodeId, to: NodeId, digest: u64, rank: usize) -> u64 {
+    let link = u64::from(from) << 32 | u64::from(to);
+    mix64(digest ^ link.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (rank as u64).rotate_right(8))
+}
+
+/// What a traced handler did: its sends as (receiver, content hash) and the messages, and
+/// whether it did nothing else ([`LocalStep`]).
+struct Trace<M> {
+    local: bool,
+    sends: Vec<(NodeId, u64)>,
+    messages: Vec<Arc<M>>,
+}
+
+/// A delivery's [`LocalStep`] with what it made: the receiver's replica, protocol state and
+/// clock, and the messages it sent. Enough to make the same step again on a system whose
+/// receiver is the same node in the same state, without running the handler
+/// ([`System::deliver_as`]).
+pub struct Handled<C: OpCrdt, P: Protocol<C>> {
+    pub step: LocalStep,
+    replica: Arc<Replica<C>>,
+    state: P::Node,
+    clock: Clock,
+    messages: Vec<Arc<P::Message>>,
 }
 
 impl<C: OpCrdt<Op: Hash, Intent: Hash> + Hash + 'static, P: Protocol<C>> Explorer<C, P>
@@ -326,6 +403,7 @@ where
             incarnations: Arc::new(vec![0; nodes as usize]),
             connections_down: BTreeMap::new(),
             records_digest: 0,
+            flight: self.spec.flight,
         };
         let mut net = system.lend(self, 0);
         let mut states = Vec::with_capacity(nodes as usize);
@@ -431,12 +509,86 @@ where
         self.arrive(explorer, index, coins, false)
     }
 
+    /// As [`System::deliver`], and what the handler did where it did nothing but change its own
+    /// node and send ([`LocalStep`]).
+    pub fn deliver_traced(
+        &self,
+        explorer: &Explorer<C, P>,
+        index: usize,
+        coins: u64,
+    ) -> (Self, StepEffect, Option<Handled<C, P>>) {
+        let stays = explorer.spec.flight == Flight::Set;
+        let mut trace = Trace {
+            local: self.connections_down.is_empty(),
+            sends: Vec::new(),
+            messages: Vec::new(),
+        };
+        let (next, effect) = self.arrive_traced(explorer, index, coins, stays, Some(&mut trace));
+        let local = trace.local && next.ending.is_none();
+        let to = self.in_flight[index].to as usize;
+        let handled = local.then(|| Handled {
+            step: LocalStep {
+                node_digest: next.meta[to].digest,
+                sends: trace.sends,
+                effect,
+            },
+            replica: Arc::clone(&next.nodes[to]),
+            state: next.states[to].clone(),
+            clock: next.meta[to].clock,
+            messages: trace.messages,
+        });
+        (next, effect, handled)
+    }
+
+    /// The system [`System::deliver`] of message `index` makes, made from what the same message
+    /// did to the same node before (`handled`, from [`System::deliver_traced`]) instead of
+    /// running the handler again: the receiver takes the replica, protocol state and clock the
+    /// handler left, and its sends join the network, numbered as they would be. The caller
+    /// knows the receiver is the same and that every connection is up.
+    pub fn deliver_as(
+        &self,
+        explorer: &Explorer<C, P>,
+        index: usize,
+        handled: &Handled<C, P>,
+    ) -> Self {
+        let spec = &explorer.spec;
+        let mut next = self.clone();
+        let to = self.in_flight[index].to;
+        if spec.flight != Flight::Set {
+            next.in_flight.remove(index);
+        }
+        let node = to as usize;
+        next.nodes[node] = Arc::clone(&handled.replica);
+        next.states[node] = handled.state.clone();
+        next.meta[node] = NodeMeta {
+            clock: handled.clock,
+            digest: handled.step.node_digest,
+        };
+        let sends = handled.step.sends.iter().zip(&handled.messages);
+        for (&(receiver, digest), message) in sends {
+            next.send_copy(spec.flight, to, receiver, Arc::clone(message), digest);
+        }
+        next.settle(spec);
+        next
+    }
+
     fn arrive(
         &self,
         explorer: &Explorer<C, P>,
         index: usize,
         coins: u64,
         stays: bool,
+    ) -> (Self, StepEffect) {
+        self.arrive_traced(explorer, index, coins, stays, None)
+    }
+
+    fn arrive_traced(
+        &self,
+        explorer: &Explorer<C, P>,
+        index: usize,
+        coins: u64,
+        stays: bool,
+        trace: Option<&mut Trace<P::Message>>,
     ) -> (Self, StepEffect) {
         let mut next = self.clone();
         let flying = if stays {
@@ -447,15 +599,120 @@ where
         let mut effect = StepEffect::default();
         next.guarded(|system| {
             let message = &flying.message;
-            effect = system.handle(
+            effect = system.handle_traced(
                 explorer,
                 flying.to,
                 coins,
                 Some(message),
+                trace,
                 |p, state, ctx| p.on_message(state, flying.from, message, ctx),
             );
         });
         (next, effect)
+    }
+
+    /// Hashes into `state`, without making it, the system [`System::deliver`] of message
+    /// `index` makes when the receiver's handler does what `step` says (the same message did
+    /// that to the same node before), from this system's [`System::hash_parts`]. Mirrors
+    /// [`System::flush`]: copies already in a set are not added again, a queue's sends join
+    /// its tail, and the bounds apply.
+    pub fn hash_after_delivery<H: Hasher>(
+        &self,
+        explorer: &Explorer<C, P>,
+        parts: HashParts,
+        (index, step): (usize, &LocalStep),
+        state: &mut H,
+    ) -> Foresight {
+        let spec = &explorer.spec;
+        let to = self.in_flight[index].to;
+        let stays = spec.flight == Flight::Set;
+        if !self.connections_down.is_empty()
+            || self.ending.is_some()
+            || step.sends.len() > FORESEEN_SENDS_MAX
+        {
+            return Foresight::Unknown;
+        }
+        let removed = (!stays).then_some(index);
+        let mut messages = match removed {
+            Some(index) => parts.messages.wrapping_add(self.removal_change(index)),
+            None => parts.messages,
+        };
+        let mut added = [(0, 0); FORESEEN_SENDS_MAX];
+        let mut count = 0;
+        for &(receiver, digest) in &step.sends {
+            let present = stays
+                && (added[..count].contains(&(receiver, digest))
+                    || self
+                        .in_flight
+                        .iter()
+                        .any(|m| (m.from, m.to, m.digest) == (to, receiver, digest)));
+            if present {
+                continue;
+            }
+            let on_link = self.on_link(to, receiver, removed)
+                + added[..count].iter().filter(|a| a.0 == receiver).count();
+            if on_link + 1 > spec.link_max {
+                return Foresight::Bound;
+            }
+            let rank = if spec.flight == Flight::Queues {
+                on_link
+            } else {
+                0
+            };
+            messages = messages.wrapping_add(message_word(to, receiver, digest, rank));
+            added[count] = (receiver, digest);
+            count += 1;
+        }
+        if self.in_flight.len() - usize::from(removed.is_some()) + count > spec.in_flight_max {
+            return Foresight::Bound;
+        }
+        let nodes = parts
+            .nodes
+            .wrapping_sub(self.meta[to as usize].digest)
+            .wrapping_add(step.node_digest);
+        HashParts {
+            nodes,
+            messages,
+            ..parts
+        }
+        .write(state);
+        Foresight::Hashed
+    }
+
+    /// Hashes into `state`, without making it, the system [`System::drop_message`] of message
+    /// `index` makes, from this system's [`System::hash_parts`].
+    pub fn hash_after_drop<H: Hasher>(&self, parts: HashParts, index: usize, state: &mut H) {
+        let messages = parts.messages.wrapping_add(self.removal_change(index));
+        HashParts { messages, ..parts }.write(state);
+    }
+
+    /// The messages in flight from `from` to `to`, but for the one at `removed`.
+    fn on_link(&self, from: NodeId, to: NodeId, removed: Option<usize>) -> usize {
+        let flying = self.in_flight.iter().enumerate();
+        flying
+            .filter(|(i, m)| Some(*i) != removed && (m.from, m.to) == (from, to))
+            .count()
+    }
+
+    /// What removing message `index` adds to [`HashParts::messages`] (wrapping): its word
+    /// goes, and on queues the messages behind it on its link move up one place.
+    fn removal_change(&self, index: usize) -> u64 {
+        let removed = &self.in_flight[index];
+        let rank = self.rank(index);
+        let mut change =
+            message_word(removed.from, removed.to, removed.digest, rank).wrapping_neg();
+        if self.flight == Flight::Queues {
+            let behind = self.in_flight[index + 1..]
+                .iter()
+                .take_while(|m| (m.from, m.to) == (removed.from, removed.to));
+            for (place, m) in behind.enumerate() {
+                let (old, new) = (rank + place + 1, rank + place);
+                change = change
+                    .wrapping_add(message_word(m.from, m.to, m.digest, new))
+                    .wrapping_sub(message_word(m.from, m.to, m.digest, old));
+            }
+        }
+        change
     }
 
     /// Message `index` of [`System::in_flight`] is lost.
@@ -682,6 +939,20 @@ where
         received: Option<&Arc<P::Message>>,
         handler: impl FnOnce(&P, &mut P::Node, &mut Ctx<'_, C, P>),
     ) -> StepEffect {
+        self.handle_traced(explorer, node, coins, received, None, handler)
+    }
+
+    /// As [`System::handle`], and notes in `trace`, if given, the sends and whether the handler
+    /// did anything but change its node and send.
+    fn handle_traced(
+        &mut self,
+        explorer: &Explorer<C, P>,
+        node: NodeId,
+        coins: u64,
+        received: Option<&Arc<P::Message>>,
+        trace: Option<&mut Trace<P::Message>>,
+        handler: impl FnOnce(&P, &mut P::Node, &mut Ctx<'_, C, P>),
+    ) -> StepEffect {
         let mut net = self.lend(explorer, coins);
         let mut states = std::mem::take(&mut self.states);
         let (before, rest) = states.split_at_mut(node as usize);
@@ -702,9 +973,17 @@ where
             flips: net.coins.flips(),
             commands: net.outbox.len() as u32 + net.cancelled_timers.len() as u32,
         };
+        let mut trace = trace;
+        if let Some(trace) = trace.as_deref_mut() {
+            let stream_kept = net.protocol_stream.position() == self.stream.position();
+            trace.local &= stream_kept
+                && net.cancelled_timers.is_empty()
+                && net.next_timer == self.next_timer
+                && net.incarnations == *self.incarnations;
+        }
         let (outbox, cancelled) = self.take_back(net, Some(node));
         self.meta[node as usize].digest = self.digest_node(node);
-        self.flush(explorer, node, outbox, &cancelled);
+        self.flush(explorer, node, outbox, &cancelled, trace);
         effect
     }
 
@@ -714,6 +993,7 @@ where
         node: NodeId,
         outbox: Outbox<C, P>,
         cancelled: &BTreeSet<u64>,
+        mut trace: Option<&mut Trace<P::Message>>,
     ) {
         let spec = &explorer.spec;
         for command in outbox {
@@ -723,38 +1003,65 @@ where
                         self.end(Ending::Bound("send_to_unknown_node"));
                         continue;
                     }
-                    let number = self.next_message;
-                    self.next_message += 1;
                     if self.is_disconnected(node, to) {
-                        // Lost at once, as the simulator loses a send on a dropped connection.
+                        // Lost at once, as the simulator loses a send on a dropped connection
+                        // (numbered all the same).
+                        self.next_message += 1;
                         continue;
                     }
                     let digest = digest_of(&*message);
-                    let copy = InFlight {
-                        from: node,
-                        to,
-                        message,
-                        number,
-                        sent_us: self.now_us,
-                        digest,
-                    };
-                    let present = spec.flight == Flight::Set
-                        && self.in_flight.iter().any(|m| m.same_as(&copy));
-                    if !present {
-                        self.in_flight.push(copy);
+                    if let Some(trace) = trace.as_deref_mut() {
+                        trace.sends.push((to, digest));
+                        trace.messages.push(Arc::clone(&message));
                     }
+                    self.send_copy(spec.flight, node, to, message, digest);
                 }
-                Command::Timer { at_us, id, timer } => self.timers.push(PendingTimer {
-                    node,
-                    at_us,
-                    id: id.0,
-                    timer,
-                }),
+                Command::Timer { at_us, id, timer } => {
+                    if let Some(trace) = trace.as_deref_mut() {
+                        trace.local = false;
+                    }
+                    self.timers.push(PendingTimer {
+                        node,
+                        at_us,
+                        id: id.0,
+                        timer,
+                    });
+                }
             }
         }
         if !cancelled.is_empty() {
             self.timers.retain(|t| !cancelled.contains(&t.id));
         }
+        self.settle(spec);
+    }
+
+    /// Puts a message `from` sends into the network, numbered; a set holds one copy of it.
+    fn send_copy(
+        &mut self,
+        flight: Flight,
+        from: NodeId,
+        to: NodeId,
+        message: Arc<P::Message>,
+        digest: u64,
+    ) {
+        let copy = InFlight {
+            from,
+            to,
+            message,
+            number: self.next_message,
+            sent_us: self.now_us,
+            digest,
+        };
+        self.next_message += 1;
+        let present = flight == Flight::Set && self.in_flight.iter().any(|m| m.same_as(&copy));
+        if !present {
+            self.in_flight.push(copy);
+        }
+    }
+
+    /// After a handler's commands: the timers in firing order, the bounds, the messages in the
+    /// canonical order.
+    fn settle(&mut self, spec: &ExploreSpec) {
         self.timers.sort_by_key(|t| (t.at_us, t.id));
         if self.in_flight.len() > spec.in_flight_max {
             self.end(Ending::Bound("in_flight_max"));
@@ -1003,14 +1310,21 @@ where
 {
     /// What the system means, not how it got there: see the module docs.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        for meta in &self.meta {
-            state.write_u64(meta.digest);
-        }
-        state.write_u64(self.records_digest);
-        self.issued.hash(state);
-        for message in &self.in_flight {
-            (message.from, message.to, message.digest).hash(state);
-        }
+        self.hash_parts().write(state);
+    }
+}
+
+impl<C, P> System<C, P>
+where
+    C: OpCrdt,
+    P: Protocol<C>,
+    P::Timer: Hash,
+{
+    /// The system's hash ([`Hash`]) in parts that a step changes one at a time.
+    pub fn hash_parts(&self) -> HashParts {
+        let mut rest = WordHasher(0);
+        rest.write_u64(self.records_digest);
+        self.issued.hash(&mut rest);
         // Timers are kept in firing order; their deadlines count from now.
         for timer in &self.timers {
             (
@@ -1018,14 +1332,34 @@ where
                 timer.at_us - self.now_us.min(timer.at_us),
                 &timer.timer,
             )
-                .hash(state);
+                .hash(&mut rest);
         }
-        // Only where some connection is down, so that systems of models without connections
-        // hash exactly as they always did.
         for pair in self.connections_down.keys() {
-            pair.hash(state);
+            pair.hash(&mut rest);
         }
-        self.ending.hash(state);
+        self.ending.hash(&mut rest);
+        let nodes = self.meta.iter().map(|meta| meta.digest);
+        let messages = self.in_flight.iter().enumerate();
+        let messages = messages.map(|(i, m)| message_word(m.from, m.to, m.digest, self.rank(i)));
+        HashParts {
+            rest: rest.finish(),
+            nodes: nodes.fold(0, u64::wrapping_add),
+            messages: messages.fold(0, u64::wrapping_add),
+        }
+    }
+
+    /// On queues, how many messages are ahead of message `index` on its link (a link's
+    /// messages are together, in queue order); elsewhere 0: order does not matter.
+    fn rank(&self, index: usize) -> usize {
+        if self.flight != Flight::Queues {
+            return 0;
+        }
+        let link = (self.in_flight[index].from, self.in_flight[index].to);
+        self.in_flight[..index]
+            .iter()
+            .rev()
+            .take_while(|m| (m.from, m.to) == link)
+            .count()
     }
 }
 

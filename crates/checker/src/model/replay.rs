@@ -350,8 +350,8 @@ fn schedule<C: CheckedCrdt, P: CheckedProtocol<C>>(
         now_us: 0,
         due_us: BTreeMap::new(),
     };
-    clock.learn_timers(None, &state.system);
-    let mut sent: BTreeMap<u64, Sent> = (0..state.system.messages_sent())
+    clock.learn_timers(None, model.system_of(&state));
+    let mut sent: BTreeMap<u64, Sent> = (0..model.system_of(&state).messages_sent())
         .map(|number| (number, Sent::default()))
         .collect();
     let mut ops = Vec::new();
@@ -369,11 +369,16 @@ fn schedule<C: CheckedCrdt, P: CheckedProtocol<C>>(
             return Err(not_in_model());
         }
         let next = model.next_state(&state, *action).ok_or_else(not_in_model)?;
-        let (described, _) = describe_action(model, &state.system, &next.system, action);
+        let (described, _) = describe_action(
+            model,
+            model.system_of(&state),
+            model.system_of(&next),
+            action,
+        );
         if counterexample.actions.get(i) != Some(&described) {
             return Err(not_in_model());
         }
-        let before = &state.system;
+        let before = model.system_of(&state);
         // Steps before the next timer (or the end, with the leftovers) share the room it leaves.
         let steps_left = path[i + 1..]
             .iter()
@@ -450,9 +455,13 @@ fn schedule<C: CheckedCrdt, P: CheckedProtocol<C>>(
                 coins.extend((0..effect.flips).map(|_| false));
             }
         }
-        let flying_after: BTreeSet<u64> =
-            next.system.in_flight().iter().map(|m| m.number).collect();
-        for number in before.messages_sent()..next.system.messages_sent() {
+        let flying_after: BTreeSet<u64> = model
+            .system_of(&next)
+            .in_flight()
+            .iter()
+            .map(|m| m.number)
+            .collect();
+        for number in before.messages_sent()..model.system_of(&next).messages_sent() {
             let copy = sent.entry(number).or_default();
             copy.sent_us = clock.now_us;
             // Sent by this step, yet not in flight after it: lost at once on a connection that
@@ -460,13 +469,13 @@ fn schedule<C: CheckedCrdt, P: CheckedProtocol<C>>(
             // message, which the fates below drop all the same).
             copy.dropped |= !flying_after.contains(&number);
         }
-        clock.learn_timers(Some(before), &next.system);
+        clock.learn_timers(Some(before), model.system_of(&next));
         state = next;
     }
     check_violation(model, counterexample, &state)?;
     let mut schedule = fates_of(
         explorer.spec().flight,
-        &state.system,
+        model.system_of(&state),
         sent,
         clock.now_us,
         ops,
