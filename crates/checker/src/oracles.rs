@@ -1121,8 +1121,7 @@ pub fn intent<C: OpCrdt>(outcome: &Outcome<C>, watch: IntentWatch<'_, C>) -> Vec
         .unwrap_or_else(|| make.make(reference.id, 0));
     if sequential.view() != reference.crdt.view() {
         let detail = format!(
-            "replica {} differs from the sequential specification (all {} updates applied in \
-             stamp order)",
+            "replica {} differs from the sequential specification (all {} updates {BY_STAMPS_REPLAY})",
             reference.id, outcome.updates_issued
         );
         let held = outcome.updates_issued as u32;
@@ -1135,6 +1134,20 @@ pub fn intent<C: OpCrdt>(outcome: &Outcome<C>, watch: IntentWatch<'_, C>) -> Vec
         ));
     }
     violations
+}
+
+/// How the two references decided by stamps alone name themselves in a violation's detail: the
+/// replay of a type's own ops, and a stamped specification ([`StampedSpec`]).
+const BY_STAMPS_REPLAY: &str = "applied in stamp order";
+const BY_STAMPS_FOLD: &str = "the greatest stamp winning on each key";
+
+/// Whether an intent violation's reference is decided by stamps alone: replicas that agree with
+/// each other and not with such a reference can only have broken a tie another way. A
+/// specification over the updates held (a counter's total, a list's positions) is not.
+pub fn reference_by_stamps(violation: &Violation) -> bool {
+    violation.oracle == Oracle::Intent
+        && (violation.detail.contains(BY_STAMPS_REPLAY)
+            || violation.detail.contains(BY_STAMPS_FOLD))
 }
 
 /// An intent violation: `replica`'s view beside the `reference` view it should show over the
@@ -1179,8 +1192,7 @@ fn stamped_specification<C: OpCrdt>(
     let expected = spec.view();
     let replica = holding_all.find(|r| !r.crdt.view_matches(&expected))?;
     let detail = format!(
-        "replica {} differs from the specification (all {} updates, the greatest stamp winning \
-         on each key)",
+        "replica {} differs from the specification (all {} updates, {BY_STAMPS_FOLD})",
         replica.id, outcome.updates_issued
     );
     let held = outcome.updates_issued as u32;

@@ -748,6 +748,12 @@ mod tests {
         let other = verdict_in_words(&specified);
         assert!(!other.contains("ties"), "{other}");
         assert!(other.contains("do not give"), "{other}");
+        // A built-in grid's or dictionary's specification goes by stamps: a tie again.
+        specified.violations[0].detail = "replica 0 differs from the specification (all 2 \
+            updates, the greatest stamp winning on each key)"
+            .into();
+        let folded = verdict_in_words(&specified);
+        assert!(folded.contains("equal stamps (ties)"), "{folded}");
         report.violations.insert(
             0,
             Violation {

@@ -150,9 +150,9 @@ fn intent_in_words(report: &RunReport) -> String {
     let detail = intent
         .first()
         .map_or("", |v| v.detail.trim_end_matches('.'));
-    // Under last-writer-wins, whose reference is decided by stamps alone, replicas that agree
-    // with each other and not with it can only have broken a tie another way.
-    let by_stamps = detail.contains("greatest stamp winning") || detail.contains("in stamp order");
+    let by_stamps = intent
+        .first()
+        .is_some_and(|v| converge_checker::oracles::reference_by_stamps(v));
     let why = if by_stamps {
         "concurrent writes with equal stamps (ties) were settled differently from the \
          specification"
