@@ -51,6 +51,7 @@
 //! when it meets it again on a shorter path, so it can miss the shortest counterexample;
 //! breadth-first order meets every state first on a shortest path.
 
+mod packed;
 mod replay;
 mod symmetry;
 mod system;
@@ -616,6 +617,7 @@ impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
             Arc::new(move |replica, k| intents(&config, replica, k, removes));
         SeamModel {
             explorer: Arc::new(Explorer::new(spec, protocol, make)),
+            choices: system::choice_counts(&*workload, &spec),
             workload,
             drops: if lossy { config.drops } else { 0 },
             connection_drops: connection_drops_of(&config),
@@ -632,6 +634,7 @@ impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
             local_handlers: false,
             identity: system::next_identity(),
             symmetry: None,
+            run: 0,
         }
     }
 }

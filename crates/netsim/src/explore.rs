@@ -57,6 +57,9 @@ use crate::sim::{panic_message, CoinSource, Coins, Command, Net};
 use crate::streams::Stream;
 use crate::topology::{self, Topology};
 
+mod packed;
+pub use packed::{Change, Effect, Packed, PastBound, Tables};
+
 /// How the network holds messages in flight.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Flight {
@@ -124,6 +127,8 @@ pub struct Explorer<C: OpCrdt, P: Protocol<C>> {
     make: Box<dyn Fn(ReplicaId) -> C + Send + Sync>,
     topology: &'static dyn Topology,
     server: Option<NodeId>,
+    /// What packed systems of this explorer name ([`Packed`]).
+    tables: Tables<C, P>,
 }
 
 /// One message in flight.
@@ -247,10 +252,10 @@ pub struct StepEffect {
     pub commands: u32,
 }
 
-/// What a delivery did where its handler did nothing but change its own node and send: no
-/// timer, no draw from the protocol's stream, no panic, every connection up. A model checker
-/// whose protocol's handlers read only their own node knows from this, without running the
-/// handler again, what the same message does to the same node ([`System::hash_after_delivery`]).
+/// What a write or a delivery did where its handler did nothing but change its own node and
+/// send: no timer, no draw from the protocol's stream, no panic, every connection up. A model
+/// checker whose protocol's handlers read only their own node knows from this, without running
+/// the handler again, what the same step does to the same node ([`Tables::effect`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalStep {
     /// The receiver's hash after the handler ([`System::node_digest`]).
@@ -260,25 +265,10 @@ pub struct LocalStep {
     pub effect: StepEffect,
 }
 
-/// What [`System::hash_after_delivery`] could say of a system without making it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Foresight {
-    /// The system's hash went into the hasher.
-    Hashed,
-    /// The system would end at a bound.
-    Bound,
-    /// It cannot be told without making the system (a connection is down, or more messages
-    /// would be in flight than a foresight holds).
-    Unknown,
-}
-
-/// The most sends of one handler a foresight follows; a handler that sends more is made.
-const FORESEEN_SENDS_MAX: usize = 8;
-
 /// A system's hash in three words, each a step changes alone: the rest (records, issued
 /// writes, timers, connections down, ending) hashed in order, the sum of the nodes' digests,
 /// and the sum of one mixed word per message in flight. A successor's hash then follows
-/// from its parent's parts and what the step changed ([`System::hash_after_delivery`]).
+/// from its parent's parts and what the step changed ([`Tables::foresee`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HashParts {
     rest: u64,
@@ -287,7 +277,8 @@ pub struct HashParts {
 }
 
 impl HashParts {
-    fn write<H: Hasher>(&self, state: &mut H) {
+    /// Writes the three words into `state`: what a system's [`Hash`] writes.
+    pub fn write<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.rest);
         state.write_u64(self.nodes);
         state.write_u64(self.messages);
@@ -301,6 +292,55 @@ fn message_word(from: NodeId, to: NodeId, digest: u64, rank: usize) -> u64 {
     mix64(digest ^ link.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (rank as u64).rotate_right(8))
 }
 
+/// [`HashParts::rest`]: the records, the writes issued, the timers (their deadlines counted
+/// from now, in firing order), the connections down and the ending, hashed in order.
+fn rest_word<T: Hash>(
+    records_digest: u64,
+    issued: &[u32],
+    timers: &[PendingTimer<T>],
+    now_us: u64,
+    connections_down: &BTreeMap<(NodeId, NodeId), u32>,
+    ending: &Option<Ending>,
+) -> u64 {
+    let mut rest = WordHasher(0);
+    rest.write_u64(records_digest);
+    issued.hash(&mut rest);
+    for timer in timers {
+        (
+            timer.node,
+            timer.at_us - now_us.min(timer.at_us),
+            &timer.timer,
+        )
+            .hash(&mut rest);
+    }
+    for pair in connections_down.keys() {
+        pair.hash(&mut rest);
+    }
+    ending.hash(&mut rest);
+    rest.finish()
+}
+
+/// [`HashParts::messages`] of the messages in flight, given as (sender, receiver, content
+/// hash) in the canonical order: on queues each counts its place in its link's queue (a link's
+/// messages stand together).
+fn messages_word(flight: Flight, links: impl Iterator<Item = (NodeId, NodeId, u64)>) -> u64 {
+    let mut sum = 0u64;
+    let mut previous = None;
+    let mut rank = 0;
+    for (from, to, digest) in links {
+        if flight == Flight::Queues {
+            rank = if previous == Some((from, to)) {
+                rank + 1
+            } else {
+                0
+            };
+            previous = Some((from, to));
+        }
+        sum = sum.wrapping_add(message_word(from, to, digest, rank));
+    }
+    sum
+}
+
 /// What a traced handler did: its sends as (receiver, content hash) and the messages, and
 /// whether it did nothing else ([`LocalStep`]).
 struct Trace<M> {
@@ -309,10 +349,45 @@ struct Trace<M> {
     messages: Vec<Arc<M>>,
 }
 
-/// A delivery's [`LocalStep`] with what it made: the receiver's replica, protocol state and
-/// clock, and the messages it sent. Enough to make the same step again on a system whose
-/// receiver is the same node in the same state, without running the handler
-/// ([`System::deliver_as`]).
+impl<M> Trace<M> {
+    /// A trace of a handler run on `system`.
+    fn new<C: OpCrdt, P: Protocol<C, Message = M>>(system: &System<C, P>) -> Self {
+        Trace {
+            local: system.connections_down.is_empty(),
+            sends: Vec::new(),
+            messages: Vec::new(),
+        }
+    }
+
+    /// What the traced handler did at `node`, where it did nothing but change that node and
+    /// send, and left `next` without an ending.
+    fn handled<C: OpCrdt, P: Protocol<C, Message = M>>(
+        self,
+        next: &System<C, P>,
+        node: NodeId,
+        effect: StepEffect,
+    ) -> Option<Handled<C, P>>
+    where
+        P::Node: Clone,
+    {
+        let node = node as usize;
+        (self.local && next.ending.is_none()).then(|| Handled {
+            step: LocalStep {
+                node_digest: next.meta[node].digest,
+                sends: self.sends,
+                effect,
+            },
+            replica: Arc::clone(&next.nodes[node]),
+            state: next.states[node].clone(),
+            clock: next.meta[node].clock,
+            messages: self.messages,
+        })
+    }
+}
+
+/// A step's [`LocalStep`] with what it made: the node's replica, protocol state and clock, and
+/// the messages it sent. Enough to make the same step again on a system whose node is the same
+/// node in the same state, without running the handler ([`Tables::effect`]).
 pub struct Handled<C: OpCrdt, P: Protocol<C>> {
     pub step: LocalStep,
     replica: Arc<Replica<C>>,
@@ -334,17 +409,24 @@ where
     ) -> Self {
         let topology = topology::of(spec.protocol.topology);
         let server = (topology.servers() > 0).then_some(spec.replicas);
+        let nodes = spec.replicas + topology.servers();
         Explorer {
             spec,
             protocol,
             make: Box::new(make),
             topology,
             server,
+            tables: Tables::new(nodes as usize),
         }
     }
 
     pub fn spec(&self) -> &ExploreSpec {
         &self.spec
+    }
+
+    /// The tables [`Packed`] systems of this explorer name.
+    pub fn tables(&self) -> &Tables<C, P> {
+        &self.tables
     }
 
     pub fn protocol(&self) -> &P {
@@ -432,6 +514,30 @@ where
     /// Replica `replica` writes `intent` (its next write), stamped by its clock, and the
     /// protocol hears of it ([`Protocol::on_write`]).
     pub fn write(&self, explorer: &Explorer<C, P>, replica: ReplicaId, intent: C::Intent) -> Self {
+        self.write_with(explorer, replica, intent, None)
+    }
+
+    /// As [`System::write`], and what the handler did where it did nothing but change its own
+    /// node and send ([`Handled`]).
+    pub fn write_traced(
+        &self,
+        explorer: &Explorer<C, P>,
+        replica: ReplicaId,
+        intent: C::Intent,
+    ) -> (Self, Option<Handled<C, P>>) {
+        let mut trace = Trace::new(self);
+        let next = self.write_with(explorer, replica, intent, Some(&mut trace));
+        let handled = trace.handled(&next, replica, StepEffect::default());
+        (next, handled)
+    }
+
+    fn write_with(
+        &self,
+        explorer: &Explorer<C, P>,
+        replica: ReplicaId,
+        intent: C::Intent,
+        trace: Option<&mut Trace<P::Message>>,
+    ) -> Self {
         let mut next = self.clone();
         let seq = next.issued[replica as usize];
         assert!(
@@ -447,7 +553,7 @@ where
             let mut net = system.lend(explorer, 0);
             net.apply(replica, index);
             system.take_back(net, Some(replica));
-            system.handle(explorer, replica, 0, None, |p, state, ctx| {
+            system.handle_traced(explorer, replica, 0, None, trace, |p, state, ctx| {
                 p.on_write(state, Update(index), ctx)
             });
         });
@@ -518,58 +624,10 @@ where
         coins: u64,
     ) -> (Self, StepEffect, Option<Handled<C, P>>) {
         let stays = explorer.spec.flight == Flight::Set;
-        let mut trace = Trace {
-            local: self.connections_down.is_empty(),
-            sends: Vec::new(),
-            messages: Vec::new(),
-        };
+        let mut trace = Trace::new(self);
         let (next, effect) = self.arrive_traced(explorer, index, coins, stays, Some(&mut trace));
-        let local = trace.local && next.ending.is_none();
-        let to = self.in_flight[index].to as usize;
-        let handled = local.then(|| Handled {
-            step: LocalStep {
-                node_digest: next.meta[to].digest,
-                sends: trace.sends,
-                effect,
-            },
-            replica: Arc::clone(&next.nodes[to]),
-            state: next.states[to].clone(),
-            clock: next.meta[to].clock,
-            messages: trace.messages,
-        });
+        let handled = trace.handled(&next, self.in_flight[index].to, effect);
         (next, effect, handled)
-    }
-
-    /// The system [`System::deliver`] of message `index` makes, made from what the same message
-    /// did to the same node before (`handled`, from [`System::deliver_traced`]) instead of
-    /// running the handler again: the receiver takes the replica, protocol state and clock the
-    /// handler left, and its sends join the network, numbered as they would be. The caller
-    /// knows the receiver is the same and that every connection is up.
-    pub fn deliver_as(
-        &self,
-        explorer: &Explorer<C, P>,
-        index: usize,
-        handled: &Handled<C, P>,
-    ) -> Self {
-        let spec = &explorer.spec;
-        let mut next = self.clone();
-        let to = self.in_flight[index].to;
-        if spec.flight != Flight::Set {
-            next.in_flight.remove(index);
-        }
-        let node = to as usize;
-        next.nodes[node] = Arc::clone(&handled.replica);
-        next.states[node] = handled.state.clone();
-        next.meta[node] = NodeMeta {
-            clock: handled.clock,
-            digest: handled.step.node_digest,
-        };
-        let sends = handled.step.sends.iter().zip(&handled.messages);
-        for (&(receiver, digest), message) in sends {
-            next.send_copy(spec.flight, to, receiver, Arc::clone(message), digest);
-        }
-        next.settle(spec);
-        next
     }
 
     fn arrive(
@@ -609,110 +667,6 @@ where
             );
         });
         (next, effect)
-    }
-
-    /// Hashes into `state`, without making it, the system [`System::deliver`] of message
-    /// `index` makes when the receiver's handler does what `step` says (the same message did
-    /// that to the same node before), from this system's [`System::hash_parts`]. Mirrors
-    /// [`System::flush`]: copies already in a set are not added again, a queue's sends join
-    /// its tail, and the bounds apply.
-    pub fn hash_after_delivery<H: Hasher>(
-        &self,
-        explorer: &Explorer<C, P>,
-        parts: HashParts,
-        (index, step): (usize, &LocalStep),
-        state: &mut H,
-    ) -> Foresight {
-        let spec = &explorer.spec;
-        let to = self.in_flight[index].to;
-        let stays = spec.flight == Flight::Set;
-        if !self.connections_down.is_empty()
-            || self.ending.is_some()
-            || step.sends.len() > FORESEEN_SENDS_MAX
-        {
-            return Foresight::Unknown;
-        }
-        let removed = (!stays).then_some(index);
-        let mut messages = match removed {
-            Some(index) => parts.messages.wrapping_add(self.removal_change(index)),
-            None => parts.messages,
-        };
-        let mut added = [(0, 0); FORESEEN_SENDS_MAX];
-        let mut count = 0;
-        for &(receiver, digest) in &step.sends {
-            let present = stays
-                && (added[..count].contains(&(receiver, digest))
-                    || self
-                        .in_flight
-                        .iter()
-                        .any(|m| (m.from, m.to, m.digest) == (to, receiver, digest)));
-            if present {
-                continue;
-            }
-            let on_link = self.on_link(to, receiver, removed)
-                + added[..count].iter().filter(|a| a.0 == receiver).count();
-            if on_link + 1 > spec.link_max {
-                return Foresight::Bound;
-            }
-            let rank = if spec.flight == Flight::Queues {
-                on_link
-            } else {
-                0
-            };
-            messages = messages.wrapping_add(message_word(to, receiver, digest, rank));
-            added[count] = (receiver, digest);
-            count += 1;
-        }
-        if self.in_flight.len() - usize::from(removed.is_some()) + count > spec.in_flight_max {
-            return Foresight::Bound;
-        }
-        let nodes = parts
-            .nodes
-            .wrapping_sub(self.meta[to as usize].digest)
-            .wrapping_add(step.node_digest);
-        HashParts {
-            nodes,
-            messages,
-            ..parts
-        }
-        .write(state);
-        Foresight::Hashed
-    }
-
-    /// Hashes into `state`, without making it, the system [`System::drop_message`] of message
-    /// `index` makes, from this system's [`System::hash_parts`].
-    pub fn hash_after_drop<H: Hasher>(&self, parts: HashParts, index: usize, state: &mut H) {
-        let messages = parts.messages.wrapping_add(self.removal_change(index));
-        HashParts { messages, ..parts }.write(state);
-    }
-
-    /// The messages in flight from `from` to `to`, but for the one at `removed`.
-    fn on_link(&self, from: NodeId, to: NodeId, removed: Option<usize>) -> usize {
-        let flying = self.in_flight.iter().enumerate();
-        flying
-            .filter(|(i, m)| Some(*i) != removed && (m.from, m.to) == (from, to))
-            .count()
-    }
-
-    /// What removing message `index` adds to [`HashParts::messages`] (wrapping): its word
-    /// goes, and on queues the messages behind it on its link move up one place.
-    fn removal_change(&self, index: usize) -> u64 {
-        let removed = &self.in_flight[index];
-        let rank = self.rank(index);
-        let mut change =
-            message_word(removed.from, removed.to, removed.digest, rank).wrapping_neg();
-        if self.flight == Flight::Queues {
-            let behind = self.in_flight[index + 1..]
-                .iter()
-                .take_while(|m| (m.from, m.to) == (removed.from, removed.to));
-            for (place, m) in behind.enumerate() {
-                let (old, new) = (rank + place + 1, rank + place);
-                change = change
-                    .wrapping_add(message_word(m.from, m.to, m.digest, new))
-                    .wrapping_sub(message_word(m.from, m.to, m.digest, old));
-            }
-        }
-        change
     }
 
     /// Message `index` of [`System::in_flight`] is lost.
@@ -1322,44 +1276,21 @@ where
 {
     /// The system's hash ([`Hash`]) in parts that a step changes one at a time.
     pub fn hash_parts(&self) -> HashParts {
-        let mut rest = WordHasher(0);
-        rest.write_u64(self.records_digest);
-        self.issued.hash(&mut rest);
-        // Timers are kept in firing order; their deadlines count from now.
-        for timer in &self.timers {
-            (
-                timer.node,
-                timer.at_us - self.now_us.min(timer.at_us),
-                &timer.timer,
-            )
-                .hash(&mut rest);
-        }
-        for pair in self.connections_down.keys() {
-            pair.hash(&mut rest);
-        }
-        self.ending.hash(&mut rest);
+        let rest = rest_word(
+            self.records_digest,
+            &self.issued,
+            &self.timers,
+            self.now_us,
+            &self.connections_down,
+            &self.ending,
+        );
         let nodes = self.meta.iter().map(|meta| meta.digest);
-        let messages = self.in_flight.iter().enumerate();
-        let messages = messages.map(|(i, m)| message_word(m.from, m.to, m.digest, self.rank(i)));
+        let links = self.in_flight.iter().map(|m| (m.from, m.to, m.digest));
         HashParts {
-            rest: rest.finish(),
+            rest,
             nodes: nodes.fold(0, u64::wrapping_add),
-            messages: messages.fold(0, u64::wrapping_add),
+            messages: messages_word(self.flight, links),
         }
-    }
-
-    /// On queues, how many messages are ahead of message `index` on its link (a link's
-    /// messages are together, in queue order); elsewhere 0: order does not matter.
-    fn rank(&self, index: usize) -> usize {
-        if self.flight != Flight::Queues {
-            return 0;
-        }
-        let link = (self.in_flight[index].from, self.in_flight[index].to);
-        self.in_flight[..index]
-            .iter()
-            .rev()
-            .take_while(|m| (m.from, m.to) == link)
-            .count()
     }
 }
 

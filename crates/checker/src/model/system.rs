@@ -4,6 +4,7 @@
 //! [`converge_netsim::explore`]. The checker carries no protocol of its own and no copy of a
 //! merge rule: a bug it finds is in the code that runs.
 
+use std::cell::RefCell;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,12 +13,15 @@ use std::time::Instant;
 
 use converge_crdt::{OpCrdt, ReplicaId, WorkloadIntent};
 use converge_netsim::explore::{
-    Ending, Explorer, Flight, Foresight, Handled, HashParts, LocalStep, System, WordHasher,
+    Change, Effect, Ending, ExploreSpec, Explorer, Flight, Handled, HashParts, Packed, System,
+    WordHasher,
 };
+use converge_netsim::outcome::NodeId;
 use converge_netsim::protocol::Protocol;
 use serde::{Deserialize, Serialize};
 use stateright::{Model, Property};
 
+use super::packed::{remember_effect, PackedShape, Shape};
 use super::symmetry::Reduction;
 
 /// The property names, in the order the report prefers them when several fail at once.
@@ -131,6 +135,19 @@ impl Budgets {
 /// What the replicas write: for replica `r`, its `k`-th write offers `choices(r, k)`.
 pub(crate) type Workload<I> = Arc<dyn Fn(ReplicaId, u32) -> Vec<I> + Send + Sync>;
 
+/// How many intents write `k` of replica `r` offers, at `r * writes_per_replica + k`: every
+/// state's actions ask, and the workload makes the intents to answer.
+pub(crate) fn choice_counts<I>(
+    workload: &(dyn Fn(ReplicaId, u32) -> Vec<I> + Send + Sync),
+    spec: &ExploreSpec,
+) -> Arc<[u32]> {
+    let writes = 0..spec.writes_per_replica;
+    (0..spec.replicas)
+        .flat_map(|r| writes.clone().map(move |k| (r, k)))
+        .map(|(r, k)| workload(r, k).len() as u32)
+        .collect()
+}
+
 /// What the checker is asked to do with the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -144,17 +161,13 @@ pub(crate) enum Mode {
 /// A state of the model: the system, the drop budgets left, and their fingerprint, computed
 /// once.
 ///
-/// Most successors are states the checker has seen (four in five on a duplicating network):
-/// it hashes them and drops them. A delivery whose handler the model has seen do the same thing
-/// to the same node before, and a drop, know their successor's fingerprint without making it
-/// ([`System::hash_after_delivery`]), so such a state holds only its parent's system and the
-/// step, and makes its own system when first asked for it: once per new state, never for a
-/// revisit.
+/// Where the protocol's handlers read only their own node and symmetry is off, the system is
+/// kept packed ([`Packed`]): a few words naming replicas and messages kept once in the
+/// explorer's tables. Most steps are then made from what the same step did before, without
+/// unpacking anything ([`SeamModel::packed_next_state`]); the system is unpacked only when a
+/// handler must run or a property reads it.
 pub struct ModelState<C: OpCrdt, P: Protocol<C>> {
     body: Body<C, P>,
-    /// The system's hash in parts, from which its successors' are foreseen: computed once,
-    /// when the state is first expanded.
-    parts: OnceLock<HashParts>,
     pub(crate) drops_left: u32,
     pub(crate) connection_drops_left: u32,
     /// What the system means (see [`System`]'s `Hash`).
@@ -164,47 +177,104 @@ pub struct ModelState<C: OpCrdt, P: Protocol<C>> {
     key: u64,
 }
 
-/// A state's system, made or foreseen.
-enum Body<C: OpCrdt, P: Protocol<C>> {
+/// A state's system, made or packed.
+pub(crate) enum Body<C: OpCrdt, P: Protocol<C>> {
     Made(Arc<System<C, P>>),
-    Foreseen {
-        parent: Arc<System<C, P>>,
-        step: Step,
+    Packed {
+        packed: Lazy,
+        /// The system's hash in parts, from which its successors' follow.
+        parts: HashParts,
+        /// The system unpacked, once something asked for it.
         made: OnceLock<Arc<System<C, P>>>,
     },
 }
 
-/// A step whose successor is foreseen: made again, from the parent, when first asked for. A
-/// delivery keeps the key of what its handler did ([`SeamModel::step_key`]).
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    Deliver { index: usize, coins: u64, key: u64 },
-    Drop { index: usize },
+/// A packed system, or the change that makes it from its parent's: made when the state is
+/// first expanded, so that a successor the checker has seen (most of them) is hashed and
+/// dropped without being made.
+#[derive(Clone)]
+pub(crate) struct Lazy {
+    ready: OnceLock<Packed>,
+    from: Option<(Packed, Step)>,
 }
 
-impl<C: OpCrdt, P: Protocol<C>> Clone for Body<C, P>
-where
-    System<C, P>: Clone,
-{
+/// A change without a handler ([`Change`]), its effect shared with the table that remembers it.
+#[derive(Clone)]
+pub(crate) struct Step {
+    pub(crate) node: NodeId,
+    pub(crate) removed: Option<usize>,
+    pub(crate) effect: Option<Arc<Effect>>,
+}
+
+impl Step {
+    pub(crate) fn change(&self) -> Change<'_> {
+        Change {
+            node: self.node,
+            removed: self.removed,
+            effect: self.effect.as_deref(),
+        }
+    }
+}
+
+impl Lazy {
+    pub(crate) fn ready(packed: Packed) -> Self {
+        Lazy {
+            ready: OnceLock::from(packed),
+            from: None,
+        }
+    }
+
+    pub(crate) fn after(parent: Packed, step: Step) -> Self {
+        Lazy {
+            ready: OnceLock::new(),
+            from: Some((parent, step)),
+        }
+    }
+
+    /// The packed system, made now if only its change was known.
+    fn get<C: CheckedCrdt, P: CheckedProtocol<C>>(
+        &self,
+        explorer: &Explorer<C, P>,
+        parts: HashParts,
+    ) -> &Packed {
+        self.ready.get_or_init(|| {
+            let (parent, step) = self.from.as_ref().expect("a change where nothing is ready");
+            let tables = explorer.tables();
+            let packed = tables
+                .make(explorer.spec(), parent, &step.change())
+                .expect("a change foreseen within the bounds");
+            debug_assert_eq!(
+                tables.parts(explorer.spec(), &packed),
+                parts,
+                "a change makes the system foreseen"
+            );
+            packed
+        })
+    }
+}
+
+impl<C: OpCrdt, P: Protocol<C>> Clone for Body<C, P> {
     fn clone(&self) -> Self {
         match self {
             Body::Made(system) => Body::Made(Arc::clone(system)),
-            Body::Foreseen { parent, step, made } => Body::Foreseen {
-                parent: Arc::clone(parent),
-                step: *step,
+            Body::Packed {
+                packed,
+                parts,
+                made,
+            } => Body::Packed {
+                packed: packed.clone(),
+                parts: *parts,
                 made: made.clone(),
             },
         }
     }
 }
 
-/// A system's fingerprint with the budgets left.
-fn fingerprint_of<C: CheckedCrdt, P: CheckedProtocol<C>>(
-    system: &System<C, P>,
-    budgets: Budgets,
-) -> u64 {
+/// A fingerprint from a system's hash in parts and the budgets left: what [`Hash`] of the
+/// system gives, the budgets around it.
+pub(crate) fn fingerprint_from(parts: HashParts, budgets: Budgets) -> u64 {
     let mut hasher = WordHasher(u64::from(budgets.drops_left));
-    system.hash(&mut hasher);
+    parts.write(&mut hasher);
     budgets.hash_connections(&mut hasher);
     hasher.finish()
 }
@@ -212,10 +282,9 @@ fn fingerprint_of<C: CheckedCrdt, P: CheckedProtocol<C>>(
 impl<C: CheckedCrdt, P: CheckedProtocol<C>> ModelState<C, P> {
     /// A state known by its own fingerprint.
     fn new(system: System<C, P>, budgets: Budgets) -> Self {
-        let fingerprint = fingerprint_of(&system, budgets);
+        let fingerprint = fingerprint_from(system.hash_parts(), budgets);
         ModelState {
             body: Body::Made(Arc::new(system)),
-            parts: OnceLock::new(),
             fingerprint,
             key: fingerprint,
             drops_left: budgets.drops_left,
@@ -223,20 +292,15 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> ModelState<C, P> {
         }
     }
 
-    /// A state foreseen by its fingerprint: `step` from `parent` makes it.
-    fn foreseen(
-        parent: &Arc<System<C, P>>,
-        step: Step,
-        budgets: Budgets,
-        fingerprint: u64,
-    ) -> Self {
+    /// A packed state, its system's hash in `parts`.
+    pub(crate) fn packed(packed: Lazy, parts: HashParts, budgets: Budgets) -> Self {
+        let fingerprint = fingerprint_from(parts, budgets);
         ModelState {
-            body: Body::Foreseen {
-                parent: Arc::clone(parent),
-                step,
+            body: Body::Packed {
+                packed,
+                parts,
                 made: OnceLock::new(),
             },
-            parts: OnceLock::new(),
             fingerprint,
             key: fingerprint,
             drops_left: budgets.drops_left,
@@ -244,40 +308,37 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> ModelState<C, P> {
         }
     }
 
-    /// The state's system, made now if it was only foreseen.
+    /// The packed system and its hash in parts, where the state is packed.
+    pub(crate) fn packed_in(&self, explorer: &Explorer<C, P>) -> Option<(&Packed, HashParts)> {
+        match &self.body {
+            Body::Packed { packed, parts, .. } => Some((packed.get(explorer, *parts), *parts)),
+            Body::Made(_) => None,
+        }
+    }
+
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The state's system, unpacked now if it was packed.
     pub(crate) fn system(&self, explorer: &Explorer<C, P>) -> &Arc<System<C, P>> {
         match &self.body {
             Body::Made(system) => system,
-            Body::Foreseen { parent, step, made } => made.get_or_init(|| {
-                let system = match *step {
-                    Step::Deliver { index, coins, key } => {
-                        // What the handler did is at hand on the thread that foresaw the step;
-                        // elsewhere the handler runs again.
-                        let replayed = with_handled(|table: &mut Handled_<C, P>| {
-                            let handled = table.get(&key)?;
-                            Some(parent.deliver_as(explorer, index, handled))
-                        });
-                        replayed
-                            .flatten()
-                            .unwrap_or_else(|| parent.deliver(explorer, index, coins).0)
-                    }
-                    Step::Drop { index } => parent.drop_message(index),
-                };
+            Body::Packed {
+                packed,
+                parts,
+                made,
+            } => made.get_or_init(|| {
+                let packed = packed.get(explorer, *parts);
+                let system = explorer.tables().unpack(explorer.spec(), packed);
                 debug_assert_eq!(
-                    fingerprint_of(&system, self.budgets()),
+                    fingerprint_from(system.hash_parts(), self.budgets()),
                     self.fingerprint,
-                    "a foreseen state is the state its step makes"
+                    "a packed system unpacks into the system it was packed from"
                 );
                 Arc::new(system)
             }),
         }
-    }
-
-    /// The system's hash in parts ([`System::hash_parts`]).
-    fn parts(&self, explorer: &Explorer<C, P>) -> HashParts {
-        *self
-            .parts
-            .get_or_init(|| self.system(explorer).hash_parts())
     }
 
     /// What the state may still lose.
@@ -289,14 +350,10 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> ModelState<C, P> {
     }
 }
 
-impl<C: OpCrdt, P: Protocol<C>> Clone for ModelState<C, P>
-where
-    System<C, P>: Clone,
-{
+impl<C: OpCrdt, P: Protocol<C>> Clone for ModelState<C, P> {
     fn clone(&self) -> Self {
         ModelState {
             body: self.body.clone(),
-            parts: self.parts.clone(),
             drops_left: self.drops_left,
             connection_drops_left: self.connection_drops_left,
             fingerprint: self.fingerprint,
@@ -326,11 +383,11 @@ where
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let made = match &self.body {
             Body::Made(system) => Some(system),
-            Body::Foreseen { made, .. } => made.get(),
+            Body::Packed { made, .. } => made.get(),
         };
         match made {
             Some(system) => write!(f, "{system:?}")?,
-            None => write!(f, "(foreseen, not made yet)")?,
+            None => write!(f, "(packed)")?,
         }
         write!(
             f,
@@ -344,6 +401,8 @@ where
 pub(crate) struct SeamModel<C: CheckedCrdt, P: CheckedProtocol<C>> {
     pub(crate) explorer: Arc<Explorer<C, P>>,
     pub(crate) workload: Workload<C::Intent>,
+    /// How many intents each write offers ([`choice_counts`]).
+    pub(crate) choices: Arc<[u32]>,
     pub(crate) drops: u32,
     /// How many times a path may drop a connection (0 unless the links are connections).
     pub(crate) connection_drops: u32,
@@ -365,6 +424,9 @@ pub(crate) struct SeamModel<C: CheckedCrdt, P: CheckedProtocol<C>> {
     pub(crate) identity: u64,
     /// Symmetry reduction, where it is sound for the configuration (`symmetry.rs`).
     pub(crate) symmetry: Option<Arc<Reduction<C, P>>>,
+    /// Tells one checker run's recently handed states from another's ([`recently_handed`]):
+    /// a fresh word for every run ([`SeamModel::with_deadline`]).
+    pub(crate) run: u64,
 }
 
 /// A fresh [`SeamModel::identity`].
@@ -386,6 +448,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Clone for SeamModel<C, P> {
         SeamModel {
             explorer: Arc::clone(&self.explorer),
             workload: Arc::clone(&self.workload),
+            choices: Arc::clone(&self.choices),
             drops: self.drops,
             connection_drops: self.connection_drops,
             coin_bits: self.coin_bits,
@@ -397,6 +460,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Clone for SeamModel<C, P> {
             local_handlers: self.local_handlers,
             identity: self.identity,
             symmetry: self.symmetry.clone(),
+            run: self.run,
         }
     }
 }
@@ -447,6 +511,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
                 at,
                 passed: Arc::new(AtomicBool::new(false)),
             }),
+            run: next_identity(),
             ..self.clone()
         }
     }
@@ -460,11 +525,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
     }
 
     /// The intents replica `replica` may write next, if it has writes left.
-    pub(crate) fn write_choices(
-        &self,
-        system: &System<C, P>,
-        replica: ReplicaId,
-    ) -> Vec<C::Intent> {
+    pub(crate) fn write_choices(&self, system: &impl Shape, replica: ReplicaId) -> Vec<C::Intent> {
         let done = system.issued(replica);
         if done >= self.writes_per_replica() {
             return Vec::new();
@@ -493,8 +554,20 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         Some(self.state(system, budgets))
     }
 
-    /// A state, keyed by its orbit where symmetry reduction applies.
+    /// Whether states are kept packed: where the protocol's handlers read only their own node,
+    /// so that what a step did says what it does again, and symmetry reduction is off (it
+    /// makes a representative of every state anyway).
+    pub(crate) fn packs(&self) -> bool {
+        self.local_handlers && self.symmetry.is_none()
+    }
+
+    /// A state, packed where the model packs, keyed by its orbit where symmetry reduction
+    /// applies.
     fn state(&self, system: System<C, P>, budgets: Budgets) -> ModelState<C, P> {
+        if self.packs() {
+            let packed = Lazy::ready(self.explorer.tables().pack(&system));
+            return ModelState::packed(packed, system.hash_parts(), budgets);
+        }
         let mut state = ModelState::new(system, budgets);
         if let Some(symmetry) = &self.symmetry {
             state.key = symmetry.key(state.system(&self.explorer), budgets);
@@ -502,164 +575,185 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         state
     }
 
-    /// Under [`Flight::Set`] a delivered message stays in flight, so delivering it again to a
-    /// receiver that has not changed changes nothing: most deliveries a duplicating network
-    /// offers are such repeats. Where the protocol's handlers read only their own node (and the
-    /// update records), the receiver's local digest, the message and the coins decide it, and
-    /// this key lets the model skip the step without running it. `None` where that is not so.
-    fn repeat_key(&self, state: &ModelState<C, P>, index: u32, coins: u32) -> Option<u64> {
-        if !self.local_handlers || self.explorer.spec().flight != Flight::Set {
-            return None;
-        }
-        let system = state.system(&self.explorer);
-        let to = system.in_flight()[index as usize].to;
-        let mut hasher = WordHasher(self.identity);
-        hasher.write_u64(system.local_digest(to));
-        hasher.write_u64(system.message_digest(index as usize));
-        hasher.write_u32(coins);
-        Some(hasher.finish())
-    }
-
-    /// The state's system, made now if it was only foreseen.
+    /// The state's system, unpacked now if it was packed.
     pub(crate) fn system_of<'a>(&self, state: &'a ModelState<C, P>) -> &'a System<C, P> {
         state.system(&self.explorer)
     }
 
-    /// Where the protocol's handlers read only their own node (and the update records) and
-    /// states are known by their fingerprints, the key under which what message `index` does
-    /// to its receiver is remembered ([`LocalStep`]): the receiver's local digest, the
-    /// message, its sender, the coins and the time. `None` where that is not so.
-    fn step_key(&self, system: &System<C, P>, index: u32, coins: u32) -> Option<u64> {
-        if !self.local_handlers || self.symmetry.is_some() {
-            return None;
-        }
-        let message = &system.in_flight()[index as usize];
-        let mut hasher = WordHasher(self.identity.rotate_left(1));
-        hasher.write_u64(system.local_digest(message.to));
-        hasher.write_u64(system.message_digest(index as usize));
-        hasher.write_u32(message.from);
-        hasher.write_u32(coins);
-        hasher.write_u64(system.now_us());
-        Some(hasher.finish())
+    /// Replica `replica` writes its `choice`-th intent, the handler run; where it did nothing
+    /// but change its node and send, what it did is remembered under `remember`.
+    pub(crate) fn write_made(
+        &self,
+        state: &ModelState<C, P>,
+        replica: ReplicaId,
+        choice: u32,
+        remember: Option<u64>,
+    ) -> Option<ModelState<C, P>> {
+        let explorer = &*self.explorer;
+        let system = state.system(explorer);
+        let intent = self
+            .write_choices(&**system, replica)
+            .get(choice as usize)?
+            .clone();
+        let next = match remember {
+            Some(key) => {
+                let (next, handled) = system.write_traced(explorer, replica, intent);
+                self.remember(state, key, handled.as_ref(), replica, &next);
+                next
+            }
+            None => system.write(explorer, replica, intent),
+        };
+        self.successor(next, state.budgets(), 0, 0)
     }
 
-    /// Message `index` arrives, with `coins`: foreseen where the model has seen its handler do
-    /// the same to the same node, made (and what it did remembered) otherwise.
-    fn deliver(
+    /// Remembers under `key` what a step from packed `state` did at `node`, where its handler
+    /// did nothing but change that node and send (`handled`); `next` is what it made.
+    fn remember(
+        &self,
+        state: &ModelState<C, P>,
+        key: u64,
+        handled: Option<&Handled<C, P>>,
+        node: NodeId,
+        next: &System<C, P>,
+    ) {
+        let explorer = &*self.explorer;
+        if let (Some(handled), Some((packed, _))) = (handled, state.packed_in(explorer)) {
+            remember_effect(key, explorer.tables().effect(packed, handled, node, next));
+        }
+    }
+
+    /// Message `index` arrives with `coins`, the handler run; where it did nothing but change
+    /// its node and send, what it did is remembered under `remember`. A delivery that leads
+    /// back to `state` (a self-loop) adds nothing to explore.
+    pub(crate) fn deliver_made(
         &self,
         state: &ModelState<C, P>,
         index: u32,
         coins: u32,
+        remember: Option<u64>,
     ) -> Option<ModelState<C, P>> {
-        // The set of repeats is small and looked up first: most deliveries a duplicating
-        // network offers are repeats.
-        let repeat = self.repeat_key(state, index, coins);
-        if repeat.is_some_and(known_repeat) {
-            return None;
-        }
-        let system = state.system(&self.explorer);
-        let key = self.step_key(system, index, coins);
-        if let Some(key) = key {
-            let foreseen = with_handled(|table: &mut Handled_<C, P>| {
-                let handled = table.get(&key)?;
-                self.foresee(state, system, index, (coins, key, repeat), &handled.step)
-            });
-            if let Some(next) = foreseen.flatten() {
-                return next;
-            }
-        }
         let explorer = &*self.explorer;
-        let (next, effect) = match key {
+        let system = state.system(explorer);
+        let (next, effect) = match remember {
             Some(key) => {
+                let to = system.in_flight()[index as usize].to;
                 let (next, effect, handled) =
                     system.deliver_traced(explorer, index as usize, coins.into());
-                if let Some(handled) = handled {
-                    remember_handled(key, handled);
-                }
+                self.remember(state, key, handled.as_ref(), to, &next);
                 (next, effect)
             }
             None => system.deliver(explorer, index as usize, u64::from(coins)),
         };
         let next = self.successor(next, state.budgets(), effect.flips, coins)?;
-        self.unless_self_loop(state, next, repeat, effect.commands)
+        (next.fingerprint() != state.fingerprint()).then_some(next)
     }
 
-    /// `next`, unless the delivery changed nothing and leads back to `state`: a self-loop,
-    /// which adds nothing to explore. It is remembered only if the handler issued no command at
-    /// all, because whether a send changes the system depends on what else is in flight, which
-    /// the repeat key does not see.
-    fn unless_self_loop(
-        &self,
-        state: &ModelState<C, P>,
-        next: ModelState<C, P>,
-        repeat: Option<u64>,
-        commands: u32,
-    ) -> Option<ModelState<C, P>> {
-        if next.fingerprint != state.fingerprint {
-            return Some(next);
+    /// The state `action` makes of `state`, or `None` where the step is not taken.
+    fn take(&self, state: &ModelState<C, P>, action: ModelAction) -> Option<ModelState<C, P>> {
+        if let Some(at) = state.packed_in(&self.explorer) {
+            if let Some(next) = self.packed_next_state(state, at, action) {
+                return next;
+            }
         }
-        if let Some(key) = repeat.filter(|_| commands == 0) {
-            remember_repeat(key);
+        let explorer = &*self.explorer;
+        let system = state.system(explorer);
+        match action {
+            ModelAction::Write { replica, choice } => self.write_made(state, replica, choice, None),
+            ModelAction::Deliver { index, coins } => self.deliver_made(state, index, coins, None),
+            ModelAction::Drop { index } => {
+                let budgets = Budgets {
+                    drops_left: state.drops_left.checked_sub(1)?,
+                    ..state.budgets()
+                };
+                let next = system.drop_message(index as usize);
+                self.successor(next, budgets, 0, 0)
+            }
+            ModelAction::Fire => {
+                let (next, effect) = system.fire(explorer, 0)?;
+                self.successor(next, state.budgets(), effect.flips, 0)
+            }
+            ModelAction::DropConnection { a, b } => {
+                let budgets = Budgets {
+                    connection_drops_left: state.connection_drops_left.checked_sub(1)?,
+                    ..state.budgets()
+                };
+                if system.is_disconnected(a, b) {
+                    return None;
+                }
+                let (next, effect) = system.drop_connection(explorer, a, b);
+                self.successor(next, budgets, effect.flips, 0)
+            }
+            ModelAction::Reconnect { a, b } => {
+                if !system.is_disconnected(a, b) {
+                    return None;
+                }
+                let (next, effect) = system.reconnect(explorer, a, b);
+                self.successor(next, state.budgets(), effect.flips, 0)
+            }
         }
-        None
     }
 
-    /// The successor of delivering message `index` with `coins` where its handler does what
-    /// `step` says, foreseen without running it: `Some(None)` where the step is not taken (as
-    /// [`SeamModel::successor`] decides), `None` where it cannot be foreseen.
-    fn foresee(
+    /// Writes (by replica, then choice), deliveries (in the canonical message order, then coin
+    /// patterns), drops, connection drops and reconnects (by connection), then the next timer:
+    /// a fixed order, as stateright replays paths by action index.
+    fn actions_of(
         &self,
+        system: &impl Shape,
         state: &ModelState<C, P>,
-        system: &Arc<System<C, P>>,
-        index: u32,
-        (coins, key, repeat): (u32, u64, Option<u64>),
-        step: &LocalStep,
-    ) -> Option<Option<ModelState<C, P>>> {
-        if u64::from(coins) >> step.effect.flips.min(32) != 0 {
-            return Some(None);
+        actions: &mut Vec<ModelAction>,
+    ) {
+        if system.ended() {
+            return;
         }
-        let budgets = state.budgets();
-        let to = system.in_flight()[index as usize].to;
-        let stays = self.explorer.spec().flight == Flight::Set;
-        if stays && step.sends.is_empty() && step.node_digest == system.node_digest(to) {
-            // The message stays and nothing changed: a self-loop, known without hashing.
-            if let Some(repeat) = repeat {
-                remember_repeat(repeat);
-            }
-            return Some(None);
+        let wpr = self.writes_per_replica();
+        for replica in 0..self.replicas() {
+            let done = system.issued(replica);
+            let choices = match done < wpr {
+                true => self.choices[(replica * wpr + done) as usize],
+                false => 0,
+            };
+            actions.extend((0..choices).map(|choice| ModelAction::Write { replica, choice }));
         }
-        let mut hasher = WordHasher(u64::from(budgets.drops_left));
-        let parts = state.parts(&self.explorer);
-        let at = (index as usize, step);
-        match system.hash_after_delivery(&self.explorer, parts, at, &mut hasher) {
-            Foresight::Unknown => return None,
-            Foresight::Bound => {
-                self.pruned.store(true, Ordering::Relaxed);
-                return Some(None);
-            }
-            Foresight::Hashed => {}
-        }
-        budgets.hash_connections(&mut hasher);
-        let step_made = Step::Deliver {
-            index: index as usize,
-            coins: coins.into(),
-            key,
+        let deliverable = || {
+            (0..system.in_flight())
+                .filter(|&index| self.deliverable(system, index))
+                .map(|index| index as u32)
         };
-        let next = ModelState::foreseen(system, step_made, budgets, hasher.finish());
-        Some(self.unless_self_loop(state, next, repeat, step.effect.commands))
+        for index in deliverable() {
+            let patterns = 0..1u32 << self.coin_bits;
+            actions.extend(patterns.map(|coins| ModelAction::Deliver { index, coins }));
+        }
+        if state.drops_left > 0 {
+            actions.extend(deliverable().map(|index| ModelAction::Drop { index }));
+        }
+        if state.connection_drops_left > 0 {
+            for (a, b) in self.explorer.connections() {
+                if !system.is_disconnected(a, b) {
+                    actions.push(ModelAction::DropConnection { a, b });
+                }
+            }
+        }
+        actions.extend(
+            system
+                .connections_down()
+                .into_iter()
+                .map(|(a, b)| ModelAction::Reconnect { a, b }),
+        );
+        if system.timers_pending() > 0 {
+            actions.push(ModelAction::Fire);
+        }
     }
 
     /// Whether the message at `index` may arrive next: on queues only the head of each link;
     /// elsewhere any message, identical copies counting as one choice.
-    fn deliverable(&self, system: &System<C, P>, index: usize) -> bool {
-        let flying = system.in_flight();
-        let Some(previous) = index.checked_sub(1).map(|p| &flying[p]) else {
+    fn deliverable(&self, system: &impl Shape, index: usize) -> bool {
+        let Some(previous) = index.checked_sub(1).map(|p| system.link(p)) else {
             return true;
         };
-        let message = &flying[index];
+        let message = system.link(index);
         match self.explorer.spec().flight {
-            Flight::Queues => (previous.from, previous.to) != (message.from, message.to),
-            Flight::Bag | Flight::Set => !previous.same_as(message),
+            Flight::Queues => (previous.0, previous.1) != (message.0, message.1),
+            Flight::Bag | Flight::Set => previous != message,
         }
     }
 
@@ -707,7 +801,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
             if effect.learned || next.ending().is_some() {
                 return Continuation::Changes;
             }
-            let fingerprint = fingerprint_of(&next, Budgets::default());
+            let fingerprint = fingerprint_from(next.hash_parts(), Budgets::default());
             if let Some(start) = seen.iter().position(|seen| *seen == fingerprint) {
                 return Continuation::Loops {
                     deliveries,
@@ -785,7 +879,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
 /// Hashes a key that is already a well-mixed word as itself: the tables below are looked up
 /// on every delivery, and hashing their keys again was a few percent of a run.
 #[derive(Default)]
-struct KeyHasher(u64);
+pub(crate) struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -803,68 +897,33 @@ impl Hasher for KeyHasher {
     }
 }
 
-type KeyBuild = std::hash::BuildHasherDefault<KeyHasher>;
+pub(crate) type KeyBuild = std::hash::BuildHasherDefault<KeyHasher>;
 
 thread_local! {
-    /// Deliveries known to change nothing (see [`SeamModel::repeat_key`]), per checker thread.
-    static REPEATS: std::cell::RefCell<std::collections::HashSet<u64, KeyBuild>> =
-        Default::default();
+    /// Per checker thread, the keys of the states it handed the checker lately, by a few of
+    /// their bits (a later key takes the slot of an earlier one), each mixed with its run.
+    static HANDED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Entries kept at most; the set starts again past it.
-const REPEATS_MAX: usize = 1 << 20;
+/// Slots in [`HANDED`]: two megabytes, which stay in a core's cache.
+const HANDED_SLOTS: usize = 1 << 16;
 
-fn known_repeat(key: u64) -> bool {
-    REPEATS.with(|repeats| repeats.borrow().contains(&key))
-}
-
-fn remember_repeat(key: u64) {
-    REPEATS.with(|repeats| {
-        let mut repeats = repeats.borrow_mut();
-        if repeats.len() >= REPEATS_MAX {
-            repeats.clear();
+/// Whether this thread handed the checker the state known by `key` in run `run` lately, and
+/// now notes that it did. Most successors are states the checker has seen, and most of those
+/// were made moments before on the same thread (the other order of two deliveries): a small
+/// table finds them without the checker's visited set, which is shared, large and slow to
+/// reach. A slot names one key exactly, so an answer of yes is never wrong: the checker holds
+/// that state. Only the count of states evaluated, revisits included, sees the difference.
+pub(crate) fn recently_handed(run: u64, key: u64) -> bool {
+    let tag = mix_identity(key ^ run) | 1;
+    HANDED.with(|handed| {
+        let mut handed = handed.borrow_mut();
+        if handed.is_empty() {
+            handed.resize(HANDED_SLOTS, 0);
         }
-        repeats.insert(key);
-    });
-}
-
-/// What deliveries did to their receivers, by [`SeamModel::step_key`].
-type Handled_<C, P> = std::collections::HashMap<u64, Handled<C, P>, KeyBuild>;
-
-thread_local! {
-    /// Per checker thread, one table of [`Handled`] per type of system explored (models of one
-    /// type share it: their keys differ by [`SeamModel::identity`]).
-    static HANDLED: std::cell::RefCell<Vec<Box<dyn std::any::Any>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Steps kept at most per table; the table starts again past it.
-const HANDLED_MAX: usize = 1 << 17;
-
-/// Calls `f` with this thread's table of handled deliveries of systems of type `System<C, P>`.
-/// `f` must not call it again.
-fn with_handled<C: CheckedCrdt, P: CheckedProtocol<C>, R>(
-    f: impl FnOnce(&mut Handled_<C, P>) -> R,
-) -> Option<R> {
-    HANDLED.with(|tables| {
-        let mut tables = tables.borrow_mut();
-        if !tables.iter().any(|table| table.is::<Handled_<C, P>>()) {
-            tables.push(Box::new(Handled_::<C, P>::default()));
-        }
-        let table = tables
-            .iter_mut()
-            .find_map(|t| t.downcast_mut::<Handled_<C, P>>());
-        table.map(f)
+        let slot = &mut handed[(tag >> 32) as usize % HANDED_SLOTS];
+        std::mem::replace(slot, tag) == tag
     })
-}
-
-fn remember_handled<C: CheckedCrdt, P: CheckedProtocol<C>>(key: u64, handled: Handled<C, P>) {
-    with_handled(|table: &mut Handled_<C, P>| {
-        if table.len() >= HANDLED_MAX {
-            table.clear();
-        }
-        table.insert(key, handled);
-    });
 }
 
 /// Whether two replicas show the same view; equal states do without building the views.
@@ -884,112 +943,26 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Model for SeamModel<C, P> {
         vec![self.state(self.explorer.start(), budgets)]
     }
 
-    /// Writes (by replica, then choice), deliveries (in the canonical message order, then coin
-    /// patterns), drops, connection drops and reconnects (by connection), then the next timer:
-    /// a fixed order, as stateright replays paths by action index.
     fn actions(&self, state: &Self::State, actions: &mut Vec<ModelAction>) {
-        let system = state.system(&self.explorer);
-        if system.ending().is_some() {
-            return;
-        }
-        for replica in 0..self.replicas() {
-            let choices = self.write_choices(system, replica).len() as u32;
-            actions.extend((0..choices).map(|choice| ModelAction::Write { replica, choice }));
-        }
-        for index in 0..system.in_flight().len() {
-            if self.deliverable(system, index) {
-                actions.extend(
-                    (0..1u32 << self.coin_bits).map(|coins| ModelAction::Deliver {
-                        index: index as u32,
-                        coins,
-                    }),
-                );
+        match state.packed_in(&self.explorer) {
+            Some((packed, _)) => {
+                let tables = self.explorer.tables();
+                self.actions_of(&PackedShape { tables, packed }, state, actions);
             }
-        }
-        if state.drops_left > 0 {
-            for index in 0..system.in_flight().len() {
-                if self.deliverable(system, index) {
-                    actions.push(ModelAction::Drop {
-                        index: index as u32,
-                    });
-                }
-            }
-        }
-        if state.connection_drops_left > 0 {
-            for (a, b) in self.explorer.connections() {
-                if !system.is_disconnected(a, b) {
-                    actions.push(ModelAction::DropConnection { a, b });
-                }
-            }
-        }
-        actions.extend(
-            system
-                .connections_down()
-                .map(|(a, b)| ModelAction::Reconnect { a, b }),
-        );
-        if system.timers_pending() > 0 {
-            actions.push(ModelAction::Fire);
+            None => self.actions_of(&**state.system(&self.explorer), state, actions),
         }
     }
 
     fn next_state(&self, state: &Self::State, action: ModelAction) -> Option<Self::State> {
-        let explorer = &*self.explorer;
-        let system = state.system(explorer);
-        match action {
-            ModelAction::Write { replica, choice } => {
-                let intent = self
-                    .write_choices(system, replica)
-                    .get(choice as usize)?
-                    .clone();
-                let next = system.write(explorer, replica, intent);
-                self.successor(next, state.budgets(), 0, 0)
-            }
-            ModelAction::Deliver { index, coins } => self.deliver(state, index, coins),
-            ModelAction::Drop { index } => {
-                let budgets = Budgets {
-                    drops_left: state.drops_left.checked_sub(1)?,
-                    ..state.budgets()
-                };
-                if self.symmetry.is_none() {
-                    // A drop runs no handler: its successor's fingerprint is known at once.
-                    let mut hasher = WordHasher(u64::from(budgets.drops_left));
-                    system.hash_after_drop(state.parts(explorer), index as usize, &mut hasher);
-                    budgets.hash_connections(&mut hasher);
-                    let step = Step::Drop {
-                        index: index as usize,
-                    };
-                    return Some(ModelState::foreseen(system, step, budgets, hasher.finish()));
-                }
-                let next = system.drop_message(index as usize);
-                self.successor(next, budgets, 0, 0)
-            }
-            ModelAction::Fire => {
-                let (next, effect) = system.fire(explorer, 0)?;
-                self.successor(next, state.budgets(), effect.flips, 0)
-            }
-            ModelAction::DropConnection { a, b } => {
-                let budgets = Budgets {
-                    connection_drops_left: state.connection_drops_left.checked_sub(1)?,
-                    ..state.budgets()
-                };
-                if system.is_disconnected(a, b) {
-                    return None;
-                }
-                let (next, effect) = system.drop_connection(explorer, a, b);
-                self.successor(next, budgets, effect.flips, 0)
-            }
-            ModelAction::Reconnect { a, b } => {
-                if !system.is_disconnected(a, b) {
-                    return None;
-                }
-                let (next, effect) = system.reconnect(explorer, a, b);
-                self.successor(next, state.budgets(), effect.flips, 0)
-            }
-        }
+        self.take(state, action)
     }
 
-    fn within_boundary(&self, _state: &Self::State) -> bool {
-        self.deadline.as_ref().is_none_or(|d| !d.passed())
+    /// Past the deadline nothing is; nor is a state this thread handed the checker a moment
+    /// ago ([`recently_handed`]), which the checker's visited set holds already. The checker
+    /// asks this only of the successors it explores, not of the states it replays to rebuild
+    /// a path.
+    fn within_boundary(&self, state: &Self::State) -> bool {
+        self.deadline.as_ref().is_none_or(|d| !d.passed()) && !recently_handed(self.run, state.key)
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

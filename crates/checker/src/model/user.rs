@@ -179,6 +179,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
         );
         SeamModel {
             explorer: Arc::new(Explorer::new(spec, self.protocol.clone(), move |r| make(r))),
+            choices: super::system::choice_counts(&*workload, &spec),
             workload,
             drops: if lossy { config.drops } else { 0 },
             connection_drops: connection_drops_of(&config),
@@ -192,6 +193,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
             local_handlers: false,
             identity: super::system::next_identity(),
             symmetry: None,
+            run: 0,
         }
     }
 

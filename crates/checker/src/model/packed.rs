@@ -1,0 +1,263 @@
+//! Steps on packed states ([`Packed`]): where the protocol's handlers read only their own node,
+//! what a write or a delivery does depends on that node, the update records, the time and the
+//! message or write alone. The first time, the handler runs on the unpacked system and what it
+//! did is remembered in indices ([`Effect`]); every later time the successor is made from its
+//! parent's words and the effect, without unpacking anything or running the handler. Drops run
+//! no handler at all. Everything else (timers, connections) unpacks and runs.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::Hasher;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use converge_netsim::explore::{Effect, Flight, HashParts, Packed, System, Tables, WordHasher};
+use converge_netsim::outcome::NodeId;
+
+use super::system::{
+    fingerprint_from, Budgets, CheckedCrdt, CheckedProtocol, KeyBuild, Lazy, ModelAction,
+    ModelState, SeamModel, Step,
+};
+
+/// What `actions` reads of a system: its shape, packed or made.
+pub(crate) trait Shape {
+    fn ended(&self) -> bool;
+    fn issued(&self, replica: u32) -> u32;
+    fn in_flight(&self) -> usize;
+    /// Message `index` as (sender, receiver, content hash).
+    fn link(&self, index: usize) -> (NodeId, NodeId, u64);
+    fn is_disconnected(&self, a: NodeId, b: NodeId) -> bool;
+    fn connections_down(&self) -> Vec<(NodeId, NodeId)>;
+    fn timers_pending(&self) -> usize;
+}
+
+impl<C: CheckedCrdt, P: CheckedProtocol<C>> Shape for System<C, P> {
+    fn ended(&self) -> bool {
+        self.ending().is_some()
+    }
+
+    fn issued(&self, replica: u32) -> u32 {
+        System::issued(self, replica)
+    }
+
+    fn in_flight(&self) -> usize {
+        System::in_flight(self).len()
+    }
+
+    fn link(&self, index: usize) -> (NodeId, NodeId, u64) {
+        let message = &System::in_flight(self)[index];
+        (message.from, message.to, self.message_digest(index))
+    }
+
+    fn is_disconnected(&self, a: NodeId, b: NodeId) -> bool {
+        System::is_disconnected(self, a, b)
+    }
+
+    fn connections_down(&self) -> Vec<(NodeId, NodeId)> {
+        System::connections_down(self).collect()
+    }
+
+    fn timers_pending(&self) -> usize {
+        System::timers_pending(self)
+    }
+}
+
+/// A packed system with the tables it names.
+pub(crate) struct PackedShape<'a, C: CheckedCrdt, P: CheckedProtocol<C>> {
+    pub(crate) tables: &'a Tables<C, P>,
+    pub(crate) packed: &'a Packed,
+}
+
+impl<C: CheckedCrdt, P: CheckedProtocol<C>> Shape for PackedShape<'_, C, P> {
+    fn ended(&self) -> bool {
+        self.tables.has_ended(self.packed)
+    }
+
+    fn issued(&self, replica: u32) -> u32 {
+        self.tables.issued(self.packed, replica)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.tables.in_flight_len(self.packed)
+    }
+
+    fn link(&self, index: usize) -> (NodeId, NodeId, u64) {
+        self.tables.link(self.packed, index)
+    }
+
+    fn is_disconnected(&self, a: NodeId, b: NodeId) -> bool {
+        self.tables.is_disconnected(self.packed, a, b)
+    }
+
+    fn connections_down(&self) -> Vec<(NodeId, NodeId)> {
+        self.tables.connections_down(self.packed)
+    }
+
+    fn timers_pending(&self) -> usize {
+        self.tables.timers_pending(self.packed)
+    }
+}
+
+/// Tells a write's effect key from a delivery's.
+const WRITE: u64 = 1;
+const DELIVERY: u64 = 2;
+
+impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
+    /// The successor `action` makes of a packed state, or `None` where the step is not one
+    /// made here (the caller unpacks and runs it): `Some(None)` where the step is not taken.
+    pub(crate) fn packed_next_state(
+        &self,
+        state: &ModelState<C, P>,
+        at: (&Packed, HashParts),
+        action: ModelAction,
+    ) -> Option<Option<ModelState<C, P>>> {
+        let tables = self.explorer.tables();
+        let packed = at.0;
+        if !tables.is_plain(packed) {
+            return None;
+        }
+        let next = match action {
+            ModelAction::Drop { index } => {
+                let Some(drops_left) = state.drops_left.checked_sub(1) else {
+                    return Some(None);
+                };
+                let budgets = Budgets {
+                    drops_left,
+                    ..state.budgets()
+                };
+                let step = Step {
+                    node: 0,
+                    removed: Some(index as usize),
+                    effect: None,
+                };
+                self.after(state, at, step, budgets)
+            }
+            ModelAction::Write { replica, choice } => {
+                let what = self.effect_what(WRITE, u64::from(choice), 0);
+                let key = tables.effect_key(packed, replica, what);
+                let known = with_effect(key, |effect| {
+                    let step = Step {
+                        node: replica,
+                        removed: None,
+                        effect: Some(Arc::clone(effect)),
+                    };
+                    self.after(state, at, step, state.budgets())
+                });
+                match known {
+                    Some(next) => self.checked(state, action, next),
+                    None => self.write_made(state, replica, choice, Some(key)),
+                }
+            }
+            ModelAction::Deliver { index, coins } => {
+                let at_index = index as usize;
+                let (_, to, _) = tables.link(packed, at_index);
+                let message = tables.message_key(packed, at_index);
+                let key = tables.effect_key(packed, to, self.effect_what(DELIVERY, message, coins));
+                let stays = self.explorer.spec().flight == Flight::Set;
+                let known = with_effect(key, |effect| {
+                    // A pattern with more coins than the handler flipped is another's.
+                    if u64::from(coins) >> effect.step.flips.min(32) != 0 {
+                        return None;
+                    }
+                    let step = Step {
+                        node: to,
+                        removed: (!stays).then_some(at_index),
+                        effect: Some(Arc::clone(effect)),
+                    };
+                    self.after(state, at, step, state.budgets())
+                });
+                match known {
+                    Some(next) => self.checked(state, action, next),
+                    None => self.deliver_made(state, index, coins, Some(key)),
+                }
+            }
+            _ => return None,
+        };
+        Some(next)
+    }
+
+    /// `next`, made from a remembered effect; debug builds check that running the step gives
+    /// the same state, so that the whole test suite checks what effects make.
+    fn checked(
+        &self,
+        state: &ModelState<C, P>,
+        action: ModelAction,
+        next: Option<ModelState<C, P>>,
+    ) -> Option<ModelState<C, P>> {
+        if cfg!(debug_assertions) {
+            let made = match action {
+                ModelAction::Write { replica, choice } => {
+                    self.write_made(state, replica, choice, None)
+                }
+                ModelAction::Deliver { index, coins } => {
+                    self.deliver_made(state, index, coins, None)
+                }
+                _ => unreachable!("only writes and deliveries have effects"),
+            };
+            assert_eq!(
+                made.as_ref().map(ModelState::fingerprint),
+                next.as_ref().map(ModelState::fingerprint),
+                "a step made from its remembered effect is the step run"
+            );
+        }
+        next
+    }
+
+    /// The word an effect key adds for one step: the model, the kind of step, what it names.
+    fn effect_what(&self, kind: u64, what: u64, coins: u32) -> u64 {
+        let mut hasher = WordHasher(self.identity ^ kind);
+        hasher.write_u64(what);
+        hasher.write_u32(coins);
+        hasher.finish()
+    }
+
+    /// The successor `step` makes of a packed state, foreseen and made only when expanded;
+    /// `None` where it is the state itself (a self-loop adds nothing to explore) or goes past a
+    /// bound.
+    fn after(
+        &self,
+        state: &ModelState<C, P>,
+        (packed, parts): (&Packed, HashParts),
+        step: Step,
+        budgets: Budgets,
+    ) -> Option<ModelState<C, P>> {
+        let tables = self.explorer.tables();
+        match tables.foresee(self.explorer.spec(), (packed, parts), &step.change()) {
+            Ok(parts) => {
+                if fingerprint_from(parts, budgets) == state.fingerprint() {
+                    return None;
+                }
+                let lazy = Lazy::after(packed.clone(), step);
+                Some(ModelState::packed(lazy, parts, budgets))
+            }
+            Err(_) => {
+                self.pruned.store(true, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// What writes and deliveries did, by effect key ([`Tables::effect_key`]), per checker
+    /// thread: the keys name the model, so models share it.
+    static EFFECTS: RefCell<HashMap<u64, Arc<Effect>, KeyBuild>> = RefCell::default();
+}
+
+/// Effects kept at most; the table starts again past it.
+const EFFECTS_MAX: usize = 1 << 18;
+
+/// `f` of the effect remembered under `key`, if one is.
+fn with_effect<R>(key: u64, f: impl FnOnce(&Arc<Effect>) -> R) -> Option<R> {
+    EFFECTS.with(|effects| effects.borrow().get(&key).map(f))
+}
+
+pub(crate) fn remember_effect(key: u64, effect: Effect) {
+    EFFECTS.with(|effects| {
+        let mut effects = effects.borrow_mut();
+        if effects.len() >= EFFECTS_MAX {
+            effects.clear();
+        }
+        effects.insert(key, Arc::new(effect));
+    });
+}
