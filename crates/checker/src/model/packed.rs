@@ -7,11 +7,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::Hasher;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use converge_netsim::explore::{Effect, Flight, HashParts, Packed, System, Tables, WordHasher};
+use converge_netsim::explore::{Effect, Flight, HashParts, Packed, System, Tables};
 use converge_netsim::outcome::NodeId;
 
 use super::system::{
@@ -127,18 +126,18 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
                 };
                 let step = Step {
                     node: 0,
-                    removed: Some(index as usize),
+                    removed: index,
                     effect: None,
                 };
                 self.after(state, at, step, budgets)
             }
             ModelAction::Write { replica, choice } => {
-                let what = self.effect_what(WRITE, u64::from(choice), 0);
-                let key = tables.effect_key(packed, replica, what);
-                let known = with_effect(key, |effect| {
+                let seed = self.effect_seed(WRITE, 0);
+                let key = tables.effect_key(packed, replica, seed, u64::from(choice));
+                let known = with_effect(key, |Remembered { effect, .. }| {
                     let step = Step {
                         node: replica,
-                        removed: None,
+                        removed: Step::KEPT,
                         effect: Some(Arc::clone(effect)),
                     };
                     self.after(state, at, step, state.budgets())
@@ -152,16 +151,21 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
                 let at_index = index as usize;
                 let (_, to, _) = tables.link(packed, at_index);
                 let message = tables.message_key(packed, at_index);
-                let key = tables.effect_key(packed, to, self.effect_what(DELIVERY, message, coins));
+                let key = tables.effect_key(packed, to, self.effect_seed(DELIVERY, coins), message);
                 let stays = self.explorer.spec().flight == Flight::Set;
                 let known = with_effect(key, |effect| {
-                    // A pattern with more coins than the handler flipped is another's.
-                    if u64::from(coins) >> effect.step.flips.min(32) != 0 {
+                    // A pattern with more coins than the handler flipped is another's; a
+                    // message that stays and changes nothing leads back here. Most deliveries
+                    // a duplicating network offers are such repeats: they are told apart
+                    // without looking further than the table.
+                    let pattern_taken = u64::from(coins) >> effect.flips.min(32) != 0;
+                    if pattern_taken || (stays && effect.nothing) {
                         return None;
                     }
+                    let effect = &effect.effect;
                     let step = Step {
                         node: to,
-                        removed: (!stays).then_some(at_index),
+                        removed: if stays { Step::KEPT } else { index },
                         effect: Some(Arc::clone(effect)),
                     };
                     self.after(state, at, step, state.budgets())
@@ -203,12 +207,10 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         next
     }
 
-    /// The word an effect key adds for one step: the model, the kind of step, what it names.
-    fn effect_what(&self, kind: u64, what: u64, coins: u32) -> u64 {
-        let mut hasher = WordHasher(self.identity ^ kind);
-        hasher.write_u64(what);
-        hasher.write_u32(coins);
-        hasher.finish()
+    /// The seed of an effect key ([`Tables::effect_key`]): the model, the kind of step and the
+    /// coins, each in bits of its own.
+    fn effect_seed(&self, kind: u64, coins: u32) -> u64 {
+        self.identity ^ kind ^ u64::from(coins) << 2
     }
 
     /// The successor `step` makes of a packed state, foreseen and made only when expanded;
@@ -241,14 +243,23 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
 thread_local! {
     /// What writes and deliveries did, by effect key ([`Tables::effect_key`]), per checker
     /// thread: the keys name the model, so models share it.
-    static EFFECTS: RefCell<HashMap<u64, Arc<Effect>, KeyBuild>> = RefCell::default();
+    static EFFECTS: RefCell<HashMap<u64, Remembered, KeyBuild>> = RefCell::default();
+}
+
+/// An effect as the table keeps it, with what the model asks of it most, at hand.
+struct Remembered {
+    effect: Arc<Effect>,
+    /// The step changes nothing but the message's place ([`Effect::changes_nothing`]).
+    nothing: bool,
+    /// The coins its handler flipped.
+    flips: u32,
 }
 
 /// Effects kept at most; the table starts again past it.
 const EFFECTS_MAX: usize = 1 << 18;
 
 /// `f` of the effect remembered under `key`, if one is.
-fn with_effect<R>(key: u64, f: impl FnOnce(&Arc<Effect>) -> R) -> Option<R> {
+fn with_effect<R>(key: u64, f: impl FnOnce(&Remembered) -> R) -> Option<R> {
     EFFECTS.with(|effects| effects.borrow().get(&key).map(f))
 }
 
@@ -258,6 +269,8 @@ pub(crate) fn remember_effect(key: u64, effect: Effect) {
         if effects.len() >= EFFECTS_MAX {
             effects.clear();
         }
-        effects.insert(key, Arc::new(effect));
+        let (nothing, flips) = (effect.changes_nothing(), effect.step.flips);
+        let effect = Arc::new(effect);
+        effects.insert(key, Remembered { effect, nothing, flips });
     });
 }

@@ -202,15 +202,20 @@ pub(crate) struct Lazy {
 #[derive(Clone)]
 pub(crate) struct Step {
     pub(crate) node: NodeId,
-    pub(crate) removed: Option<usize>,
+    /// The message that goes, or [`Step::KEPT`]: a word, as the state holding it is moved
+    /// around a great deal.
+    pub(crate) removed: u32,
     pub(crate) effect: Option<Arc<Effect>>,
 }
 
 impl Step {
+    /// No message goes.
+    pub(crate) const KEPT: u32 = u32::MAX;
+
     pub(crate) fn change(&self) -> Change<'_> {
         Change {
             node: self.node,
-            removed: self.removed,
+            removed: (self.removed != Self::KEPT).then_some(self.removed as usize),
             effect: self.effect.as_deref(),
         }
     }

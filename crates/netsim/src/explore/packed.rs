@@ -45,6 +45,17 @@ const EXTRAS: usize = 5;
 const NODES: usize = 6;
 const MESSAGE_WORDS: usize = 5;
 
+/// Set in the extras word of a system that ended or has a connection down: where no effect
+/// applies ([`Tables::is_plain`]). Indices stay below it.
+const NOT_PLAIN: u64 = 1 << 63;
+
+fn not_plain<C: OpCrdt, P: Protocol<C>>(system: &System<C, P>) -> u64 {
+    match system.ending.is_none() && system.connections_down.is_empty() {
+        true => 0,
+        false => NOT_PLAIN,
+    }
+}
+
 /// What a step did, in indices: the node it changed, the update records after it, its sends
 /// in the order issued, and what the step changes of a system's hash. Made once from a
 /// [`Handled`] step ([`Tables::effect`]); it holds for every system whose node, records,
@@ -60,6 +71,14 @@ pub struct Effect {
     rest: Option<u64>,
     sends: Box<[Sent]>,
     pub step: StepEffect,
+}
+
+impl Effect {
+    /// Whether the step leaves its node, the records and the network as they were: a delivery
+    /// that leaves its message in flight then leads back to the system it came from.
+    pub fn changes_nothing(&self) -> bool {
+        self.nodes_change == 0 && self.rest.is_none() && self.sends.is_empty()
+    }
 }
 
 /// One send of an [`Effect`]: the message, and its link, content hash and word in
@@ -252,7 +271,7 @@ where
             system.next_message,
             u64::from(self.stream_of(&system.stream)),
             u64::from(self.writes_of(system)),
-            u64::from(self.extras_of(system)),
+            u64::from(self.extras_of(system)) | not_plain(system),
         ]);
         for (node, replica) in system.nodes.iter().enumerate() {
             let index = self.node(replica, &system.states[node], system.meta[node]);
@@ -354,8 +373,7 @@ where
 
     /// Whether the system has no ending and every connection up: where effects apply.
     pub fn is_plain(&self, packed: &Packed) -> bool {
-        let extras = self.extras.get(packed.index(EXTRAS));
-        extras.ending.is_none() && extras.connections_down.is_empty()
+        packed.words[EXTRAS] & NOT_PLAIN == 0
     }
 
     /// Whether the system ended.
@@ -397,12 +415,14 @@ where
     /// A word naming everything a step's effect may depend on: the node it acts on, the update
     /// records, the extras, the time and what `what` adds (the message, a write's choice). Equal words,
     /// equal effects, for protocols whose handlers read only their own node.
-    pub fn effect_key(&self, packed: &Packed, node: NodeId, what: u64) -> u64 {
-        let mut hasher = WordHasher(what);
-        hasher.write_u64(packed.words[NODES + node as usize]);
-        hasher.write_u64(packed.words[WRITES]);
-        hasher.write_u64(packed.words[EXTRAS]);
-        hasher.write_u64(packed.words[NOW]);
+    /// `seed` tells models and kinds of step apart; `what` is below 2^32. Every delivery a
+    /// model checker offers asks for one, so the indices go in two to a word.
+    pub fn effect_key(&self, packed: &Packed, node: NodeId, seed: u64, what: u64) -> u64 {
+        let words = &packed.words;
+        let mut hasher = WordHasher(seed);
+        hasher.write_u64(what << 32 | words[NODES + node as usize]);
+        hasher.write_u64(words[WRITES] << 32 ^ words[EXTRAS]);
+        hasher.write_u64(words[NOW]);
         hasher.finish()
     }
 
