@@ -6,7 +6,7 @@
 //! no handler at all. Everything else (timers, connections) unpacks and runs.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -134,13 +134,13 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
             ModelAction::Write { replica, choice } => {
                 let seed = self.effect_seed(WRITE, 0);
                 let key = tables.effect_key(packed, replica, seed, u64::from(choice));
-                let known = with_effect(key, |Remembered { effect, .. }| {
+                let known = with_memo(|memo| {
                     let step = Step {
                         node: replica,
                         removed: Step::KEPT,
-                        effect: Some(Arc::clone(effect)),
+                        effect: Some(Arc::clone(&memo.effects.get(&key)?.effect)),
                     };
-                    self.after(state, at, step, state.budgets())
+                    Some(self.after(state, at, step, state.budgets()))
                 });
                 match known {
                     Some(next) => self.checked(state, action, next),
@@ -153,22 +153,24 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
                 let message = tables.message_key(packed, at_index);
                 let key = tables.effect_key(packed, to, self.effect_seed(DELIVERY, coins), message);
                 let stays = self.explorer.spec().flight == Flight::Set;
-                let known = with_effect(key, |effect| {
-                    // A pattern with more coins than the handler flipped is another's; a
-                    // message that stays and changes nothing leads back here. Most deliveries
-                    // a duplicating network offers are such repeats: they are told apart
-                    // without looking further than the table.
-                    let pattern_taken = u64::from(coins) >> effect.flips.min(32) != 0;
-                    if pattern_taken || (stays && effect.nothing) {
-                        return None;
+                let known = with_memo(|memo| {
+                    // A message that stays and changes nothing leads back here: most
+                    // deliveries a duplicating network offers are such repeats, told apart by
+                    // a small set of their own.
+                    if stays && memo.quiet.contains(&key) {
+                        return Some(None);
                     }
-                    let effect = &effect.effect;
+                    let effect = memo.effects.get(&key)?;
+                    // A pattern with more coins than the handler flipped is another's.
+                    if u64::from(coins) >> effect.flips.min(32) != 0 {
+                        return Some(None);
+                    }
                     let step = Step {
                         node: to,
                         removed: if stays { Step::KEPT } else { index },
-                        effect: Some(Arc::clone(effect)),
+                        effect: Some(Arc::clone(&effect.effect)),
                     };
-                    self.after(state, at, step, state.budgets())
+                    Some(self.after(state, at, step, state.budgets()))
                 });
                 match known {
                     Some(next) => self.checked(state, action, next),
@@ -243,34 +245,47 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
 thread_local! {
     /// What writes and deliveries did, by effect key ([`Tables::effect_key`]), per checker
     /// thread: the keys name the model, so models share it.
-    static EFFECTS: RefCell<HashMap<u64, Remembered, KeyBuild>> = RefCell::default();
+    static MEMO: RefCell<Memo> = RefCell::default();
 }
 
-/// An effect as the table keeps it, with what the model asks of it most, at hand.
+/// What steps did, by effect key.
+#[derive(Default)]
+struct Memo {
+    /// Deliveries of a message that stays, whose step changes nothing
+    /// ([`Effect::changes_nothing`]): self-loops, kept apart in a set of words that a core's
+    /// cache holds, as they are most of what a duplicating network offers.
+    quiet: HashSet<u64, KeyBuild>,
+    effects: HashMap<u64, Remembered, KeyBuild>,
+}
+
+/// An effect as the table keeps it, with the coins its handler flipped at hand.
 struct Remembered {
     effect: Arc<Effect>,
-    /// The step changes nothing but the message's place ([`Effect::changes_nothing`]).
-    nothing: bool,
-    /// The coins its handler flipped.
     flips: u32,
 }
 
-/// Effects kept at most; the table starts again past it.
-const EFFECTS_MAX: usize = 1 << 18;
+/// Steps kept at most; the tables start again past it.
+const MEMO_MAX: usize = 1 << 18;
 
-/// `f` of the effect remembered under `key`, if one is.
-fn with_effect<R>(key: u64, f: impl FnOnce(&Remembered) -> R) -> Option<R> {
-    EFFECTS.with(|effects| effects.borrow().get(&key).map(f))
+fn with_memo<R>(f: impl FnOnce(&Memo) -> R) -> R {
+    MEMO.with(|memo| f(&memo.borrow()))
 }
 
-pub(crate) fn remember_effect(key: u64, effect: Effect) {
-    EFFECTS.with(|effects| {
-        let mut effects = effects.borrow_mut();
-        if effects.len() >= EFFECTS_MAX {
-            effects.clear();
+/// Remembers what the step known by `key` did; `stays` where the message it delivered stays
+/// in flight.
+pub(crate) fn remember_effect(key: u64, effect: Effect, stays: bool) {
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if memo.quiet.len() + memo.effects.len() >= MEMO_MAX {
+            memo.quiet.clear();
+            memo.effects.clear();
         }
-        let (nothing, flips) = (effect.changes_nothing(), effect.step.flips);
-        let effect = Arc::new(effect);
-        effects.insert(key, Remembered { effect, nothing, flips });
+        if stays && effect.changes_nothing() {
+            memo.quiet.insert(key);
+        } else {
+            let flips = effect.step.flips;
+            let effect = Arc::new(effect);
+            memo.effects.insert(key, Remembered { effect, flips });
+        }
     });
 }

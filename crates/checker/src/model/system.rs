@@ -623,7 +623,8 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
     ) {
         let explorer = &*self.explorer;
         if let (Some(handled), Some((packed, _))) = (handled, state.packed_in(explorer)) {
-            remember_effect(key, explorer.tables().effect(packed, handled, node, next));
+            let effect = explorer.tables().effect(packed, handled, node, next);
+            remember_effect(key, effect, explorer.spec().flight == Flight::Set);
         }
     }
 
