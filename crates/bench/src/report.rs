@@ -52,7 +52,8 @@ pub struct BenchReport {
     pub sweep_seeds_per_sec: f64,
     /// Seeds per second on 2 threads over seeds per second on 1.
     pub sweep_speedup_2_threads: f64,
-    /// States per second of an exhaustive model check, revisits included (stateright's count).
+    /// States per second of an exhaustive model check, revisits included (stateright's count,
+    /// less the revisits a checker thread keeps back: `CheckReport::states`).
     pub mc_states_per_sec: f64,
     /// Unique states per second of the same check: the headline.
     pub mc_unique_states_per_sec: f64,
@@ -201,7 +202,7 @@ pub struct ModelCheckerNumbers {
     pub config: String,
     pub threads: u32,
     /// The complete exploration without symmetry: states evaluated (revisits included, as
-    /// stateright counts them), unique states, wall time, and their quotient.
+    /// `CheckReport::states` counts them), unique states, wall time, and their quotient.
     pub states_without_symmetry: u64,
     pub unique_states_without_symmetry: u64,
     pub elapsed_ms_without_symmetry: u64,
@@ -404,7 +405,7 @@ pub fn render_table(report: &BenchReport) -> String {
             "mc_unique_states_per_sec",
             millions(report.mc_unique_states_per_sec),
             format!(
-                "{} unique states ({} with revisits, {}/s) in {} ms on {} threads, complete \
+                "{} unique states ({} evaluated, {}/s) in {} ms on {} threads, complete \
                  exploration, no symmetry",
                 m.unique_states_without_symmetry,
                 m.states_without_symmetry,

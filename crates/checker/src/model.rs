@@ -363,7 +363,9 @@ pub struct CheckReport {
     pub verdict: Verdict,
     /// Distinct states (representatives, with symmetry) the full run generated.
     pub unique_states: u64,
-    /// States the full run evaluated, revisits included.
+    /// States the full run handed the checker's visited set, revisits included but for those
+    /// a checker thread had handed it a moment before and kept back (so on more than one thread
+    /// the count varies a little from run to run; `unique_states` does not).
     pub states: u64,
     pub states_per_sec: f64,
     /// The most actions on any path the full run explored.
@@ -393,9 +395,11 @@ pub struct StateSpace {
     pub symmetry_applied: bool,
     /// False if either run hit a bound, so the counts are lower bounds.
     pub complete: bool,
-    /// States evaluated (revisits included) by the run with symmetry reduction.
+    /// States evaluated (revisits included, as [`CheckReport::states`] counts them) by the run
+    /// with symmetry reduction.
     pub states_with_symmetry: u64,
-    /// States evaluated (revisits included) by the run without symmetry reduction.
+    /// States evaluated (revisits included, as [`CheckReport::states`] counts them) by the run
+    /// without symmetry reduction.
     pub states_without_symmetry: u64,
     /// Wall time of the run with symmetry reduction.
     pub elapsed_ms_with_symmetry: u64,
