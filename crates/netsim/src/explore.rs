@@ -40,6 +40,13 @@
 //! The protocol's own random draws ([`Ctx::random_below`], random peers) come from its stream
 //! exactly as in a scripted run (rooted at zero), so a path replays in the simulator; they are
 //! not explored as choices.
+//!
+//! # Packed systems
+//!
+//! A model checker holds millions of systems made of a few thousand replicas and messages:
+//! [`Tables`] keeps each once and a [`Packed`] system names them by index, unpacking into the
+//! very system it was packed from. Where a handler reads only its own node, what a step did
+//! ([`Effect`]) makes the same step again on packed systems without running it (`packed.rs`).
 
 use std::any::Any;
 use std::cell::RefCell;
