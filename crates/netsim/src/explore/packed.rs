@@ -496,21 +496,25 @@ where
         }
         let mut count = messages.len() / MESSAGE_WORDS - usize::from(change.removed.is_some());
         let sends = change.effect.map_or(&[][..], |effect| &effect.sends);
-        for (sent, send) in sends.iter().enumerate() {
-            let earlier = &sends[..sent];
+        // Whether send `j` joins the network: a set keeps one copy of a message.
+        let joins = |j: usize| {
+            let index = u64::from(sends[j].index);
             let mut flying = messages.chunks_exact(MESSAGE_WORDS).enumerate();
-            let present = spec.flight == Flight::Set
-                && (earlier.iter().any(|e| e.index == send.index)
-                    || flying.any(|(at, m)| kept(at) && m[0] == u64::from(send.index)));
-            if present {
+            spec.flight != Flight::Set
+                || !(sends[..j].iter().any(|e| e.index == sends[j].index)
+                    || flying.any(|(at, m)| kept(at) && m[0] == index))
+        };
+        for (sent, send) in sends.iter().enumerate() {
+            if !joins(sent) {
                 continue;
             }
-            let on_link = messages
-                .chunks_exact(MESSAGE_WORDS)
-                .enumerate()
+            let flying = messages.chunks_exact(MESSAGE_WORDS).enumerate();
+            let on_link = flying
                 .filter(|(at, m)| kept(*at) && m[1] == send.link)
                 .count()
-                + earlier.iter().filter(|e| e.link == send.link).count();
+                + (0..sent)
+                    .filter(|&j| sends[j].link == send.link && joins(j))
+                    .count();
             if on_link + 1 > spec.link_max {
                 return Err(PastBound("link_max"));
             }
@@ -650,5 +654,66 @@ impl Flying {
 impl Packed {
     fn index(&self, at: usize) -> u32 {
         self.words[at] as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use converge_crdt::{Intent, LwwGrid, LwwGridConfig};
+
+    use super::*;
+    use crate::explore::Explorer;
+    use crate::protocol::{Ctx, Update};
+    use crate::scenario::ProtocolSpec;
+
+    /// Sends node 1 a greeting that never changes, then the update's number.
+    struct Twice;
+
+    impl<C: OpCrdt> Protocol<C> for Twice {
+        type Message = u32;
+        type Node = ();
+        type Timer = ();
+
+        fn init(&self, _ctx: &Ctx<'_, C, Self>) -> Self::Node {}
+
+        fn on_write(&self, _node: &mut (), update: Update, ctx: &mut Ctx<'_, C, Self>) {
+            ctx.send(1, 0);
+            ctx.send(1, update.0 + 1);
+        }
+
+        fn on_message(&self, _: &mut (), _: NodeId, _: &u32, _: &mut Ctx<'_, C, Self>) {}
+    }
+
+    /// Regression: a foresight counted a send the set already held as taking room on its link,
+    /// and refused a step the made system keeps within the bound.
+    #[test]
+    fn a_send_a_set_already_holds_takes_no_room_on_its_link() {
+        let spec = ExploreSpec {
+            flight: Flight::Set,
+            link_max: 3,
+            ..ExploreSpec::new(2, ProtocolSpec::default(), 2)
+        };
+        let explorer = Explorer::new(spec, Twice, |_| LwwGrid::new(LwwGridConfig::default()));
+        let tables = explorer.tables();
+        let first = explorer
+            .start()
+            .write(&explorer, 0, Intent::Put { key: 0, value: 1 });
+        let put = Intent::Put { key: 1, value: 2 };
+        let (second, handled) = first.write_traced(&explorer, 0, put);
+        let handled = handled.expect("a step that only changes its node and sends");
+        let packed = tables.pack(&first);
+        let effect = tables.effect(&packed, &handled, 0, &second);
+        let change = Change {
+            node: 0,
+            removed: None,
+            effect: Some(&effect),
+        };
+        let made = tables
+            .make(&spec, &packed, &change)
+            .expect("within the bounds");
+        let foreseen = tables.foresee(&spec, (&packed, first.hash_parts()), &change);
+        assert_eq!(foreseen, Ok(tables.parts(&spec, &made)));
+        assert_eq!(foreseen, Ok(second.hash_parts()));
+        assert_eq!(tables.unpack(&spec, &made).in_flight().len(), 3);
     }
 }
