@@ -638,6 +638,7 @@ impl<C: CheckedCrdt + Renamed> BuiltinParts<'_, C> {
             local_handlers: false,
             identity: system::next_identity(),
             symmetry: None,
+            memo: Default::default(),
             run: 0,
         }
     }

@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use converge_netsim::explore::{Effect, Flight, HashParts, Packed, System, Tables};
 use converge_netsim::outcome::NodeId;
@@ -134,7 +134,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
             ModelAction::Write { replica, choice } => {
                 let seed = self.effect_seed(WRITE, 0);
                 let key = tables.effect_key(packed, replica, seed, u64::from(choice));
-                let known = with_memo(|memo| {
+                let known = self.with_known(key, |memo| {
                     let step = Step {
                         node: replica,
                         removed: Step::KEPT,
@@ -153,7 +153,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
                 let message = tables.message_key(packed, at_index);
                 let key = tables.effect_key(packed, to, self.effect_seed(DELIVERY, coins), message);
                 let stays = self.explorer.spec().flight == Flight::Set;
-                let known = with_memo(|memo| {
+                let known = self.with_known(key, |memo| {
                     // A message that stays and changes nothing leads back here: most
                     // deliveries a duplicating network offers are such repeats, told apart by
                     // a small set of their own.
@@ -259,6 +259,7 @@ struct Memo {
 }
 
 /// An effect as the table keeps it, with the coins its handler flipped at hand.
+#[derive(Clone)]
 struct Remembered {
     effect: Arc<Effect>,
     flips: u32,
@@ -271,21 +272,67 @@ fn with_memo<R>(f: impl FnOnce(&Memo) -> R) -> R {
     MEMO.with(|memo| f(&memo.borrow()))
 }
 
-/// Remembers what the step known by `key` did; `stays` where the message it delivered stays
-/// in flight.
-pub(crate) fn remember_effect(key: u64, effect: Effect, stays: bool) {
-    MEMO.with(|memo| {
-        let mut memo = memo.borrow_mut();
-        if memo.quiet.len() + memo.effects.len() >= MEMO_MAX {
-            memo.quiet.clear();
-            memo.effects.clear();
+impl Memo {
+    /// Remembers what the step known by `key` did: `None` for a quiet step.
+    fn insert(&mut self, key: u64, remembered: Option<Remembered>) {
+        if self.quiet.len() + self.effects.len() >= MEMO_MAX {
+            self.quiet.clear();
+            self.effects.clear();
         }
-        if stays && effect.changes_nothing() {
-            memo.quiet.insert(key);
-        } else {
-            let flips = effect.step.flips;
-            let effect = Arc::new(effect);
-            memo.effects.insert(key, Remembered { effect, flips });
+        match remembered {
+            None => {
+                self.quiet.insert(key);
+            }
+            Some(remembered) => {
+                self.effects.insert(key, remembered);
+            }
         }
-    });
+    }
+
+    /// What is remembered under `key`: `Some(None)` for a quiet step.
+    fn get(&self, key: u64) -> Option<Option<Remembered>> {
+        if self.quiet.contains(&key) {
+            return Some(None);
+        }
+        self.effects.get(&key).map(|r| Some(r.clone()))
+    }
+}
+
+/// What every checker thread of a model has learned, so that a thread (and each run of an
+/// iterative deepening, whose threads are new) asks it before running a handler another
+/// thread already ran. Looked at only where a thread's own table has nothing.
+#[derive(Default)]
+pub(crate) struct SharedMemo(Mutex<Memo>);
+
+impl SharedMemo {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memo> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
+    /// `f` of this thread's memo, where it knows `key`, after learning it from the other
+    /// threads' if need be; `None` where no thread knows it (`f` answers `None` for a key
+    /// its memo lacks).
+    fn with_known<R>(&self, key: u64, f: impl Fn(&Memo) -> Option<R>) -> Option<R> {
+        if let Some(known) = with_memo(&f) {
+            return Some(known);
+        }
+        let learned = self.memo.lock().get(key)?;
+        MEMO.with(|memo| memo.borrow_mut().insert(key, learned));
+        with_memo(&f)
+    }
+
+    /// Remembers what the step known by `key` did, for this thread and the others; `stays`
+    /// where the message it delivered stays in flight.
+    pub(crate) fn remember_effect(&self, key: u64, effect: Effect, stays: bool) {
+        let remembered = (!stays || !effect.changes_nothing()).then(|| Remembered {
+            flips: effect.step.flips,
+            effect: Arc::new(effect),
+        });
+        self.memo.lock().insert(key, remembered.clone());
+        MEMO.with(|memo| memo.borrow_mut().insert(key, remembered));
+    }
 }

@@ -21,7 +21,7 @@ use converge_netsim::protocol::Protocol;
 use serde::{Deserialize, Serialize};
 use stateright::{Model, Property};
 
-use super::packed::{remember_effect, PackedShape, Shape};
+use super::packed::{PackedShape, Shape, SharedMemo};
 use super::symmetry::Reduction;
 
 /// The property names, in the order the report prefers them when several fail at once.
@@ -429,6 +429,8 @@ pub(crate) struct SeamModel<C: CheckedCrdt, P: CheckedProtocol<C>> {
     pub(crate) identity: u64,
     /// Symmetry reduction, where it is sound for the configuration (`symmetry.rs`).
     pub(crate) symmetry: Option<Arc<Reduction<C, P>>>,
+    /// What the model's checker threads learned steps do (`packed.rs`).
+    pub(crate) memo: Arc<SharedMemo>,
     /// Tells one checker run's recently handed states from another's ([`recently_handed`]):
     /// a fresh word for every run ([`SeamModel::with_deadline`]).
     pub(crate) run: u64,
@@ -465,6 +467,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> Clone for SeamModel<C, P> {
             local_handlers: self.local_handlers,
             identity: self.identity,
             symmetry: self.symmetry.clone(),
+            memo: Arc::clone(&self.memo),
             run: self.run,
         }
     }
@@ -624,7 +627,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         let explorer = &*self.explorer;
         if let (Some(handled), Some((packed, _))) = (handled, state.packed_in(explorer)) {
             let effect = explorer.tables().effect(packed, handled, node, next);
-            remember_effect(key, effect, explorer.spec().flight == Flight::Set);
+            self.remember_effect(key, effect, explorer.spec().flight == Flight::Set);
         }
     }
 

@@ -193,6 +193,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C> + Clone> ModelCheck<C, P> {
             local_handlers: false,
             identity: super::system::next_identity(),
             symmetry: None,
+            memo: Default::default(),
             run: 0,
         }
     }
