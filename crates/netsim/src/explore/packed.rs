@@ -11,7 +11,7 @@
 //! was packed from ([`Tables::unpack`]), which is how handlers run on it.
 //!
 //! Where a handler reads only its own node (see [`Handled`]), what a step does is remembered as
-//! an [`Effect`] in indices, and [`Tables::after`] makes the successor from its parent and the
+//! an [`Effect`] in indices, and [`Tables::foresee`] and [`Tables::make`] give the successor from its parent and the
 //! effect without unpacking anything.
 
 use std::collections::{BTreeMap, HashMap};
