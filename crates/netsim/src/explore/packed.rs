@@ -11,8 +11,8 @@
 //! was packed from ([`Tables::unpack`]), which is how handlers run on it.
 //!
 //! Where a handler reads only its own node (see [`Handled`]), what a step does is remembered as
-//! an [`Effect`] in indices, and [`Tables::foresee`] and [`Tables::make`] give the successor from its parent and the
-//! effect without unpacking anything.
+//! an [`Effect`] in indices, and [`Tables::foresee`] and [`Tables::make`] give the successor
+//! from its parent and the effect without unpacking anything.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
