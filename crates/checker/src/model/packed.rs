@@ -117,12 +117,8 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         }
         let next = match action {
             ModelAction::Drop { index } => {
-                let Some(drops_left) = state.drops_left.checked_sub(1) else {
+                let Some(budgets) = state.budgets().after_a_drop() else {
                     return Some(None);
-                };
-                let budgets = Budgets {
-                    drops_left,
-                    ..state.budgets()
                 };
                 let step = Step {
                     node: 0,

@@ -122,6 +122,14 @@ pub(crate) struct Budgets {
 }
 
 impl Budgets {
+    /// The budgets after one more message is lost, if one may be.
+    pub(crate) fn after_a_drop(self) -> Option<Budgets> {
+        Some(Budgets {
+            drops_left: self.drops_left.checked_sub(1)?,
+            ..self
+        })
+    }
+
     /// Mixes the budgets into a state's hash, which `hasher` started from `drops_left`: the
     /// connection budget only where some is left, so that models without connections hash
     /// every state exactly as they always did.
@@ -670,10 +678,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
             ModelAction::Write { replica, choice } => self.write_made(state, replica, choice, None),
             ModelAction::Deliver { index, coins } => self.deliver_made(state, index, coins, None),
             ModelAction::Drop { index } => {
-                let budgets = Budgets {
-                    drops_left: state.drops_left.checked_sub(1)?,
-                    ..state.budgets()
-                };
+                let budgets = state.budgets().after_a_drop()?;
                 let next = system.drop_message(index as usize);
                 self.successor(next, budgets, 0, 0)
             }

@@ -103,12 +103,6 @@ struct NodeEntry<C, N> {
     digest: u64,
 }
 
-/// One message on one link (its link and content hash stand beside its index in a packed
-/// system).
-struct MessageEntry<M> {
-    message: Arc<M>,
-}
-
 /// The update records and how many each replica issued.
 struct WritesEntry<C: OpCrdt> {
     records: Arc<Vec<UpdateRecord<C>>>,
@@ -178,7 +172,8 @@ impl<T> Interned<T> {
 /// Everything packed systems of one explorer name.
 pub struct Tables<C: OpCrdt, P: Protocol<C>> {
     nodes: Interned<NodeEntry<C, P::Node>>,
-    messages: Interned<MessageEntry<P::Message>>,
+    /// Each message once (its link and content hash stand beside its index in a packed system).
+    messages: Interned<Arc<P::Message>>,
     writes: Interned<WritesEntry<C>>,
     extras: Interned<Extras<P::Timer>>,
     streams: Interned<Arc<Stream>>,
@@ -219,9 +214,7 @@ where
 
     fn message(&self, from: NodeId, to: NodeId, digest: u64, message: &Arc<P::Message>) -> u32 {
         self.messages
-            .intern(key_of((from, to, digest)), || MessageEntry {
-                message: Arc::clone(message),
-            })
+            .intern(key_of((from, to, digest)), || Arc::clone(message))
     }
 
     /// The records are known by every field, not only what the system's hash reads: a record
@@ -310,7 +303,7 @@ where
                 .map(|m| InFlight {
                     from: m.from,
                     to: m.to,
-                    message: Arc::clone(&self.messages.get(m.index).message),
+                    message: Arc::clone(self.messages.get(m.index)),
                     number: m.number,
                     sent_us: m.sent_us,
                     digest: m.digest,
