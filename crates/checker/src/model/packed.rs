@@ -5,7 +5,7 @@
 //! parent's words and the effect, without unpacking anything or running the handler. Drops run
 //! no handler at all. Everything else (timers, connections) unpacks and runs.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -130,47 +130,40 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
             ModelAction::Write { replica, choice } => {
                 let seed = self.effect_seed(WRITE, 0);
                 let key = tables.effect_key(packed, replica, seed, u64::from(choice));
-                let known = self.with_known(key, |memo| {
-                    let step = Step {
-                        node: replica,
-                        removed: Step::KEPT,
-                        effect: Some(Arc::clone(&memo.effects.get(&key)?.effect)),
-                    };
-                    Some(self.after(state, at, step, state.budgets()))
-                });
-                match known {
-                    Some(next) => self.checked(state, action, next),
+                match self.with_known(key, |memo| memo.effects.get(&key).cloned()) {
+                    Some(remembered) => {
+                        let step = Step {
+                            node: replica,
+                            removed: Step::KEPT,
+                            effect: Some(remembered.effect),
+                        };
+                        let next = self.after(state, at, step, state.budgets());
+                        self.checked(state, action, next)
+                    }
                     None => self.write_made(state, replica, choice, Some(key)),
                 }
             }
             ModelAction::Deliver { index, coins } => {
-                let at_index = index as usize;
-                let (_, to, _) = tables.link(packed, at_index);
-                let message = tables.message_key(packed, at_index);
-                let key = tables.effect_key(packed, to, self.effect_seed(DELIVERY, coins), message);
-                let stays = self.explorer.spec().flight == Flight::Set;
-                let known = self.with_known(key, |memo| {
-                    // A message that stays and changes nothing leads back here: most
-                    // deliveries a duplicating network offers are such repeats, told apart by
-                    // a small set of their own.
-                    if stays && memo.quiet.contains(&key) {
-                        return Some(None);
-                    }
-                    let effect = memo.effects.get(&key)?;
-                    // A pattern with more coins than the handler flipped is another's.
-                    if u64::from(coins) >> effect.flips.min(32) != 0 {
-                        return Some(None);
-                    }
-                    let step = Step {
-                        node: to,
-                        removed: if stays { Step::KEPT } else { index },
-                        effect: Some(Arc::clone(&effect.effect)),
-                    };
-                    Some(self.after(state, at, step, state.budgets()))
-                });
-                match known {
-                    Some(next) => self.checked(state, action, next),
+                let key = self.delivery_key(packed, index, coins);
+                match self.with_known(key, |memo| memo.get(key)) {
                     None => self.deliver_made(state, index, coins, Some(key)),
+                    Some(Known::Quiet) => self.checked(state, action, None),
+                    // A pattern with more coins than the handler flipped is another's.
+                    Some(Known::Effect(remembered))
+                        if u64::from(coins) >> remembered.flips.min(32) != 0 =>
+                    {
+                        self.checked(state, action, None)
+                    }
+                    Some(Known::Effect(remembered)) => {
+                        let stays = self.explorer.spec().flight == Flight::Set;
+                        let step = Step {
+                            node: tables.link(packed, index as usize).1,
+                            removed: if stays { Step::KEPT } else { index },
+                            effect: Some(remembered.effect),
+                        };
+                        let next = self.after(state, at, step, state.budgets());
+                        self.checked(state, action, next)
+                    }
                 }
             }
             _ => return None,
@@ -211,6 +204,66 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         self.identity ^ kind ^ u64::from(coins) << 2
     }
 
+    /// The effect key of delivering message `index` of `packed` with `coins`.
+    fn delivery_key(&self, packed: &Packed, index: u32, coins: u32) -> u64 {
+        let tables = self.explorer.tables();
+        let (_, to, _) = tables.link(packed, index as usize);
+        let message = tables.message_key(packed, index as usize);
+        tables.effect_key(packed, to, self.effect_seed(DELIVERY, coins), message)
+    }
+
+    /// Whether a packed state's actions leave out the deliveries that change nothing: where
+    /// messages stay in flight (a set) and no coin is flipped, so that a message is delivered
+    /// one way. Such a delivery leads back to the state itself, and two thirds of what a
+    /// duplicating network offers are such repeats: left out, they cost the checker nothing.
+    pub(crate) fn omits_quiet(&self) -> bool {
+        self.coin_bits == 0 && self.explorer.spec().flight == Flight::Set
+    }
+
+    /// What is known of delivering each message of packed `state` ([`Deliveries`]): carried
+    /// from its parent where the delivery is the same, asked of the memo, or learned now by
+    /// running it. The answer is the same on every thread and in every run, whatever each
+    /// knew before, as the actions offered must be. Its successors made next carry it on.
+    pub(crate) fn deliveries(&self, state: &ModelState<C, P>, packed: &Packed) -> Deliveries {
+        let tables = self.explorer.tables();
+        if !self.omits_quiet() || !tables.is_plain(packed) {
+            return Deliveries::default();
+        }
+        let mut known = state.carried(&self.explorer, packed);
+        for index in 0..tables.in_flight_len(packed).min(32) as u32 {
+            let bit = 1 << index;
+            if (known.quiet | known.loud) & bit == 0 {
+                match self.delivery_quiet(state, packed, index) {
+                    Some(true) => known.quiet |= bit,
+                    Some(false) => known.loud |= bit,
+                    None => {}
+                }
+            }
+            if cfg!(debug_assertions) && known.quiet & bit != 0 {
+                let made = self.deliver_made(state, index, 0, None);
+                assert!(made.is_none(), "a delivery known quiet changes nothing");
+            }
+        }
+        EXPANDING.set((state.fingerprint(), known));
+        known
+    }
+
+    /// Whether delivering message `index` of packed `state` changes nothing, run now where no
+    /// thread knows; `None` where what the delivery does is not remembered.
+    fn delivery_quiet(
+        &self,
+        state: &ModelState<C, P>,
+        packed: &Packed,
+        index: u32,
+    ) -> Option<bool> {
+        let key = self.delivery_key(packed, index, 0);
+        let known = || self.with_known(key, |memo| memo.is_quiet(key));
+        known().or_else(|| {
+            self.deliver_made(state, index, 0, Some(key));
+            known()
+        })
+    }
+
     /// The successor `step` makes of a packed state, foreseen and made only when expanded;
     /// `None` where it is the state itself (a self-loop adds nothing to explore) or goes past a
     /// bound.
@@ -227,7 +280,12 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
                 if fingerprint_from(parts, budgets) == state.fingerprint() {
                     return None;
                 }
-                let lazy = Lazy::after(packed.clone(), step);
+                let (expanding, known) = EXPANDING.get();
+                let known = match expanding == state.fingerprint() {
+                    true => known,
+                    false => Deliveries::default(),
+                };
+                let lazy = Lazy::after(packed.clone(), step, known);
                 Some(ModelState::packed(lazy, parts, budgets))
             }
             Err(_) => {
@@ -238,10 +296,26 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
     }
 }
 
+/// What a checker thread knows of delivering each message in flight (of the first 32) of a
+/// packed state: bit `i` of `quiet` where delivering message `i` changes nothing, of `loud`
+/// where it does something remembered. Both are facts of the state, whoever learned them.
+/// Half words, as every state the checker queues carries its parent's.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Deliveries {
+    pub(crate) quiet: u32,
+    pub(crate) loud: u32,
+}
+
 thread_local! {
     /// What writes and deliveries did, by effect key ([`Tables::effect_key`]), per checker
     /// thread: the keys name the model, so models share it.
     static MEMO: RefCell<Memo> = RefCell::default();
+
+    /// The state this thread expands, by fingerprint, and what is known of its deliveries
+    /// ([`SeamModel::deliveries`]), which its successors carry on.
+    static EXPANDING: Cell<(u64, Deliveries)> = const {
+        Cell::new((0, Deliveries { quiet: 0, loud: 0 }))
+    };
 }
 
 /// What steps did, by effect key.
@@ -252,6 +326,14 @@ struct Memo {
     /// cache holds, as they are most of what a duplicating network offers.
     quiet: HashSet<u64, KeyBuild>,
     effects: HashMap<u64, Remembered, KeyBuild>,
+}
+
+/// What a step did, as the memo tells it.
+#[derive(Clone)]
+enum Known {
+    /// A delivery of a message that stays, which changes nothing.
+    Quiet,
+    Effect(Remembered),
 }
 
 /// An effect as the table keeps it, with the coins its handler flipped at hand.
@@ -269,28 +351,36 @@ fn with_memo<R>(f: impl FnOnce(&Memo) -> R) -> R {
 }
 
 impl Memo {
-    /// Remembers what the step known by `key` did: `None` for a quiet step.
-    fn insert(&mut self, key: u64, remembered: Option<Remembered>) {
+    fn insert(&mut self, key: u64, known: Known) {
         if self.quiet.len() + self.effects.len() >= MEMO_MAX {
             self.quiet.clear();
             self.effects.clear();
         }
-        match remembered {
-            None => {
+        match known {
+            Known::Quiet => {
                 self.quiet.insert(key);
             }
-            Some(remembered) => {
+            Known::Effect(remembered) => {
                 self.effects.insert(key, remembered);
             }
         }
     }
 
-    /// What is remembered under `key`: `Some(None)` for a quiet step.
-    fn get(&self, key: u64) -> Option<Option<Remembered>> {
-        if self.quiet.contains(&key) {
-            return Some(None);
+    /// What the step known by `key` did. Effects are asked first: the quiet deliveries are
+    /// mostly left out of the actions ([`SeamModel::omits_quiet`]) before any is taken.
+    fn get(&self, key: u64) -> Option<Known> {
+        match self.effects.get(&key) {
+            Some(remembered) => Some(Known::Effect(remembered.clone())),
+            None => self.quiet.contains(&key).then_some(Known::Quiet),
         }
-        self.effects.get(&key).map(|r| Some(r.clone()))
+    }
+
+    /// Whether the step known by `key` changes nothing, if known.
+    fn is_quiet(&self, key: u64) -> Option<bool> {
+        match self.quiet.contains(&key) {
+            true => Some(true),
+            false => self.effects.contains_key(&key).then_some(false),
+        }
     }
 }
 
@@ -324,11 +414,14 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
     /// Remembers what the step known by `key` did, for this thread and the others; `stays`
     /// where the message it delivered stays in flight.
     pub(crate) fn remember_effect(&self, key: u64, effect: Effect, stays: bool) {
-        let remembered = (!stays || !effect.changes_nothing()).then(|| Remembered {
-            flips: effect.step.flips,
-            effect: Arc::new(effect),
-        });
-        self.memo.lock().insert(key, remembered.clone());
-        MEMO.with(|memo| memo.borrow_mut().insert(key, remembered));
+        let known = match stays && effect.changes_nothing() {
+            true => Known::Quiet,
+            false => Known::Effect(Remembered {
+                flips: effect.step.flips,
+                effect: Arc::new(effect),
+            }),
+        };
+        self.memo.lock().insert(key, known.clone());
+        MEMO.with(|memo| memo.borrow_mut().insert(key, known));
     }
 }

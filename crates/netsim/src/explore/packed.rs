@@ -419,6 +419,51 @@ where
         hasher.finish()
     }
 
+    /// Carries what is known of deliveries from `parent` to `child`, a system one step on. Bit
+    /// `i` of each mask says something of delivering `parent`'s message `i` (of the first 64);
+    /// the masks returned say it of `child`'s messages whose delivery has the very
+    /// [`Tables::effect_key`] it had in `parent`: the same message in flight in both, and its
+    /// receiver's node, the records, the extras and the time unchanged. So a model checker
+    /// learns once, not in every state after, that delivering a message changes nothing.
+    pub fn carried<const N: usize>(
+        &self,
+        parent: &Packed,
+        child: &Packed,
+        masks: [u64; N],
+    ) -> [u64; N] {
+        let (old, new) = (&parent.words, &child.words);
+        let mut carried = [0; N];
+        if [WRITES, EXTRAS, NOW].iter().any(|&at| old[at] != new[at]) {
+            return carried;
+        }
+        // Both lists are in canonical order, by link then content: one walk pairs them.
+        let start = NODES + self.node_count;
+        let order = |m: &[u64]| (m[1], m[2]);
+        let mut before = old[start..]
+            .chunks_exact(MESSAGE_WORDS)
+            .take(64)
+            .enumerate();
+        let mut paired = before.next();
+        for (k, m) in new[start..]
+            .chunks_exact(MESSAGE_WORDS)
+            .take(64)
+            .enumerate()
+        {
+            while paired.is_some_and(|(_, o)| order(o) < order(m)) {
+                paired = before.next();
+            }
+            let Some((i, o)) = paired else { break };
+            // The receiver is the low half of the link word.
+            let to = NODES + (m[1] as u32 as usize);
+            if o[..3] == m[..3] && old[to] == new[to] {
+                for (out, mask) in carried.iter_mut().zip(masks) {
+                    *out |= (mask >> i & 1) << k;
+                }
+            }
+        }
+        carried
+    }
+
     /// The key of message `index` in flight for [`Tables::effect_key`].
     pub fn message_key(&self, packed: &Packed, index: usize) -> u64 {
         u64::from(self.flying_at(packed, index).index)
