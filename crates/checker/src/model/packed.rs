@@ -6,7 +6,7 @@
 //! no handler at all. Everything else (timers, connections) unpacks and runs.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -130,7 +130,11 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
             ModelAction::Write { replica, choice } => {
                 let seed = self.effect_seed(WRITE, 0);
                 let key = tables.effect_key(packed, replica, seed, u64::from(choice));
-                match self.with_known(key, |memo| memo.effects.get(&key).cloned()) {
+                let effect = |memo: &Memo| match memo.steps.get(&key)? {
+                    Known::Effect(remembered) => Some(remembered.clone()),
+                    Known::Quiet => None,
+                };
+                match self.with_known(key, effect) {
                     Some(remembered) => {
                         let step = Step {
                             node: replica,
@@ -321,11 +325,7 @@ thread_local! {
 /// What steps did, by effect key.
 #[derive(Default)]
 struct Memo {
-    /// Deliveries of a message that stays, whose step changes nothing
-    /// ([`Effect::changes_nothing`]): self-loops, kept apart in a set of words that a core's
-    /// cache holds, as they are most of what a duplicating network offers.
-    quiet: HashSet<u64, KeyBuild>,
-    effects: HashMap<u64, Remembered, KeyBuild>,
+    steps: HashMap<u64, Known, KeyBuild>,
 }
 
 /// What a step did, as the memo tells it.
@@ -343,7 +343,7 @@ struct Remembered {
     flips: u32,
 }
 
-/// Steps kept at most; the tables start again past it.
+/// Steps kept at most; the table starts again past it.
 const MEMO_MAX: usize = 1 << 18;
 
 fn with_memo<R>(f: impl FnOnce(&Memo) -> R) -> R {
@@ -352,35 +352,21 @@ fn with_memo<R>(f: impl FnOnce(&Memo) -> R) -> R {
 
 impl Memo {
     fn insert(&mut self, key: u64, known: Known) {
-        if self.quiet.len() + self.effects.len() >= MEMO_MAX {
-            self.quiet.clear();
-            self.effects.clear();
+        if self.steps.len() >= MEMO_MAX {
+            self.steps.clear();
         }
-        match known {
-            Known::Quiet => {
-                self.quiet.insert(key);
-            }
-            Known::Effect(remembered) => {
-                self.effects.insert(key, remembered);
-            }
-        }
+        self.steps.insert(key, known);
     }
 
-    /// What the step known by `key` did. Effects are asked first: the quiet deliveries are
-    /// mostly left out of the actions ([`SeamModel::omits_quiet`]) before any is taken.
     fn get(&self, key: u64) -> Option<Known> {
-        match self.effects.get(&key) {
-            Some(remembered) => Some(Known::Effect(remembered.clone())),
-            None => self.quiet.contains(&key).then_some(Known::Quiet),
-        }
+        self.steps.get(&key).cloned()
     }
 
     /// Whether the step known by `key` changes nothing, if known.
     fn is_quiet(&self, key: u64) -> Option<bool> {
-        match self.quiet.contains(&key) {
-            true => Some(true),
-            false => self.effects.contains_key(&key).then_some(false),
-        }
+        self.steps
+            .get(&key)
+            .map(|known| matches!(known, Known::Quiet))
     }
 }
 

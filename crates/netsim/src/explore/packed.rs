@@ -14,6 +14,7 @@
 //! an [`Effect`] in indices, and [`Tables::foresee`] and [`Tables::make`] give the successor
 //! from its parent and the effect without unpacking anything.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -580,8 +581,29 @@ where
         packed: &Packed,
         change: &Change<'_>,
     ) -> Result<Packed, PastBound> {
+        // The words are put together in a buffer the thread keeps, then copied once into
+        // the shared slice: one allocation for every state made.
+        thread_local! {
+            static WORDS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+        }
+        WORDS.with_borrow_mut(|words| {
+            words.clear();
+            words.extend_from_slice(&packed.words);
+            self.apply(spec, words, change)?;
+            Ok(Packed {
+                words: Arc::from(&words[..]),
+            })
+        })
+    }
+
+    /// Applies `change` to a packed system's `words` (see [`Tables::make`]).
+    fn apply(
+        &self,
+        spec: &ExploreSpec,
+        words: &mut Vec<u64>,
+        change: &Change<'_>,
+    ) -> Result<(), PastBound> {
         let start = NODES + self.node_count;
-        let mut words = packed.words.to_vec();
         if let Some(index) = change.removed {
             let at = start + MESSAGE_WORDS * index;
             words.drain(at..at + MESSAGE_WORDS);
@@ -622,9 +644,7 @@ where
         if (words.len() - start) / MESSAGE_WORDS > spec.in_flight_max {
             return Err(PastBound("in_flight_max"));
         }
-        Ok(Packed {
-            words: words.into(),
-        })
+        Ok(())
     }
 }
 
