@@ -14,8 +14,8 @@ use converge_netsim::explore::{Effect, Flight, HashParts, Packed, System, Tables
 use converge_netsim::outcome::NodeId;
 
 use super::system::{
-    fingerprint_from, Budgets, CheckedCrdt, CheckedProtocol, KeyBuild, Lazy, ModelAction,
-    ModelState, SeamModel, Step,
+    fingerprint_from, handed_lately, Budgets, CheckedCrdt, CheckedProtocol, KeyBuild, Lazy,
+    ModelAction, ModelState, SeamModel, Step,
 };
 
 /// What `actions` reads of a system: its shape, packed or made.
@@ -193,6 +193,8 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
                 }
                 _ => unreachable!("only writes and deliveries have effects"),
             };
+            // A successor this thread handed the checker lately is not made ([`Self::after`]).
+            let made = made.filter(|made| !handed_lately(self.run, made.fingerprint()));
             assert_eq!(
                 made.as_ref().map(ModelState::fingerprint),
                 next.as_ref().map(ModelState::fingerprint),
@@ -269,7 +271,9 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
     }
 
     /// The successor `step` makes of a packed state, foreseen and made only when expanded;
-    /// `None` where it is the state itself (a self-loop adds nothing to explore) or goes past a
+    /// `None` where it is the state itself (a self-loop adds nothing to explore), a state this
+    /// thread handed the checker lately ([`handed_lately`]: the checker holds it, and most
+    /// successors are such revisits, which are then neither made nor dropped) or goes past a
     /// bound.
     fn after(
         &self,
@@ -281,7 +285,8 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         let tables = self.explorer.tables();
         match tables.foresee(self.explorer.spec(), (packed, parts), &step.change()) {
             Ok(parts) => {
-                if fingerprint_from(parts, budgets) == state.fingerprint() {
+                let fingerprint = fingerprint_from(parts, budgets);
+                if fingerprint == state.fingerprint() || handed_lately(self.run, fingerprint) {
                     return None;
                 }
                 let (expanding, known) = EXPANDING.get();

@@ -970,8 +970,25 @@ thread_local! {
     static HANDED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Slots in [`HANDED`]: two megabytes, which stay in a core's cache.
+/// Slots in [`HANDED`]: half a megabyte, which stays in a core's cache.
 const HANDED_SLOTS: usize = 1 << 16;
+
+/// The tag of `key` in run `run` in [`HANDED`], never 0 (an empty slot), and its slot.
+fn handed_tag(run: u64, key: u64) -> (u64, usize) {
+    let tag = mix_identity(key ^ run) | 1;
+    (tag, (tag >> 32) as usize % HANDED_SLOTS)
+}
+
+/// Whether this thread handed the checker the state known by `key` in run `run` lately
+/// ([`recently_handed`]), asked without noting anything. The checker holds such a state, so a
+/// successor that is one need not be made at all. Only checker threads note what they hand,
+/// in `within_boundary`; a thread that rebuilds a path by taking its steps again (the thread
+/// that asks for the discoveries, or [`super::replay`]) has noted nothing in this run, so
+/// every step it takes is taken.
+pub(crate) fn handed_lately(run: u64, key: u64) -> bool {
+    let (tag, slot) = handed_tag(run, key);
+    HANDED.with_borrow(|handed| handed.get(slot) == Some(&tag))
+}
 
 /// Whether this thread handed the checker the state known by `key` in run `run` lately, and
 /// now notes that it did. Most successors are states the checker has seen, and most of those
@@ -980,14 +997,12 @@ const HANDED_SLOTS: usize = 1 << 16;
 /// reach. A slot names one key exactly, so an answer of yes is never wrong: the checker holds
 /// that state. Only the count of states evaluated, revisits included, sees the difference.
 pub(crate) fn recently_handed(run: u64, key: u64) -> bool {
-    let tag = mix_identity(key ^ run) | 1;
-    HANDED.with(|handed| {
-        let mut handed = handed.borrow_mut();
+    let (tag, slot) = handed_tag(run, key);
+    HANDED.with_borrow_mut(|handed| {
         if handed.is_empty() {
             handed.resize(HANDED_SLOTS, 0);
         }
-        let slot = &mut handed[(tag >> 32) as usize % HANDED_SLOTS];
-        std::mem::replace(slot, tag) == tag
+        std::mem::replace(&mut handed[slot], tag) == tag
     })
 }
 
