@@ -982,10 +982,11 @@ fn handed_tag(run: u64, key: u64) -> (u64, usize) {
 
 /// Whether this thread handed the checker the state known by `key` in run `run` lately
 /// ([`recently_handed`]), asked without noting anything. The checker holds such a state, so a
-/// successor that is one need not be made at all. Only checker threads note what they hand,
-/// in `within_boundary`; a thread that rebuilds a path by taking its steps again (the thread
-/// that asks for the discoveries, or [`super::replay`]) has noted nothing in this run, so
-/// every step it takes is taken.
+/// successor that is one need not be made at all. States are noted only in `within_boundary`,
+/// which stateright asks on its checker threads (and, of the initial state, which no path
+/// comes back to, on the thread that starts the run); a thread that rebuilds a path by taking
+/// its steps again (the thread that asks for the discoveries, or [`super::replay`]) has noted
+/// no other state of this run, so every step it takes is taken.
 pub(crate) fn handed_lately(run: u64, key: u64) -> bool {
     let (tag, slot) = handed_tag(run, key);
     HANDED.with_borrow(|handed| handed.get(slot) == Some(&tag))
