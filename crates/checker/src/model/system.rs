@@ -757,6 +757,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
     /// Writes (by replica, then choice), deliveries (in the canonical message order, then coin
     /// patterns), drops, connection drops and reconnects (by connection), then the next timer:
     /// a fixed order, as stateright replays paths by action index.
+    ///
     /// Deliveries of the messages whose bits `quiet` sets are left out: they change nothing
     /// ([`SeamModel::deliveries`]).
     fn actions_of(
@@ -970,8 +971,8 @@ thread_local! {
     static HANDED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Slots in [`HANDED`]: 256 KiB, which stay in a core's cache (twice or half as many
-/// measured no faster on the benchmark).
+/// Slots in [`HANDED`]: 256 KiB, which stay in a core's cache (half as many measured the same
+/// on the benchmark, twice as many slower).
 const HANDED_SLOTS: usize = 1 << 15;
 
 /// The tag of `key` in run `run` in [`HANDED`], never 0 (an empty slot), and its slot.
