@@ -127,52 +127,76 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
                 };
                 self.after(state, at, step, budgets)
             }
-            ModelAction::Write { replica, choice } => {
-                let seed = self.effect_seed(WRITE, 0);
-                let key = tables.effect_key(packed, replica, seed, u64::from(choice));
-                let effect = |memo: &Memo| match memo.steps.get(&key)? {
-                    Known::Effect(remembered) => Some(remembered.clone()),
-                    Known::Quiet => None,
-                };
-                match self.with_known(key, effect) {
-                    Some(remembered) => {
-                        let step = Step {
-                            node: replica,
-                            removed: Step::KEPT,
-                            effect: Some(remembered.effect),
-                        };
-                        let next = self.after(state, at, step, state.budgets());
-                        self.checked(state, action, next)
-                    }
-                    None => self.write_made(state, replica, choice, Some(key)),
-                }
-            }
-            ModelAction::Deliver { index, coins } => {
-                let key = self.delivery_key(packed, index, coins);
-                match self.with_known(key, |memo| memo.get(key)) {
-                    None => self.deliver_made(state, index, coins, Some(key)),
-                    Some(Known::Quiet) => self.checked(state, action, None),
-                    // A pattern with more coins than the handler flipped is another's.
-                    Some(Known::Effect(remembered))
-                        if u64::from(coins) >> remembered.flips.min(32) != 0 =>
-                    {
-                        self.checked(state, action, None)
-                    }
-                    Some(Known::Effect(remembered)) => {
-                        let stays = self.explorer.spec().flight == Flight::Set;
-                        let step = Step {
-                            node: tables.link(packed, index as usize).1,
-                            removed: if stays { Step::KEPT } else { index },
-                            effect: Some(remembered.effect),
-                        };
-                        let next = self.after(state, at, step, state.budgets());
-                        self.checked(state, action, next)
-                    }
-                }
+            ModelAction::Write { .. } | ModelAction::Deliver { .. } => {
+                self.remembered_step(state, at, action)
             }
             _ => return None,
         };
         Some(next)
+    }
+
+    /// A write or a delivery of a packed state, made from what the same step did before where
+    /// a thread remembers it, and run otherwise (then remembered).
+    fn remembered_step(
+        &self,
+        state: &ModelState<C, P>,
+        at: (&Packed, HashParts),
+        action: ModelAction,
+    ) -> Option<ModelState<C, P>> {
+        let (tables, packed) = (self.explorer.tables(), at.0);
+        let (key, node, removed, coins) = match action {
+            ModelAction::Write { replica, choice } => {
+                let seed = self.effect_seed(WRITE, 0);
+                let key = tables.effect_key(packed, replica, seed, u64::from(choice));
+                (key, replica, Step::KEPT, 0)
+            }
+            ModelAction::Deliver { index, coins } => {
+                let stays = self.explorer.spec().flight == Flight::Set;
+                let to = tables.link(packed, index as usize).1;
+                let removed = if stays { Step::KEPT } else { index };
+                (self.delivery_key(packed, index, coins), to, removed, coins)
+            }
+            _ => unreachable!("only writes and deliveries have effects"),
+        };
+        let remembered = match self.with_known(key, |memo| memo.get(key)) {
+            None => return self.run_step(state, action, Some(key)),
+            Some(Known::Quiet) => return self.checked(state, action, None),
+            Some(Known::Effect(remembered)) => remembered,
+        };
+        // A pattern with more coins than the handler flipped is another's.
+        if u64::from(coins) >> remembered.flips.min(32) != 0 {
+            return self.checked(state, action, None);
+        }
+        let effect = Some(remembered.effect);
+        let next = self.after(
+            state,
+            at,
+            Step {
+                node,
+                removed,
+                effect,
+            },
+            state.budgets(),
+        );
+        self.checked(state, action, next)
+    }
+
+    /// A write or a delivery, the handler run; what it did is remembered under `remember`.
+    pub(crate) fn run_step(
+        &self,
+        state: &ModelState<C, P>,
+        action: ModelAction,
+        remember: Option<u64>,
+    ) -> Option<ModelState<C, P>> {
+        match action {
+            ModelAction::Write { replica, choice } => {
+                self.write_made(state, replica, choice, remember)
+            }
+            ModelAction::Deliver { index, coins } => {
+                self.deliver_made(state, index, coins, remember)
+            }
+            _ => unreachable!("only writes and deliveries have effects"),
+        }
     }
 
     /// `next`, made from a remembered effect; debug builds check that running the step gives
@@ -184,15 +208,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         next: Option<ModelState<C, P>>,
     ) -> Option<ModelState<C, P>> {
         if cfg!(debug_assertions) {
-            let made = match action {
-                ModelAction::Write { replica, choice } => {
-                    self.write_made(state, replica, choice, None)
-                }
-                ModelAction::Deliver { index, coins } => {
-                    self.deliver_made(state, index, coins, None)
-                }
-                _ => unreachable!("only writes and deliveries have effects"),
-            };
+            let made = self.run_step(state, action, None);
             // A successor this thread handed the checker lately is not made ([`Self::after`]).
             let made = made.filter(|made| !handed_lately(self.run, made.fingerprint()));
             assert_eq!(
@@ -222,7 +238,7 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
     /// messages stay in flight (a set) and no coin is flipped, so that a message is delivered
     /// one way. Such a delivery leads back to the state itself, and two thirds of what a
     /// duplicating network offers are such repeats: left out, they cost the checker nothing.
-    pub(crate) fn omits_quiet(&self) -> bool {
+    fn omits_quiet(&self) -> bool {
         self.coin_bits == 0 && self.explorer.spec().flight == Flight::Set
     }
 

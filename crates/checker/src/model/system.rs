@@ -722,8 +722,9 @@ impl<C: CheckedCrdt, P: CheckedProtocol<C>> SeamModel<C, P> {
         let explorer = &*self.explorer;
         let system = state.system(explorer);
         match action {
-            ModelAction::Write { replica, choice } => self.write_made(state, replica, choice, None),
-            ModelAction::Deliver { index, coins } => self.deliver_made(state, index, coins, None),
+            ModelAction::Write { .. } | ModelAction::Deliver { .. } => {
+                self.run_step(state, action, None)
+            }
             ModelAction::Drop { index } => {
                 let budgets = state.budgets().after_a_drop()?;
                 let next = system.drop_message(index as usize);

@@ -742,6 +742,34 @@ mod tests {
         fn on_message(&self, _: &mut (), _: NodeId, _: &u32, _: &mut Ctx<'_, C, Self>) {}
     }
 
+    /// What is known of a message's delivery goes with the message to the system one step on
+    /// where nothing its key reads changed, to its new place, and nowhere after a write.
+    #[test]
+    fn what_is_known_of_a_delivery_moves_with_its_message() {
+        let spec = ExploreSpec {
+            flight: Flight::Set,
+            ..ExploreSpec::new(2, ProtocolSpec::default(), 2)
+        };
+        let explorer = Explorer::new(spec, Twice, |_| LwwGrid::new(LwwGridConfig::default()));
+        let tables = explorer.tables();
+        let put = |key| Intent::Put { key, value: 1 };
+        // Two messages to node 1: the greeting (first in the canonical order) and the number.
+        let two = explorer.start().write(&explorer, 0, put(0));
+        let parent = tables.pack(&two);
+        assert_eq!(tables.in_flight_len(&parent), 2);
+        let greeting = tables.link(&parent, 0);
+        let one = tables.pack(&two.drop_message(0));
+        assert_ne!(
+            tables.link(&one, 0),
+            greeting,
+            "the number moved to the front"
+        );
+        assert_eq!(tables.carried(&parent, &one, [0b10, 0b01]), [0b01, 0b00]);
+        assert_eq!(tables.carried(&parent, &parent, [0b11]), [0b11]);
+        let written = tables.pack(&two.write(&explorer, 0, put(1)));
+        assert_eq!(tables.carried(&parent, &written, [0b11]), [0b00]);
+    }
+
     /// Regression: a foresight counted a send the set already held as taking room on its link,
     /// and refused a step the made system keeps within the bound.
     #[test]
